@@ -1,0 +1,1 @@
+"""Virtual boards: the MicroPython unix port on a pseudo-terminal with LittleFS flash."""

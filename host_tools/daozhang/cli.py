@@ -1,0 +1,68 @@
+"""The `daozhang` command line: one table of commands, one error convention.
+
+Each command lives in its own module exposing `add_arguments(parser)` and `run(args) -> int`.
+A `DaozhangError` becomes `daozhang: message` on stderr with exit status 2; a user's mistake
+never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from daozhang import __version__
+from daozhang.errors import DaozhangError
+
+# (command, module, one-line help). Keep sorted by the order a newcomer meets them.
+COMMANDS: list[tuple[str, str, str]] = [
+    ("demo", "daozhang.demo", "run the end-to-end demonstration"),
+    ("board", "daozhang.board.cli", "start, stop and control virtual boards"),
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad option in the project's one-line error format."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"daozhang: {self.prog}: {message}\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="daozhang", description="POS fleet funds-arrival diagnostics")
+    parser.add_argument("--version", action="version", version=f"daozhang {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name, module_name, help_text in COMMANDS:
+        module = importlib.import_module(module_name)
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        _attach(module, command_parser)
+    return parser
+
+
+def _attach(module: ModuleType, parser: argparse.ArgumentParser) -> None:
+    module.add_arguments(parser)
+    if parser.get_default("handler") is None:
+        parser.set_defaults(handler=module.run)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.handler(args)
+    except DaozhangError as exc:
+        sys.stderr.write(f"daozhang: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("daozhang: interrupted\n")
+        return 130
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Running the real MicroPython unix port from the host."""

@@ -1,0 +1,1 @@
+"""Real servers started for tests, the demo and the simulation: Mosquitto and PostgreSQL."""

@@ -1,0 +1,8 @@
+"""Which components own tables, in the order their migrations apply."""
+
+from __future__ import annotations
+
+from daozhang.store.migrate import Migration
+
+# Each entry: (component name, its migrations). Components add themselves here.
+COMPONENTS: list[tuple[str, list[Migration]]] = []

@@ -1,0 +1,113 @@
+"""A virtual board: real MicroPython on a pseudo-terminal, LittleFS flash, real mpremote."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from daozhang.board.manager import VirtualBoard
+from daozhang.cli import main as cli_main
+
+
+def mpremote(tty: Path, *args: str, timeout: float = 30) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "mpremote", "connect", str(tty), "resume", *args],
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode() + result.stdout.decode()
+    return result.stdout.decode()
+
+
+@pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DAOZHANG_STATE", str(tmp_path / "state"))
+    return tmp_path
+
+
+@pytest.fixture
+def board(state: Path) -> Iterator[VirtualBoard]:
+    vb = VirtualBoard.named("vb1")
+    vb.start(state / "vb1.img", 1024 * 1024)
+    try:
+        yield vb
+    finally:
+        vb.stop(power_cut=True)
+
+
+def test_mpremote_copies_a_file_that_survives_a_power_cut(board: VirtualBoard, state: Path) -> None:
+    source = state / "receipt.txt"
+    source.write_text("到账 survives\n")
+    mpremote(board.tty, "fs", "cp", str(source), ":receipt.txt")
+    board_pid = board.board_pid()
+    assert board_pid is not None
+
+    board.stop(power_cut=True)  # SIGKILL: no chance to flush anything more
+    assert not board.running()
+    board.start(state / "vb1.img", 1024 * 1024)
+    assert board.board_pid() != board_pid
+
+    assert mpremote(board.tty, "fs", "cat", ":receipt.txt") == "到账 survives\n"
+    listing = mpremote(board.tty, "exec", "import os; print(os.statvfs('/'))")
+    block_size, _, blocks = ast.literal_eval(listing.strip())[:3]
+    assert block_size * blocks == 1024 * 1024  # the image is the flash
+
+
+def test_control_channel_changes_what_the_board_reports(board: VirtualBoard) -> None:
+    probe = "import board; print(board.Board().describe())"
+    before = ast.literal_eval(mpremote(board.tty, "exec", probe).strip())
+    assert before["link"] == "up"
+
+    assert (
+        cli_main(["board", "set", "vb1", "--link", "down", "--rat", "lte", "--rsrp", "-115"]) == 0
+    )
+    after = ast.literal_eval(mpremote(board.tty, "exec", probe).strip())
+    assert after["link"] == "down"
+    assert after["signal"]["rat"] == "lte"
+    assert after["signal"]["rsrp"] == -115
+
+
+def test_agent_autostarts_and_mpremote_interrupts_it(state: Path) -> None:
+    vb = VirtualBoard.named("vb2")
+    vb.start(state / "vb2.img", 256 * 1024, autostart=True)
+    try:
+        output = mpremote(vb.tty, "exec", "print('repl reached')")
+        assert "repl reached" in output
+    finally:
+        vb.stop(power_cut=True)
+    log = (vb.root / "board.log").read_text()
+    assert "Traceback" not in log, log
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["board", "start", "--image", "{tmp}/x.img", "--flash-size", "4Q"], "expected a size"),
+        (["board", "start", "--image", "{tmp}/x.img", "--flash-size", "5000"], "multiple of 4096"),
+        (["board", "start", "--image", "{tmp}/x.img", "--flash-size", "1G"], "expected a size"),
+        (["board", "start", "--image", "{tmp}/nodir/x.img"], "does not exist"),
+        (["board", "start", "--image", "{tmp}/x.img", "--name", "bad name"], "board name"),
+        (["board", "stop", "nosuch"], "is not running"),
+        (["board", "set", "nosuch", "--link", "down"], "no virtual board"),
+    ],
+)
+def test_bad_options_get_one_clear_line(
+    state: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    argv = [a.replace("{tmp}", str(state)) for a in argv]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("daozhang: ")
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_image_size_mismatch_is_refused(board: VirtualBoard, state: Path) -> None:
+    board.stop()
+    with pytest.raises(Exception, match="use the size it was created with"):
+        board.start(state / "vb1.img", 2 * 1024 * 1024)

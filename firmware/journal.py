@@ -75,6 +75,7 @@ class Journal:
         self._pending = 0  # bytes of unsynced diagnostic frames
         self._synced_seq = 0
         self._used = 0
+        self._cut_to = None  # size to cut the newest segment back to after a failed append
         self._hint = None  # (segment first seq, offset, seq there): where the last peek ended
         self._oldest = None  # (t, up) of the oldest unacked record
         self.next_seq = 1
@@ -157,6 +158,8 @@ class Journal:
     def _append(self, kind, body, t, up):
         if not self._mounted:
             raise JournalCorrupt("journal not mounted")
+        if self._cut_to is not None:
+            self._roll_back(self._cut_to)  # a failed append not yet cut back: first that
         seq = self.next_seq
         length = encode_record(self._buf, seq, kind, t, self._state.boot, up, body)
         segs = self._segs
@@ -186,6 +189,7 @@ class Journal:
             if kind == "r" or self._pending + length >= _COMMIT_BYTES:
                 file.flush()
         except OSError:
+            self._cut_to = before
             self._roll_back(before)
             raise
         segs.size[-1] = before + length
@@ -221,7 +225,8 @@ class Journal:
         # its last good frame before the failed one (what is committed of it, read back)
         # before anything else is written, or refuse to go on. The failed frame goes even if
         # it reached flash: its caller was told it failed. Seqs of diagnostics that were
-        # never synced are reused: nothing outside ever saw them.
+        # never synced are reused: nothing outside ever saw them. If the cut itself fails
+        # (the flash still fails), OSError goes up and the next append tries it again first.
         segs = self._segs
         path = self._path(name(segs.first[-1]))
         file, self._file = self._file, None
@@ -231,20 +236,18 @@ class Journal:
                 file.close()
         except OSError:
             pass  # what counts is what reads back below
-        try:
-            with open(path, "rb") as f:
-                reader = FrameReader(f, segments_file_size(path), self._buf)
-                last, diag = segs.first[-1] - 1, 0
-                while reader.pos < before and reader.next():
-                    last = reader.header.seq
-                    if reader.header.kind == "d":
-                        diag += reader.length
-                    reader.advance()
-                good = reader.pos
-            truncate(path, good, self._buf)
-            self._file = open(path, "ab")
-        except OSError as exc:
-            raise JournalCorrupt("cannot cut back a failed append: %s; remount" % exc) from None
+        with open(path, "rb") as f:
+            reader = FrameReader(f, segments_file_size(path), self._buf)
+            last, diag = segs.first[-1] - 1, 0
+            while reader.pos < before and reader.next():
+                last = reader.header.seq
+                if reader.header.kind == "d":
+                    diag += reader.length
+                reader.advance()
+            good = reader.pos
+        truncate(path, good, self._buf)
+        self._file = open(path, "ab")
+        self._cut_to = None
         segs.size[-1] = good
         segs.last[-1] = last
         segs.diag[-1] = diag

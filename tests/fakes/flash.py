@@ -113,3 +113,15 @@ def image_flash(path, block_count, fresh=False, cut_after=-1, log=None):
 
 def tmp_path(leaf):
     return (os.getenv("DZ_TMP") or ".") + "/" + leaf
+
+
+class FailingBlockDevice(CuttableBlockDevice):
+    # Programs fail with EIO (returned to LittleFS as -5, as a driver does) while `failing`.
+    def __init__(self, file, block_count):
+        super().__init__(file, block_count)
+        self.failing = False
+
+    def writeblocks(self, block, buf, offset=None):
+        if self.failing:
+            return -5
+        return super().writeblocks(block, buf, offset)

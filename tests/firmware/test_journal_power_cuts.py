@@ -3,7 +3,8 @@
 The firmware runs as mpy-cross bytecode (as deployed to boards); see powercut.py for how each
 cut point is made and checked. The heap is 96K: on the 64-bit unix port the loaded bytecode of
 the journal (~22 KB) plus this test's own workload model and checker (~13 KB) leave too little
-of 64K for the run to be reliable (fragmentation); the journal's own objects are ~3 KB. Each run prints one line:
+of 64K for the run to be reliable (fragmentation); the journal's own objects are ~3 KB.
+Each run prints one line:
 `POWERCUT mode=.. cuts=.. acked=.. lost=.. duplicated=.. torn=.. reused=.. ...`.
 """
 

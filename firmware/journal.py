@@ -85,6 +85,10 @@ class Journal:
 
     # -- mount ----------------------------------------------------------------------------
     def mount(self):
+        if self._mounted:
+            self.close()
+        self._segs = Segments(self.block_size)  # a remount starts from what is on flash
+        self._scan = Scan(self.root, self._segs, self._buf)
         makedirs(self.root)
         remove_temp_files(self.root)
         state = journal_state.load(self._path("state"))

@@ -134,3 +134,41 @@ def test_pos_command_against_a_virtual_board(
         assert len(seqs) == 15 and seqs == sorted(set(seqs))
     finally:
         vb.stop(power_cut=True)
+
+
+@pytest.mark.slow
+def test_pos_command_over_a_pty_like_a_serial_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A real serial path: socat makes a pty whose other end is the board's terminal link,
+    # as a USB-serial adapter wired to the POS main board would be.
+    import subprocess
+    import time
+
+    monkeypatch.setenv("DAOZHANG_STATE", str(tmp_path / "state"))
+    vb = VirtualBoard.named("ptyb")
+    vb.start(tmp_path / "ptyb.img", 1024 * 1024, heapsize="256K", autostart=True)
+    pty = tmp_path / "ttyPOS"
+    socat = None
+    try:
+        assert vb.terminal_port is not None and wait_listening(vb.terminal_port, 20)
+        socat = subprocess.Popen(
+            [
+                "socat",
+                f"pty,link={pty},raw,echo=0",
+                f"tcp:127.0.0.1:{vb.terminal_port},forever,interval=0.2",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not pty.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert cli_main(["pos", "--port", str(pty), "--count", "5"]) == 0
+        out = capsys.readouterr().out
+        assert out.count("ACK  seq=") == 5, out
+    finally:
+        if socat is not None:
+            socat.terminate()
+            socat.wait(timeout=10)
+        vb.stop(power_cut=True)

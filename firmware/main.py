@@ -1,16 +1,118 @@
 # The agent's entry point. Nothing runs at import: `main()` builds the objects from the board
-# adapter and starts the agent's tasks.
-# Today the agent reports its board state on the console; intake, journal and uplink are
-# built by later issues (see README, "What does not work yet").
+# adapter and starts the agent's tasks:
+#   journal   mounted (recovered) first, on the board's flash, within board.json's budget;
+#   intake    serves the terminal link from the POS main board into the journal;
+#   uplink    (uploader, MQTT session, netdiag, heartbeat): added by the uplink component in
+#             _uplink_tasks() below; it also commits diagnostics every few minutes.
 import asyncio
+import os
+import time
 
-_REPORT_INTERVAL_S = 5
+from micropython import const
+
+_DEFAULT_BUDGET_PCT = const(75)
+_REPORT_INTERVAL_S = const(60)
+_COMMIT_INTERVAL_S = const(180)  # unsynced diagnostics reach flash at least this often
+_JOURNAL_DIR = "/dz/journal"
 
 
-async def _report_state(board, interval_s):
+class BootClock:
+    # Wall time and a 64-bit uptime for records. The uplink's clock (NTP/modem/ack time)
+    # replaces this one when it is wired in; until then t is the board's RTC if it has one.
+    def __init__(self, wall_clock):
+        self._wall = wall_clock
+        self._last = time.ticks_ms()
+        self._up = 0
+
+    def up_ms(self):
+        now = time.ticks_ms()
+        self._up += time.ticks_diff(now, self._last)
+        self._last = now
+        return self._up
+
+    def now(self):
+        return int(time.time()) if self._wall else 0
+
+
+def _spec(board):
+    # board.json as the adapter found it; an adapter without spec() gets the defaults.
+    spec = getattr(board, "spec", None)
+    return spec() if spec else {}
+
+
+def journal_budget(board, root):
+    # board.json's share of the file system the journal lives on.
+    pct = _spec(board).get("journal_budget_pct", _DEFAULT_BUDGET_PCT)
+    stat = os.statvfs(root)
+    return stat[0] * stat[2] * pct // 100
+
+
+def open_journal(board, rng=None):
+    from journal import Journal
+    from journal_segments import makedirs
+
+    where = getattr(board, "journal_dir", None)
+    root = where() if where else _JOURNAL_DIR
+    makedirs(root)  # statvfs of the file system the journal is on wants a path that exists
+    journal = Journal(root, journal_budget(board, root), rng=rng)
+    journal.mount()
+    return journal
+
+
+async def _serve_terminal(link, intake):
+    if link is None:
+        print("daozhang agent: no terminal link configured")
+        return
+    await link.serve(intake.serve)
+
+
+async def _commit_diagnostics(journal, interval_s):
+    # DESIGN §1.1: diagnostics are committed with the next receipt or every few minutes.
     while True:
-        print("daozhang agent:", board.describe())
         await asyncio.sleep(interval_s)
+        journal.commit()
+
+
+async def _report_state(board, journal, intake, interval_s):
+    while True:
+        stats = journal.stats()
+        print(
+            "daozhang agent: link=%s next_seq=%d acked=%d unacked=%d stored=%d repeats=%d"
+            % (
+                board.describe()["link"],
+                stats["next_seq"],
+                stats["acked"],
+                stats["records"],
+                intake.stored,
+                intake.repeats,
+            )
+        )
+        await asyncio.sleep(interval_s)
+
+
+def _uplink_tasks(board, journal, clock):
+    # The uplink component adds its tasks here (uploader, session, netdiag, heartbeat).
+    return []
+
+
+async def _run(board, interval_s):
+    from intake import Intake
+
+    features = _spec(board).get("features", [])
+    clock = BootClock("wall_clock" in features)
+    journal = open_journal(board)
+    journal.append("d", {"ev": "boot", "cause": board.reset_cause()}, t=clock.now(), up=0)
+    journal.commit()
+    intake = Intake(journal, clock)
+    intake.load()
+    link = getattr(board, "terminal_link", None)
+    tasks = [
+        asyncio.create_task(_serve_terminal(link() if link else None, intake)),
+        asyncio.create_task(_commit_diagnostics(journal, _COMMIT_INTERVAL_S)),
+        asyncio.create_task(_report_state(board, journal, intake, interval_s)),
+    ]
+    tasks.extend(_uplink_tasks(board, journal, clock))
+    await asyncio.gather(*tasks)
 
 
 def main(board=None, interval_s=_REPORT_INTERVAL_S):
@@ -18,4 +120,15 @@ def main(board=None, interval_s=_REPORT_INTERVAL_S):
         from board import Board
 
         board = Board()
-    asyncio.run(_report_state(board, interval_s))
+    try:
+        asyncio.run(_run(board, interval_s))
+    except MemoryError as exc:
+        # Said on stderr (the board's log), not only on a console nobody may be reading:
+        # the usual cause is compiling the agent from source in a small heap.
+        import sys
+
+        sys.stderr.write(
+            "daozhang agent stopped: out of memory (%s); deploy .mpy files or give a larger heap\n"
+            % exc
+        )
+        raise

@@ -262,10 +262,6 @@ _RECEIPT_UPSERT = (
 )
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
-
-
 def _json_default(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.hex()  # unknown keys may carry byte strings; JSON has no bytes
@@ -316,6 +312,9 @@ def _store(tx: Transaction, state: AckState, records: list[Record], received_at:
             diags,
         )
 
+
+# One encoder for all records: json.dumps with options would build a new one per call.
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default).encode
 
 _CH = _RECEIPT_COLS.index("ch")
 _CUR = _RECEIPT_COLS.index("cur")

@@ -112,8 +112,11 @@ class Collector:
         # QoS 0 heartbeats, which no window bounds.
         self._queue: queue.Queue[_Incoming] = queue.Queue(maxsize=config.max_unacked + 1000)
         self._generation = 0
-        self._store = open_store(config.db_url)
-        ensure_durable(self._store)
+        # Migrate and check durability now, so that a bad --db fails before any connection;
+        # the committer thread opens its own connection in `run()` (SQLite's are per thread).
+        with open_store(config.db_url) as store:
+            ensure_durable(store)
+        self._store: Store = store
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=config.name,
@@ -192,6 +195,8 @@ class Collector:
 
     def run(self) -> None:
         """Commit groups until `stop()`; then finish the group at hand and disconnect."""
+        self._store = open_store(self.config.db_url, migrate=False)
+        ensure_durable(self._store)
         try:
             while not self.stopping.is_set():
                 self.run_group(timeout=0.2)

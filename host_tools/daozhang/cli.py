@@ -21,6 +21,9 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("demo", "daozhang.demo", "run the end-to-end demonstration"),
     ("board", "daozhang.board.cli", "start, stop and control virtual boards"),
     ("pos", "daozhang.pos.cli", "simulate a POS main board sending receipts to the agent"),
+    ("collect", "daozhang.collector.cli", "store device uploads exactly once and ack them"),
+    ("device", "daozhang.collector.device_cli", "register devices and their HMAC keys"),
+    ("fleet", "daozhang.fleet.cli", "fleet status: one row per device, worst first"),
 ]
 
 

@@ -21,6 +21,9 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("demo", "daozhang.demo", "run the end-to-end demonstration"),
     ("board", "daozhang.board.cli", "start, stop and control virtual boards"),
     ("settle", "daozhang.settle.cli", "import acquirer settlement files; list what was imported"),
+    ("correlate", "daozhang.correlate.cli", "why money did or did not arrive: findings, reports"),
+    ("lookup", "daozhang.correlate.lookup", "one transaction by RRN, or card/amount/time"),
+    ("sim", "daozhang.sim.cli", "generate a scenario with ground truth (files, device data)"),
 ]
 
 

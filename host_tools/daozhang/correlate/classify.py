@@ -14,9 +14,9 @@ amount. Voids and completions point at their original through `orrn`/`otrc`.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from daozhang.correlate.data import Data, Detail, Merchant, Payout, Receipt, Timeline
@@ -70,16 +70,82 @@ class Finding:
     short_fen: int = 0
     confidence: float = 0.9
     lt: int | None = None
-    evidence: list[Evidence] = field(default_factory=list)
-    also: list[str] = field(default_factory=list)
     plan_fen: int = 0
     acquirer: str = ""
+    # Evidence is kept as references and small tuples, rendered only on output: classifying a
+    # million transactions must not format a million sentences nobody reads.
+    receipt: Receipt | None = None
+    row: Detail | None = None
+    payout: Payout | None = None
+    rule: str = ""
+    extra: list[Evidence] | None = None
+    also: list[str] | None = None
+    awaiting_acquirer: bool = False  # due, file imported, no row/payout: decided across merchants
+
+    def add(self, fact: Evidence) -> None:
+        if self.extra is None:
+            self.extra = []
+        self.extra.append(fact)
 
     def set_cause(self, cause: str) -> None:
         if not self.cause:
             self.cause = cause
-        elif cause != self.cause and cause not in self.also:
+        elif cause != self.cause:
+            self.add_also(cause)
+
+    def add_also(self, cause: str) -> None:
+        if self.also is None:
+            self.also = []
+        if cause not in self.also:
             self.also.append(cause)
+
+    @property
+    def evidence(self) -> list[Evidence]:
+        """All facts, each naming its source, in path order (terminal first)."""
+        out: list[Evidence] = []
+        r = self.receipt
+        if r is not None:
+            out.append(
+                (
+                    "receipt",
+                    "receipt {0}/{1} batch {2} trace {3}: {4} {5} fen at {6}, {7}",
+                    (r.mid, r.tid, r.bat, r.trc, r.typ, r.amt, r.lt, r.st),
+                )
+            )
+        if self.rule:
+            out.append(("policy", "{0}", (self.rule,)))
+        out.extend(self.extra or ())
+        d = self.row
+        if d is not None:
+            out.append(
+                (
+                    "settlement_row",
+                    "acquirer row for {0} (file {1} line {2}): flag {3},"
+                    " amount {4}, fee {5}, net {6}",
+                    (d.settle_date, d.file_id, d.line, d.check_flag, d.amt, d.fee, d.settle_amt),
+                )
+            )
+        p = self.payout
+        if p is not None:
+            out.append(
+                (
+                    "payout",
+                    "payout {0} on {1}: {2}, plan {3}, fee {4}, suspended {5},"
+                    " retained {6}, paid {7} {8}",
+                    (
+                        p.payout_id,
+                        p.settle_date,
+                        p.state,
+                        p.plan_fen,
+                        p.fee_fen,
+                        p.suspend_fen,
+                        p.retained_fen,
+                        p.real_fen,
+                        p.fail_reason,
+                    ),
+                )
+            )
+        return out
 
 
 @dataclass
@@ -90,11 +156,23 @@ class Context:
 
     def __post_init__(self) -> None:
         self.as_of_date = datetime.fromtimestamp(self.as_of, BEIJING).date()
-        self._due: dict[tuple[int, str, str, str], Due] = {}
+        self._due: dict[tuple[int, bool, bool, str, str, str], Due] = {}
+        self._bounds: dict[str, tuple[int, int, int]] = {}
 
     def due(self, lt: int, sm: str, acquirer: str, sd: str) -> Due:
-        # Cache per minute: a million receipts share far fewer distinct minutes.
-        key = (lt // 60, sm, acquirer, sd)
+        # The answer depends only on the Beijing day, which side of the day cut and of the D0
+        # window the time falls: a million receipts share a few hundred such keys.
+        bounds = self._bounds.get(acquirer)
+        if bounds is None:
+            p = self.policies.for_acquirer(acquirer)
+            bounds = self._bounds[acquirer] = (
+                p.day_cut.hour * 3600 + p.day_cut.minute * 60,
+                p.d0_start.hour * 3600 + p.d0_start.minute * 60,
+                p.d0_end.hour * 3600 + p.d0_end.minute * 60,
+            )
+        local = lt + 8 * 3600
+        day, sec = divmod(local, 86400)
+        key = (day, sec >= bounds[0], bounds[1] <= sec < bounds[2], sm, acquirer, sd)
         hit = self._due.get(key)
         if hit is None:
             hit = self._due[key] = due(
@@ -103,47 +181,72 @@ class Context:
         return hit
 
 
+_PPM: dict[str, int] = {}
+
+
 def expected_fee(m: Merchant | None, amt: int, ck: str) -> int | None:
+    """The agreed fee: amount x rate, rounded half up to the fen, capped for debit cards."""
     if m is None:
         return None
-    fee = int((Decimal(amt) * Decimal(m.fee_rate)).quantize(Decimal(1), ROUND_HALF_UP))
-    if ck == "D" and m.debit_cap_fen is not None:
-        fee = min(fee, m.debit_cap_fen)
+    ppm = _PPM.get(m.fee_rate)
+    if ppm is None:
+        ppm = _PPM[m.fee_rate] = int(Decimal(m.fee_rate) * 1_000_000)
+    fee = (amt * ppm + 500_000) // 1_000_000
+    if ck == "D" and m.debit_cap_fen is not None and fee > m.debit_cap_fen:
+        fee = m.debit_cap_fen
     return fee
 
 
 class _Index:
     def __init__(self, data: Data) -> None:
-        self.by_rrn: dict[str, list[Detail]] = defaultdict(list)
-        self.by_key: dict[tuple[str, str, str, str], list[Detail]] = defaultdict(list)
-        for d in data.detail:
-            self.by_rrn[d.rrn].append(d)
-            self.by_key[(d.mid, d.tid, d.bat, d.trc)].append(d)
-        self.used: set[tuple[int, int]] = set()
+        # One row per RRN is the rule; the few repeats (a void and its sale may share one at
+        # some acquirers) go to a side map checked only when the first row does not fit.
+        self.by_rrn: dict[str, Detail] = {d.rrn: d for d in reversed(data.detail)}
+        self.more_rrn: dict[str, list[Detail]] = defaultdict(list)
+        if len(self.by_rrn) < len(data.detail):
+            for d in data.detail:
+                if self.by_rrn[d.rrn] is not d:
+                    self.more_rrn[d.rrn].append(d)
+        self._all_keys: dict[tuple[str, str, str, str], list[Detail]] | None = None
+        self._detail = data.detail
+        self.used: set[int] = set()
         # Originals that were completed or voided, by (mid, tid, trc) and by RRN.
         self.closed: set[tuple[str, str, str]] = set()
         self.closed_rrn: set[str] = set()
-        self.reswipes: dict[tuple[str, str, str, int], list[int]] = defaultdict(list)
+        self.reswipes: dict[tuple[str, str, str, int], list[int]] = {}
+        undoing = ("void", "preauth_void", "preauth_done", "preauth_done_void")
         for r in data.receipts:
-            if r.typ in ("void", "preauth_void", "preauth_done", "preauth_done_void") and (
-                r.st in ("approved", "offline_sent", "offline_pending")
-            ):
+            if r.typ in undoing and r.st in ("approved", "offline_sent", "offline_pending"):
                 if r.otrc:
                     self.closed.add((r.mid, r.tid, r.otrc))
                 if r.orrn:
                     self.closed_rrn.add(r.orrn)
-            if r.typ == "sale" and r.st == "approved" and r.pan and r.lt is not None:
-                self.reswipes[(r.mid, r.tid, r.pan, r.amt)].append(r.lt)
-        for d in data.detail:
+            elif r.st == "no_response" and r.pan:
+                self.reswipes[(r.mid, r.tid, r.pan, r.amt)] = []
+        if self.reswipes:  # only the card/amount pairs that had a no-response
+            for r in data.receipts:
+                if r.typ == "sale" and r.st == "approved" and r.pan and r.lt is not None:
+                    seen = self.reswipes.get((r.mid, r.tid, r.pan, r.amt))
+                    if seen is not None:
+                        seen.append(r.lt)
+        for d in (*data.detail, *(m for m in data.matched if m is not None and m.orrn)):
             if d.typ in ("preauth_done", "preauth_void") and d.orrn:
                 self.closed_rrn.add(d.orrn)
 
     def match(self, r: Receipt) -> Detail | None:
         if r.rrn:
-            for d in self.by_rrn.get(r.rrn, ()):
+            d = self.by_rrn.get(r.rrn)
+            if d is not None and d.mid == r.mid:
+                return d
+            for d in self.more_rrn.get(r.rrn, ()):
                 if d.mid == r.mid:
                     return d
-        for d in self.by_key.get((r.mid, r.tid, r.bat, r.trc), ()):
+        if self._all_keys is None:
+            # Built once, on the first receipt without an RRN match.
+            self._all_keys = defaultdict(list)
+            for d in self._detail:
+                self._all_keys[(d.mid, d.tid, d.bat, d.trc)].append(d)
+        for d in self._all_keys.get((r.mid, r.tid, r.bat, r.trc), ()):
             if d.amt == r.amt:
                 return d
         return None
@@ -153,20 +256,62 @@ def classify(data: Data, ctx: Context) -> list[Finding]:
     idx = _Index(data)
     findings: list[Finding] = []
     unpaid: list[Finding] = []  # candidates for acquirer_side / unknown
-    for r in data.receipts:
-        d = idx.match(r)
-        if d is not None:
-            idx.used.add((d.file_id, d.line))
+    payouts, merchants = data.payouts, data.merchants
+    days: dict[str, date] = {}
+    append = findings.append
+    for r, d in zip(data.receipts, data.matched, strict=True):
+        if d is None:
+            d = idx.match(r)
+            if d is not None:
+                idx.used.add(id(d))
+        elif r.st == "approved" and r.typ == "sale" and d.check_flag == "Y":
+            # The common case, paid in full at the agreed fee, without the general path's
+            # bookkeeping: this loop runs once per transaction the fleet ever made.
+            p = payouts.get(d.payout_id)
+            if p is not None and p.state == "paid" and p.real_fen >= p.plan_fen:
+                m = merchants.get(r.mid)
+                fair = expected_fee(m, d.amt, d.ck or r.ck or "")
+                if fair is None or d.fee <= fair + 1:
+                    day = days.get(d.settle_date)
+                    if day is None:
+                        day = days[d.settle_date] = date.fromisoformat(d.settle_date)
+                    append(
+                        Finding(
+                            "transaction",
+                            "settled",
+                            "",
+                            "complete",
+                            r.mid,
+                            r.tid,
+                            r.bat,
+                            r.trc,
+                            r.dev,
+                            r.rrn or d.rrn,
+                            r.amt,
+                            d.payout_id,
+                            day,
+                            d.settle_amt,
+                            0,
+                            0.99,
+                            r.lt,
+                            0,
+                            m.acquirer if m else "",
+                            r,
+                            d,
+                            p,
+                        )
+                    )
+                    continue
         f = _receipt(r, d, data, idx, ctx)
-        findings.append(f)
-        if f.cause == "" and f.status == "gap" and "acquirer" in f.also:
+        append(f)
+        if f.awaiting_acquirer:
             unpaid.append(f)
     for d in data.detail:
-        if (d.file_id, d.line) in idx.used or d.typ in ("preauth",):
+        if id(d) in idx.used or d.typ == "preauth":
             continue
         f = _detail_only(d, data, ctx)
         findings.append(f)
-        if f.cause == "" and f.status == "gap" and "acquirer" in f.also:
+        if f.awaiting_acquirer:
             unpaid.append(f)
     _acquirer_side(unpaid, data)
     findings.extend(_payout(p) for p in data.payouts.values())
@@ -174,27 +319,22 @@ def classify(data: Data, ctx: Context) -> list[Finding]:
 
 
 def _base(r: Receipt, m: Merchant | None) -> Finding:
-    f = Finding(
+    return Finding(
         "transaction",
         "gap",
-        mid=r.mid,
-        tid=r.tid,
-        bat=r.bat,
-        trc=r.trc,
-        dev=r.dev,
-        rrn=r.rrn or "",
-        amount_fen=r.amt,
+        "",
+        "complete",
+        r.mid,
+        r.tid,
+        r.bat,
+        r.trc,
+        r.dev,
+        r.rrn or "",
+        r.amt,
         lt=r.lt,
         acquirer=m.acquirer if m else "",
+        receipt=r,
     )
-    f.evidence.append(
-        (
-            "receipt",
-            "receipt {0}/{1} batch {2} trace {3}: {4} {5} fen, {6}",
-            (r.mid, r.tid, r.bat, r.trc, r.typ, r.amt, r.st),
-        )
-    )
-    return f
 
 
 def _network(f: Finding, r: Receipt, line: Timeline | None) -> None:
@@ -204,7 +344,7 @@ def _network(f: Finding, r: Receipt, line: Timeline | None) -> None:
         return
     near = line.outages_near(r.lt)
     for o in near[:3]:
-        f.evidence.append(
+        f.add(
             (
                 "diag_event",
                 "link down {0} .. {1} at stage {2} ({3})",
@@ -213,7 +353,7 @@ def _network(f: Finding, r: Receipt, line: Timeline | None) -> None:
         )
     sig = line.signal_at(r.lt)
     if sig is not None:
-        f.evidence.append(("diag_event", "signal before the transaction: {0}", (sig,)))
+        f.add(("diag_event", "signal before the transaction: {0}", (sig,)))
     if not near:
         f.confidence = min(f.confidence, 0.75)
 
@@ -239,7 +379,7 @@ def _receipt(r: Receipt, d: Detail | None, data: Data, idx: _Index, ctx: Context
         if (r.mid, r.tid, r.trc) in idx.closed or (r.rrn and r.rrn in idx.closed_rrn):
             f.status, f.confidence = "not_expected", 0.95
             return f
-        f.evidence.append(("policy", "{0}", (when.rule,)))
+        f.rule = when.rule
         if is_due:
             f.status, f.cause, f.confidence = "gap", "preauth_open", 0.9
         else:
@@ -256,9 +396,7 @@ def _receipt(r: Receipt, d: Detail | None, data: Data, idx: _Index, ctx: Context
             for t2 in idx.reswipes.get((r.mid, r.tid, r.pan, r.amt), ()):
                 if r.lt < t2 <= r.lt + RESWIPE_S:
                     terminal = "duplicate_charge_risk"
-                    f.evidence.append(
-                        ("receipt", "same card and amount approved again at {0}", (t2,))
-                    )
+                    f.add(("receipt", "same card and amount approved again at {0}", (t2,)))
                     break
     if terminal:
         f.set_cause(terminal)
@@ -267,35 +405,22 @@ def _receipt(r: Receipt, d: Detail | None, data: Data, idx: _Index, ctx: Context
             f.status = "gap"
             if terminal != "unknown":
                 f.confidence = max(f.confidence, 0.9) if f.confidence > 0.75 else 0.8
-            if d is not None:
-                f.evidence.append(
-                    (
-                        "settlement_row",
-                        "acquirer row {0} line {1}: flag {2}",
-                        (d.settle_date, d.line, d.check_flag),
-                    )
-                )
+            f.row = d
             return f
-        f.evidence.append(
-            (
-                "settlement_row",
-                "but the acquirer cleared it: {0} line {1}",
-                (d.settle_date if d else "", d.line if d else 0),
-            )
-        )
+        f.add(("settlement_row", "but the acquirer cleared it anyway", ()))
     if r.st in ("offline_pending", "offline_sent") and d is None:
         _network(f, r, line)
         if r.st == "offline_sent":
             late = ctx.due(r.t, sm, acquirer, "")
             if late.expected > when.expected:
                 f.expected_date = late.expected
-                f.evidence.append(("receipt", "sent to the acquirer at {0}: {1}", (r.t, late.rule)))
+                f.add(("receipt", "sent to the acquirer at {0}: {1}", (r.t, late.rule)))
                 f.status = "pending" if late.expected > ctx.as_of_date else "gap"
                 f.cause = "late_upload"
                 return f
         elif is_due:
             f.status, f.cause = "gap", "late_upload"
-            f.evidence.append(("receipt", "approved offline; not uploaded to the acquirer", ()))
+            f.add(("receipt", "approved offline; not uploaded to the acquirer", ()))
             return f
     return _money(f, d, data, ctx, when, m, r.ck or "")
 
@@ -306,7 +431,7 @@ def _money(
     """From the acquirer's row to the bank account."""
     acquirer = m.acquirer if m else ""
     if d is None:
-        f.evidence.append(("policy", "{0}", (when.rule,)))
+        f.rule = when.rule
         if when.expected > ctx.as_of_date:
             f.status = "pending"
             f.set_cause("timing")
@@ -315,7 +440,7 @@ def _money(
         if not data.file_imported("detail", acquirer, when.expected):
             f.status = "gap"
             f.set_cause("file_missing")
-            f.evidence.append(
+            f.add(
                 (
                     "settlement_file",
                     "no detail file imported for {0} {1}",
@@ -324,8 +449,8 @@ def _money(
             )
             return f
         f.status = "gap"
-        f.also.append("acquirer")  # resolved across merchants in _acquirer_side
-        f.evidence.append(
+        f.awaiting_acquirer = True  # resolved across merchants in _acquirer_side
+        f.add(
             (
                 "settlement_file",
                 "detail file for {0} {1} imported; no row",
@@ -335,13 +460,7 @@ def _money(
         return f
     f.rrn = f.rrn or d.rrn
     f.payout_id = d.payout_id
-    f.evidence.append(
-        (
-            "settlement_row",
-            "acquirer row {0} line {1}: flag {2}, fee {3}, net {4}",
-            (d.settle_date, d.line, d.check_flag, d.fee, d.settle_amt),
-        )
-    )
+    f.row = d
     settle_day = date.fromisoformat(d.settle_date)
     if f.expected_date is None or settle_day > f.expected_date:
         f.expected_date = settle_day
@@ -359,7 +478,7 @@ def _money(
         if not data.file_imported("payout", acquirer, settle_day):
             f.status = "gap"
             f.set_cause("file_missing")
-            f.evidence.append(
+            f.add(
                 (
                     "settlement_file",
                     "no payout file imported for {0} {1}",
@@ -368,16 +487,10 @@ def _money(
             )
             return f
         f.status = "gap"
-        f.also.append("acquirer")
-        f.evidence.append(("payout", "payout {0} is in no imported payout file", (d.payout_id,)))
+        f.awaiting_acquirer = True
+        f.add(("payout", "payout {0} is in no imported payout file", (d.payout_id,)))
         return f
-    f.evidence.append(
-        (
-            "payout",
-            "payout {0} on {1}: {2}, plan {3}, real {4}",
-            (p.payout_id, p.settle_date, p.state, p.plan_fen, p.real_fen),
-        )
-    )
+    f.payout = p
     share = d.settle_amt
     if p.state == "in_progress":
         f.status = "pending"
@@ -386,9 +499,8 @@ def _money(
     if p.state in ("failed", "bounced"):
         f.status, f.paid_fen, f.short_fen = "gap", 0, share
         f.set_cause("account_problem")
-        f.evidence.append(("payout", "fail reason: {0}", (p.fail_reason,)))
         if m is not None and m.status != "active":
-            f.evidence.append(("merchant", "merchant status {0}", (m.status,)))
+            f.add(("merchant", "merchant status {0}", (m.status,)))
         f.confidence = 0.95
         return f
     if p.state == "frozen":
@@ -405,7 +517,7 @@ def _money(
             f.set_cause("risk_hold")
         elif p.fee_fen:
             f.set_cause("fee")
-            f.evidence.append(("payout", "payout charge {0} fen (e.g. D0 surcharge)", (p.fee_fen,)))
+            f.add(("payout", "payout charge {0} fen (e.g. D0 surcharge)", (p.fee_fen,)))
         else:
             f.set_cause("unknown")
         f.confidence = 0.9
@@ -416,7 +528,7 @@ def _money(
         if fair is not None and d.fee > fair + 1:
             f.status, f.short_fen = "settled_short", d.fee - fair
             f.set_cause("fee")
-            f.evidence.append(
+            f.add(
                 (
                     "merchant",
                     "agreed fee {0} fen at rate {1}; charged {2}",
@@ -426,7 +538,7 @@ def _money(
             return f
     f.status = "settled"
     if f.cause:
-        f.also.insert(0, f.cause)
+        f.also = [f.cause, *(f.also or ())]
         f.cause = ""  # DESIGN §2.2: no cause for settled money; it stays in the evidence
     f.confidence = 0.99
     return f
@@ -451,13 +563,7 @@ def _detail_only(d: Detail, data: Data, ctx: Context) -> Finding:
     f.data, f.confidence = _data_value(f, d, data.timelines.get(dev), ctx)
     if d.typ not in ("sale", "preauth_done") or d.check_flag == "B":
         f.status = "not_expected"
-        f.evidence.append(
-            (
-                "settlement_row",
-                "acquirer row {0} line {1}: {2}, flag {3}",
-                (d.settle_date, d.line, d.typ, d.check_flag),
-            )
-        )
+        f.row = d
         return f
     sm = d.settle_type or (m.settle_type if m else "T1")
     when = ctx.due(d.txn_time, sm, m.acquirer if m else "", "")
@@ -470,11 +576,11 @@ def _detail_only(d: Detail, data: Data, ctx: Context) -> Finding:
 
 def _data_value(f: Finding, d: Detail, line: Timeline | None, ctx: Context) -> tuple[str, float]:
     if line is None:
-        f.evidence.append(("receipt", "no device is known for terminal {0}/{1}", (d.mid, d.tid)))
+        f.add(("receipt", "no device is known for terminal {0}/{1}", (d.mid, d.tid)))
         return "no_receipt", 0.6
     for lo, hi, t_lo, t_hi in line.lost:
         if t_lo <= d.txn_time <= t_hi:
-            f.evidence.append(
+            f.add(
                 (
                     "diag_event",
                     "device declared seqs {0}..{1} lost ({2} .. {3})",
@@ -484,7 +590,7 @@ def _data_value(f: Finding, d: Detail, line: Timeline | None, ctx: Context) -> t
             return "device_data_loss", 0.9
     seen = line.last_seen
     if seen is not None and seen < d.txn_time + SILENT_S and ctx.as_of - seen > SILENT_S:
-        f.evidence.append(
+        f.add(
             (
                 "heartbeat",
                 "device last heard at {0}; {1} records unsent then",
@@ -492,7 +598,7 @@ def _data_value(f: Finding, d: Detail, line: Timeline | None, ctx: Context) -> t
             )
         )
         return "still_buffered", 0.85
-    f.evidence.append(("heartbeat", "device healthy: last heard at {0}", (seen,)))
+    f.add(("heartbeat", "device healthy: last heard at {0}", (seen,)))
     return "no_receipt", 0.85
 
 
@@ -509,10 +615,10 @@ def _acquirer_side(unpaid: list[Finding], data: Data) -> None:
                 healthy.add(f.mid)
         side = len(healthy) >= ACQUIRER_SIDE_MERCHANTS
         for f in members:
-            f.also.remove("acquirer")
+            f.awaiting_acquirer = False
             if side:
                 f.cause, f.confidence = "acquirer_side", 0.85
-                f.evidence.append(
+                f.add(
                     (
                         "settlement_row",
                         "{0} healthy merchants of {1} unpaid on {2}",
@@ -521,7 +627,7 @@ def _acquirer_side(unpaid: list[Finding], data: Data) -> None:
                 )
             else:
                 f.cause, f.confidence = "unknown", 0.5
-                f.evidence.append(
+                f.add(
                     (
                         "settlement_row",
                         "only {0} merchant(s) of {1} unpaid on {2}",
@@ -541,22 +647,7 @@ def _payout(p: Payout) -> Finding:
         expected_date=date.fromisoformat(p.settle_date),
         confidence=0.95,
     )
-    f.evidence.append(
-        (
-            "payout",
-            "payout {0} on {1}: {2}, plan {3}, fee {4}, suspended {5}, retained {6}, real {7}",
-            (
-                p.payout_id,
-                p.settle_date,
-                p.state,
-                p.plan_fen,
-                p.fee_fen,
-                p.suspend_fen,
-                p.retained_fen,
-                p.real_fen,
-            ),
-        )
-    )
+    f.payout = p
     if p.state in ("failed", "bounced"):
         f.status, f.cause, f.paid_fen = "gap", "account_problem", 0
     elif p.state == "frozen":

@@ -30,6 +30,8 @@ from daozhang.settle.rows import BEIJING
 from daozhang.store import open_store
 
 START = date(2025, 3, 3)
+_DOWN = json.dumps({"ev": "link_down", "stage": "tcp", "why": "timeout"})
+_SIGNAL = json.dumps({"ev": "signal", "rat": "lte", "rssi": -80})
 DAYS = 14
 
 
@@ -73,10 +75,10 @@ def populate(url: str, n_receipts: int, n_diag: int, seed: int = 7) -> None:
         t = base + rng.randrange(DAYS * 86400)
         if j % 2 == 0:
             diag.append((dev, 1, 10_000_000 + j, 1, 0, t, t, "link_down",
-                         json.dumps({"ev": "link_down", "stage": "tcp", "why": "timeout"}), t))  # fmt: skip
+                         _DOWN, t))  # fmt: skip
         else:
             diag.append((dev, 1, 10_000_000 + j, 1, 0, t, t, "signal",
-                         json.dumps({"ev": "signal", "rat": "lte", "rssi": -80}), t))  # fmt: skip
+                         _SIGNAL, t))  # fmt: skip
     with open_store(url) as store, store.transaction() as tx:
         tx.executemany(
             "INSERT INTO receipts (mid, tid, bat, trc, dev, epoch, seq, typ, ch, amt, cur, pan, ck,"

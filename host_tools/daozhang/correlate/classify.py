@@ -259,7 +259,8 @@ def classify(data: Data, ctx: Context) -> list[Finding]:
     payouts, merchants = data.payouts, data.merchants
     days: dict[str, date] = {}
     append = findings.append
-    for r, d in zip(data.receipts, data.matched, strict=True):
+    for r, joined in zip(data.receipts, data.matched, strict=True):
+        d = joined
         if d is None:
             d = idx.match(r)
             if d is not None:

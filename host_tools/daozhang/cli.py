@@ -20,6 +20,9 @@ from daozhang.errors import DaozhangError
 COMMANDS: list[tuple[str, str, str]] = [
     ("demo", "daozhang.demo", "run the end-to-end demonstration"),
     ("board", "daozhang.board.cli", "start, stop and control virtual boards"),
+    ("collect", "daozhang.collector.cli", "store device uploads exactly once and ack them"),
+    ("device", "daozhang.collector.device_cli", "register devices and their HMAC keys"),
+    ("fleet", "daozhang.fleet.cli", "fleet status: one row per device, worst first"),
     ("settle", "daozhang.settle.cli", "import acquirer settlement files; list what was imported"),
     ("correlate", "daozhang.correlate.cli", "why money did or did not arrive: findings, reports"),
     ("lookup", "daozhang.correlate.lookup", "one transaction by RRN, or card/amount/time"),

@@ -81,21 +81,16 @@ def write_files(sc: Scenario, out: Path) -> list[Path]:
 
 def load_devices(store: Store, msgs: list[Message]) -> dict[str, int]:
     """Feed every device message to the collector's ingest path; return counts."""
-    from daozhang.collector import ingest
+    from daozhang.collector.timeline import ingest_message
 
     counts = {"stored": 0, "quarantined": 0, "heartbeats": 0}
-    heartbeat = getattr(ingest, "ingest_heartbeat", None)
     for start in range(0, len(msgs), COMMIT_EVERY):
         with store.transaction() as tx:
             for msg in msgs[start : start + COMMIT_EVERY]:
-                result: Any
-                if msg.channel == "up":
-                    result = ingest.ingest_batch(tx, msg.dev, msg.payload, msg.at)
-                    counts["stored"] += result.stored
-                    counts["quarantined"] += len(result.quarantined)
-                elif heartbeat is not None:
-                    heartbeat(tx, msg.dev, msg.payload, msg.at)
-                    counts["heartbeats"] += 1
+                result = ingest_message(tx, f"dz/v1/{msg.dev}/{msg.channel}", msg.payload, msg.at)
+                counts["stored"] += result.stored
+                counts["quarantined"] += len(result.quarantined)
+                counts["heartbeats"] += msg.channel == "hb"
     return counts
 
 

@@ -136,7 +136,7 @@ def main() -> int:
               f"{time.perf_counter() - t0:.1f} s ({path})")  # fmt: skip
     as_of = datetime.combine(START + timedelta(days=DAYS + 3), datetime.min.time(), BEIJING)
     with open_store(url) as store:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with store.transaction() as tx:
             joined = tx.execute(
                 "SELECT r.mid, r.tid, r.bat, r.trc, r.dev, r.typ, r.amt, r.lt, r.st, r.rrn,"
@@ -145,19 +145,22 @@ def main() -> int:
                 " LEFT JOIN settle_detail d ON d.rrn = r.rrn"
                 " LEFT JOIN payouts p ON p.payout_id = d.payout_id"
             )
-        join_s = time.perf_counter() - t0
+        join_s, join_cpu = time.perf_counter() - t0, time.process_time() - c0
         n_join = len(joined)
         del joined
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = analyse(store, as_of.timestamp())
-        classify_s = time.perf_counter() - t0
+        classify_s, classify_cpu = time.perf_counter() - t0, time.process_time() - c0
     counts: dict[str, int] = {}
     for f in result.findings:
         counts[f.cause or f.status] = counts.get(f.cause or f.status, 0) + 1
     ratio = classify_s / join_s
-    print(f"plain SQL join: {n_join} rows in {join_s:.2f} s")
-    print(f"correlate (read + classify): {len(result.findings)} findings in {classify_s:.2f} s")
-    print(f"ratio {ratio:.2f}x (goal <= 5x); under 30 s: {classify_s < 30}")
+    # Wall time is what the goal names; CPU time shows what a shared, busy machine hides.
+    print(f"plain SQL join: {n_join} rows in {join_s:.2f} s (CPU {join_cpu:.2f} s)")
+    print(f"correlate (read + classify): {len(result.findings)} findings in {classify_s:.2f} s"
+          f" (CPU {classify_cpu:.2f} s)")  # fmt: skip
+    print(f"ratio {ratio:.2f}x wall, {classify_cpu / join_cpu:.2f}x CPU (goal <= 5x);"
+          f" under 30 s: {classify_s < 30}")  # fmt: skip
     print("findings by cause/status:", dict(sorted(counts.items())))
     return 0 if classify_s < 30 and ratio <= 5 else 1
 

@@ -153,7 +153,7 @@ def _device_messages(sc: Scenario, dev: str, txns: list[Txn]) -> list[Message]:
             continue
         down = _down(outages, r.t)
         at = down.end + 20 if down else (r.t // UPLOAD_SLOT_S + 1) * UPLOAD_SLOT_S + 7
-        if at <= sc.as_of and (silent is None or at < silent - 1200):
+        if at <= sc.as_of and (silent is None or at < silent):
             r.uploaded_at = float(at)
     epoch = (zlib.crc32(dev.encode()) & 0x7FFFFFFF) or 1
     out = _batches(dev, epoch, recs, lost_seqs, boot_start)

@@ -12,7 +12,6 @@ import json
 from dataclasses import asdict
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 from daozhang.settle.importer import import_file
 from daozhang.sim.device import Message, messages

@@ -367,7 +367,7 @@ class _Builder:
             if m.role == "silent":
                 self.silent_from[m.dev] = _bj(self.start + timedelta(days=2), 13 * 3600)
                 for t in self.txns:
-                    if t.m is m and t.lt >= self.silent_from[m.dev] - 1200:
+                    if t.m is m and t.states[0][1] >= self.silent_from[m.dev] - 1200:
                         t.reported, t.injected = False, "still_buffered"
             elif m.role == "lost":
                 mine = sorted((t for t in self.txns if t.m is m), key=lambda t: t.lt)

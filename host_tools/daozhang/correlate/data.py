@@ -272,7 +272,9 @@ def _timelines(tx: Transaction, device: str | None) -> dict[str, Timeline]:
     open_down: dict[str, Outage] = {}
     for dev, t, ev, body_json in tx.execute(
         "SELECT dev, COALESCE(placed_t, t), ev, body_json FROM diag_events"
-        " WHERE ev IN ('link_down', 'link_up', 'signal')" + where + " ORDER BY dev, epoch, seq",
+        " WHERE ev IN ('link_down', 'link_up', 'signal') AND COALESCE(placed_t, t) > 0"
+        + where
+        + " ORDER BY dev, epoch, seq",
         params,
     ):
         line = lines[dev]
@@ -297,12 +299,12 @@ def _timelines(tx: Transaction, device: str | None) -> dict[str, Timeline]:
         # The lost records' times lie between their stored neighbours'.
         before = tx.execute(
             "SELECT MAX(COALESCE(placed_t, t)) FROM records WHERE dev = ? AND epoch = ?"
-            " AND seq < ?",
+            " AND seq < ? AND COALESCE(placed_t, t) > 0",
             (dev, epoch, lo),
         )[0][0]
         after = tx.execute(
             "SELECT MIN(COALESCE(placed_t, t)) FROM records WHERE dev = ? AND epoch = ?"
-            " AND seq > ?",
+            " AND seq > ? AND COALESCE(placed_t, t) > 0",
             (dev, epoch, hi),
         )[0][0]
         lines[dev].lost.append((int(lo), int(hi), int(before or 0), int(after or 2**62)))

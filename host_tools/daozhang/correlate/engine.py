@@ -42,8 +42,15 @@ def analyse(
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        data = load(store, merchant, device)
-        return Result(ctx.as_of, data, classify(data, ctx))
+        # Always the whole store: acquirer_side compares merchants, so one merchant's view
+        # alone would call an acquirer's bad day "unknown". The filter applies afterwards.
+        data = load(store)
+        findings = classify(data, ctx)
+        if merchant is not None:
+            findings = [f for f in findings if f.mid == merchant]
+        if device is not None:
+            findings = [f for f in findings if f.dev == device]
+        return Result(ctx.as_of, data, findings)
     finally:
         if was_enabled:
             gc.enable()

@@ -165,7 +165,9 @@ def _encode(r: _Rec, boot_start: dict[int, int]) -> dict[str, Any]:
     return {
         "seq": r.seq,
         "k": r.k,
-        "t": r.t,
+        # After a brownout the clock is unknown until the next sync: the collector places
+        # these records from the boot's uptime and the nearest known time.
+        "t": 0 if r.boot > 1 and r.t - boot_start[r.boot] < 5 else r.t,
         "boot": r.boot,
         "up": (r.t - boot_start[r.boot]) * 1000,
         "b": r.body,
@@ -195,7 +197,11 @@ def _batches(
             if not gap_sent and chunk[0].seq > lost_seqs[-1]:
                 batch["gaps"] = [[lost_seqs[0], lost_seqs[-1]]]
                 gap_sent = True
-            out.append(Message(at + i / 1000, dev, "up", cbor2.dumps(batch)))
+            payload = cbor2.dumps(batch)
+            out.append(Message(at + i / 1000, dev, "up", payload))
+            if (chunk[0].seq * 7919) % 23 == 0:
+                # Delivery is at-least-once: the ack was lost, the same bytes come again.
+                out.append(Message(at + 90 + i / 1000, dev, "up", payload))
     return out
 
 

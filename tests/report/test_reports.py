@@ -13,7 +13,7 @@ import pytest
 from daozhang.cli import main
 from daozhang.settle.rows import BEIJING
 from daozhang.sim.load import load
-from daozhang.sim.world import generate
+from daozhang.sim.scenario import generate
 from daozhang.store import open_store
 
 CHROMIUM_FLAGS = [

@@ -14,246 +14,28 @@ amount. Voids and completions point at their original through `orrn`/`otrc`.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
-from typing import Any
+from datetime import date
 
-from daozhang.correlate.data import Data, Detail, Merchant, Payout, Receipt, Timeline
-from daozhang.settle.calendar import WorkingCalendar
-from daozhang.settle.policy import Due, Policies, due
-from daozhang.settle.rows import BEIJING
-
-NETWORK_CAUSES = (
-    "network_reversed",
-    "reversal_pending",
-    "reversal_failed",
-    "duplicate_charge_risk",
-    "late_upload",
+from daozhang.correlate.data import Data, Detail, Payout, Timeline
+from daozhang.correlate.finding import (
+    ACQUIRER_SIDE_MERCHANTS,
+    CAUSES,
+    DATA_VALUES,
+    NETWORK_CAUSES,
+    SILENT_S,
+    STATUSES,
+    Context,
+    Finding,
+    expected_fee,
 )
-CAUSES = (
-    *NETWORK_CAUSES,
-    "preauth_open",
-    "timing",
-    "file_missing",
-    "account_problem",
-    "risk_hold",
-    "fee",
-    "acquirer_side",
-    "unknown",
-)
-DATA_VALUES = ("complete", "still_buffered", "device_data_loss", "no_receipt")
-STATUSES = ("settled", "settled_short", "pending", "gap", "not_expected")
-RESWIPE_S = 900  # a re-swipe of the same card and amount within 15 minutes
-ACQUIRER_SIDE_MERCHANTS = 3  # this many healthy merchants unpaid on one acquirer-day
-SILENT_S = 3600  # a device unheard for an hour after a transaction, and still silent
+from daozhang.correlate.money import money
+from daozhang.correlate.terminal import Index, receipt
 
-Evidence = tuple[str, str, tuple[Any, ...]]  # (source, template, args): rendered on output
-
-
-@dataclass(slots=True)
-class Finding:
-    kind: str  # "transaction" | "payout"
-    status: str
-    cause: str = ""
-    data: str = "complete"
-    mid: str = ""
-    tid: str = ""
-    bat: str = ""
-    trc: str = ""
-    dev: str = ""
-    rrn: str = ""
-    amount_fen: int = 0
-    payout_id: str = ""
-    expected_date: date | None = None
-    paid_fen: int = 0
-    short_fen: int = 0
-    confidence: float = 0.9
-    lt: int | None = None
-    plan_fen: int = 0
-    acquirer: str = ""
-    # Evidence is kept as references and small tuples, rendered only on output: classifying a
-    # million transactions must not format a million sentences nobody reads.
-    receipt: Receipt | None = None
-    row: Detail | None = None
-    payout: Payout | None = None
-    rule: str = ""
-    extra: list[Evidence] | None = None
-    also: list[str] | None = None
-    awaiting_acquirer: bool = False  # due, file imported, no row/payout: decided across merchants
-
-    def add(self, fact: Evidence) -> None:
-        if self.extra is None:
-            self.extra = []
-        self.extra.append(fact)
-
-    def set_cause(self, cause: str) -> None:
-        if not self.cause:
-            self.cause = cause
-        elif cause != self.cause:
-            self.add_also(cause)
-
-    def add_also(self, cause: str) -> None:
-        if self.also is None:
-            self.also = []
-        if cause not in self.also:
-            self.also.append(cause)
-
-    @property
-    def evidence(self) -> list[Evidence]:
-        """All facts, each naming its source, in path order (terminal first)."""
-        out: list[Evidence] = []
-        r = self.receipt
-        if r is not None:
-            out.append(
-                (
-                    "receipt",
-                    "receipt {0}/{1} batch {2} trace {3}: {4} {5} fen at {6}, {7}",
-                    (r.mid, r.tid, r.bat, r.trc, r.typ, r.amt, r.lt, r.st),
-                )
-            )
-        if self.rule:
-            out.append(("policy", "{0}", (self.rule,)))
-        out.extend(self.extra or ())
-        d = self.row
-        if d is not None:
-            out.append(
-                (
-                    "settlement_row",
-                    "acquirer row for {0} (file {1} line {2}): flag {3},"
-                    " amount {4}, fee {5}, net {6}",
-                    (d.settle_date, d.file_id, d.line, d.check_flag, d.amt, d.fee, d.settle_amt),
-                )
-            )
-        p = self.payout
-        if p is not None:
-            out.append(
-                (
-                    "payout",
-                    "payout {0} on {1}: {2}, plan {3}, fee {4}, suspended {5},"
-                    " retained {6}, paid {7} {8}",
-                    (
-                        p.payout_id,
-                        p.settle_date,
-                        p.state,
-                        p.plan_fen,
-                        p.fee_fen,
-                        p.suspend_fen,
-                        p.retained_fen,
-                        p.real_fen,
-                        p.fail_reason,
-                    ),
-                )
-            )
-        return out
-
-
-@dataclass
-class Context:
-    as_of: int
-    policies: Policies
-    calendar: WorkingCalendar
-
-    def __post_init__(self) -> None:
-        self.as_of_date = datetime.fromtimestamp(self.as_of, BEIJING).date()
-        self._due: dict[tuple[int, bool, bool, str, str, str], Due] = {}
-        self._bounds: dict[str, tuple[int, int, int]] = {}
-
-    def due(self, lt: int, sm: str, acquirer: str, sd: str) -> Due:
-        # The answer depends only on the Beijing day, which side of the day cut and of the D0
-        # window the time falls: a million receipts share a few hundred such keys.
-        bounds = self._bounds.get(acquirer)
-        if bounds is None:
-            p = self.policies.for_acquirer(acquirer)
-            bounds = self._bounds[acquirer] = (
-                p.day_cut.hour * 3600 + p.day_cut.minute * 60,
-                p.d0_start.hour * 3600 + p.d0_start.minute * 60,
-                p.d0_end.hour * 3600 + p.d0_end.minute * 60,
-            )
-        local = lt + 8 * 3600
-        day, sec = divmod(local, 86400)
-        key = (day, sec >= bounds[0], bounds[1] <= sec < bounds[2], sm, acquirer, sd)
-        hit = self._due.get(key)
-        if hit is None:
-            hit = self._due[key] = due(
-                lt, sm, self.policies.for_acquirer(acquirer), self.calendar, sd
-            )
-        return hit
-
-
-_PPM: dict[str, int] = {}
-
-
-def expected_fee(m: Merchant | None, amt: int, ck: str) -> int | None:
-    """The agreed fee: amount x rate, rounded half up to the fen, capped for debit cards."""
-    if m is None:
-        return None
-    ppm = _PPM.get(m.fee_rate)
-    if ppm is None:
-        ppm = _PPM[m.fee_rate] = int(Decimal(m.fee_rate) * 1_000_000)
-    fee = (amt * ppm + 500_000) // 1_000_000
-    if ck == "D" and m.debit_cap_fen is not None and fee > m.debit_cap_fen:
-        fee = m.debit_cap_fen
-    return fee
-
-
-class _Index:
-    def __init__(self, data: Data) -> None:
-        # One row per RRN is the rule; the few repeats (a void and its sale may share one at
-        # some acquirers) go to a side map checked only when the first row does not fit.
-        self.by_rrn: dict[str, Detail] = {d.rrn: d for d in reversed(data.detail)}
-        self.more_rrn: dict[str, list[Detail]] = defaultdict(list)
-        if len(self.by_rrn) < len(data.detail):
-            for d in data.detail:
-                if self.by_rrn[d.rrn] is not d:
-                    self.more_rrn[d.rrn].append(d)
-        self._all_keys: dict[tuple[str, str, str, str], list[Detail]] | None = None
-        self._detail = data.detail
-        self.used: set[int] = set()
-        # Originals that were completed or voided, by (mid, tid, trc) and by RRN.
-        self.closed: set[tuple[str, str, str]] = set()
-        self.closed_rrn: set[str] = set()
-        self.reswipes: dict[tuple[str, str, str, int], list[int]] = {}
-        undoing = ("void", "preauth_void", "preauth_done", "preauth_done_void")
-        for r in data.receipts:
-            if r.typ in undoing and r.st in ("approved", "offline_sent", "offline_pending"):
-                if r.otrc:
-                    self.closed.add((r.mid, r.tid, r.otrc))
-                if r.orrn:
-                    self.closed_rrn.add(r.orrn)
-            elif r.st == "no_response" and r.pan:
-                self.reswipes[(r.mid, r.tid, r.pan, r.amt)] = []
-        if self.reswipes:  # only the card/amount pairs that had a no-response
-            for r in data.receipts:
-                if r.typ == "sale" and r.st == "approved" and r.pan and r.lt is not None:
-                    seen = self.reswipes.get((r.mid, r.tid, r.pan, r.amt))
-                    if seen is not None:
-                        seen.append(r.lt)
-        for d in (*data.detail, *(m for m in data.matched if m is not None and m.orrn)):
-            if d.typ in ("preauth_done", "preauth_void") and d.orrn:
-                self.closed_rrn.add(d.orrn)
-
-    def match(self, r: Receipt) -> Detail | None:
-        if r.rrn:
-            d = self.by_rrn.get(r.rrn)
-            if d is not None and d.mid == r.mid:
-                return d
-            for d in self.more_rrn.get(r.rrn, ()):
-                if d.mid == r.mid:
-                    return d
-        if self._all_keys is None:
-            # Built once, on the first receipt without an RRN match.
-            self._all_keys = defaultdict(list)
-            for d in self._detail:
-                self._all_keys[(d.mid, d.tid, d.bat, d.trc)].append(d)
-        for d in self._all_keys.get((r.mid, r.tid, r.bat, r.trc), ()):
-            if d.amt == r.amt:
-                return d
-        return None
+__all__ = ["CAUSES", "DATA_VALUES", "NETWORK_CAUSES", "STATUSES", "Context", "Finding", "classify"]
 
 
 def classify(data: Data, ctx: Context) -> list[Finding]:
-    idx = _Index(data)
+    idx = Index(data)
     findings: list[Finding] = []
     unpaid: list[Finding] = []  # candidates for acquirer_side / unknown
     payouts, merchants = data.payouts, data.merchants
@@ -303,7 +85,7 @@ def classify(data: Data, ctx: Context) -> list[Finding]:
                         )
                     )
                     continue
-        f = _receipt(r, d, data, idx, ctx)
+        f = receipt(r, d, data, idx, ctx)
         append(f)
         if f.awaiting_acquirer:
             unpaid.append(f)
@@ -317,232 +99,6 @@ def classify(data: Data, ctx: Context) -> list[Finding]:
     _acquirer_side(unpaid, data)
     findings.extend(_payout(p) for p in data.payouts.values())
     return findings
-
-
-def _base(r: Receipt, m: Merchant | None) -> Finding:
-    return Finding(
-        "transaction",
-        "gap",
-        "",
-        "complete",
-        r.mid,
-        r.tid,
-        r.bat,
-        r.trc,
-        r.dev,
-        r.rrn or "",
-        r.amt,
-        lt=r.lt,
-        acquirer=m.acquirer if m else "",
-        receipt=r,
-    )
-
-
-def _network(f: Finding, r: Receipt, line: Timeline | None) -> None:
-    """The device timeline around the transaction: outages with their stage, and signal."""
-    if line is None or r.lt is None:
-        f.confidence = min(f.confidence, 0.7)
-        return
-    near = line.outages_near(r.lt)
-    for o in near[:3]:
-        f.add(
-            (
-                "diag_event",
-                "link down {0} .. {1} at stage {2} ({3})",
-                (o.start, o.end, o.stage, o.why),
-            )
-        )
-    sig = line.signal_at(r.lt)
-    if sig is not None:
-        f.add(("diag_event", "signal before the transaction: {0}", (sig,)))
-    if not near:
-        f.confidence = min(f.confidence, 0.75)
-
-
-def _receipt(r: Receipt, d: Detail | None, data: Data, idx: _Index, ctx: Context) -> Finding:
-    m = data.merchants.get(r.mid)
-    f = _base(r, m)
-    if r.st == "declined":
-        f.status, f.confidence = "not_expected", 0.99
-        return f
-    if r.typ in ("void", "preauth_void", "preauth_done_void", "refund") or r.st == "voided":
-        f.status, f.confidence = "not_expected", 0.97
-        return f
-    acquirer = m.acquirer if m else ""
-    sm = r.sm or (m.settle_type if m else "") or ctx.policies.for_acquirer(acquirer).settle_type
-    lt = r.lt if r.lt is not None else r.t
-    when = ctx.due(lt, sm, acquirer, r.sd or "")
-    f.expected_date = when.expected
-    is_due = when.expected <= ctx.as_of_date
-    line = data.timelines.get(r.dev)
-    settled_row = d is not None and d.check_flag in ("Y", "L")
-    if r.typ == "preauth":
-        if (r.mid, r.tid, r.trc) in idx.closed or (r.rrn and r.rrn in idx.closed_rrn):
-            f.status, f.confidence = "not_expected", 0.95
-            return f
-        f.rule = when.rule
-        if is_due:
-            f.status, f.cause, f.confidence = "gap", "preauth_open", 0.9
-        else:
-            f.status, f.cause, f.confidence = "pending", "timing", 0.85
-        return f
-    terminal = ""
-    if r.st == "reversed":
-        terminal = "network_reversed" if r.rv in (None, "98") else "unknown"
-    elif r.st == "reversal_failed":
-        terminal = "reversal_failed"
-    elif r.st in ("no_response", "reversal_pending"):
-        terminal = "reversal_pending"
-        if r.pan and r.lt is not None:
-            for t2 in idx.reswipes.get((r.mid, r.tid, r.pan, r.amt), ()):
-                if r.lt < t2 <= r.lt + RESWIPE_S:
-                    terminal = "duplicate_charge_risk"
-                    f.add(("receipt", "same card and amount approved again at {0}", (t2,)))
-                    break
-    if terminal:
-        f.set_cause(terminal)
-        _network(f, r, line)
-        if not settled_row:
-            f.status = "gap"
-            if terminal != "unknown":
-                f.confidence = max(f.confidence, 0.9) if f.confidence > 0.75 else 0.8
-            f.row = d
-            return f
-        f.add(("settlement_row", "but the acquirer cleared it anyway", ()))
-    if r.st in ("offline_pending", "offline_sent") and d is None:
-        _network(f, r, line)
-        if r.st == "offline_sent":
-            late = ctx.due(r.t, sm, acquirer, "")
-            if late.expected > when.expected:
-                f.expected_date = late.expected
-                f.add(("receipt", "sent to the acquirer at {0}: {1}", (r.t, late.rule)))
-                f.status = "pending" if late.expected > ctx.as_of_date else "gap"
-                f.cause = "late_upload"
-                return f
-        elif is_due:
-            f.status, f.cause = "gap", "late_upload"
-            f.add(("receipt", "approved offline; not uploaded to the acquirer", ()))
-            return f
-    return _money(f, d, data, ctx, when, m, r.ck or "")
-
-
-def _money(
-    f: Finding, d: Detail | None, data: Data, ctx: Context, when: Due, m: Merchant | None, ck: str
-) -> Finding:
-    """From the acquirer's row to the bank account."""
-    acquirer = m.acquirer if m else ""
-    if d is None:
-        f.rule = when.rule
-        if when.expected > ctx.as_of_date:
-            f.status = "pending"
-            f.set_cause("timing")
-            f.confidence = max(f.confidence, 0.9)
-            return f
-        if not data.file_imported("detail", acquirer, when.expected):
-            f.status = "gap"
-            f.set_cause("file_missing")
-            f.add(
-                (
-                    "settlement_file",
-                    "no detail file imported for {0} {1}",
-                    (acquirer or "(any acquirer)", when.expected),
-                )
-            )
-            return f
-        f.status = "gap"
-        f.awaiting_acquirer = True  # resolved across merchants in _acquirer_side
-        f.add(
-            (
-                "settlement_file",
-                "detail file for {0} {1} imported; no row",
-                (acquirer or "(any acquirer)", when.expected),
-            )
-        )
-        return f
-    f.rrn = f.rrn or d.rrn
-    f.payout_id = d.payout_id
-    f.row = d
-    settle_day = date.fromisoformat(d.settle_date)
-    if f.expected_date is None or settle_day > f.expected_date:
-        f.expected_date = settle_day
-    if d.check_flag == "B":
-        f.status = "gap"
-        f.set_cause("unknown")
-        f.confidence = 0.6
-        return f
-    p = data.payouts.get(d.payout_id) if d.payout_id else None
-    if p is None:
-        if settle_day > ctx.as_of_date:
-            f.status = "pending"
-            f.set_cause("timing")
-            return f
-        if not data.file_imported("payout", acquirer, settle_day):
-            f.status = "gap"
-            f.set_cause("file_missing")
-            f.add(
-                (
-                    "settlement_file",
-                    "no payout file imported for {0} {1}",
-                    (acquirer or "(any acquirer)", settle_day),
-                )
-            )
-            return f
-        f.status = "gap"
-        f.awaiting_acquirer = True
-        f.add(("payout", "payout {0} is in no imported payout file", (d.payout_id,)))
-        return f
-    f.payout = p
-    share = d.settle_amt
-    if p.state == "in_progress":
-        f.status = "pending"
-        f.set_cause("timing")
-        return f
-    if p.state in ("failed", "bounced"):
-        f.status, f.paid_fen, f.short_fen = "gap", 0, share
-        f.set_cause("account_problem")
-        if m is not None and m.status != "active":
-            f.add(("merchant", "merchant status {0}", (m.status,)))
-        f.confidence = 0.95
-        return f
-    if p.state == "frozen":
-        f.status, f.paid_fen, f.short_fen = "gap", 0, share
-        f.set_cause("risk_hold")
-        f.confidence = 0.9
-        return f
-    short = p.plan_fen - p.real_fen
-    if short > 0 and p.plan_fen > 0:
-        f.short_fen = (short * share + p.plan_fen // 2) // p.plan_fen
-        f.paid_fen = share - f.short_fen
-        f.status = "settled_short"
-        if p.suspend_fen or p.retained_fen:
-            f.set_cause("risk_hold")
-        elif p.fee_fen:
-            f.set_cause("fee")
-            f.add(("payout", "payout charge {0} fen (e.g. D0 surcharge)", (p.fee_fen,)))
-        else:
-            f.set_cause("unknown")
-        f.confidence = 0.9
-        return f
-    f.paid_fen = share
-    if d.direction == "in" and d.typ == "sale":
-        fair = expected_fee(m, d.amt, d.ck or ck)
-        if fair is not None and d.fee > fair + 1:
-            f.status, f.short_fen = "settled_short", d.fee - fair
-            f.set_cause("fee")
-            f.add(
-                (
-                    "merchant",
-                    "agreed fee {0} fen at rate {1}; charged {2}",
-                    (fair, m.fee_rate if m else "", d.fee),
-                )
-            )
-            return f
-    f.status = "settled"
-    if f.cause:
-        f.also = [f.cause, *(f.also or ())]
-        f.cause = ""  # DESIGN §2.2: no cause for settled money; it stays in the evidence
-    f.confidence = 0.99
-    return f
 
 
 def _detail_only(d: Detail, data: Data, ctx: Context) -> Finding:
@@ -570,7 +126,7 @@ def _detail_only(d: Detail, data: Data, ctx: Context) -> Finding:
     when = ctx.due(d.txn_time, sm, m.acquirer if m else "", "")
     f.expected_date = when.expected
     conf = f.confidence
-    _money(f, d, data, ctx, when, m, d.ck)
+    money(f, d, data, ctx, when, m, d.ck)
     f.confidence = min(conf, f.confidence)
     return f
 

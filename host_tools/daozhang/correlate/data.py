@@ -25,13 +25,11 @@ class Receipt(NamedTuple):
     trc: str
     dev: str
     typ: str
-    ch: str
     amt: int
     pan: str | None
     ck: str | None
     lt: int | None
     st: str
-    rc: str | None
     rrn: str | None
     rv: str | None
     sd: str | None
@@ -50,7 +48,6 @@ class Detail(NamedTuple):
     tid: str
     txn_time: int
     typ: str
-    ch: str
     bat: str
     trc: str
     rrn: str
@@ -142,16 +139,16 @@ class Data:
 
 
 _R_COLS = (
-    "r.mid, r.tid, r.bat, r.trc, r.dev, r.typ, r.ch, r.amt, r.pan, r.ck, r.lt, r.st,"
-    " r.rc, r.rrn, r.rv, r.sd, r.sm, r.otrc, r.orrn, COALESCE(r.placed_t, r.t),"
+    "r.mid, r.tid, r.bat, r.trc, r.dev, r.typ, r.amt, r.pan, r.ck, r.lt, r.st,"
+    " r.rrn, r.rv, r.sd, r.sm, r.otrc, r.orrn, COALESCE(r.placed_t, r.t),"
     " r.received_at"
 )
 _D_COLS = (
-    "d.file_id, d.line, d.settle_date, d.mid, d.tid, d.txn_time, d.typ, d.ch, d.bat,"
+    "d.file_id, d.line, d.settle_date, d.mid, d.tid, d.txn_time, d.typ, d.bat,"
     " d.trc, d.rrn, d.orrn, d.pan, d.ck, d.amt, d.fee, d.settle_amt, d.direction,"
     " d.settle_type, d.check_flag, d.payout_id"
 )
-_N_R = 21
+_N_R = 19  # receipt columns before the detail row's
 # The RRN match is a join the database does best; the rare fallbacks (no RRN, natural key and
 # amount) are done in memory on the rows this join leaves over.
 _MATCHED_SQL = (

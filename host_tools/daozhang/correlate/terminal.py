@@ -40,8 +40,9 @@ class Index:
             elif r.st == "no_response" and r.pan:
                 self.reswipes[(r.mid, r.tid, r.pan, r.amt)] = []
         if self.reswipes:  # only the card/amount pairs that had a no-response
+            pans = {key[2] for key in self.reswipes}  # a cheap first filter: same masked card
             for r in data.receipts:
-                if r.typ == "sale" and r.st == "approved" and r.pan and r.lt is not None:
+                if r.pan in pans and r.typ == "sale" and r.st == "approved" and r.lt is not None:
                     seen = self.reswipes.get((r.mid, r.tid, r.pan, r.amt))
                     if seen is not None:
                         seen.append(r.lt)

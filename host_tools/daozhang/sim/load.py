@@ -22,8 +22,9 @@ from daozhang.store import Store
 COMMIT_EVERY = 400  # messages per transaction: a collector commits in groups too
 
 
-def write_files(sc: Scenario, out: Path) -> list[Path]:
-    """Merchants, then per acquirer and day a detail and a payout file (not the missing)."""
+def write_files(sc: Scenario, out: Path) -> list[tuple[Path, str | None]]:
+    """Merchants, then per acquirer and day a detail and a payout file (not the missing);
+    each with the acquirer an operator would name (`--acquirer`) when importing it."""
     out.mkdir(parents=True, exist_ok=True)
     merchants = [
         {
@@ -38,8 +39,8 @@ def write_files(sc: Scenario, out: Path) -> list[Path]:
         }
         for m in sc.merchants
     ]
-    paths = [out / "merchants.csv"]
-    paths[0].write_bytes(csv_bytes("merchants", merchants))
+    paths: list[tuple[Path, str | None]] = [(out / "merchants.csv", None)]
+    paths[0][0].write_bytes(csv_bytes("merchants", merchants))
     by_mid = {m.mid: m.acquirer for m in sc.merchants}
     day = sc.start
     n = 0
@@ -56,7 +57,7 @@ def write_files(sc: Scenario, out: Path) -> list[Path]:
             else:
                 p = out / f"{acq}_detail_{stamp}.csv"
                 p.write_bytes(csv_bytes("detail", rows, "gbk" if n % 2 else "utf-8"))
-            paths.append(p)
+            paths.append((p, acq))
             pay = [
                 r
                 for r in sc.payouts
@@ -64,7 +65,7 @@ def write_files(sc: Scenario, out: Path) -> list[Path]:
             ]
             p = out / f"{acq}_payout_{stamp}.csv"
             p.write_bytes(csv_bytes("payout", pay, "gbk"))
-            paths.append(p)
+            paths.append((p, acq))
         day = date.fromordinal(day.toordinal() + 1)
     truth = {"|".join(k): asdict(v) for k, v in sc.truth.items()}
     meta = {
@@ -96,6 +97,6 @@ def load_devices(store: Store, msgs: list[Message]) -> dict[str, int]:
 def load(store: Store, sc: Scenario, out: Path) -> dict[str, int]:
     """Device data through the collector, then the settlement files through the importer."""
     counts = load_devices(store, messages(sc))
-    for path in write_files(sc, out):
-        import_file(store, path, now=sc.as_of)
+    for path, acquirer in write_files(sc, out):
+        import_file(store, path, acquirer=acquirer, now=sc.as_of)
     return counts

@@ -50,7 +50,11 @@ def main() -> int:
     ok &= step("mypy --strict host_tools", [str(BIN / "mypy")])
     for board, typeshed, stub_path in board_runs():
         board_dir = REPO / "boards" / board
-        targets = ["firmware"] + ([str(board_dir)] if any(board_dir.glob("*.py")) else [])
+        if not (board_dir / "board.py").is_file():
+            # The core imports `board`; without an adapter there is nothing to check it against.
+            print(f"== boards/{board}: no adapter (board.py) yet; not checked", flush=True)
+            continue
+        targets = ["firmware", str(board_dir)]
         mypy_path = ":".join(
             str(p) for p in [*stub_path, REPO / "firmware", REPO / "boards" / board]
         )

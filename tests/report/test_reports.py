@@ -87,6 +87,8 @@ def test_json_csv_and_table(
         assert ("cause" in f) == (f["status"] not in ("settled", "not_expected"))
         assert f["explain"]["zh"] and f["explain"]["en"]
         assert all(e["source"] and e["fact"] for e in f["evidence"])
+    sources = {e["source"] for f in txns for e in f["evidence"]}
+    assert sources >= {"receipt", "diag_event", "settlement_row", "payout", "policy", "heartbeat"}
     reversed_ = [f for f in txns if f.get("cause") == "network_reversed"]
     assert any(
         e["source"] == "diag_event" and "link down" in e["fact"] for e in reversed_[0]["evidence"]

@@ -6,6 +6,7 @@ tuples, and formats sentences only when a report asks (`render.py`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -39,6 +40,8 @@ STATUSES = ("settled", "settled_short", "pending", "gap", "not_expected")
 RESWIPE_S = 900  # a re-swipe of the same card and amount within 15 minutes
 ACQUIRER_SIDE_MERCHANTS = 3  # this many healthy merchants unpaid on one acquirer-day
 SILENT_S = 3600  # a device unheard for an hour after a transaction, and still silent
+
+_DAYS_OFF = re.compile(r"\((\d+) day\(s\) off skipped, ([^)]*)\)")
 
 Evidence = tuple[str, str, tuple[Any, ...]]  # (source, template, args): rendered on output
 
@@ -106,6 +109,12 @@ class Finding:
             )
         if self.rule:
             out.append(("policy", "{0}", (self.rule,)))
+            off = _DAYS_OFF.search(self.rule)
+            if off is not None:
+                # Weekends, holidays and make-up days come from the working-day calendar.
+                out.append(
+                    ("calendar", "{0} day(s) off between trade and payout ({1})", (off[1], off[2]))
+                )
         out.extend(self.extra or ())
         d = self.row
         if d is not None:

@@ -85,6 +85,35 @@ def messages(sc: Scenario) -> list[Message]:
     return out
 
 
+def _frames(txns: list[Txn]) -> list[tuple[int, Txn, dict[str, Any]]]:
+    out = []
+    for t in txns:
+        if t.injected == "no_receipt":
+            continue  # the POS never handed it to the co-processor
+        for st, when in t.states:
+            out.append((when, t, _receipt(t, st, when)))
+    out.sort(key=lambda item: item[0])
+    return out
+
+
+def pos_frames(sc: Scenario, dev: str) -> list[tuple[int, dict[str, Any]]]:
+    """What the POS hands the co-processor `dev`, in time order: (unix time, receipt body),
+    one per state of a transaction. The fleet simulation feeds these to (virtual) boards over
+    the terminal link, and plays `link_schedule` on their control channel."""
+    return [(when, body) for when, _, body in _frames([t for t in sc.txns if t.m.dev == dev])]
+
+
+def link_schedule(sc: Scenario, dev: str) -> list[tuple[int, str, str]]:
+    """(unix time, "down"/"up", failing stage) for the device's outages, in time order."""
+    out: list[tuple[int, str, str]] = []
+    for o in sorted(sc.outages.get(dev, []), key=lambda o: o.start):
+        out += [(o.start, "down", o.stage), (o.end, "up", "")]
+    silent = sc.silent_from.get(dev)
+    if silent is not None:
+        out.append((silent, "down", "link"))
+    return out
+
+
 def _device_messages(sc: Scenario, dev: str, txns: list[Txn]) -> list[Message]:
     outages = sorted(sc.outages.get(dev, []), key=lambda o: o.start)
     start = min([t.lt for t in txns] + [o.start for o in outages]) - 3600
@@ -92,11 +121,8 @@ def _device_messages(sc: Scenario, dev: str, txns: list[Txn]) -> list[Message]:
     end = min(sc.as_of, silent) if silent else sc.as_of
     lost_keys = set(sc.lost.get(dev, []))
     recs = [_Rec(start, "d", {"ev": "boot", "cause": "power_on"})]
-    for t in txns:
-        if t.injected == "no_receipt":
-            continue  # the POS never handed it to the co-processor
-        for st, when in t.states:
-            recs.append(_Rec(when, "r", _receipt(t, st, when), lost=t.key in lost_keys))
+    for when, t, body in _frames(txns):
+        recs.append(_Rec(when, "r", body, lost=t.key in lost_keys))
     for o in outages:
         recs.append(_Rec(o.start, "d", {"ev": "link_down", "stage": o.stage, "why": o.why}))
         recs.append(

@@ -24,6 +24,10 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("collect", "daozhang.collector.cli", "store device uploads exactly once and ack them"),
     ("device", "daozhang.collector.device_cli", "register devices and their HMAC keys"),
     ("fleet", "daozhang.fleet.cli", "fleet status: one row per device, worst first"),
+    ("settle", "daozhang.settle.cli", "import acquirer settlement files; list what was imported"),
+    ("correlate", "daozhang.correlate.cli", "why money did or did not arrive: findings, reports"),
+    ("lookup", "daozhang.correlate.lookup", "one transaction by RRN, or card/amount/time"),
+    ("sim", "daozhang.sim.cli", "generate a scenario with ground truth (files, device data)"),
 ]
 
 

@@ -135,7 +135,8 @@ def test_broker_that_never_pubacks_but_pings_keeps_the_link() -> None:
     msgs = [line for line in lines if line.startswith("MSG dz/v1/dev-0001/ack ack-after-")]
     assert msgs, lines
     assert int(msgs[0].split("-")[-2]) >= 3  # the link lived through several dead-times
-    assert "ERROR MQTTError connection closed by the broker" in lines
+    # It ends when the broker closes (EOF, or a reset if a ping crossed the close), not dead.
+    assert not any("LinkDead" in line for line in lines), lines
 
 
 def test_disconnect_mid_packet_delivers_nothing_partial() -> None:

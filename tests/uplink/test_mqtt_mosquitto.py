@@ -44,7 +44,7 @@ def test_publish_subscribe_status_and_will_with_mosquitto(mosquitto: Mosquitto) 
     client, seen = watcher(mosquitto.port, ["dz/v1/dev-0001/#"])
     env = {**os.environ, "MICROPYPATH": module_path("virtual")}
     device = subprocess.Popen(
-        [*micropython_argv(), str(HERE / "mqtt_drive.py"), str(mosquitto.port), "2", "60000"],
+        [*micropython_argv(), str(HERE / "mp_drive_mqtt.py"), str(mosquitto.port), "2", "60000"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -37,7 +37,7 @@ EXPECTED_SUBSCRIBE = (
 
 def drive(broker: ScriptedBroker, n_publish: int = 0, dead_ms: int = 3000) -> list[str]:
     result = run_micropython(
-        [str(HERE / "mqtt_drive.py"), str(broker.port), str(n_publish), str(dead_ms)],
+        [str(HERE / "mp_drive_mqtt.py"), str(broker.port), str(n_publish), str(dead_ms)],
         timeout=60,
     )
     out = result.stdout.decode() + result.stderr.decode()

@@ -1,5 +1,5 @@
 # MicroPython side of the scripted-broker tests (tests/uplink/test_mqtt_scripted.py):
-#   micropython mqtt_drive.py PORT N_PUBLISH DEAD_MS
+#   micropython mp_drive_mqtt.py PORT N_PUBLISH DEAD_MS
 # Connects firmware/mqtt.py to 127.0.0.1:PORT as the device would (client id "dev-0001",
 # persistent session, LWT), subscribes, publishes N_PUBLISH QoS 1 messages, then reads until
 # the connection ends. Every event is printed as one line for the host to check.

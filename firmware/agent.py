@@ -31,7 +31,6 @@ class Agent:
         self._ticks = ticks_ms
         self._diff = ticks_diff
         self._rand = rand32
-        self.journal = None
 
     def attach(self, journal):
         # Builds everything that reads the journal; call after journal.mount().

@@ -61,7 +61,7 @@ class Board:
         import tls
 
         ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
-        ctx.verify_mode = tls.CERT_REQUIRED
+        ctx.verify_mode = tls.CERT_REQUIRED  # type: ignore[attr-defined]
         # The broker's CA, written at flashing; without it there is no TLS (never unverified).
         ctx.load_verify_locations(cadata=_read("/ca.der"))
         sock.setblocking(True)

@@ -112,6 +112,7 @@ class Agent:
         while True:
             await asyncio.sleep_ms(_TICK_MS)
             self.clock.up_ms()
+            self.board.feed_watchdog()
             if self.journal.next_seq != seen:
                 seen = self.journal.next_seq
                 self.uploader.kick()

@@ -38,6 +38,12 @@ class Board:
             return dict(_DEFAULT_SIGNAL)
         return signal
 
+    def link_why(self):
+        return "control: link down"
+
+    def feed_watchdog(self):
+        pass  # the host is the watchdog of a virtual board
+
     def reset_cause(self):
         return self._control().get("reset_cause", "power_on")
 

@@ -1,12 +1,12 @@
 # MicroPython baseline for bench/uplink_2g.py: the naive uploader, one receipt per MQTT
 # message as JSON, waiting for each PUBACK before the next (stop-and-wait).
 #   micropython mp_stop_and_wait.py PORT N
+import asyncio
 import json
 import socket
 import sys
 import time
 
-import asyncio
 import mqtt
 
 

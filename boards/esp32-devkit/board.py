@@ -105,7 +105,7 @@ class Board:
             raise OSError("no TLS on this firmware")
         ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
         with open("/ca.der", "rb") as f:
-            ctx.load_verify_locations(cadata=f.read())
+            ctx.load_verify_locations(f.read())  # cadata, positional on MicroPython
         sock.setblocking(True)
         sock.settimeout(timeout_ms / 1000)
         wrapped = ctx.wrap_socket(sock, server_hostname=host)

@@ -116,20 +116,23 @@ class Agent:
                 seen = self.journal.next_seq
                 self.uploader.kick()
 
-    def tasks(self, record_boot=True):
-        # The coroutines to run, after attach(). main.py journals the boot record itself.
+    def tasks(self, record_boot=True, commit_diag=True):
+        # The coroutines to run, after attach(). main.py journals the boot record and runs
+        # the periodic diag commit itself; alone (tests, benches) the agent does both.
         if record_boot:
             self.diag.boot(self.cause)
         self.sync_clock()
         self.diag.sample_signal()
-        return [
+        tasks = [
             self.uplink.run(),
             self._tick(),
             self._every("hb_s", self._heartbeat),
             self._every("probe_s", self._probe),
             self._every("signal_s", self._signal),
-            self._every_s(_COMMIT_S, self._commit),
         ]
+        if commit_diag:
+            tasks.append(self._every_s(_COMMIT_S, self._commit))
+        return tasks
 
     async def _every_s(self, seconds, action):
         while True:

@@ -208,9 +208,13 @@ def test_simulated_day_under_a_64k_object_heap(mosquitto: Mosquitto, tmp_path: P
             if rec["b"]["ev"] == "link_down":
                 stages.add(rec["b"]["stage"])
     print("diag events", events, "heartbeats", len(responder.heartbeats))
-    # Everything but the last seconds' records reached the collector, acked.
-    assert len(_receipt_trcs(responder, "dev-0004")) >= 1400
-    assert result.acked >= result.next_seq - 30
+    # Everything but the last seconds' records reached the collector, acked. (How many
+    # receipts a real minute holds depends on the machine's load: at least 1,000.)
+    appended = int(result.output.split("APPENDED ")[1].split()[0])
+    unacked = result.next_seq - 1 - result.acked
+    assert appended >= 1000
+    assert len(_receipt_trcs(responder, "dev-0004")) >= appended - unacked
+    assert unacked <= 30
     assert events.get("link_down", 0) >= 3 and events.get("link_up", 0) >= 3
     assert "link" in stages
     assert 1 <= events.get("clock", 0) <= 20 and events.get("boot") == 1

@@ -358,3 +358,31 @@ def test_upload_over_tls_through_the_boards_socket_factory(tmp_path: Path) -> No
     assert len(_receipt_trcs(responder, "dev-0005")) == 200
     assert refused.acked == 0 and refused.stats["sessions"] == 0, refused.output
     assert "dev-0006" not in responder.devices
+
+
+def test_whole_agent_with_intake_in_a_72k_object_heap(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """Intake (terminal-link frames, receipt checks) + journal + uplink + heartbeat + diag for a
+    simulated 5 hours (scale 1440). Known gap: the same run in a 64 KB object heap ends in a
+    MemoryError at the first receipt (see firmware/README.md), hence 72 KB here."""
+    responder = AckResponder(mosquitto.port, time_scale=1440).start()
+    try:
+        cfg = agent_config("dev-0007", mosquitto.port, scale=1440, keepalive_s=30)
+        plan = {
+            "cfg": cfg,
+            "root": str(tmp_path / "j"),
+            "trickle": 300,
+            "trickle_ms": 57_600,
+            "max_s": 12,
+            "no_wall_clock": True,
+            "intake": True,
+            "object_heap": 72 * 1024,
+        }
+        result = finish_agent(start_agent(tmp_path, plan), timeout=60)
+    finally:
+        responder.stop()
+    print(f"peak live objects {result.peak_live} bytes in a 72 KB object heap")
+    appended = int(result.output.split("APPENDED ")[1].split()[0])
+    assert "MemoryError" not in result.output, result.output
+    assert appended >= 200
+    assert len(_receipt_trcs(responder, "dev-0007")) >= appended - 30
+    assert len(responder.heartbeats) >= 30

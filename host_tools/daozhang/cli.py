@@ -20,6 +20,8 @@ from daozhang.errors import DaozhangError
 COMMANDS: list[tuple[str, str, str]] = [
     ("demo", "daozhang.demo", "run the end-to-end demonstration"),
     ("board", "daozhang.board.cli", "start, stop and control virtual boards"),
+    ("flash", "daozhang.flash.cli", "compile, write, verify and self-test devices over mpremote"),
+    ("device", "daozhang.flash.device_cli", "inspect a device over mpremote"),
 ]
 
 

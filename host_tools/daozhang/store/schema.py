@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from daozhang.flash.registry import MIGRATIONS as FLASH_MIGRATIONS
 from daozhang.store.migrate import Migration
 
 # Each entry: (component name, its migrations). Components add themselves here.
-COMPONENTS: list[tuple[str, list[Migration]]] = []
+COMPONENTS: list[tuple[str, list[Migration]]] = [
+    ("flash", FLASH_MIGRATIONS),
+]

@@ -63,7 +63,7 @@ def _journal_budget():
 
 
 def recent_diag(journal, count):
-    import cbor  # type: ignore[import-not-found]
+    import cbor
 
     recent = []  # type: list
     cursor = journal.acked + 1
@@ -87,7 +87,7 @@ def recent_diag(journal, count):
 
 def journal_state(journal_dir, recent):
     try:
-        from journal import Journal  # type: ignore[import-not-found]
+        from journal import Journal
     except ImportError:
         return {"error": "not available: no journal module in this firmware"}, []
     try:

@@ -20,7 +20,7 @@ from daozhang.paths import board_dir, state_dir
 from daozhang.store import Store, open_store
 
 _DEV = re.compile(r"^[A-Za-z0-9_-]{4,32}$")
-_STYLE = {"pass": "green", "fail": "red", "n/a": "yellow", "incomplete": "yellow"}
+_STYLE = {"pass": "green", "fail": "red", "n/a": "yellow", "incomplete": "yellow", "skip": "dim"}
 
 
 def default_db_url() -> str:
@@ -130,6 +130,10 @@ def run(args: argparse.Namespace) -> int:
     for r in results:
         if r.error is not None:
             sys.stderr.write(f"daozhang: {r.error}\n")
+        for name, status, detail in r.selftest:
+            if status in ("fail", "n/a"):
+                line = f"{r.port}: self-test {name} {status.upper()}: {detail}"
+                sys.stderr.write(f"daozhang: {line}\n")
     if options.dry_run:
         return 0 if all(r.error is None for r in results) else 1
     return 0 if all(r.verdict == "pass" for r in results) else 1
@@ -142,14 +146,15 @@ def _print_results(results: list[FlashResult], dry_run: bool) -> None:
         if r.error is not None:
             out.print(f"[bold]{title}[/bold]: [red]FAIL[/red] {r.error}")
             continue
-        changes = f"{len(r.written)} written, {len(r.removed)} removed, {r.unchanged} unchanged"
         if dry_run:
-            out.print(f"[bold]{title}[/bold] (dry run, .mpy v{r.mpy}): would write {changes}")
+            plan = f"{len(r.written)} to write, {len(r.removed)} to remove, {r.unchanged} unchanged"
+            out.print(f"[bold]{title}[/bold] (dry run, .mpy v{r.mpy}): {plan}")
             for path in r.written:
                 out.print(f"  write  {path}")
             for path in r.removed:
                 out.print(f"  remove {path}")
             continue
+        changes = f"{len(r.written)} written, {len(r.removed)} removed, {r.unchanged} unchanged"
         table = Table(title=f"{title}: {r.verdict.upper()} ({changes}; .mpy v{r.mpy})")
         table.add_column("check")
         table.add_column("result")

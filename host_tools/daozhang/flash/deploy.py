@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from daozhang import __version__
 from daozhang.errors import DaozhangError, UsageError
@@ -37,9 +37,9 @@ SECRET_SLOTS = {
     "cert": "/secrets/client.crt",
     "key": "/secrets/client.key",
 }
-DEFAULT_INTERVALS = {"heartbeat_s": 60}
 HEARTBEAT_WAIT_S = 90.0
 
+_T = TypeVar("_T")
 Progress = Callable[[str, float], None]  # (step description, fraction done 0..1)
 
 
@@ -76,7 +76,7 @@ class FlashResult:
         if "fail" in statuses:
             return "fail"
         if "n/a" in statuses:
-            return "incomplete"
+            return "incomplete"  # a part is missing: never reported as a pass
         return "pass"
 
 
@@ -107,12 +107,24 @@ def split_broker(url: str) -> tuple[str, str, int]:
     return scheme, host, int(port)
 
 
-def config_file(dev: str, broker: str, old: dict[str, Any] | None) -> DeviceFile:
-    intervals = dict(DEFAULT_INTERVALS)
-    if old and isinstance(old.get("intervals"), dict):
-        intervals.update(old["intervals"])  # what a technician tuned on the device stays
-    body = {"dev": dev, "broker": broker, "intervals": intervals}
+def config_file(dev: str, broker: str, key: bytes, old: dict[str, Any] | None) -> DeviceFile:
+    """`/config.json` in the agent's own format (firmware/config.py: flat keys, unknown keys
+    refused): device id, broker host/port/tls and the HMAC key in hex, which is how the agent
+    reads it today (the same key is also in its credential slot /secrets/hmac.key). Every other
+    key already on the device (intervals a technician tuned) is kept."""
+    scheme, host, port = split_broker(broker)
+    body = dict(old or {})
+    body.update({"dev": dev, "host": host, "port": port, "tls": scheme == "mqtts"})
+    body["key"] = key.hex()
     return DeviceFile(CONFIG_PATH, json.dumps(body, sort_keys=True).encode() + b"\n")
+
+
+def broker_of(config: dict[str, Any] | None) -> str | None:
+    """The broker URL a device's config names, if it names one."""
+    if not config or not isinstance(config.get("host"), str):
+        return None
+    scheme = "mqtts" if config.get("tls") else "mqtt"
+    return f"{scheme}://{config['host']}:{config.get('port', 8883 if config.get('tls') else 1883)}"
 
 
 class Flasher:
@@ -145,56 +157,45 @@ class Flasher:
         fw = self.builds.for_device(device_mpy)
         result.fw_hash, result.mpy = fw.fw_hash, fw.compiler.label
         _check_filesystem(port.port, dev_probe)
-        broker = opts.broker or (dev_probe.config or {}).get("broker")
-        if not isinstance(broker, str):
+        broker = opts.broker or broker_of(dev_probe.config)
+        if broker is None:
             raise UsageError(f"{port.port}: --broker is required (the device has no broker yet)")
         split_broker(broker)
 
+        key = self._key(dev)
         files = [f for f in fw.files]
-        files.append(config_file(dev, broker, dev_probe.config))
-        for slot, local in opts.tls.items():
-            files.append(DeviceFile(SECRET_SLOTS[slot], local.read_bytes()))
+        files.append(config_file(dev, broker, key or b"", dev_probe.config))
+        files.extend(DeviceFile(SECRET_SLOTS[s], p.read_bytes()) for s, p in opts.tls.items())
+        if key is not None:
+            files.append(DeviceFile(SECRET_HMAC, key))
+        manifest = fw.manifest()
+        files.append(manifest)  # last: the manifest says the flash completed
         changed = [f for f in files if dev_probe.hashes.get(f.remote) != f.sha256]
-        keep = {f.remote for f in files} | {SECRET_HMAC, "/fw.json"}
+        keep = {f.remote for f in files}
         removed = [p for p in dev_probe.old_files if p not in keep and p.startswith("/lib/")]
-        _check_room(port.port, dev_probe, changed, files)
-
+        if (changed or removed) and manifest not in changed:
+            changed.append(manifest)
+        result.written = [f.remote for f in changed]
+        result.removed = removed
+        result.unchanged = len(files) - len(changed)
+        _check_room(port.port, dev_probe, changed)
         if opts.dry_run:
-            result.written = [f.remote for f in changed]
-            result.removed = removed
-            result.unchanged = len(files) - len(changed)
             result.ok = True
             return
-        if self.open_store is None:
-            raise UsageError("a database is needed to register the HMAC key (--db)")
-        progress("registering key", 0.12)
-        store = self.open_store()
-        try:
-            key = registry.key_for(store, dev)
-            key_file = DeviceFile(SECRET_HMAC, key)
-            if dev_probe.hashes.get(SECRET_HMAC) != key_file.sha256:
-                changed.append(key_file)
-            files.append(key_file)
-            manifest = fw.manifest()
-            if changed or removed or dev_probe.hashes.get("/fw.json") != manifest.sha256:
-                changed.append(manifest)  # last: the manifest says the flash completed
-            files.append(manifest)
-            result.written = [f.remote for f in changed]
-            result.removed = removed
-            result.unchanged = len(files) - len(changed)
-            _write(port, changed, removed, progress)
-            progress("verifying", 0.6)
-            _verify(port, files)
-            progress("rebooting", 0.65)
-            restart_agent(port)
-            progress("self-test", 0.7)
-            result.selftest = _selftest(port, dev, fw)
-            progress("restarting agent", 0.8)
-            started = time.time()
-            restart_agent(port)
-            result.selftest.append(self._heartbeat_row(store, dev, started, progress))
-            result.ok = result.verdict == "pass"
-            registry.record_flash(
+        _write(port, changed, removed, progress)
+        progress("verifying", 0.6)
+        _verify(port, files)
+        progress("rebooting", 0.65)
+        restart_agent(port)
+        progress("self-test", 0.7)
+        result.selftest = _selftest(port, dev, fw)
+        progress("restarting agent", 0.8)
+        started = time.time()
+        restart_agent(port)
+        result.selftest.append(self._heartbeat_row(dev, started, progress))
+        result.ok = result.verdict == "pass"
+        self._with_store(
+            lambda store: registry.record_flash(
                 store,
                 registry.FlashRecord(
                     dev=dev,
@@ -210,18 +211,38 @@ class Flasher:
                     selftest=result.selftest,
                 ),
             )
-        finally:
-            store.close()
+        )
         progress("done", 1.0)
 
-    def _heartbeat_row(self, store: Store, dev: str, since: float, progress: Progress) -> list[str]:
+    def _with_store(self, action: Callable[[Store], _T]) -> _T:
+        if self.open_store is None:
+            raise UsageError("a database is needed to register the HMAC key (--db)")
+        store = self.open_store()
+        try:
+            return action(store)
+        finally:
+            store.close()
+
+    def _key(self, dev: str) -> bytes | None:
+        """The HMAC key to install; in a dry run only one already registered (None if none:
+        then the key is listed as a change)."""
+        if not self.options.dry_run:
+            return self._with_store(lambda store: registry.key_for(store, dev))
+        if self.open_store is None:
+            return None
+        try:
+            return self._with_store(lambda store: registry.registered_key(store, dev))
+        except DaozhangError:
+            return None
+
+    def _heartbeat_row(self, dev: str, since: float, progress: Progress) -> list[str]:
         if not self.options.check_heartbeat:
-            return ["heartbeat", "n/a", "not checked: give --db with the collector's database"]
+            return ["heartbeat", "skip", "not checked: give --db with the collector's database"]
         progress("waiting for heartbeat", 0.85)
         deadline = time.monotonic() + self.options.heartbeat_wait_s
         while True:
             try:
-                seen = registry.latest_heartbeat(store, dev, since - 1)
+                seen = self._with_store(lambda store: registry.latest_heartbeat(store, dev, since))
             except DaozhangError as exc:
                 return ["heartbeat", "fail", f"not available: {exc}"]
             if seen is not None:
@@ -271,9 +292,7 @@ def _check_filesystem(port: str, dev_probe: Probe) -> None:
     raise DeviceError(f"{port}: the root filesystem is {dev_probe.fs}, not LittleFS")
 
 
-def _check_room(
-    port: str, dev_probe: Probe, changed: list[DeviceFile], files: list[DeviceFile]
-) -> None:
+def _check_room(port: str, dev_probe: Probe, changed: list[DeviceFile]) -> None:
     # Rewritten files free their old blocks; count whole blocks as LittleFS allocates them.
     block = max(dev_probe.block, 1)
     blocks = sum(-(-len(f.data) // block) + 1 for f in changed)

@@ -112,6 +112,11 @@ def key_for(store: Store, dev: str) -> bytes:
     return key
 
 
+def registered_key(store: Store, dev: str) -> bytes | None:
+    with store.transaction() as tx:
+        return device_key(tx, dev)
+
+
 def record_flash(store: Store, rec: FlashRecord) -> None:
     now = time.time()
     row: tuple[Any, ...] = (

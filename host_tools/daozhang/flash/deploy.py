@@ -173,8 +173,6 @@ class Flasher:
         changed = [f for f in files if dev_probe.hashes.get(f.remote) != f.sha256]
         keep = {f.remote for f in files}
         removed = [p for p in dev_probe.old_files if p not in keep and p.startswith("/lib/")]
-        if (changed or removed) and manifest not in changed:
-            changed.append(manifest)
         result.written = [f.remote for f in changed]
         result.removed = removed
         result.unchanged = len(files) - len(changed)

@@ -135,7 +135,8 @@ def test_flash_then_inspect_reads_the_device_and_restarts_the_agent(
     vb = VirtualBoard.named("solo")
     vb.start(state / "solo.img", FLASH)
     try:
-        assert flash("--port", str(vb.tty), "--device-id", "POS0100", "--broker", mosquitto.url) == 0
+        argv = ["--port", str(vb.tty), "--device-id", "POS0100", "--broker", mosquitto.url]
+        assert flash(*argv) == 0
         capsys.readouterr()
         pid = vb.board_pid()
         assert cli_main(["device", "inspect", "--port", str(vb.tty), "--json"]) == 0
@@ -189,7 +190,8 @@ def test_port_busy(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
     try:
         # Another program holds the port, as an open mpremote or screen session would.
         with serial.Serial(str(vb.tty), exclusive=True):
-            assert flash("--port", str(vb.tty), "--device-id", "POS0001", "--broker", "mqtt://h:1") == 1
+            argv = ["--port", str(vb.tty), "--device-id", "POS0001", "--broker", "mqtt://h:1"]
+            assert flash(*argv) == 1
         assert "port busy: another program has it open" in one_error_line(capsys)
     finally:
         vb.stop(power_cut=True)
@@ -267,7 +269,8 @@ def test_broker_unreachable(state: Path, capsys: pytest.CaptureFixture[str]) -> 
         argv = ["--port", str(vb.tty), "--device-id", "POS0001"]
         assert flash(*argv, "--broker", f"mqtt://127.0.0.1:{closed}") == 1
         captured = capsys.readouterr()
-        line = f"self-test broker FAIL: broker mqtt://127.0.0.1:{closed} unreachable from the device"
+        url = f"mqtt://127.0.0.1:{closed}"
+        line = f"self-test broker FAIL: broker {url} unreachable from the device"
         assert line + ": connection refused" in captured.err
         assert "FAIL" in captured.out
     finally:

@@ -286,3 +286,18 @@ def test_usage_errors_name_the_option(state: Path, capsys: pytest.CaptureFixture
     assert "unknown board 'nosuch'" in one_error_line(capsys)
     assert flash("--port", "a", "--device-id", "POS0001", "--broker", "tcp://x:1") == 2
     assert "expected mqtt://HOST:PORT" in one_error_line(capsys)
+
+
+def test_nothing_answering_on_the_port_is_said_in_one_line() -> None:
+    import os
+    import pty
+
+    from daozhang.flash.link import NoAnswer, Port
+
+    master, slave = pty.openpty()  # a serial port with nothing behind it
+    try:
+        with pytest.raises(NoAnswer, match="no MicroPython REPL answered within 3 s"):
+            Port(os.ttyname(slave), timeout_s=3).mpremote("exec", "pass")
+    finally:
+        os.close(master)
+        os.close(slave)

@@ -21,7 +21,9 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("demo", "daozhang.demo", "run the end-to-end demonstration"),
     ("board", "daozhang.board.cli", "start, stop and control virtual boards"),
     ("flash", "daozhang.flash.cli", "compile, write, verify and self-test devices over mpremote"),
-    ("device", "daozhang.flash.device_cli", "inspect a device over mpremote"),
+    ("collect", "daozhang.collector.cli", "store device uploads exactly once and ack them"),
+    ("device", "daozhang.collector.device_cli", "register, list and inspect devices"),
+    ("fleet", "daozhang.fleet.cli", "fleet status: one row per device, worst first"),
 ]
 
 

@@ -2,7 +2,7 @@
 
 The raw REPL that mpremote uses interrupts the running agent (Ctrl-C), so inspect says so,
 only reads (mounting the journal does what every boot does), and restarts the agent when done.
-The collector's `daozhang device add` joins this command table by `add_parsers(sub)`.
+`daozhang device` is the collector's command (add, list); it adds `inspect` by `add_parsers`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from daozhang.errors import UsageError
 from daozhang.flash.link import DeviceError, Port
 from daozhang.flash.reboot import restart_agent
 
@@ -30,15 +29,6 @@ def add_parsers(sub: Any) -> None:
         "--no-restart", action="store_true", help="leave the agent stopped afterwards"
     )
     inspect.set_defaults(handler=run_inspect)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="device_command", metavar="ACTION", required=True)
-    add_parsers(sub)
-
-
-def run(args: argparse.Namespace) -> int:  # every action sets its own handler
-    raise UsageError("device: choose an action (inspect)")
 
 
 def run_inspect(args: argparse.Namespace) -> int:

@@ -301,3 +301,37 @@ def test_nothing_answering_on_the_port_is_said_in_one_line() -> None:
     finally:
         os.close(master)
         os.close(slave)
+
+
+def test_dry_run_writes_nothing_and_a_flash_removes_modules_no_longer_shipped(
+    state: Path, mosquitto: Mosquitto, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    vb = VirtualBoard.named("plan")
+    vb.start(state / "plan.img", FLASH)
+    try:
+        argv = ["--port", str(vb.tty), "--device-id", "POS0200", "--broker", mosquitto.url]
+        assert flash(*argv, "--dry-run") == 0
+        out = capsys.readouterr().out
+        assert "write  /lib/journal.mpy" in out and "write  /main.py" in out
+        assert "write  /secrets/hmac.key" in out  # no key registered yet: it is a change
+        assert nothing_written(vb.tty)
+
+        assert flash(*argv) == 0
+        capsys.readouterr()
+        # A module an older firmware shipped: in the old manifest, gone from this build.
+        manifest = json.loads(mpremote(vb.tty, "fs", "cat", ":/fw.json"))
+        manifest["files"].append("/lib/retired.mpy")
+        (tmp_path / "fw.json").write_text(json.dumps(manifest))
+        (tmp_path / "retired.mpy").write_bytes(b"M\x06old")
+        mpremote(vb.tty, "fs", "cp", str(tmp_path / "fw.json"), ":/fw.json")
+        mpremote(vb.tty, "fs", "cp", str(tmp_path / "retired.mpy"), ":/lib/retired.mpy")
+
+        assert flash(*argv, "--dry-run") == 0
+        out = capsys.readouterr().out
+        assert "1 to write, 1 to remove" in out and "remove /lib/retired.mpy" in out
+        assert flash(*argv) == 0
+        assert changes(capsys.readouterr().out)[0][:2] == (1, 1)  # the manifest; the module
+        listing = mpremote(vb.tty, "exec", "import os; print(os.listdir('/lib'))")
+        assert "retired.mpy" not in listing and "journal.mpy" in listing
+    finally:
+        vb.stop(power_cut=True)

@@ -29,6 +29,10 @@ def add_parsers(sub: Any) -> None:
         "--no-restart", action="store_true", help="leave the agent stopped afterwards"
     )
     inspect.set_defaults(handler=run_inspect)
+    flashed = sub.add_parser("flashed", help="the flash registry: which device is on which board")
+    flashed.add_argument("--db", help="database (default: $DAOZHANG_DB or the local registry)")
+    flashed.add_argument("--json", action="store_true", help="JSON instead of a table")
+    flashed.set_defaults(handler=run_flashed)
 
 
 def run_inspect(args: argparse.Namespace) -> int:
@@ -58,6 +62,36 @@ def run_inspect(args: argparse.Namespace) -> int:
         print()
         return 0
     _show(report, args.port)
+    return 0
+
+
+def run_flashed(args: argparse.Namespace) -> int:
+    from daozhang.flash.cli import default_db_url
+    from daozhang.flash.registry import flashed_devices
+    from daozhang.store import open_store
+
+    with open_store(args.db or default_db_url()) as store:
+        rows = flashed_devices(store)
+    if args.json:
+        json.dump(rows, sys.stdout, indent=1)
+        print()
+        return 0
+    table = Table(title="flashed devices")
+    for column in ("dev", "board", "port", "firmware", ".mpy", "flashed (UTC)", "by", "result"):
+        table.add_column(column)
+    for row in rows:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row["flashed_at"]))
+        table.add_row(
+            row["dev"],
+            row["board"],
+            row["port"],
+            f"{row['fw_version']} {row['fw_hash'][:12]}",
+            row["mpy"],
+            when,
+            row["operator"],
+            row["result"],
+        )
+    Console(width=max(120, Console().width)).print(table)
     return 0
 
 

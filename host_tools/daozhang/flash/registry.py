@@ -97,8 +97,11 @@ def key_for(store: Store, dev: str) -> bytes:
 
 
 def registered_key(store: Store, dev: str) -> bytes | None:
-    with store.transaction() as tx:
-        return device_key(tx, dev)
+    try:
+        with store.transaction() as tx:
+            return device_key(tx, dev)
+    except Exception as exc:  # each engine has its own "no such table" error
+        raise StoreError(f"{store.url}: no collector `devices` table: {exc}") from exc
 
 
 def record_flash(store: Store, rec: FlashRecord) -> None:
@@ -132,6 +135,14 @@ def record_flash(store: Store, rec: FlashRecord) -> None:
                 json.dumps(rec.selftest, ensure_ascii=False),
             ),
         )
+
+
+def flashed_devices(store: Store) -> list[dict[str, Any]]:
+    """The latest flash of every device id, by device id."""
+    columns = ("dev", "board", "port", "fw_version", "fw_hash", "mpy", "flashed_at", "operator")
+    with store.transaction() as tx:
+        rows = tx.execute(f"SELECT {', '.join(columns)}, result FROM flash_devices ORDER BY dev")
+    return [dict(zip((*columns, "result"), row, strict=True)) for row in rows]
 
 
 def latest_heartbeat(store: Store, dev: str, since: float) -> float | None:

@@ -335,3 +335,15 @@ def test_dry_run_writes_nothing_and_a_flash_removes_modules_no_longer_shipped(
         assert "retired.mpy" not in listing and "journal.mpy" in listing
     finally:
         vb.stop(power_cut=True)
+
+
+def test_inspect_a_board_without_daozhang_says_so(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    vb = VirtualBoard.named("blank")
+    vb.start(state / "blank.img", FLASH, dev=False)
+    try:
+        assert cli_main(["device", "inspect", "--port", str(vb.tty), "--no-restart"]) == 2
+        assert "no daozhang firmware on this device (flash it first)" in one_error_line(capsys)
+    finally:
+        vb.stop(power_cut=True)

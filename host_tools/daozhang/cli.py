@@ -20,6 +20,7 @@ from daozhang.errors import DaozhangError
 COMMANDS: list[tuple[str, str, str]] = [
     ("demo", "daozhang.demo", "run the end-to-end demonstration"),
     ("board", "daozhang.board.cli", "start, stop and control virtual boards"),
+    ("pos", "daozhang.pos.cli", "simulate a POS main board sending receipts to the agent"),
     ("flash", "daozhang.flash.cli", "compile, write, verify and self-test devices over mpremote"),
     ("collect", "daozhang.collector.cli", "store device uploads exactly once and ack them"),
     ("device", "daozhang.collector.device_cli", "register, list and inspect devices"),

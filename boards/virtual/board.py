@@ -41,8 +41,10 @@ class Board:
         return terminal.from_config()
 
     def journal_dir(self):
-        # The journal lives on the flash (the LittleFS image mounted at /).
-        return "/journal"
+        # The journal lives on the flash (the LittleFS image mounted at /). Not "/journal":
+        # "" (the root) precedes /lib on sys.path, so a folder named like a module would be
+        # imported as a namespace package in its place once the firmware runs from flash.
+        return "/data/journal"
 
     def spec(self):
         # This board's board.json (flash, journal budget, UART), found beside the adapter on

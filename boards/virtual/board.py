@@ -2,9 +2,16 @@
 # Link state and signal come from the host's control channel, a JSON file the host rewrites
 # atomically (`daozhang board set`) and that the board sees read-only at /_hw/control.json.
 import json
+import socket
+import time
 
 _CONTROL = "/_hw/control.json"
 _DEFAULT_SIGNAL = {"rat": "wifi", "rssi": -60}
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
 
 
 class Board:
@@ -31,8 +38,47 @@ class Board:
             return dict(_DEFAULT_SIGNAL)
         return signal
 
+    def link_why(self):
+        return "control: link down"
+
+    def feed_watchdog(self):
+        pass  # the host is the watchdog of a virtual board
+
     def reset_cause(self):
         return self._control().get("reset_cause", "power_on")
+
+    # -- socket factory (what firmware/dial.py uses) -----------------------------------------
+    # With the control's link "down" every new connection fails as on a dead link: the name
+    # does not resolve and the TCP connect is unreachable. A session already open is dropped
+    # by the agent's link watch, as a real board drops it when its interface goes down.
+    def resolve(self, host, port):
+        if not self.link_up():
+            raise OSError(113)  # EHOSTUNREACH
+        return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0][-1]
+
+    def tcp_socket(self, addr):
+        if not self.link_up():
+            raise OSError(101)  # ENETUNREACH
+        return socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+
+    def wrap_tls(self, sock, host, timeout_ms):
+        # TLS buffers come from libc on the unix port, not the GC heap. The handshake runs
+        # blocking with a timeout; then the socket goes back to non-blocking for asyncio.
+        import tls
+
+        ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+        ctx.verify_mode = tls.CERT_REQUIRED  # type: ignore[attr-defined]
+        # The broker's CA, written at flashing; without it there is no TLS (never unverified).
+        ctx.load_verify_locations(cadata=_read("/ca.der"))
+        sock.setblocking(True)
+        sock.settimeout(timeout_ms / 1000)
+        wrapped = ctx.wrap_socket(sock, server_hostname=host)
+        sock.setblocking(False)
+        return wrapped
+
+    def wall_time(self):
+        # The host's clock (NTP-disciplined on any sane host). -> (unix s, source) or None.
+        return int(time.time()), "ntp"
 
     def terminal_link(self):
         # The link to the POS main board: loopback TCP on this board (boards/virtual/terminal.py).
@@ -41,10 +87,10 @@ class Board:
         return terminal.from_config()
 
     def journal_dir(self):
-        # The journal lives on the flash (the LittleFS image mounted at /). Not "/journal":
-        # "" (the root) precedes /lib on sys.path, so a folder named like a module would be
-        # imported as a namespace package in its place once the firmware runs from flash.
-        return "/data/journal"
+        # The journal lives on the flash (the LittleFS image mounted at /). Not /journal: a
+        # folder at the root named like a module would shadow `import journal` ("" is on
+        # sys.path).
+        return "/dz/journal"
 
     def spec(self):
         # This board's board.json (flash, journal budget, UART), found beside the adapter on

@@ -1,0 +1,243 @@
+"""The uplink end to end: real MicroPython agent, real journal, real Mosquitto, fault proxy."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from daozhang.faults.proxy import FaultProxy
+from daozhang.services.mosquitto import Mosquitto
+
+from tests.fakes.ack_responder import AckResponder
+from tests.uplink.agent_run import agent_config, finish_agent, start_agent, wait_line
+
+
+def test_small_backlog_drains_signed(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    key = bytes(range(32))
+    responder = AckResponder(mosquitto.port, keys={"dev-0001": key}).start()
+    try:
+        cfg = agent_config("dev-0001", mosquitto.port, key=key.hex())
+        plan = {
+            "cfg": cfg,
+            "root": str(tmp_path / "j"),
+            "preload": 300,
+            "trickle": 50,
+            "trickle_ms": 20,
+            "until_acked": True,
+            "max_s": 60,
+        }
+        result = finish_agent(start_agent(tmp_path, plan), timeout=90)
+    finally:
+        responder.stop()
+    log = responder.devices["dev-0001"]
+    receipts = {seq for (_e, seq) in log.records}
+    print(result.output)
+    assert result.acked == result.next_seq - 1, result.output
+    assert log.bad_mac == 0 and log.conflicts == 0
+    assert set(range(1, result.acked + 1)) <= receipts | {
+        s for (_e, a, b) in log.gaps for s in range(a, b + 1)
+    }
+
+
+def _receipt_trcs(responder: AckResponder, dev: str) -> list[int]:
+    import cbor2
+
+    trcs = []
+    for raw in responder.devices[dev].records.values():
+        rec = cbor2.loads(raw)
+        if rec["k"] == "r":
+            trcs.append(int(rec["b"]["trc"]))
+    return trcs
+
+
+@pytest.mark.slow
+def test_10000_records_through_faults_and_broker_restarts(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    n = 10_000
+    responder = AckResponder(mosquitto.port).start()
+    proxy = FaultProxy("127.0.0.1", mosquitto.port).start()
+    try:
+        cfg = agent_config(
+            "dev-0002",
+            proxy.port,
+            keepalive_s=4,
+            ack_timeout_s=3,
+            backoff_cap_ms=2000,
+            batch_records=32,
+        )
+        plan = {
+            "cfg": cfg,
+            "root": str(tmp_path / "j"),
+            "preload": n - 2000,
+            "trickle": 2000,
+            "trickle_ms": 4,
+            "until_acked": True,
+            "max_s": 240,
+            "budget": 8 << 20,
+        }
+        # A slow link (so that the faults land mid-upload), random faults on top, and a
+        # fixed script that every run goes through: a half-open blackhole longer than the
+        # dead-link time, a reset, and two broker restarts (SIGTERM: persistence saved; then
+        # SIGKILL: not).
+        proxy.shape(delay_ms=20, up_bps=150_000, down_bps=150_000)
+        agent = start_agent(tmp_path, plan)
+        wait_line(agent, "PRELOADED")
+        proxy.chaos(seed=4, mean_s=2.0, max_down_s=5.0)
+        time.sleep(2)
+        proxy.blackhole(True)
+        time.sleep(6)
+        proxy.blackhole(False)
+        time.sleep(2)
+        proxy.reset()
+        for kill in (False, True):
+            time.sleep(3)
+            mosquitto.restart(kill=kill)
+        time.sleep(3)
+        proxy.chaos(None)  # then a clean link, so that the test ends
+        proxy.shape()
+        result = finish_agent(agent, timeout=300)
+    finally:
+        proxy.stop()
+        responder.stop()
+    print(result.output[-2000:])
+    print(
+        "proxy",
+        proxy.stats.connections,
+        "connections",
+        proxy.stats.resets,
+        "resets,",
+        [e for _, e in proxy.stats.events][:40],
+    )
+    log = responder.devices["dev-0002"]
+    trcs = _receipt_trcs(responder, "dev-0002")
+    assert sorted(trcs) == list(range(n)), "every receipt stored, each exactly once"
+    assert log.conflicts == 0
+    assert result.acked == result.next_seq - 1  # the device saw everything acked
+    assert {seq for (_e, seq) in log.records} == set(range(1, result.acked + 1))
+    # The faults really happened, and the device reconnected through them.
+    assert proxy.stats.resets >= 1 and result.stats["reconnects"] >= 3, result.stats
+    assert log.resends > 0  # at-least-once on the wire...
+
+
+def test_declared_lost_range_mid_backlog_drains(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    root = tmp_path / "j"
+    # 1. A backlog builds up while the broker is unreachable.
+    cfg = agent_config("dev-0003", 9, backoff_cap_ms=500)  # port 9: nothing listens
+    plan = {"cfg": cfg, "root": str(root), "preload": 3000, "max_s": 1}
+    first = finish_agent(start_agent(tmp_path, plan), timeout=120)
+    assert first.acked == 0
+    # 2. A segment in the middle of it rots on flash.
+    segments = sorted((p for p in root.iterdir() if p.name[0].isdigit()), key=lambda p: p.name)
+    assert len(segments) >= 5, [p.name for p in root.iterdir()]
+    victim = segments[len(segments) // 2]
+    data = bytearray(victim.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 300] = b"\x5a" * 300
+    victim.write_bytes(bytes(data))
+    # 3. Power on with the broker reachable: the range is declared and the ack passes it.
+    responder = AckResponder(mosquitto.port).start()
+    try:
+        cfg = agent_config("dev-0003", mosquitto.port)
+        plan = {"cfg": cfg, "root": str(root), "until_acked": True, "max_s": 60}
+        second = finish_agent(start_agent(tmp_path, plan), timeout=120)
+    finally:
+        responder.stop()
+    print(second.output[-1500:])
+    log = responder.devices["dev-0003"]
+    assert log.gaps, "the lost range was declared in a batch"
+    lost = {s for (_e, a, b) in log.gaps for s in range(a, b + 1)}
+    stored = {seq for (_e, seq) in log.records}
+    assert not lost & stored
+    assert second.acked == second.next_seq - 1, second.output
+    assert stored | lost == set(range(1, second.acked + 1))
+    assert log.contig[max(log.contig)] == second.acked  # the collector's ack moved past it
+    trcs = _receipt_trcs(responder, "dev-0003")
+    assert 2500 < len(trcs) < 3000  # most receipts arrived; the rotten ones are accounted
+
+
+@pytest.mark.slow
+def test_simulated_day_under_a_64k_object_heap(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """A day of agent time in one real minute: the agent's clock runs 1440x (Clock.scale), so
+    its intervals (heartbeat 5 min, signal 15 min, probe 1 h, diag commit 5 min) and the
+    receipts (2,000 a day) come 1440x faster; network timeouts stay real. The ack's `now`
+    runs at the same scale. The link is cut three times through the board's control file."""
+    import json
+
+    import cbor2
+
+    scale = 1440
+    control = tmp_path / "control.json"
+    control.write_text(json.dumps({"link": "up", "signal": {"rat": "lte", "rsrp": -97}}))
+    responder = AckResponder(mosquitto.port, time_scale=scale).start()
+    try:
+        cfg = agent_config("dev-0004", mosquitto.port, scale=scale, keepalive_s=30)
+        plan = {
+            "cfg": cfg,
+            "root": str(tmp_path / "j"),
+            "control": str(control),
+            "trickle": 1500,
+            "trickle_ms": 57_600,
+            "max_s": 62,
+            "no_wall_clock": True,
+        }
+        agent = start_agent(tmp_path, plan)
+        for _ in range(3):
+            time.sleep(12)
+            control.write_text(json.dumps({"link": "down", "signal": {"rat": "lte"}}))
+            time.sleep(3)  # three simulated hours without a link
+            control.write_text(json.dumps({"link": "up", "signal": {"rat": "lte", "rsrp": -97}}))
+        result = finish_agent(agent, timeout=120)
+    finally:
+        responder.stop()
+    print(result.output[-1200:])
+    print(
+        f"agent objects on the heap: peak live {result.peak_live} bytes, peak with garbage"
+        f" {result.peak_heap} bytes (budget 65536; code {result.output.split()[1]} bytes apart)"
+    )
+    log = responder.devices["dev-0004"]
+    simulated_h = result.stats["up_ms"] / 3_600_000
+    assert simulated_h >= 23, simulated_h
+    events: dict[str, int] = {}
+    stages = set()
+    for raw in log.records.values():
+        rec = cbor2.loads(raw)
+        if rec["k"] == "d":
+            events[rec["b"]["ev"]] = events.get(rec["b"]["ev"], 0) + 1
+            if rec["b"]["ev"] == "link_down":
+                stages.add(rec["b"]["stage"])
+    print("diag events", events, "heartbeats", len(responder.heartbeats))
+    # Everything but the last seconds' records reached the collector, acked.
+    assert len(_receipt_trcs(responder, "dev-0004")) >= 1400
+    assert result.acked >= result.next_seq - 30
+    assert events.get("link_down", 0) >= 3 and events.get("link_up", 0) >= 3
+    assert "link" in stages
+    assert 1 <= events.get("clock", 0) <= 20 and events.get("boot") == 1
+    assert events.get("probe", 0) >= 15 and events.get("signal", 0) >= 60
+    assert len(responder.heartbeats) >= 200
+    hb = responder.heartbeats[-1]
+    assert set(hb) >= {
+        "v",
+        "dev",
+        "t",
+        "epoch",
+        "fw",
+        "boot",
+        "up",
+        "cause",
+        "heap",
+        "jrec",
+        "jbytes",
+        "jold_s",
+        "next_seq",
+        "ovf",
+        "link",
+        "sig",
+        "recon",
+        "sync_ok",
+        "sync_fail",
+        "conn_ms",
+        "exp_ms",
+    }
+    assert 0 < result.peak_live < result.peak_heap <= 65536

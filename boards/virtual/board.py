@@ -6,6 +6,7 @@ import socket
 import time
 
 _CONTROL = "/_hw/control.json"
+_CA = "/ca.der"  # the broker's CA certificate (DER), written at flashing
 _DEFAULT_SIGNAL = {"rat": "wifi", "rssi": -60}
 
 
@@ -17,8 +18,9 @@ def _read(path):
 class Board:
     name = "virtual"
 
-    def __init__(self, control_path=_CONTROL):
+    def __init__(self, control_path=_CONTROL, ca_path=_CA):
         self._control_path = control_path
+        self._ca_path = ca_path
 
     def _control(self):
         # Read on every call: the host may change it at any moment; a torn or missing file
@@ -69,7 +71,7 @@ class Board:
         ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
         ctx.verify_mode = tls.CERT_REQUIRED  # type: ignore[attr-defined]
         # The broker's CA, written at flashing; without it there is no TLS (never unverified).
-        ctx.load_verify_locations(cadata=_read("/ca.der"))
+        ctx.load_verify_locations(_read(self._ca_path))  # cadata, positional on MicroPython
         sock.setblocking(True)
         sock.settimeout(timeout_ms / 1000)
         wrapped = ctx.wrap_socket(sock, server_hostname=host)

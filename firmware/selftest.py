@@ -215,14 +215,28 @@ def check_broker(config_path, dev):
         return "fail", "no usable broker in config: %r" % (exc,)
     url = "%s://%s:%d" % ("mqtts" if tls else "mqtt", host, port)
     sock = socket.socket()
+    how = ""
     try:
         sock.settimeout(_BROKER_TIMEOUT_S)
         sock.connect(socket.getaddrinfo(host, port)[0][-1])
+        stream = sock
         if tls:
-            return "pass", "%s reachable (TCP); TLS handshake not checked" % url
-        sock.send(_connect_packet(dev + "-selftest"))
-        reply = sock.recv(4)
-        sock.send(b"\xe0\x00")  # DISCONNECT
+            # The board's own TLS set-up (its CA, its buffers), as the agent connects.
+            from board import Board
+
+            wrap = getattr(Board(), "wrap_tls", None)
+            if wrap is None:
+                return "pass", "%s reachable (TCP); this board has no TLS adapter" % url
+            try:
+                stream = wrap(sock, host, _BROKER_TIMEOUT_S * 1000)
+            except Exception as exc:
+                return "fail", "TLS handshake with %s failed: %r" % (url, exc)
+            sock.setblocking(True)
+            sock.settimeout(_BROKER_TIMEOUT_S)
+            how = ", TLS verified"
+        stream.write(_connect_packet(dev + "-selftest"))
+        reply = stream.read(4)
+        stream.write(b"\xe0\x00")  # DISCONNECT
     except OSError as exc:
         return "fail", "broker %s unreachable from the device: %s" % (url, _why(exc))
     finally:
@@ -231,7 +245,7 @@ def check_broker(config_path, dev):
         return "fail", "broker %s did not answer MQTT CONNECT" % url
     if reply[3] != 0:
         return "fail", "broker %s refused the connection (CONNACK code %d)" % (url, reply[3])
-    return "pass", "%s answers MQTT CONNECT" % url
+    return "pass", "%s answers MQTT CONNECT%s" % (url, how)
 
 
 def run(dev, modules, min_free, config_path="/config.json"):

@@ -89,3 +89,67 @@ def test_a_flashed_board_uploads_to_mosquitto_and_the_collector(
     finally:
         vb.stop(power_cut=True)
         collector.stop()
+
+
+@pytest.mark.slow
+def test_over_tls_the_flashed_ca_is_what_the_board_verifies_the_broker_with(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sqlite_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import shutil
+    import tempfile
+
+    from daozhang.services.ports import free_port
+
+    from tests.uplink.test_uplink_e2e import _make_pki
+
+    monkeypatch.setenv("DAOZHANG_STATE", str(tmp_path / "state"))
+    monkeypatch.setenv("COLUMNS", "200")
+    # Outside pytest's private tmp: Mosquitto started as root reads its files as `mosquitto`.
+    pki = Path(tempfile.mkdtemp(prefix="dz-flash-pki-"))
+    pki.chmod(0o755)
+    ca, cert, key = _make_pki(pki)
+    for f in pki.iterdir():
+        f.chmod(0o644)
+    other = pki / "other"
+    other.mkdir(mode=0o755)
+    wrong_ca = _make_pki(other)[0]
+    tls_port = free_port()
+    broker = Mosquitto(
+        workdir=tmp_path / "mosquitto",
+        extra_config=[
+            f"listener {tls_port} 127.0.0.1",
+            f"cafile {ca}",
+            f"certfile {cert}",
+            f"keyfile {key}",
+        ],
+    ).start()
+    collector = CollectorProcess(broker.url, sqlite_url, tmp_path, "c1", "--require-key")
+    vb = VirtualBoard.named("tls1")
+    try:
+        collector.start()
+        vb.start(tmp_path / "tls1.img", 512 * 1024, heapsize="256K")
+        base = ["flash", "--board", "virtual", "--port", str(vb.tty), "--device-id", "TLS0001"]
+        tls = ["--broker", f"mqtts://localhost:{tls_port}", "--db", sqlite_url]
+
+        # A CA that did not sign the broker's certificate: the board refuses the broker.
+        assert cli_main([*base, *tls, "--ca", str(wrong_ca), "--heartbeat-wait", "5"]) == 1
+        err = capsys.readouterr().err
+        assert f"self-test broker FAIL: TLS handshake with mqtts://localhost:{tls_port}" in err
+
+        assert cli_main([*base, *tls, "--ca", str(ca), "--heartbeat-wait", "60"]) == 0
+        out = capsys.readouterr().out
+        assert "answers MQTT CONNECT, TLS verified" in out
+        assert "heartbeat   │ PASS" in out
+        assert cli_main(["pos", "--board", "tls1", "--count", "3", "--seed", "3"]) == 0
+        stored = wait_rows(
+            sqlite_url, "SELECT COUNT(*) FROM receipt_history WHERE dev = ?", ("TLS0001",), 3
+        )
+        assert stored == 3
+    finally:
+        vb.stop(power_cut=True)
+        collector.stop()
+        broker.stop()
+        shutil.rmtree(pki, ignore_errors=True)

@@ -9,6 +9,7 @@ last; then every file is read back by hash. The device's reboot is its board bac
 from __future__ import annotations
 
 import json
+import ssl
 import tempfile
 import threading
 import time
@@ -38,6 +39,9 @@ SECRET_SLOTS = {
     "cert": "/secrets/client.crt",
     "key": "/secrets/client.key",
 }
+# Where the virtual board's TLS adapter reads the broker's CA today (DER); written beside the
+# slot until the adapters read the slot.
+CA_DER = "/ca.der"
 HEARTBEAT_WAIT_S = 90.0
 _NUDGE_EVERY_S = 3.0
 
@@ -121,6 +125,19 @@ def config_file(dev: str, broker: str, key: bytes, old: dict[str, Any] | None) -
     return DeviceFile(CONFIG_PATH, json.dumps(body, sort_keys=True).encode() + b"\n")
 
 
+def tls_files(tls: dict[str, Path]) -> list[DeviceFile]:
+    """The TLS credential slots; the CA also as DER where the board adapter reads it."""
+    files = [DeviceFile(SECRET_SLOTS[slot], path.read_bytes()) for slot, path in tls.items()]
+    if "ca" in tls:
+        pem = tls["ca"].read_text(errors="replace")
+        try:
+            der = ssl.PEM_cert_to_DER_cert(pem)
+        except ValueError as exc:
+            raise UsageError(f"--ca {tls['ca']}: not a PEM certificate ({exc})") from exc
+        files.append(DeviceFile(CA_DER, der))
+    return files
+
+
 def broker_of(config: dict[str, Any] | None) -> str | None:
     """The broker URL a device's config names, if it names one."""
     if not config or not isinstance(config.get("host"), str):
@@ -167,7 +184,7 @@ class Flasher:
         key = self._key(dev)
         files = [f for f in fw.files]
         files.append(config_file(dev, broker, key or b"", dev_probe.config))
-        files.extend(DeviceFile(SECRET_SLOTS[s], p.read_bytes()) for s, p in opts.tls.items())
+        files.extend(tls_files(opts.tls))
         if key is not None:
             files.append(DeviceFile(SECRET_HMAC, key))
         manifest = fw.manifest()
@@ -243,7 +260,8 @@ class Flasher:
         progress("waiting for heartbeat", 0.85)
         scheme, host, port = split_broker(broker)
         try:
-            with ReportNudger(host, port, scheme == "mqtts") as nudger:
+            ca = self.options.tls.get("ca")
+            with ReportNudger(host, port, scheme == "mqtts", ca) as nudger:
                 return self._wait_heartbeat(dev, since, nudger, "asked with cmd report")
         except DaozhangError as exc:
             # Cannot ask from here: wait for the agent's own heartbeat interval.

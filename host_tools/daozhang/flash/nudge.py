@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from pathlib import Path
 from types import TracebackType
 
 import cbor2
@@ -23,14 +24,14 @@ _REPORT = cbor2.dumps({"op": "report"})
 class ReportNudger:
     """One MQTT connection to the device's broker; `report(dev)` publishes the command."""
 
-    def __init__(self, host: str, port: int, tls: bool) -> None:
+    def __init__(self, host: str, port: int, tls: bool, ca: Path | None = None) -> None:
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=f"dz-flash-{uuid.uuid4().hex[:12]}",
             protocol=mqtt.MQTTv311,
         )
         if tls:
-            self.client.tls_set()
+            self.client.tls_set(ca_certs=str(ca) if ca else None)
         self._connected = threading.Event()
         self.client.on_connect = lambda *args: self._connected.set()
         self.host, self.port = host, port

@@ -13,7 +13,7 @@ from daozhang.flash.build import (
     decode_mpy,
     device_paths,
 )
-from daozhang.flash.deploy import broker_of, config_file, split_broker
+from daozhang.flash.layout import broker_of, config_file, split_broker
 
 # sys.implementation._mpy of the unix port here: .mpy v6.3, arch x64.
 UNIX_MPY = 2822

@@ -15,7 +15,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from daozhang.errors import UsageError
-from daozhang.flash.deploy import Flasher, FlashOptions, FlashResult, split_broker
+from daozhang.flash.deploy import Flasher, FlashOptions, FlashResult
+from daozhang.flash.layout import split_broker
 from daozhang.paths import board_dir, state_dir
 from daozhang.store import Store, open_store
 

@@ -9,39 +9,37 @@ last; then every file is read back by hash. The device's reboot is its board bac
 from __future__ import annotations
 
 import json
-import ssl
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from daozhang import __version__
 from daozhang.errors import DaozhangError, UsageError
 from daozhang.flash import registry
 from daozhang.flash.build import Build, Compiler, DeviceFile, build, choose_compiler, compilers
+from daozhang.flash.layout import (
+    CONFIG_PATH,
+    JOURNAL_MIN_BYTES,
+    SECRET_HMAC,
+    SECRET_SLOTS,
+    broker_of,
+    check_filesystem,
+    check_override,
+    check_room,
+    config_file,
+    split_broker,
+    tls_files,
+)
 from daozhang.flash.link import DeviceError, Port
 from daozhang.flash.nudge import ReportNudger
-from daozhang.flash.probe import Probe, probe, read_hashes
+from daozhang.flash.probe import probe, read_hashes
 from daozhang.flash.reboot import restart_agent
 from daozhang.store import Store
 
-# The journal needs this much free flash beyond the firmware (about 300 receipts) for the
-# agent to be worth installing; the self-test checks the same figure after the flash.
-JOURNAL_MIN_BYTES = 96 * 1024
-CONFIG_PATH = "/config.json"
-# Credential slots (docs/technician-howto.md): the HMAC key always, TLS material optional.
-SECRET_HMAC = "/secrets/hmac.key"
-SECRET_SLOTS = {
-    "ca": "/secrets/ca.pem",
-    "cert": "/secrets/client.crt",
-    "key": "/secrets/client.key",
-}
-# Where the virtual board's TLS adapter reads the broker's CA today (DER); written beside the
-# slot until the adapters read the slot.
-CA_DER = "/ca.der"
 HEARTBEAT_WAIT_S = 90.0
 _NUDGE_EVERY_S = 3.0
 
@@ -105,47 +103,6 @@ class _BuildCache:
             return self._builds[compiler.label]
 
 
-def split_broker(url: str) -> tuple[str, str, int]:
-    scheme, sep, rest = url.partition("://")
-    host, _, port = rest.rstrip("/").rpartition(":")
-    if not sep or scheme not in ("mqtt", "mqtts") or not host or not port.isdigit():
-        raise UsageError(f"--broker {url!r}: expected mqtt://HOST:PORT or mqtts://HOST:PORT")
-    return scheme, host, int(port)
-
-
-def config_file(dev: str, broker: str, key: bytes, old: dict[str, Any] | None) -> DeviceFile:
-    """`/config.json` in the agent's own format (firmware/config.py: flat keys, unknown keys
-    refused): device id, broker host/port/tls and the HMAC key in hex, which is how the agent
-    reads it today (the same key is also in its credential slot /secrets/hmac.key). Every other
-    key already on the device (intervals a technician tuned) is kept."""
-    scheme, host, port = split_broker(broker)
-    body = dict(old or {})
-    body.update({"dev": dev, "host": host, "port": port, "tls": scheme == "mqtts"})
-    body["key"] = key.hex()
-    return DeviceFile(CONFIG_PATH, json.dumps(body, sort_keys=True).encode() + b"\n")
-
-
-def tls_files(tls: dict[str, Path]) -> list[DeviceFile]:
-    """The TLS credential slots; the CA also as DER where the board adapter reads it."""
-    files = [DeviceFile(SECRET_SLOTS[slot], path.read_bytes()) for slot, path in tls.items()]
-    if "ca" in tls:
-        pem = tls["ca"].read_text(errors="replace")
-        try:
-            der = ssl.PEM_cert_to_DER_cert(pem)
-        except ValueError as exc:
-            raise UsageError(f"--ca {tls['ca']}: not a PEM certificate ({exc})") from exc
-        files.append(DeviceFile(CA_DER, der))
-    return files
-
-
-def broker_of(config: dict[str, Any] | None) -> str | None:
-    """The broker URL a device's config names, if it names one."""
-    if not config or not isinstance(config.get("host"), str):
-        return None
-    scheme = "mqtts" if config.get("tls") else "mqtt"
-    return f"{scheme}://{config['host']}:{config.get('port', 8883 if config.get('tls') else 1883)}"
-
-
 class Flasher:
     """Flashes devices of one board type; safe to use from several threads at once."""
 
@@ -170,12 +127,12 @@ class Flasher:
         dev_probe = probe(port, ["/fw.json", *wanted_paths, *_planned_paths(opts.board)])
         device_mpy = dev_probe.mpy
         if opts.mpy_override is not None:
-            _check_override(port.port, device_mpy, opts.mpy_override)
+            check_override(port.port, device_mpy, opts.mpy_override)
             device_mpy = opts.mpy_override
         progress("compiling", 0.08)
         fw = self.builds.for_device(device_mpy)
         result.fw_hash, result.mpy = fw.fw_hash, fw.compiler.label
-        _check_filesystem(port.port, dev_probe)
+        check_filesystem(port.port, dev_probe)
         broker = opts.broker or broker_of(dev_probe.config)
         if broker is None:
             raise UsageError(f"{port.port}: --broker is required (the device has no broker yet)")
@@ -197,7 +154,7 @@ class Flasher:
             result.written.insert(-1 if changed else 0, SECRET_HMAC)
         result.removed = removed
         result.unchanged = len(files) - len(changed)
-        _check_room(port.port, dev_probe, changed)
+        check_room(port.port, dev_probe, changed)
         if opts.dry_run:
             result.ok = True
             return
@@ -295,43 +252,6 @@ def _planned_paths(board: str) -> list[str]:
     from daozhang.flash.build import device_paths
 
     return device_paths(board)
-
-
-def _check_override(port: str, device_mpy: int | None, override: int) -> None:
-    from daozhang.flash.build import WrongMicroPython, decode_mpy
-
-    if device_mpy is None:
-        return
-    have, want = decode_mpy(device_mpy), decode_mpy(override)
-    if have[0] != want[0]:
-        raise WrongMicroPython(
-            f"{port}: wrong MicroPython version: the device loads .mpy v{have[0]}.{have[1]} "
-            f"but .mpy v{want[0]}.{want[1]} was asked for: it would refuse every module"
-        )
-
-
-def _check_filesystem(port: str, dev_probe: Probe) -> None:
-    if dev_probe.fs in ("VfsLfs2", "VfsLfs1"):
-        return
-    if dev_probe.fs == "VfsFat":
-        raise DeviceError(
-            f"{port}: the flash is formatted FAT, not LittleFS: a power cut can corrupt FAT "
-            "and lose receipts; reformat it LittleFS (docs/technician-howto.md, 'FAT')"
-        )
-    raise DeviceError(f"{port}: the root filesystem is {dev_probe.fs}, not LittleFS")
-
-
-def _check_room(port: str, dev_probe: Probe, changed: list[DeviceFile]) -> None:
-    # Rewritten files free their old blocks; count whole blocks as LittleFS allocates them.
-    block = max(dev_probe.block, 1)
-    blocks = sum(-(-len(f.data) // block) + 1 for f in changed)
-    need = blocks * block + JOURNAL_MIN_BYTES
-    if need > dev_probe.free_bytes:
-        raise DeviceError(
-            f"{port}: not enough flash: {dev_probe.free_bytes // 1024} KiB free of "
-            f"{dev_probe.size_bytes // 1024} KiB, needs {need // 1024} KiB (firmware and config "
-            f"{blocks * block // 1024} KiB + journal {JOURNAL_MIN_BYTES // 1024} KiB)"
-        )
 
 
 def _write(port: Port, changed: list[DeviceFile], removed: list[str], progress: Progress) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from daozhang.board.manager import VirtualBoard
 from daozhang.services.mosquitto import Mosquitto
 
-FLASH = 512 * 1024
+FLASH = 512 * 1024  # a 256K heap: the whole agent runs from flash (bytecode on the unix heap)
 
 
 def flash(ports: list[str], jobs: int, broker: str) -> float:
@@ -59,7 +59,7 @@ def main() -> None:
                 boards = []
                 for i in range(n):
                     vb = VirtualBoard.named(f"b{jobs}x{i}")
-                    vb.start(Path(tmp) / f"b{jobs}x{i}.img", FLASH)
+                    vb.start(Path(tmp) / f"b{jobs}x{i}.img", FLASH, heapsize="256K")
                     boards.append(vb)
                 ports = [str(vb.tty) for vb in boards]
                 figures[f"first, jobs={jobs}"] = flash(ports, jobs, broker.url)

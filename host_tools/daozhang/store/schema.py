@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from daozhang.collector.tables import MIGRATIONS as CORE_MIGRATIONS
+from daozhang.flash.registry import MIGRATIONS as FLASH_MIGRATIONS
 from daozhang.settle.schema import MIGRATIONS as SETTLE_MIGRATIONS
 from daozhang.store.migrate import Migration
 
@@ -10,4 +11,5 @@ from daozhang.store.migrate import Migration
 COMPONENTS: list[tuple[str, list[Migration]]] = [
     ("core", CORE_MIGRATIONS),
     ("settle", SETTLE_MIGRATIONS),
+    ("flash", FLASH_MIGRATIONS),
 ]

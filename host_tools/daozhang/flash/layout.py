@@ -1,0 +1,108 @@
+"""What a device must hold after a flash, and the refusals made before anything is written.
+
+The device layout (docs/technician-howto.md): /config.json in the agent's own format, the
+credential slots under /secrets, the CA also as DER where the board's TLS adapter reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from pathlib import Path
+from typing import Any
+
+from daozhang.errors import UsageError
+from daozhang.flash.build import DeviceFile, WrongMicroPython, decode_mpy
+from daozhang.flash.link import DeviceError
+from daozhang.flash.probe import Probe
+
+# The journal needs this much free flash beyond the firmware (about 300 receipts) for the
+# agent to be worth installing; the self-test checks the same figure after the flash.
+JOURNAL_MIN_BYTES = 96 * 1024
+CONFIG_PATH = "/config.json"
+# Credential slots (docs/technician-howto.md): the HMAC key always, TLS material optional.
+SECRET_HMAC = "/secrets/hmac.key"
+SECRET_SLOTS = {
+    "ca": "/secrets/ca.pem",
+    "cert": "/secrets/client.crt",
+    "key": "/secrets/client.key",
+}
+# Where the virtual board's TLS adapter reads the broker's CA today (DER); written beside the
+# slot until the adapters read the slot.
+CA_DER = "/ca.der"
+
+
+def split_broker(url: str) -> tuple[str, str, int]:
+    scheme, sep, rest = url.partition("://")
+    host, _, port = rest.rstrip("/").rpartition(":")
+    if not sep or scheme not in ("mqtt", "mqtts") or not host or not port.isdigit():
+        raise UsageError(f"--broker {url!r}: expected mqtt://HOST:PORT or mqtts://HOST:PORT")
+    return scheme, host, int(port)
+
+
+def config_file(dev: str, broker: str, key: bytes, old: dict[str, Any] | None) -> DeviceFile:
+    """`/config.json` in the agent's own format (firmware/config.py: flat keys, unknown keys
+    refused): device id, broker host/port/tls and the HMAC key in hex, which is how the agent
+    reads it today (the same key is also in its credential slot /secrets/hmac.key). Every other
+    key already on the device (intervals a technician tuned) is kept."""
+    scheme, host, port = split_broker(broker)
+    body = dict(old or {})
+    body.update({"dev": dev, "host": host, "port": port, "tls": scheme == "mqtts"})
+    body["key"] = key.hex()
+    return DeviceFile(CONFIG_PATH, json.dumps(body, sort_keys=True).encode() + b"\n")
+
+
+def tls_files(tls: dict[str, Path]) -> list[DeviceFile]:
+    """The TLS credential slots; the CA also as DER where the board adapter reads it."""
+    files = [DeviceFile(SECRET_SLOTS[slot], path.read_bytes()) for slot, path in tls.items()]
+    if "ca" in tls:
+        pem = tls["ca"].read_text(errors="replace")
+        try:
+            der = ssl.PEM_cert_to_DER_cert(pem)
+        except ValueError as exc:
+            raise UsageError(f"--ca {tls['ca']}: not a PEM certificate ({exc})") from exc
+        files.append(DeviceFile(CA_DER, der))
+    return files
+
+
+def broker_of(config: dict[str, Any] | None) -> str | None:
+    """The broker URL a device's config names, if it names one."""
+    if not config or not isinstance(config.get("host"), str):
+        return None
+    scheme = "mqtts" if config.get("tls") else "mqtt"
+    return f"{scheme}://{config['host']}:{config.get('port', 8883 if config.get('tls') else 1883)}"
+
+
+def check_override(port: str, device_mpy: int | None, override: int) -> None:
+    if device_mpy is None:
+        return
+    have, want = decode_mpy(device_mpy), decode_mpy(override)
+    if have[0] != want[0]:
+        raise WrongMicroPython(
+            f"{port}: wrong MicroPython version: the device loads .mpy v{have[0]}.{have[1]} "
+            f"but .mpy v{want[0]}.{want[1]} was asked for: it would refuse every module"
+        )
+
+
+def check_filesystem(port: str, dev_probe: Probe) -> None:
+    if dev_probe.fs in ("VfsLfs2", "VfsLfs1"):
+        return
+    if dev_probe.fs == "VfsFat":
+        raise DeviceError(
+            f"{port}: the flash is formatted FAT, not LittleFS: a power cut can corrupt FAT "
+            "and lose receipts; reformat it LittleFS (docs/technician-howto.md, 'FAT')"
+        )
+    raise DeviceError(f"{port}: the root filesystem is {dev_probe.fs}, not LittleFS")
+
+
+def check_room(port: str, dev_probe: Probe, changed: list[DeviceFile]) -> None:
+    # Rewritten files free their old blocks; count whole blocks as LittleFS allocates them.
+    block = max(dev_probe.block, 1)
+    blocks = sum(-(-len(f.data) // block) + 1 for f in changed)
+    need = blocks * block + JOURNAL_MIN_BYTES
+    if need > dev_probe.free_bytes:
+        raise DeviceError(
+            f"{port}: not enough flash: {dev_probe.free_bytes // 1024} KiB free of "
+            f"{dev_probe.size_bytes // 1024} KiB, needs {need // 1024} KiB (firmware and config "
+            f"{blocks * block // 1024} KiB + journal {JOURNAL_MIN_BYTES // 1024} KiB)"
+        )

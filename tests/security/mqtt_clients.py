@@ -40,6 +40,13 @@ class Peer:
             time.sleep(0.01)
         raise TimeoutError(f"no PUBACK for {topic}")
 
+    def drop(self) -> None:
+        """Vanish without DISCONNECT, as a power cut does: the broker publishes the will."""
+        self.client.loop_stop()
+        sock = self.client.socket()
+        if sock is not None:
+            sock.close()
+
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
@@ -53,6 +60,7 @@ def connect(
     password: str | None = None,
     client_id: str = "",
     will_topic: str | None = None,
+    will_payload: bytes = b"forged will",
     timeout: float = 5.0,
 ) -> Peer:
     """Connect; `peer.connected` is set on CONNACK success, else `peer.refused` says why."""
@@ -69,7 +77,7 @@ def connect(
     if username is not None:
         client.username_pw_set(username, password)
     if will_topic:
-        client.will_set(will_topic, b"offline", qos=1, retain=True)
+        client.will_set(will_topic, will_payload, qos=1, retain=True)
 
     def on_connect(c: Any, u: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
@@ -83,7 +91,8 @@ def connect(
 
     def on_publish(c: Any, u: Any, mid: int, reason: Any, props: Any) -> None:
         with peer.lock:
-            peer.pubacks[mid] = int(reason.value)
+            # 16 "no matching subscribers" is an accepted publish too.
+            peer.pubacks[mid] = 0 if int(reason.value) == 16 else int(reason.value)
 
     def on_message(c: Any, u: Any, msg: Any) -> None:
         with peer.lock:

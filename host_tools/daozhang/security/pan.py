@@ -97,6 +97,12 @@ def _key_before(data: bytes | mmap.mmap, start: int) -> str:
     return found.group(1).decode().lower() if found else ""
 
 
+def _is_id_key(key: str) -> bool:
+    # In CBOR a short text string's header byte is itself a letter (0x61-0x77) glued to the
+    # key and to the value: `{"mid": "4023..."}` is `c` `mid` `o` `4023...`.
+    return bool({key, key[1:], key[:-1], key[1:-1]} & KNOWN_ID_FIELDS)
+
+
 def scan_bytes(data: bytes | mmap.mmap, known: Iterable[str] = ()) -> Iterator[Finding]:
     """Findings in raw bytes (a file, a flash image, a database page), in offset order."""
     known_values = set(known)
@@ -113,7 +119,7 @@ def scan_bytes(data: bytes | mmap.mmap, known: Iterable[str] = ()) -> Iterator[F
             digits = re.sub(rb"[^0-9]", b"", match.group(0)).decode()
             if not is_full_pan(digits) or digits in known_values:
                 continue
-            if _key_before(data, match.start()) in KNOWN_ID_FIELDS:
+            if _is_id_key(_key_before(data, match.start())):
                 continue
             results.append(Finding(match.start(), "pan", mask(digits)))
     yield from sorted(results, key=lambda f: f.offset)

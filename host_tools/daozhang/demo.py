@@ -63,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
         tty = board.start(image, 4 * 1024 * 1024)
         survived = _mpremote(tty, "fs", "cat", ":note.txt").strip()
         print(f"[5/5] after power-on, note.txt reads: {survived!r}")
-        print("The fleet demo (broker, collector, settlement, report) is not built yet: see README.")
+        print(
+            "The fleet demo (broker, collector, settlement, report) is not built yet: see README."
+        )
     finally:
         board.stop(power_cut=True)
         if not args.keep:

@@ -23,6 +23,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("pki", "daozhang.security.pki_cli", "fleet CA, per-device certificates, revocation"),
     ("broker", "daozhang.broker.cli", "run Mosquitto with TLS, per-device identity and ACLs"),
     ("scan-pan", "daozhang.security.scan_cli", "find full card numbers or track data in files"),
+    ("collect", "daozhang.collector.cli", "store device uploads exactly once and ack them"),
 ]
 
 

@@ -24,6 +24,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("broker", "daozhang.broker.cli", "run Mosquitto with TLS, per-device identity and ACLs"),
     ("scan-pan", "daozhang.security.scan_cli", "find full card numbers or track data in files"),
     ("collect", "daozhang.collector.cli", "store device uploads exactly once and ack them"),
+    ("flash", "daozhang.flash.cli", "compile, write, verify and self-test devices over mpremote"),
+    ("device", "daozhang.flash.device_cli", "inspect a device over mpremote"),
 ]
 
 

@@ -55,8 +55,7 @@ def test_init_issue_revoke_through_the_cli(tmp_path: Path, capsys: pytest.Captur
     for secret in (pki.ca_key_path, pki.device_dir("term0001") / "client.key"):
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     slots = {p.name for p in pki.device_dir("term0001").iterdir()}
-    assert slots == {"ca.pem", "client.crt", "client.key", "hmac.key"}
-    assert len((pki.device_dir("term0001") / "hmac.key").read_bytes()) == 32
+    assert slots == {"ca.pem", "client.crt", "client.key"}
 
     # The password file holds the mosquitto $7$ hash of the device's password.
     stored = passwords.read_password_file(pki.password_path)

@@ -5,7 +5,7 @@ credential slots `daozhang flash` writes to `/secrets/` on the board):
 
     ca/ca.key ca/ca.crt ca/crl.pem        the fleet CA and its revocation list
     server/server.key server/server.crt   the broker (SAN: localhost, 127.0.0.1, --host ...)
-    devices/<id>/ca.pem client.crt client.key hmac.key [password]
+    devices/<id>/ca.pem client.crt client.key [password]
     collectors/<name>/ca.pem client.crt client.key
     passwd                                mosquitto password file (devices without certs)
     index.json                            who was issued what, and what is revoked
@@ -13,6 +13,8 @@ credential slots `daozhang flash` writes to `/secrets/` on the board):
 A device's identity is the certificate's CN (or its broker username): the broker's ACL ties
 topics to it, never to the MQTT client id. Collector identities are `collector.<name>`: the dot
 cannot occur in a device id, so no device can ever be issued a collector's name.
+The per-device HMAC key is not here: it lives in the collector's key store (`daozhang flash`
+makes and registers it), so there is one source of truth for it.
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ from daozhang.security import passwords
 DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{4,32}")
 COLLECTOR_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 COLLECTOR_PREFIX = "collector."
-HMAC_KEY_BYTES = 32
 _SKEW = dt.timedelta(hours=1)  # a device clock slightly behind must still accept a fresh cert
 
 
@@ -234,9 +235,6 @@ class Pki:
             raise UsageError(f"{device_id}: --no-cert needs --password (no way to connect)")
         folder = self.device_dir(device_id)
         self._issue(device_id, "device", folder, days, cert, password)
-        hmac_path = folder / "hmac.key"
-        if not hmac_path.exists():
-            _write(hmac_path, secrets.token_bytes(HMAC_KEY_BYTES), secret=True)
         return Identity(device_id, "device", folder)
 
     def issue_collector(self, name: str, days: int = 825) -> Identity:

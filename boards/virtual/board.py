@@ -9,11 +9,6 @@ _CONTROL = "/_hw/control.json"
 _DEFAULT_SIGNAL = {"rat": "wifi", "rssi": -60}
 
 
-def _read(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
 class Board:
     name = "virtual"
 
@@ -55,15 +50,19 @@ class Board:
             raise OSError(101)  # ENETUNREACH
         return socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 
-    def wrap_tls(self, sock, host, timeout_ms):
+    def wrap_tls(self, sock, host, timeout_ms, creds):
         # TLS buffers come from libc on the unix port, not the GC heap. The handshake runs
         # blocking with a timeout; then the socket goes back to non-blocking for asyncio.
+        # creds (tlscreds.Credentials): the fleet CA and this device's certificate, DER.
+        # mbedtls checks the chain, the broker's name (server_hostname) and its dates, the
+        # latter against the host's clock (the unix port's time source).
         import tls
 
         ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
         ctx.verify_mode = tls.CERT_REQUIRED
-        # The broker's CA, written at flashing; without it there is no TLS (never unverified).
-        ctx.load_verify_locations(cadata=_read("/ca.der"))
+        ctx.load_verify_locations(creds.ca)
+        if creds.cert is not None:
+            ctx.load_cert_chain(creds.cert, creds.key)
         sock.setblocking(True)
         sock.settimeout(timeout_ms / 1000)
         wrapped = ctx.wrap_socket(sock, server_hostname=host)
@@ -72,6 +71,9 @@ class Board:
 
     def wall_time(self):
         # The host's clock (NTP-disciplined on any sane host). -> (unix s, source) or None.
+        # Control `"clock": "none"` plays a board without NTP or modem time.
+        if self._control().get("clock") == "none":
+            return None
         return int(time.time()), "ntp"
 
     def describe(self):

@@ -32,7 +32,6 @@ class Agent:
         self._ticks = ticks_ms
         self._diff = ticks_diff
         self._rand = rand32
-        self.journal = None
 
     def attach(self, journal):
         # Builds everything that reads the journal; call after journal.mount().
@@ -124,6 +123,7 @@ class Agent:
         while True:
             await asyncio.sleep_ms(_TICK_MS)
             self.clock.up_ms()
+            self.board.feed_watchdog()
             if self.journal.next_seq != seen:
                 seen = self.journal.next_seq
                 self.uploader.kick()

@@ -3,7 +3,7 @@
 # leaves the agent unable to upload (it still journals), and says so on the console.
 import json
 
-DEFAULTS = {
+DEFAULTS = {  # type: dict
     "dev": None,  # terminal serial, [A-Za-z0-9_-]{4,32}: MQTT client id and topic level
     "host": "127.0.0.1",  # broker
     "port": 1883,

@@ -52,7 +52,7 @@ async def dial(board, host, port, creds, timeout_ms, times, ticks_ms, ticks_diff
     # creds: tlscreds.Credentials for TLS (CA, client cert), None for plain TCP.
     # Raises StageFailed(stage, why).
     if not board.link_up():
-        raise StageFailed("link", "down")
+        raise StageFailed("link", board.link_why())
     start = ticks_ms()
     try:
         addr = board.resolve(host, port)

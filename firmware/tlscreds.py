@@ -116,7 +116,8 @@ def validity(der):
 
 
 class Credentials:
-    def __init__(self, ca, cert=None, key=None):
+    def __init__(self, ca, cert=None, key=None, folder=None):
+        self.folder = folder
         self.ca = ca
         self.cert = cert
         self.key = key
@@ -126,6 +127,11 @@ class Credentials:
             nb, na = max(nb, cnb), min(na, cna)
         self.not_before = nb
         self.not_after = na
+
+    def slot(self, name):
+        # The slot file's text as flashed (for TLS stacks that want PEM).
+        with open(self.folder + "/" + name) as f:
+            return f.read()
 
     def check_time(self, now, floor):
         # -> True when checked against a set clock, False when only against the lower bound
@@ -155,6 +161,7 @@ def load(folder):
             pem_to_der(ca),
             pem_to_der(cert) if cert else None,
             pem_to_der(key) if key else None,
+            folder,
         )
     except (ValueError, IndexError) as exc:
         raise CredentialError("unreadable credential: %s" % exc)

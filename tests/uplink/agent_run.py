@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,9 +77,30 @@ def start_agent(tmp: Path, plan: dict[str, Any], heapsize: str = "256K") -> subp
     )
 
 
+def wait_line(proc: subprocess.Popen[bytes], prefix: str, timeout: float = 120) -> str:
+    """Reads the agent's output up to a line starting with prefix (kept for finish_agent)."""
+    assert proc.stdout is not None
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline().decode(errors="replace")
+        if not line:
+            break
+        seen.append(line)
+        if line.startswith(prefix):
+            _early[proc.pid] = "".join(seen)
+            return line
+    raise AssertionError(f"no {prefix!r} line from the agent:\n{''.join(seen)}")
+
+
+_early: dict[int, str] = {}
+
+
 def finish_agent(proc: subprocess.Popen[bytes], timeout: float) -> AgentResult:
     try:
-        out = proc.communicate(timeout=timeout)[0].decode(errors="replace")
+        out = _early.pop(proc.pid, "") + proc.communicate(timeout=timeout)[0].decode(
+            errors="replace"
+        )
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -5,13 +5,13 @@
 #        "preload": n, "trickle": n, "trickle_ms": agent ms between receipts,
 #        "until_acked": true, "max_s": real seconds}
 # Prints "ACKED upto next_seq", "PEAK_HEAP bytes" and "STATS {...}" lines for the host.
+import asyncio
 import gc
 import json
 import os
 import sys
 import time
 
-import asyncio
 import config
 from agent import Agent
 from board import Board

@@ -10,7 +10,7 @@ from daozhang.faults.proxy import FaultProxy
 from daozhang.services.mosquitto import Mosquitto
 
 from tests.fakes.ack_responder import AckResponder
-from tests.uplink.agent_run import agent_config, finish_agent, start_agent
+from tests.uplink.agent_run import agent_config, finish_agent, start_agent, wait_line
 
 
 def test_small_backlog_drains_signed(mosquitto: Mosquitto, tmp_path: Path) -> None:
@@ -31,7 +31,7 @@ def test_small_backlog_drains_signed(mosquitto: Mosquitto, tmp_path: Path) -> No
     finally:
         responder.stop()
     log = responder.devices["dev-0001"]
-    receipts = {seq for (_e, seq), raw in log.records.items() if b"\xa1kar" in raw or True}
+    receipts = {seq for (_e, seq) in log.records}
     print(result.output)
     assert result.acked == result.next_seq - 1, result.output
     assert log.bad_mac == 0 and log.conflicts == 0
@@ -77,14 +77,26 @@ def test_10000_records_through_faults_and_broker_restarts(
             "max_s": 240,
             "budget": 8 << 20,
         }
+        # A slow link (so that the faults land mid-upload), random faults on top, and a
+        # fixed script that every run goes through: a half-open blackhole longer than the
+        # dead-link time, a reset, and two broker restarts (SIGTERM: persistence saved; then
+        # SIGKILL: not).
+        proxy.shape(delay_ms=20, up_bps=150_000, down_bps=150_000)
         agent = start_agent(tmp_path, plan)
-        proxy.chaos(seed=4, mean_s=2.0, max_down_s=6.0)
-        # Two broker restarts mid-upload (SIGTERM: persistence saved; then SIGKILL: not).
+        wait_line(agent, "PRELOADED")
+        proxy.chaos(seed=4, mean_s=2.0, max_down_s=5.0)
+        time.sleep(2)
+        proxy.blackhole(True)
+        time.sleep(6)
+        proxy.blackhole(False)
+        time.sleep(2)
+        proxy.reset()
         for kill in (False, True):
-            time.sleep(5)
+            time.sleep(3)
             mosquitto.restart(kill=kill)
         time.sleep(3)
         proxy.chaos(None)  # then a clean link, so that the test ends
+        proxy.shape()
         result = finish_agent(agent, timeout=300)
     finally:
         proxy.stop()
@@ -105,7 +117,7 @@ def test_10000_records_through_faults_and_broker_restarts(
     assert result.acked == result.next_seq - 1  # the device saw everything acked
     assert {seq for (_e, seq) in log.records} == set(range(1, result.acked + 1))
     # The faults really happened, and the device reconnected through them.
-    assert proxy.stats.resets >= 2 and result.stats["reconnects"] >= 3, result.stats
+    assert proxy.stats.resets >= 1 and result.stats["reconnects"] >= 3, result.stats
     assert log.resends > 0  # at-least-once on the wire...
 
 

@@ -26,6 +26,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("collect", "daozhang.collector.cli", "store device uploads exactly once and ack them"),
     ("flash", "daozhang.flash.cli", "compile, write, verify and self-test devices over mpremote"),
     ("device", "daozhang.flash.device_cli", "inspect a device over mpremote"),
+    ("pos", "daozhang.pos.cli", "simulate a POS main board sending receipts to the agent"),
 ]
 
 

@@ -25,8 +25,9 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("scan-pan", "daozhang.security.scan_cli", "find full card numbers or track data in files"),
     ("collect", "daozhang.collector.cli", "store device uploads exactly once and ack them"),
     ("flash", "daozhang.flash.cli", "compile, write, verify and self-test devices over mpremote"),
-    ("device", "daozhang.flash.device_cli", "inspect a device over mpremote"),
+    ("device", "daozhang.collector.device_cli", "register devices and keys; inspect a device"),
     ("pos", "daozhang.pos.cli", "simulate a POS main board sending receipts to the agent"),
+    ("fleet", "daozhang.fleet.cli", "fleet status: one row per device, worst first"),
 ]
 
 

@@ -1,0 +1,1 @@
+"""Fleet views over the store: one row per device, worst first."""

@@ -23,10 +23,10 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("pki", "daozhang.security.pki_cli", "fleet CA, per-device certificates, revocation"),
     ("broker", "daozhang.broker.cli", "run Mosquitto with TLS, per-device identity and ACLs"),
     ("scan-pan", "daozhang.security.scan_cli", "find full card numbers or track data in files"),
-    ("collect", "daozhang.collector.cli", "store device uploads exactly once and ack them"),
-    ("flash", "daozhang.flash.cli", "compile, write, verify and self-test devices over mpremote"),
-    ("device", "daozhang.collector.device_cli", "register devices and keys; inspect a device"),
     ("pos", "daozhang.pos.cli", "simulate a POS main board sending receipts to the agent"),
+    ("flash", "daozhang.flash.cli", "compile, write, verify and self-test devices over mpremote"),
+    ("collect", "daozhang.collector.cli", "store device uploads exactly once and ack them"),
+    ("device", "daozhang.collector.device_cli", "register, list and inspect devices"),
     ("fleet", "daozhang.fleet.cli", "fleet status: one row per device, worst first"),
 ]
 

@@ -286,3 +286,64 @@ def test_usage_errors_name_the_option(state: Path, capsys: pytest.CaptureFixture
     assert "unknown board 'nosuch'" in one_error_line(capsys)
     assert flash("--port", "a", "--device-id", "POS0001", "--broker", "tcp://x:1") == 2
     assert "expected mqtt://HOST:PORT" in one_error_line(capsys)
+
+
+def test_nothing_answering_on_the_port_is_said_in_one_line() -> None:
+    import os
+    import pty
+
+    from daozhang.flash.link import NoAnswer, Port
+
+    master, slave = pty.openpty()  # a serial port with nothing behind it
+    try:
+        with pytest.raises(NoAnswer, match="no MicroPython REPL answered within 3 s"):
+            Port(os.ttyname(slave), timeout_s=3).mpremote("exec", "pass")
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_dry_run_writes_nothing_and_a_flash_removes_modules_no_longer_shipped(
+    state: Path, mosquitto: Mosquitto, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    vb = VirtualBoard.named("plan")
+    vb.start(state / "plan.img", FLASH)
+    try:
+        argv = ["--port", str(vb.tty), "--device-id", "POS0200", "--broker", mosquitto.url]
+        assert flash(*argv, "--dry-run") == 0
+        out = capsys.readouterr().out
+        assert "write  /lib/journal.mpy" in out and "write  /main.py" in out
+        assert "write  /secrets/hmac.key" in out  # no key registered yet: it is a change
+        assert nothing_written(vb.tty)
+
+        assert flash(*argv) == 0
+        capsys.readouterr()
+        # A module an older firmware shipped: in the old manifest, gone from this build.
+        manifest = json.loads(mpremote(vb.tty, "fs", "cat", ":/fw.json"))
+        manifest["files"].append("/lib/retired.mpy")
+        (tmp_path / "fw.json").write_text(json.dumps(manifest))
+        (tmp_path / "retired.mpy").write_bytes(b"M\x06old")
+        mpremote(vb.tty, "fs", "cp", str(tmp_path / "fw.json"), ":/fw.json")
+        mpremote(vb.tty, "fs", "cp", str(tmp_path / "retired.mpy"), ":/lib/retired.mpy")
+
+        assert flash(*argv, "--dry-run") == 0
+        out = capsys.readouterr().out
+        assert "1 to write, 1 to remove" in out and "remove /lib/retired.mpy" in out
+        assert flash(*argv) == 0
+        assert changes(capsys.readouterr().out)[0][:2] == (1, 1)  # the manifest; the module
+        listing = mpremote(vb.tty, "exec", "import os; print(os.listdir('/lib'))")
+        assert "retired.mpy" not in listing and "journal.mpy" in listing
+    finally:
+        vb.stop(power_cut=True)
+
+
+def test_inspect_a_board_without_daozhang_says_so(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    vb = VirtualBoard.named("blank")
+    vb.start(state / "blank.img", FLASH, dev=False)
+    try:
+        assert cli_main(["device", "inspect", "--port", str(vb.tty), "--no-restart"]) == 2
+        assert "no daozhang firmware on this device (flash it first)" in one_error_line(capsys)
+    finally:
+        vb.stop(power_cut=True)

@@ -1,4 +1,5 @@
-"""`daozhang device add|list`: the device key store."""
+"""`daozhang device add|list|inspect`: the device key store; `inspect` reads a device over
+mpremote (daozhang.flash.device_cli)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 
 from daozhang.collector.keys import add_device, list_devices, new_key, parse_key
 from daozhang.errors import UsageError
+from daozhang.flash.device_cli import add_parsers as add_inspect_parser
 from daozhang.store import open_store
 
 
@@ -30,14 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     show.add_argument("--db", required=True)
     show.add_argument("--json", action="store_true", help="JSON instead of a table")
     show.set_defaults(handler=run_list)
-    # The flashing tool's actions (inspect, flashed) live under the same command.
-    from daozhang.flash.device_cli import add_parsers
-
-    add_parsers(sub)
+    add_inspect_parser(sub)
 
 
 def run(args: argparse.Namespace) -> int:  # the sub-actions set their own handlers
-    raise UsageError("device: choose add or list")
+    raise UsageError("device: choose add, list or inspect")
 
 
 def run_add(args: argparse.Namespace) -> int:

@@ -78,7 +78,8 @@ class Port:
             )
         except subprocess.TimeoutExpired as exc:
             raise NoAnswer(
-                f"{self.port}: the device did not answer within {exc.timeout:.0f} s"
+                f"{self.port}: no MicroPython REPL answered within {exc.timeout:.0f} s (wrong "
+                "port, a busy agent that ignores Ctrl-C, or no MicroPython: see the base image)"
             ) from exc
         out = result.stdout.decode(errors="replace")
         err = result.stderr.decode(errors="replace")

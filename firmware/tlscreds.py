@@ -41,8 +41,8 @@ def pem_to_der(data):
     lines = data.split(b"\n")
     body = []
     inside = False
-    for line in lines:
-        line = line.strip()
+    for raw in lines:
+        line = raw.strip()
         if line.startswith(b"-----BEGIN"):
             inside = True
         elif line.startswith(b"-----END"):

@@ -109,10 +109,11 @@ class Uplink:
         now = self.clock.now()
         if self.floor is not None:
             self.floor.note(now)
-        if self._provisional and now:
+        creds = self.creds
+        if self._provisional and now and creds is not None:
             self._provisional = False
             try:
-                self.creds.check_time(now, 0)
+                creds.check_time(now, 0)
             except CertTimeError as exc:
                 raise StageFailed("tls", str(exc))
 

@@ -14,6 +14,7 @@ import pytest
 from daozhang.broker.config import FleetListeners
 from daozhang.mp.run import micropython_argv, module_path
 from daozhang.security.pki import Pki
+from daozhang.security.scan import scan
 from daozhang.services.mosquitto import Mosquitto
 from daozhang.store import open_store
 
@@ -88,6 +89,10 @@ def test_agent_uploads_over_tls_with_its_certificate(
     assert stored >= 200 and quarantined == []
     # The time floor was persisted from the real clock.
     assert abs(int((tmp_path / "timefloor").read_text()) - time.time()) < 120
+    # Every artefact of the run (database, journal, collector log, broker files) holds no
+    # full card number and no track data.
+    report = scan([tmp_path])
+    assert report.files > 5 and report.findings == [], report.findings
 
 
 @pytest.mark.slow

@@ -89,8 +89,10 @@ class Board:
         return terminal.from_config()
 
     def journal_dir(self):
-        # The journal lives on the flash (the LittleFS image mounted at /).
-        return "/journal"
+        # The journal lives on the flash (the LittleFS image mounted at /). Not /journal: a
+        # folder at the root named like a module would shadow `import journal` ("" is on
+        # sys.path).
+        return "/dz/journal"
 
     def spec(self):
         # This board's board.json (flash, journal budget, UART), found beside the adapter on

@@ -43,6 +43,7 @@ class AgentResult:
     acked: int
     next_seq: int
     peak_heap: int
+    peak_live: int
     stats: dict[str, Any]
     output: str
 
@@ -105,14 +106,16 @@ def finish_agent(proc: subprocess.Popen[bytes], timeout: float) -> AgentResult:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    acked = next_seq = peak = 0
+    acked = next_seq = peak = live = 0
     stats: dict[str, Any] = {}
     for line in out.splitlines():
         if line.startswith("ACKED "):
             acked, next_seq = (int(x) for x in line.split()[1:3])
         elif line.startswith("PEAK_HEAP "):
             peak = int(line.split()[1])
+        elif line.startswith("PEAK_LIVE "):
+            live = int(line.split()[1])
         elif line.startswith("STATS "):
             stats = json.loads(line[6:])
     assert proc.returncode == 0 and stats, out
-    return AgentResult(acked, next_seq, peak, stats, out)
+    return AgentResult(acked, next_seq, peak, live, stats, out)

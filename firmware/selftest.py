@@ -68,6 +68,13 @@ def check_modules(names):
     major = sys.implementation._mpy & 0xFF
     header = bytearray(4)
     for name in names:
+        top = "/" + name.split(".")[0]
+        try:
+            if os.stat(top)[0] & 0x4000:
+                # "" precedes /lib on sys.path: the folder would be imported instead.
+                return "fail", "folder %s hides module %s: rename or move the folder" % (top, name)
+        except OSError:
+            pass
         path = "/lib/" + name.replace(".", "/") + ".mpy"
         try:
             with open(path, "rb") as f:
@@ -97,8 +104,8 @@ def check_modules(names):
 def check_journal():
     try:
         from journal import Journal
-    except ImportError:
-        return "n/a", "not available: no journal module in this firmware"
+    except ImportError as exc:
+        return "n/a", "not available: %s" % (exc,)
     _rmtree(_SCRATCH)
     os.mkdir(_SCRATCH)
     try:

@@ -104,6 +104,11 @@ class Port:
                 f"{self.port}: no MicroPython REPL answered (wrong port, or the device is "
                 "not running MicroPython: flash the base image first)"
             )
+        if last.startswith("MemoryError"):
+            return DeviceError(
+                f"{self.port}: the device ran out of RAM ({last}): the agent leaves too little "
+                "heap for the REPL; on a virtual board give it more (--heap 256K)"
+            )
         return DeviceError(f"{self.port}: {last}")
 
     def exec_json(self, code: str, marker: str, timeout_s: float | None = None) -> Any:

@@ -24,6 +24,7 @@ def test_flashed_board_uploads_over_tls(
     fleet_pki: Pki,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("DAOZHANG_STATE", str(tmp_path / "state"))
     dev = "POS0100"
@@ -48,6 +49,8 @@ def test_flashed_board_uploads_over_tls(
             "--client-key", str(slots / "client.key"),
         ]  # fmt: skip
         assert cli_main(argv) == 0
+        out = capsys.readouterr().out
+        assert "answers MQTT CONNECT" in out and "mqtts://" in out, out  # handshake checked
         deadline = time.monotonic() + 60
         seen: list[tuple[str]] = []
         while time.monotonic() < deadline:
@@ -73,3 +76,37 @@ def test_flashed_board_uploads_over_tls(
     assert quarantined == [] and acked and acked[0][0] >= 3  # signed batches, verified
     # The board's flash image and the database hold no full card number.
     assert scan([tmp_path / "tls1.img", tmp_path / "daozhang.db"]).findings == []
+
+
+@pytest.mark.slow
+def test_flash_self_test_refuses_a_broker_from_another_ca(
+    fleet_pki: Pki,
+    foreign_pki: Pki,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from daozhang.broker.config import FleetListeners
+
+    monkeypatch.setenv("DAOZHANG_STATE", str(tmp_path / "state"))
+    monkeypatch.setenv("DAOZHANG_DB", f"sqlite:///{tmp_path / 'daozhang.db'}")
+    evil = Mosquitto(
+        workdir=tmp_path / "evil", listeners=FleetListeners(foreign_pki, tmp_path / "evil")
+    ).start()
+    slots = fleet_pki.device_dir("devA01")
+    board = VirtualBoard.named("tls2")
+    board.start(tmp_path / "tls2.img", 512 * 1024, heapsize="256K")
+    try:
+        argv = [
+            "flash", "--board", "virtual", "--port", str(board.tty), "--device-id", "devA01",
+            "--broker", evil.url,
+            "--ca", str(slots / "ca.pem"),
+            "--client-cert", str(slots / "client.crt"),
+            "--client-key", str(slots / "client.key"),
+        ]  # fmt: skip
+        assert cli_main(argv) == 1
+    finally:
+        board.stop(power_cut=True)
+        evil.stop()
+    out = capsys.readouterr().out
+    assert "TLS with mqtts://" in out and "not correctly signed" in out, out

@@ -127,10 +127,6 @@ class Board:
         sock.setblocking(False)
         return wrapped
 
-    def journal_dir(self):
-        # QuecPython's user file system is /usr.
-        return "/usr/dz/journal"
-
     def feed_watchdog(self):
         if self._wdt_cls is None:
             return

@@ -116,11 +116,6 @@ class Board:
         sock.setblocking(False)
         return wrapped
 
-    def journal_dir(self):
-        # On the LittleFS partition mounted at / (mount_storage); not /journal, which would
-        # shadow `import journal`.
-        return "/dz/journal"
-
     def feed_watchdog(self):
         if self._wdt is None:
             self._wdt = self._machine.WDT(timeout=self._wdt_ms)

@@ -112,12 +112,13 @@ class Board:
     def tcp_socket(self, addr):
         return self._socket.socket(self._socket.AF_INET, self._socket.SOCK_STREAM)
 
-    def wrap_tls(self, sock, host, timeout_ms):
+    def wrap_tls(self, sock, host, timeout_ms, creds):
+        # QuecPython's ussl takes the slots' PEM text (not yet run on a module).
         if self._ssl is None:
             raise OSError("no TLS on this firmware")
         sock.setblocking(True)
         sock.settimeout(timeout_ms / 1000)
-        wrapped = self._ssl.wrap_socket(sock, server_hostname=host)
+        wrapped = self._ssl.wrap_socket(sock, server_hostname=host, **creds.pem_args())
         sock.setblocking(False)
         return wrapped
 

@@ -6,21 +6,14 @@ import socket
 import time
 
 _CONTROL = "/_hw/control.json"
-_CA = "/ca.der"  # the broker's CA certificate (DER), written at flashing
 _DEFAULT_SIGNAL = {"rat": "wifi", "rssi": -60}
-
-
-def _read(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 class Board:
     name = "virtual"
 
-    def __init__(self, control_path=_CONTROL, ca_path=_CA):
+    def __init__(self, control_path=_CONTROL):
         self._control_path = control_path
-        self._ca_path = ca_path
 
     def _control(self):
         # Read on every call: the host may change it at any moment; a torn or missing file
@@ -63,15 +56,19 @@ class Board:
             raise OSError(101)  # ENETUNREACH
         return socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 
-    def wrap_tls(self, sock, host, timeout_ms):
+    def wrap_tls(self, sock, host, timeout_ms, creds):
         # TLS buffers come from libc on the unix port, not the GC heap. The handshake runs
         # blocking with a timeout; then the socket goes back to non-blocking for asyncio.
+        # creds (tlscreds.Credentials): the fleet CA and this device's certificate, DER.
+        # mbedtls checks the chain, the broker's name (server_hostname) and its dates, the
+        # latter against the host's clock (the unix port's time source).
         import tls
 
         ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
         ctx.verify_mode = tls.CERT_REQUIRED  # type: ignore[attr-defined]
-        # The broker's CA, written at flashing; without it there is no TLS (never unverified).
-        ctx.load_verify_locations(_read(self._ca_path))  # cadata, positional on MicroPython
+        ctx.load_verify_locations(creds.ca)
+        if creds.cert is not None:
+            ctx.load_cert_chain(creds.cert, creds.key)
         sock.setblocking(True)
         sock.settimeout(timeout_ms / 1000)
         wrapped = ctx.wrap_socket(sock, server_hostname=host)
@@ -80,6 +77,9 @@ class Board:
 
     def wall_time(self):
         # The host's clock (NTP-disciplined on any sane host). -> (unix s, source) or None.
+        # Control `"clock": "none"` plays a board without NTP or modem time.
+        if self._control().get("clock") == "none":
+            return None
         return int(time.time()), "ntp"
 
     def terminal_link(self):

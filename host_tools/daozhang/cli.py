@@ -20,6 +20,9 @@ from daozhang.errors import DaozhangError
 COMMANDS: list[tuple[str, str, str]] = [
     ("demo", "daozhang.demo", "run the end-to-end demonstration"),
     ("board", "daozhang.board.cli", "start, stop and control virtual boards"),
+    ("pki", "daozhang.security.pki_cli", "fleet CA, per-device certificates, revocation"),
+    ("broker", "daozhang.broker.cli", "run Mosquitto with TLS, per-device identity and ACLs"),
+    ("scan-pan", "daozhang.security.scan_cli", "find full card numbers or track data in files"),
     ("pos", "daozhang.pos.cli", "simulate a POS main board sending receipts to the agent"),
     ("flash", "daozhang.flash.cli", "compile, write, verify and self-test devices over mpremote"),
     ("collect", "daozhang.collector.cli", "store device uploads exactly once and ack them"),

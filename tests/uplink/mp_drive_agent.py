@@ -66,7 +66,7 @@ async def _main(plan):
     ballast = bytearray(ballast_size) if ballast_size else None
     base = gc.mem_alloc()
     cfg = config.from_dict(plan["cfg"])
-    board = Board(control_path=plan.get("control", "/nonexistent"), ca_path=plan.get("ca", ""))
+    board = Board(control_path=plan.get("control", "/nonexistent"))
     if plan.get("no_wall_clock"):
         # A board without NTP or a modem clock: time comes from the collector's ack.
         board.wall_time = lambda: None

@@ -329,25 +329,26 @@ def test_upload_over_tls_through_the_boards_socket_factory(tmp_path: Path) -> No
     ).start()
     responder = AckResponder(broker.port).start()  # the collector side stays on plain TCP
     try:
-        cfg = agent_config("dev-0005", tls_port, host="localhost", tls=True)
+        # The credential slots folder: ca.pem (tlscreds reads PEM or DER), no client cert.
+        cfg = agent_config("dev-0005", tls_port, host="localhost", tls=True, secrets=str(pki))
         plan = {
             "cfg": cfg,
             "root": str(tmp_path / "j"),
             "preload": 200,
             "until_acked": True,
             "max_s": 60,
-            "ca": str(pki / "ca.der"),
         }
         result = finish_agent(start_agent(tmp_path, plan), timeout=90)
         # A device given the wrong CA never talks to the broker: stage tls.
         (pki / "other").mkdir()
         _make_pki(pki / "other")
         plan = {
-            "cfg": agent_config("dev-0006", tls_port, host="localhost", tls=True),
+            "cfg": agent_config(
+                "dev-0006", tls_port, host="localhost", tls=True, secrets=str(pki / "other")
+            ),
             "root": str(tmp_path / "j2"),
             "preload": 5,
             "max_s": 3,
-            "ca": str(pki / "other" / "ca.der"),
         }
         refused = finish_agent(start_agent(tmp_path, plan), timeout=60)
     finally:

@@ -114,12 +114,23 @@ def encode_into(obj, buf, pos=0, depth=0):
             pos = encode_into(value, buf, pos, depth + 1)
         return pos
     if isinstance(obj, float):
+        if obj != obj or obj in (_INF, -_INF):
+            # Infinities and NaN as half floats, the shortest exact form (and cbor2's).
+            if pos + 3 > len(buf):
+                raise BufferTooSmall("buffer too small")
+            buf[pos] = 0xF9
+            buf[pos + 1] = 0x7E if obj != obj else (0x7C if obj > 0 else 0xFC)
+            buf[pos + 2] = 0
+            return pos + 3
         if pos + 9 > len(buf):
             raise BufferTooSmall("buffer too small")
         buf[pos] = _FLOAT64
         struct.pack_into(">d", buf, pos + 1, obj)
         return pos + 9
     raise CBORError("cannot encode %s" % type(obj).__name__)
+
+
+_INF = float("inf")
 
 
 def encode(obj):

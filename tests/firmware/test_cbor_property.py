@@ -108,3 +108,11 @@ def test_malformed_input_raises_cbor_error_and_nothing_else(batch: list[bytes]) 
             continue
         # Whatever the device accepts, cbor2 reads as the same value.
         assert same(cbor2.loads(bytes.fromhex(answer)), cbor2.loads(raw)), (raw, answer)
+
+
+def test_special_floats_are_encoded_as_cbor2_does() -> None:
+    # Found by hypothesis once: infinities went out as float64 where cbor2 writes half floats.
+    specials = [float("inf"), float("-inf"), float("nan"), -0.0, 1.5]
+    answers = run_oracle([f"E {expr(v)}" for v in specials])
+    for value, encoded in zip(specials, answers, strict=True):
+        assert bytes.fromhex(encoded) == cbor2.dumps(value), (value, encoded)

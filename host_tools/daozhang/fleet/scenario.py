@@ -436,8 +436,10 @@ def _faults(
     devices: list[Device],
     mode: str,
 ) -> list[Fault]:
+    if "kind" not in r.table:
+        raise r.error("kind", f"missing (one of {', '.join([*DEVICE_FAULTS, *HOST_FAULTS])})")
     kind = r.text("kind", "", (*DEVICE_FAULTS, *HOST_FAULTS))
-    allowed = DEVICE_FAULTS.get(kind) or HOST_FAULTS[kind]
+    allowed = DEVICE_FAULTS[kind] if kind in DEVICE_FAULTS else HOST_FAULTS[kind]
     at_s = r.number("at_s", 0, 0, duration_s)
     every_s = r.number("every_s", 0, 0, duration_s)
     params: dict[str, Any] = {}

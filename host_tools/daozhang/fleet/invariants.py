@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daozhang.errors import InputError
+from daozhang.errors import InputError, StoreError
 from daozhang.store.engine import Store
 
 KEY_FIELDS = ("mid", "tid", "bat", "trc", "st")
@@ -200,12 +200,17 @@ def read_truth(path: Path) -> Iterator[Sent]:
 
 def stored_receipts(store: Store) -> Iterator[Stored]:
     """Every receipt record the collector accepted (`records`, DESIGN interfaces C)."""
-    with store.transaction() as tx:
-        rows = tx.execute(
-            "SELECT dev, epoch, seq, body_json FROM records WHERE kind = ?"
-            " ORDER BY dev, epoch, seq",
-            ("r",),
-        )
+    try:
+        with store.transaction() as tx:
+            rows = tx.execute(
+                "SELECT dev, epoch, seq, body_json FROM records WHERE kind = ?"
+                " ORDER BY dev, epoch, seq",
+                ("r",),
+            )
+    except Exception as exc:  # noqa: BLE001 -- sqlite3 or psycopg: the engine's own error types
+        raise StoreError(
+            f"cannot read receipts from {store.url}: {exc} (is it a collector's database?)"
+        ) from None
     for dev, epoch, seq, body_json in rows:
         where = f"records({dev}, {epoch}, {seq})"
         try:

@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from daozhang.errors import UsageError
-from daozhang.fleet import invariants, plan
+from daozhang.fleet import invariants, plan, player
 from daozhang.fleet.scenario import Scenario, load
 from daozhang.store import open_store
 
@@ -71,32 +71,8 @@ def _check(args: argparse.Namespace) -> int:
     print(describe(s, events))
     if args.events:
         for e in events:
-            print(json.dumps(event_json(e)))
+            print(json.dumps(player.describe(e)))
     return 0
-
-
-def event_json(e: plan.Event) -> dict[str, object]:
-    if isinstance(e, plan.LinkChange):
-        st = e.state
-        return {
-            "t": round(e.t, 3),
-            "board": e.board,
-            "path": st.path,
-            "link_up": st.link_up,
-            "delay_ms": st.delay_ms,
-            "jitter_ms": st.jitter_ms,
-            "kbps": st.kbps,
-            "loss_pct": st.loss_pct,
-            "rssi": st.rssi,
-            "rat": st.rat,
-        }
-    return {
-        "t": round(e.t, 3),
-        "action": e.kind,
-        "board": e.board,
-        "target": e.target,
-        "source": e.source,
-    }
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -1,0 +1,109 @@
+"""What the timeline acts on: boards (power, control channel), proxies, broker, collectors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from daozhang.board.manager import VirtualBoard
+from daozhang.errors import DaozhangError
+from daozhang.fleet.plan import Action, LinkState
+from daozhang.fleet.scenario import Device
+from daozhang.fleet.supervisor import Child, Supervisor
+from daozhang.services.mosquitto import Mosquitto
+
+
+class LinkPath(Protocol):
+    """One board's fault-injecting proxy, as the runner drives it."""
+
+    def apply(self, state: LinkState) -> None: ...
+
+    def reset(self) -> None: ...
+
+
+@dataclass
+class BoardSlot:
+    device: Device
+    board: VirtualBoard
+    image: Path
+    flash_size: int
+    heapsize: str = "64K"
+    autostart: bool = True
+
+    def power_on(self) -> None:
+        self.board.start(
+            self.image, self.flash_size, heapsize=self.heapsize, autostart=self.autostart
+        )
+
+    def power_cut(self) -> None:
+        self.board.stop(power_cut=True)
+
+    def show(self, state: LinkState) -> None:
+        """What the board's own link and signal report (its control channel)."""
+        control = self.board.control()
+        control["link"] = "up" if state.link_up else "down"
+        control["signal"] = {**control.get("signal", {}), "rat": state.rat, "rssi": state.rssi}
+        self.board.write_control(control)
+
+
+@dataclass
+class ServiceSlot:
+    """A host process the timeline kills and restarts (a collector)."""
+
+    name: str
+    argv: Sequence[str]
+    supervisor: Supervisor
+    env: dict[str, str] | None = None
+    child: Child | None = None
+    starts: int = 0
+
+    def start(self) -> Child:
+        if self.child is not None and self.child.alive():
+            raise DaozhangError(f"{self.name} is already running (pid {self.child.pid})")
+        self.starts += 1
+        self.child = self.supervisor.spawn(f"{self.name}.{self.starts}", self.argv, env=self.env)
+        return self.child
+
+    def kill(self) -> None:
+        if self.child is None or not self.child.alive():
+            raise DaozhangError(f"{self.name} is not running: nothing to kill")
+        self.child.stop(kill=True)
+        self.supervisor.forget(self.child)
+
+
+@dataclass
+class FleetTarget:
+    boards: list[BoardSlot]
+    broker: Mosquitto
+    collectors: list[ServiceSlot]
+    paths: list[LinkPath | None]
+
+    def apply_link(self, board: int, state: LinkState) -> None:
+        self.boards[board].show(state)
+        path = self.paths[board]
+        if path is not None:
+            path.apply(state)
+
+    def act(self, action: Action) -> None:
+        kind = action.kind
+        if kind == "reset":
+            path = self.paths[action.board]
+            if path is None:
+                raise DaozhangError("reset needs a proxy in front of the board")
+            path.reset()
+        elif kind == "power_cut":
+            self.boards[action.board].power_cut()
+        elif kind == "power_on":
+            self.boards[action.board].power_on()
+        elif kind == "broker_stop":
+            self.broker.stop(kill=True)  # SIGKILL: with persistence off, queued messages are gone
+        elif kind == "broker_start":
+            self.broker.start()
+        elif kind == "collector_kill":
+            self.collectors[action.target].kill()
+        elif kind == "collector_start":
+            self.collectors[action.target].start()
+        else:
+            raise DaozhangError(f"unknown action {kind!r}")

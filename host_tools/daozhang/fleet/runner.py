@@ -1,18 +1,32 @@
 """`sim run`: a whole fleet on one machine, from a scenario (docs/simulation.md).
 
-The run needs parts that other components provide; `missing_parts()` names any that this build
-lacks, and `run_scenario` refuses to start without them rather than simulate them.
+The run's shape lives here: output folder, supervisor, broker, collectors, one proxy and one
+board per device, POS simulators, the timeline, the drain, settlement, correlation and the
+invariant. What each part *is* comes from the components that build it (the agent, the POS
+simulator, the proxy, the collector, the generator, correlation), reached only through
+`daozhang.fleet.wiring`. `missing_parts()` names any this build lacks, and the run refuses to
+start without them rather than simulate them.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from daozhang.errors import DaozhangError
+from daozhang.board.manager import VirtualBoard
+from daozhang.errors import DaozhangError, UsageError
+from daozhang.fleet import invariants, plan
+from daozhang.fleet.player import Player, describe
 from daozhang.fleet.scenario import Scenario
+from daozhang.fleet.supervisor import Supervisor
+from daozhang.fleet.target import BoardSlot, FleetTarget, LinkPath, ServiceSlot
 from daozhang.paths import FIRMWARE
+from daozhang.services.mosquitto import Mosquitto
 
 # (what, how to tell it is present, the component that provides it)
 PARTS: list[tuple[str, str, str]] = [
@@ -28,6 +42,8 @@ PARTS: list[tuple[str, str, str]] = [
     ("the scenario generator's settlement files (daozhang.sim)", "module:daozhang.sim", "settle"),
     ("correlation (daozhang.correlate)", "module:daozhang.correlate", "settle"),
 ]
+
+Progress = Callable[[str], None]
 
 
 def _present(probe: str) -> bool:
@@ -48,9 +64,21 @@ def missing_parts() -> list[str]:
 class RunResult:
     ok: bool
     out: Path
+    invariants: invariants.CheckResult | None = None
+    timeline_errors: list[str] = field(default_factory=list)
+    summary: list[str] = field(default_factory=list)
+    report: Path | None = None
 
 
-def run_scenario(scenario: Scenario, out: Path) -> RunResult:
+def prepare_out(out: Path) -> None:
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"--out {out}: folder exists and is not empty; give a new one")
+    out.mkdir(parents=True, exist_ok=True)
+    for sub in ("logs", "images", "state", "settlement"):
+        (out / sub).mkdir()
+
+
+def run_scenario(scenario: Scenario, out: Path, progress: Progress = print) -> RunResult:
     missing = missing_parts()
     if missing:
         raise DaozhangError(
@@ -58,4 +86,144 @@ def run_scenario(scenario: Scenario, out: Path) -> RunResult:
             + "; ".join(missing)
             + ". Nothing is simulated in their place."
         )
-    raise DaozhangError("sim run: the end-to-end wiring is not in this build yet")
+    if scenario.mode == "netem":
+        from daozhang.fleet.netem import preflight
+
+        needs = any(
+            d.link.delay_ms or d.link.jitter_ms or d.link.loss_pct for d in scenario.devices
+        ) or any(f.kind in ("delay", "loss") for f in scenario.faults)
+        preflight(need_netem=needs)
+    prepare_out(out)
+    shutil.copyfile(scenario.path, out / "scenario.toml")
+    events = plan.schedule(scenario)
+    with (out / "plan.jsonl").open("w") as f:
+        for e in events:
+            f.write(json.dumps(describe(e)) + "\n")
+    return _Run(scenario, out, events, progress).execute()
+
+
+@dataclass
+class _Run:
+    scenario: Scenario
+    out: Path
+    events: list[plan.Event]
+    progress: Progress
+
+    def say(self, text: str) -> None:
+        self.progress(text)
+
+    def execute(self) -> RunResult:
+        from daozhang.fleet import wiring
+
+        s, out = self.scenario, self.out
+        db_url = f"sqlite:///{out / 'daozhang.db'}" if s.db == "sqlite" else s.db
+        result = RunResult(ok=False, out=out)
+        with (
+            Supervisor(out / "logs", reap_orphans=True) as sup,
+            wiring.Session(s, out, sup) as session,
+        ):
+            # Boards are managed under the run's own state folder, not the user's.
+            session.use_state_dir(out / "state")
+            self.say(f"starting Mosquitto (persistence {'on' if s.broker_persistence else 'off'})")
+            broker = Mosquitto(out / "broker", persistence=s.broker_persistence).start()
+            sup.adopt("mosquitto", broker.stop)
+            collectors = [
+                ServiceSlot(
+                    f"collector{i}",
+                    session.collector_argv(broker, db_url, i),
+                    sup,
+                    env=session.env(),
+                )
+                for i in range(s.collectors)
+            ]
+            for c in collectors:
+                c.start()
+            session.wait_store_ready(db_url)
+            self.say(f"{len(collectors)} collector(s) on {db_url}")
+            paths: list[LinkPath | None] = []
+            slots: list[BoardSlot] = []
+            for device in s.devices:
+                path = session.open_path(device, broker)
+                paths.append(path)
+                slot = BoardSlot(
+                    device,
+                    VirtualBoard.named(device.dev),
+                    out / "images" / f"{device.dev}.img",
+                    s.flash_size,
+                    heapsize=s.heapsize,
+                    autostart=True,
+                )
+                session.provision(slot, path)
+                slot.power_on()
+                sup.adopt(f"board {device.dev}", _power_cut(slot.board))
+                slots.append(slot)
+            self.say(f"{len(slots)} boards powered on, each behind its proxy")
+            target = FleetTarget(slots, broker, collectors, paths)
+            for slot, maybe in zip(slots, paths, strict=True):
+                state = plan.base_state(slot.device)
+                slot.show(state)
+                if maybe is not None:
+                    maybe.apply(state)
+            pos = session.start_pos(slots, self.events)
+            self.say(
+                f"traffic: {s.receipts} receipts over {s.duration_s:g} s "
+                f"(business day x{s.time_scale:.0f}), {len(self.events)} timeline events"
+            )
+            player = Player(self.events, target, out / "timeline.jsonl").start()
+            t0 = time.monotonic()
+            self._wait(
+                lambda: player.join(0) and pos.done(),
+                s.duration_s * 3 + 60,
+                t0,
+                lambda: (
+                    f"{pos.status()}; stored {session.stored_count(db_url)}; "
+                    f"events {player.applied}/{len(self.events)}"
+                ),
+            )
+            player.stop()
+            result.timeline_errors = player.errors
+            self.say("drain: faults cleared, waiting for every acked receipt to be stored")
+            truth = pos.ledger()
+            deadline = time.monotonic() + s.drain_s
+            while time.monotonic() < deadline:
+                check = invariants.check(truth, session.stored(db_url))
+                if check.total("lost") == 0:
+                    break
+                self.say(f"  drain: {check.total('lost')} acked receipts not stored yet")
+                time.sleep(2)
+            pos.stop()
+            invariants.write_truth(out / "truth.jsonl", truth)
+        # Every process is stopped: the store is final.
+        check = invariants.check(truth, session.stored(db_url))
+        result.invariants = check
+        table = invariants.render(check, only_problems=True)
+        (out / "invariants.txt").write_text(invariants.render(check) + "\n")
+        self.say("invariant (POS acks vs store):\n" + table)
+        self.say("settlement files from the generator, import, correlation")
+        summary, report = session.settle_and_correlate(db_url, truth, self.events)
+        result.summary, result.report = summary, report
+        for line in summary:
+            self.say(line)
+        if report is not None:
+            self.say(f"HTML report: {report}")
+        result.ok = check.valid and not result.timeline_errors and session.causes_ok
+        if result.timeline_errors:
+            self.say("timeline events that failed:\n  " + "\n  ".join(result.timeline_errors))
+        return result
+
+    def _wait(
+        self, done: Callable[[], bool], limit_s: float, t0: float, status: Callable[[], str]
+    ) -> None:
+        last = 0.0
+        while not done():
+            now = time.monotonic()
+            if now - t0 > limit_s:
+                raise DaozhangError(f"traffic phase still running after {limit_s:g} s")
+            if now - last >= 5:
+                self.say(f"[{now - t0:5.0f} s] {status()}")
+                last = now
+            time.sleep(0.25)
+
+
+def _power_cut(board: VirtualBoard) -> Callable[[], object]:
+    return lambda: board.stop(power_cut=True)

@@ -2,9 +2,16 @@
 # Link state and signal come from the host's control channel, a JSON file the host rewrites
 # atomically (`daozhang board set`) and that the board sees read-only at /_hw/control.json.
 import json
+import socket
+import time
 
 _CONTROL = "/_hw/control.json"
 _DEFAULT_SIGNAL = {"rat": "wifi", "rssi": -60}
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
 
 
 class Board:
@@ -33,6 +40,39 @@ class Board:
 
     def reset_cause(self):
         return self._control().get("reset_cause", "power_on")
+
+    # -- socket factory (what firmware/dial.py uses) -----------------------------------------
+    # With the control's link "down" every new connection fails as on a dead link: the name
+    # does not resolve and the TCP connect is unreachable. A session already open is dropped
+    # by the agent's link watch, as a real board drops it when its interface goes down.
+    def resolve(self, host, port):
+        if not self.link_up():
+            raise OSError(113)  # EHOSTUNREACH
+        return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0][-1]
+
+    def tcp_socket(self, addr):
+        if not self.link_up():
+            raise OSError(101)  # ENETUNREACH
+        return socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+
+    def wrap_tls(self, sock, host, timeout_ms):
+        # TLS buffers come from libc on the unix port, not the GC heap. The handshake runs
+        # blocking with a timeout; then the socket goes back to non-blocking for asyncio.
+        import tls
+
+        ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+        ctx.verify_mode = tls.CERT_REQUIRED
+        # The broker's CA, written at flashing; without it there is no TLS (never unverified).
+        ctx.load_verify_locations(cadata=_read("/ca.der"))
+        sock.setblocking(True)
+        sock.settimeout(timeout_ms / 1000)
+        wrapped = ctx.wrap_socket(sock, server_hostname=host)
+        sock.setblocking(False)
+        return wrapped
+
+    def wall_time(self):
+        # The host's clock (NTP-disciplined on any sane host). -> (unix s, source) or None.
+        return int(time.time()), "ntp"
 
     def describe(self):
         return {

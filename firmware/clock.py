@@ -1,0 +1,53 @@
+# Uptime and wall clock for the agent.
+#
+# Uptime is a 64-bit millisecond count built from ticks_diff: board ticks are 30 bits and wrap
+# every ~12 days, so the count adds the difference since the last sample; that holds as long as
+# someone samples at least once per half wrap (~6 days), which the agent does every second.
+# Wall time comes from the best source the board has (NTP, the modem, an RTC) or else from the
+# collector's ack `now`; `set()` returns the step to journal as a `clock` record.
+# `scale` makes agent time run faster than real time (simulated days in tests only).
+from micropython import const
+
+_STEP_TO_RECORD_S = const(2)
+
+
+class Clock:
+    def __init__(self, ticks_ms, ticks_diff, scale=1):
+        self._ticks = ticks_ms
+        self._diff = ticks_diff
+        self.scale = scale
+        self._last = ticks_ms()
+        self._up = 0
+        self._base_s = 0  # wall time (unix s) at uptime _base_up; 0 = wall time unknown
+        self._base_up = 0
+        self.src = None  # "ntp" | "modem" | "ack" once set
+
+    def up_ms(self):
+        now = self._ticks()
+        self._up += self._diff(now, self._last) * self.scale
+        self._last = now
+        return self._up
+
+    def sleep_ms(self, agent_ms):
+        # Real milliseconds to sleep for `agent_ms` of agent time.
+        return max(1, agent_ms // self.scale)
+
+    def now(self):
+        # Unix seconds, or 0 while the wall time is unknown.
+        if not self._base_s:
+            return 0
+        return self._base_s + (self.up_ms() - self._base_up) // 1000
+
+    def set(self, now_s, src):
+        # Adopt now_s from src. -> the step to journal (s), or None when it is too small to
+        # record. A source ranks: ntp and modem beat the ack's `now`, which is only a fallback.
+        if src == "ack" and self.src not in (None, "ack"):
+            return None
+        before = self.now()
+        self._base_up = self.up_ms()
+        self._base_s = now_s
+        self.src = src
+        step = now_s - before
+        if before and -_STEP_TO_RECORD_S < step < _STEP_TO_RECORD_S:
+            return None
+        return step

@@ -1,0 +1,77 @@
+# The heartbeat on dz/v1/{dev}/hb (QoS 0): the device's health in one CBOR map, with the
+# fields of DESIGN §1.3. Counters are deltas since the previous heartbeat that was sent: a
+# heartbeat that could not go out (link down) leaves them to the next one.
+import gc
+
+import cbor
+
+FW_VERSION = "0.1.0"
+
+
+class Heartbeat:
+    def __init__(self, dev, journal, clock, board, uplink, cause):
+        self.dev = dev
+        self.journal = journal
+        self.clock = clock
+        self.board = board
+        self.uplink = uplink
+        self.cause = cause
+        self._prev = (0, 0, 0, 0, clock.up_ms())  # recon, ok, fail, conn_ms, up
+        self.sent = 0
+
+    def _counters(self):
+        up = self.uplink
+        return (
+            up.reconnects,
+            up.uploader.sync_ok,
+            up.uploader.sync_fail,
+            up.connected_ms(),
+            self.clock.up_ms(),
+        )
+
+    def build(self):
+        stats = self.journal.stats()
+        now = self.clock.now()
+        cur = self._counters()
+        prev = self._prev
+        up_ms = cur[4]
+        if stats["records"]:
+            if now and stats["oldest_t"]:
+                jold_s = now - stats["oldest_t"]
+            else:
+                jold_s = (up_ms - stats["oldest_up"]) // 1000
+        else:
+            jold_s = 0
+        return {
+            "v": 1,
+            "dev": self.dev,
+            "t": now,
+            "epoch": stats["epoch"],
+            "fw": FW_VERSION,
+            "boot": stats["boot"],
+            "up": up_ms,
+            "cause": self.cause,
+            "heap": gc.mem_free(),
+            "jrec": stats["records"],
+            "jbytes": stats["bytes"],
+            "jold_s": max(0, jold_s),
+            "next_seq": stats["next_seq"],
+            "ovf": stats["overflow_receipts"] + stats["overflow_diag"],
+            "link": "up" if self.uplink.connected else "down",
+            "sig": self.board.signal(),
+            "recon": cur[0] - prev[0],
+            "sync_ok": cur[1] - prev[1],
+            "sync_fail": cur[2] - prev[2],
+            "conn_ms": cur[3] - prev[3],
+            "exp_ms": cur[4] - prev[4],
+        }, cur
+
+    async def send(self):
+        # -> True when it went out; the counters then start again from here.
+        if not self.uplink.connected:
+            return False
+        body, cur = self.build()
+        await self.uplink.client.publish(self.uplink.topic("hb"), cbor.encode(body), 0)
+        self._prev = cur
+        self.sent += 1
+        return True

@@ -1,0 +1,364 @@
+# The journal: receipts and diagnostics on flash, safe against power cuts (DESIGN §1.1).
+# Append-only segment files of frames (journal_frame), a small state file written by rename
+# (journal_state), recovery at mount (journal_recover). Reads are peek-then-ack: uploading
+# removes nothing; only ack() lets whole segments go, after the cursor covering them is durable.
+# Storage contract: append(receipt) returns only after the record is synced; diagnostics are
+# written unsynced and committed with the next receipt, by commit(), or past _COMMIT_BYTES.
+import os
+
+import journal_state
+from journal_frame import (
+    FRAME_HEAD,
+    MAX_RECORD,
+    SEGMENT_HEAD,
+    FrameReader,
+    Header,
+    RecordTooLarge,
+    encode_record,
+    parse_header,
+    segment_header,
+)
+from journal_recover import remove_temp_files, scan
+from journal_segments import Segments, name, truncate
+from micropython import const
+
+_COMMIT_BYTES = const(2048)  # unsynced diagnostics past this are committed at once
+_STATE_RESERVE_BLOCKS = const(2)  # the state file and its temp copy during a rename
+_MAX_SEGMENT = const(32768)
+
+__all__ = ["Journal", "JournalFull", "JournalCorrupt", "RecordTooLarge"]
+
+
+class JournalFull(Exception):
+    pass
+
+
+class JournalCorrupt(Exception):
+    pass
+
+
+def _urandom32():
+    return int.from_bytes(os.urandom(4), "big")
+
+
+def _makedirs(path):
+    built = ""
+    for part in path.split("/"):
+        if not part:
+            continue
+        built += "/" + part
+        try:
+            os.mkdir(built)
+        except OSError:
+            pass  # exists (a missing parent would fail again at the next level)
+
+
+class Journal:
+    def __init__(self, root_dir, budget_bytes, rng=None, block_size=4096, segment_bytes=0):
+        self.root = root_dir.rstrip("/")
+        self.block_size = block_size
+        if not segment_bytes:
+            segment_bytes = max(block_size, min(_MAX_SEGMENT, budget_bytes // 32))
+            segment_bytes -= segment_bytes % block_size
+        self.segment_bytes = segment_bytes
+        # Segments may hold the budget less the state's room; diagnostics a quarter of that.
+        self.capacity = budget_bytes - _STATE_RESERVE_BLOCKS * block_size
+        self.diag_cap = budget_bytes // 4
+        self._rng = rng or _urandom32
+        self._buf = bytearray(FRAME_HEAD + MAX_RECORD)
+        self._view = memoryview(self._buf)
+        self._state = None
+        self._segs = Segments(block_size)
+        self._file = None  # the newest segment, open for appending
+        self._pending = 0  # bytes of unsynced diagnostic frames
+        self._synced_seq = 0
+        self._used = 0
+        self._hint = None  # (segment first seq, offset, seq there): where the last peek ended
+        self._oldest = None  # (t, up) of the oldest unacked record
+        self.next_seq = 1
+        self.overflow_receipts = 0
+        self.overflow_diag = 0
+        self._unreported = {"r": 0, "d": 0}
+
+    # -- identity -------------------------------------------------------------------------
+    @property
+    def epoch(self):
+        return self._state.epoch
+
+    @property
+    def boot(self):
+        return self._state.boot
+
+    @property
+    def acked(self):
+        return self._state.acked
+
+    # -- mount ----------------------------------------------------------------------------
+    def mount(self):
+        _makedirs(self.root)
+        remove_temp_files(self.root)
+        state = journal_state.load(self._path("state"))
+        had_state = state is not None
+        if state is None:
+            state = journal_state.State()
+        found = scan(
+            self.root, self._segs, self._buf, state.acked if had_state else None, state.lost
+        )
+        if not had_state:
+            # A state file is written before any segment: without one, either the journal is
+            # new (a new epoch) or the state was damaged; then the segments say who we are.
+            state.epoch = found.epoch or self._new_epoch()
+            state.acked = found.first_seq - 1 if found.first_seq else 0
+            state.boot = found.max_boot
+        for first, last in found.lost:
+            state.add_lost(first, last)
+        state.boot += 1
+        top_lost = max([r[1] for r in state.lost] or [0])
+        self.next_seq = max(found.next_seq, state.acked + 1, top_lost + 1)
+        self._synced_seq = self.next_seq - 1
+        self._state = state
+        journal_state.save(self._path("state"), state)
+        self._delete_acked()
+        self._used = self._segs.used()
+        if len(self._segs) and self._segs.size[-1] < self.segment_bytes:
+            self._file = open(self._path(name(self._segs.first[-1])), "ab")
+        for first, last in found.lost:
+            self._append("d", {"ev": "lost", "from": first, "to": last, "why": "corrupt"}, 0, 0)
+        self.commit()
+        self._find_oldest()
+
+    def _new_epoch(self):
+        epoch = 0
+        while not epoch:
+            epoch = self._rng() & 0xFFFFFFFF
+        return epoch
+
+    def _path(self, leaf):
+        return self.root + "/" + leaf
+
+    # -- append ---------------------------------------------------------------------------
+    def append(self, kind, body, t=0, up=0):
+        # Receipts: synced before returning their seq; JournalFull when they do not fit.
+        # Diagnostics: returns their seq, or None when dropped (counted) past their cap.
+        if kind not in ("r", "d"):
+            raise ValueError("record kind must be 'r' or 'd'")
+        if not isinstance(body, dict):
+            raise ValueError("record body must be a map")
+        if not (isinstance(t, int) and isinstance(up, int) and t >= 0 and up >= 0):
+            raise ValueError("t and up must be non-negative ints")
+        seq = self._append(kind, body, t, up)
+        if seq is not None and self._unreported["r"] + self._unreported["d"]:
+            self._report_overflow()
+        return seq
+
+    def _append(self, kind, body, t, up):
+        if self._state is None:
+            raise JournalCorrupt("journal not mounted")
+        seq = self.next_seq
+        length = encode_record(self._buf, seq, kind, t, self._state.boot, up, body)
+        segs = self._segs
+        roll = self._file is None or segs.size[-1] + length > self.segment_bytes
+        if roll:
+            used = self._used + segs.blocks(SEGMENT_HEAD + length)
+        else:
+            size = segs.size[-1]
+            used = self._used - segs.blocks(size) + segs.blocks(size + length)
+        if used > self.capacity or (kind == "d" and segs.diag_used() + length > self.diag_cap):
+            if kind == "r":
+                self.overflow_receipts += 1
+                self._unreported["r"] += 1
+                raise JournalFull("journal full: %d of %d bytes used" % (self._used, self.capacity))
+            self.overflow_diag += 1
+            self._unreported["d"] += 1
+            return None
+        if roll:
+            self._roll(seq)
+        before = segs.size[-1]
+        try:
+            if self._file.write(self._view[:length]) != length:
+                raise OSError("short write to the journal")
+            if kind == "r" or self._pending + length >= _COMMIT_BYTES:
+                self._file.flush()
+        except OSError:
+            self._roll_back(before)
+            raise
+        segs.size[-1] = before + length
+        segs.last[-1] = seq
+        if kind == "d":
+            segs.diag[-1] += length
+        self._used = used
+        self.next_seq = seq + 1
+        if kind == "r" or self._pending + length >= _COMMIT_BYTES:
+            self._synced_seq = seq
+            self._pending = 0
+        else:
+            self._pending += length
+        if self._oldest is None:
+            self._oldest = (t, up)
+        return seq
+
+    def _roll(self, seq):
+        if self._file is not None:
+            self._file.close()  # closing syncs any diagnostics still pending
+            self._synced_seq = self.next_seq - 1
+            self._pending = 0
+        self._file = open(self._path(name(seq)), "wb")
+        self._file.write(segment_header(self._state.epoch))
+        self._segs.add(seq, seq - 1, SEGMENT_HEAD, 0)
+        self._used = self._segs.used()
+
+    def _roll_back(self, size):
+        # A failed append must leave no partial frame behind: cut the file back to the last
+        # good frame before anything else is written, or refuse to go on.
+        path = self._path(name(self._segs.first[-1]))
+        file, self._file = self._file, None
+        try:
+            file.close()
+        except OSError:
+            pass  # the copy below rewrites what counts from what is committed
+        try:
+            truncate(path, size, self._buf)
+            self._file = open(path, "ab")
+        except OSError as exc:
+            raise JournalCorrupt("cannot cut back a failed append: %s; remount" % exc) from None
+        self._hint = None
+        self._synced_seq = self.next_seq - 1
+        self._pending = 0
+
+    def commit(self):
+        if self._file is not None and self._pending:
+            self._file.flush()
+        self._synced_seq = self.next_seq - 1
+        self._pending = 0
+
+    def _report_overflow(self):
+        for kind in ("r", "d"):
+            count = self._unreported[kind]
+            if count:
+                body = {"ev": "overflow", "count": count, "kind": kind}
+                self._unreported[kind] = 0
+                if self._append("d", body, 0, 0) is None:
+                    self._unreported[kind] += count  # still no room: report it later
+                    self.overflow_diag -= 1  # the report itself is not a dropped record
+
+    # -- peek and ack ---------------------------------------------------------------------
+    def peek(self, from_seq, max_records=64, max_bytes=7168):
+        # Records from from_seq on, as stored; gaps: declared lost ranges in what was passed.
+        items = []
+        total = 0
+        cursor = max(from_seq, 1)  # the next seq to account for
+        limit = self._synced_seq
+        segs = self._segs
+        index = segs.find(cursor)
+        done = False
+        while index < len(segs) and not done:
+            first = segs.first[index]
+            start = SEGMENT_HEAD
+            if self._hint and self._hint[0] == first and self._hint[2] <= cursor:
+                start = self._hint[1]
+            with open(self._path(name(first)), "rb") as f:
+                reader = FrameReader(f, segs.size[index], self._buf, start)
+                while True:
+                    if not reader.next():
+                        if reader.at_end() or not reader.resync():
+                            break
+                        continue
+                    seq = reader.header.seq
+                    if seq < cursor:
+                        reader.advance()
+                        continue
+                    if seq > limit or len(items) >= max_records:
+                        done = True
+                    elif items and total + reader.length - FRAME_HEAD > max_bytes:
+                        done = True
+                    if done:
+                        self._hint = (first, reader.pos, seq)
+                        break
+                    if seq > cursor:
+                        self._declare_missing(cursor, seq - 1)
+                    items.append((seq, bytes(reader.body())))
+                    total += reader.length - FRAME_HEAD
+                    cursor = seq + 1
+                    reader.advance()
+            index += 1
+        if not done:
+            cursor = self._past_lost(cursor)
+        gaps = [[max(r[0], from_seq), r[1]] for r in self._state.lost]
+        gaps = [g for g in gaps if g[0] <= g[1] and g[0] < cursor]
+        return items, gaps, cursor
+
+    def _past_lost(self, cursor):
+        for rng in self._state.lost:
+            if rng[0] <= cursor <= rng[1]:
+                cursor = rng[1] + 1
+        return cursor
+
+    def _declare_missing(self, first, last):
+        # Seqs that should be here and are not (damaged since mount): declare them, once.
+        state = self._state
+        first = max(first, state.acked + 1)
+        for rng in state.lost:
+            if rng[0] <= first <= rng[1]:
+                first = rng[1] + 1
+        if first > last:
+            return
+        state.add_lost(first, last)
+        journal_state.save(self._path("state"), state)
+        self._append("d", {"ev": "lost", "from": first, "to": last, "why": "corrupt"}, 0, 0)
+
+    def ack(self, upto):
+        state = self._state
+        upto = min(upto, self.next_seq - 1)
+        if upto <= state.acked:
+            return
+        state.acked = upto
+        state.prune()
+        journal_state.save(self._path("state"), state)
+        self._delete_acked()
+        self._used = self._segs.used()
+        self._find_oldest()
+        if self._unreported["r"] + self._unreported["d"]:
+            self._report_overflow()
+
+    def _delete_acked(self):
+        # Only after the cursor covering them is durable; the newest closed segment stays as
+        # well as the open one, so intake can still recognise a receipt the POS repeats.
+        segs = self._segs
+        count = 0
+        while len(segs) - count > 2 and segs.last[count] <= self._state.acked:
+            os.remove(self._path(name(segs.first[count])))
+            count += 1
+        if count:
+            segs.drop_first(count)
+
+    def _find_oldest(self):
+        self._oldest = None
+        items, _, _ = self.peek(self._state.acked + 1, 1, MAX_RECORD)
+        if items:
+            header = Header()
+            if parse_header(items[0][1], header):
+                self._oldest = (header.t, header.up)
+
+    # -- stats ----------------------------------------------------------------------------
+    def stats(self):
+        state = self._state
+        last = self.next_seq - 1
+        held = 0
+        for i in range(len(self._segs)):
+            if self._segs.last[i] > state.acked:
+                held += self._segs.size[i]
+        return {
+            "epoch": state.epoch,
+            "boot": state.boot,
+            "next_seq": self.next_seq,
+            "acked": state.acked,
+            "records": max(0, last - state.acked - state.lost_after(state.acked)),
+            "bytes": held,
+            "used": self._used,
+            "capacity": self.capacity,
+            "oldest_t": self._oldest[0] if self._oldest else None,
+            "oldest_up": self._oldest[1] if self._oldest else None,
+            "overflow_receipts": self.overflow_receipts,
+            "overflow_diag": self.overflow_diag,
+            "lost": state.lost_total,
+        }

@@ -1,0 +1,155 @@
+# The connection supervisor: connect stage by stage, run one MQTT session (reader, keepalive,
+# uploader, link watch) until any part of it fails, journal why, back off, and again.
+import asyncio
+
+from backoff import Backoff
+from dial import StageFailed, dial
+from micropython import const
+from mqtt import ConnectRefused, MQTTClient
+from mqtt_codec import MQTTError
+from uploader import AckTimeout
+
+_WATCH_MS = const(1000)
+
+
+class Uplink:
+    def __init__(self, board, cfg, clock, uploader, diag, rand32, ticks_ms, ticks_diff):
+        self.board = board
+        self.cfg = cfg
+        self.clock = clock
+        self.uploader = uploader
+        self.diag = diag
+        self._ticks = ticks_ms
+        self._diff = ticks_diff
+        self.dev = cfg["dev"]
+        self.client = MQTTClient(self.dev, ticks_ms, ticks_diff, cfg["keepalive_s"])
+        self.client.on_message = self._on_message
+        self.backoff = Backoff(rand32, cfg["backoff_base_ms"], cfg["backoff_cap_ms"])
+        self.on_cmd = None  # (payload) -> None, set by the agent
+        self.connected = False
+        self.reconnects = 0  # sessions started after the first
+        self.sessions = 0
+        self._conn_total = 0
+        self._conn_since = 0
+        self._acked_once = False
+        self._ack_topic = self.topic("ack").encode()
+        self._cmd_topic = self.topic("cmd").encode()
+
+    def topic(self, leaf):
+        return "dz/v1/%s/%s" % (self.dev, leaf)
+
+    def connected_ms(self):
+        total = self._conn_total
+        if self.connected:
+            total += self.clock.up_ms() - self._conn_since
+        return total
+
+    # -- messages from the broker -----------------------------------------------------------
+    def _on_message(self, topic, payload, qos):
+        if topic == self._ack_topic:
+            now = self.uploader.on_ack(payload)
+            self._acked_once = True
+            if now:
+                step = self.clock.set(now, "ack")
+                if step is not None:
+                    self.diag.record({"ev": "clock", "step_s": step, "src": "ack"})
+        elif topic == self._cmd_topic and self.on_cmd is not None:
+            self.on_cmd(bytes(payload))
+
+    # -- one session ------------------------------------------------------------------------
+    async def _open(self):
+        cfg = self.cfg
+        sock = await dial(
+            self.board,
+            cfg["host"],
+            cfg["port"],
+            cfg["tls"],
+            cfg["connect_ms"],
+            self.diag.times,
+            self._ticks,
+            self._diff,
+        )
+        try:
+            await self.client.connect(
+                sock,
+                will=(self.topic("status"), b"offline", 1, True),
+                user=cfg.get("user"),
+                password=cfg.get("password"),
+                timeout_ms=cfg["connect_ms"],
+            )
+            await self.client.subscribe(
+                [(self.topic("ack"), 0), (self.topic("cmd"), 1)], cfg["connect_ms"]
+            )
+            await self.client.publish(self.topic("status"), b"online", 1, True)
+        except ConnectRefused as exc:
+            raise StageFailed("mqtt", "refused %d" % exc.code)
+        except (MQTTError, OSError) as exc:
+            raise StageFailed("mqtt", str(exc)[:40] or "closed")
+
+    async def _watch(self):
+        # Link loss reported by the board, the first ack (or nothing to send) = link up, and
+        # the backoff reset once the connection has been stable.
+        start = self.clock.up_ms()
+        stable_ms = self.cfg["stable_s"] * 1000
+        while True:
+            await asyncio.sleep_ms(_WATCH_MS)
+            if not self.board.link_up():
+                raise StageFailed("link", "lost")
+            if not self.diag.is_up and (self._acked_once or not self.uploader.inflight):
+                self.diag.up()
+            if self.backoff.tries and self.clock.up_ms() - start >= stable_ms:
+                self.backoff.reset()
+
+    async def _serve(self):
+        failure = []
+        done = asyncio.Event()
+
+        async def guard(coro):
+            try:
+                await coro
+            except Exception as exc:  # the first failure ends the session; it is re-raised
+                failure.append(exc)
+                done.set()
+
+        tasks = [
+            asyncio.create_task(guard(self.client.run())),
+            asyncio.create_task(guard(self.client.keepalive())),
+            asyncio.create_task(guard(self.uploader.pump(self.client, self.topic("up")))),
+            asyncio.create_task(guard(self._watch())),
+        ]
+        try:
+            await done.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+        raise failure[0]
+
+    async def session(self):
+        # One attempt; returns (stage, why) when it ends, which it always does.
+        self._acked_once = False
+        try:
+            await self._open()
+            self.connected = True
+            self._conn_since = self.clock.up_ms()
+            if self.sessions:
+                self.reconnects += 1
+            self.sessions += 1
+            await self._serve()
+        except StageFailed as exc:
+            stage, why = exc.stage, exc.why
+        except AckTimeout as exc:
+            stage, why = "ack", str(exc)[:40]
+        except (MQTTError, OSError) as exc:
+            stage, why = "mqtt", str(exc)[:40] or type(exc).__name__
+        finally:
+            self.client.close()
+            if self.connected:
+                self._conn_total += self.clock.up_ms() - self._conn_since
+            self.connected = False
+        self.diag.failed(stage, why)
+        return stage, why
+
+    async def run(self):
+        while True:
+            await self.session()
+            await asyncio.sleep_ms(self.backoff.next_ms())

@@ -26,6 +26,8 @@ _DIALECT_TYPES = {
 class Transaction(Protocol):
     """What a caller may do inside `Store.transaction()`."""
 
+    dialect: str  # "sqlite" or "postgresql", for the rare statement that differs
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
@@ -57,6 +59,8 @@ class Store:
 
 
 class _SqliteTransaction:
+    dialect = "sqlite"
+
     def __init__(self, cursor: sqlite3.Cursor) -> None:
         self._cursor = cursor
 
@@ -116,6 +120,8 @@ _QMARK = re.compile(r"\?")
 
 
 class _PgTransaction:
+    dialect = "postgresql"
+
     def __init__(self, cursor: Any) -> None:
         self._cursor = cursor
 

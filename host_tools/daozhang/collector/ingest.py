@@ -1,0 +1,357 @@
+"""One MQTT message in, rows out: the pure storage step of the collector (interface C).
+
+`ingest_batch(tx, topic_dev, payload, received_at)` validates a batch from `dz/v1/{dev}/up`,
+stores each new record exactly once by (dev, epoch, seq), quarantines what fails with its
+bytes and reason, and returns the acks to send once the caller's transaction has committed.
+It runs inside the caller's transaction so that many messages share one durable commit, and
+it needs no MQTT: tests and data loaders call it directly.
+
+Order of checks, cheapest and most dangerous first: topic, size, the device's key and the MAC
+on the raw bytes, then CBOR with limits, then the batch header (dev must match the topic),
+then each record. Only a batch that passed its MAC (or comes from a device without a key) on
+its own topic may move an ack; inside such a batch a bad record is quarantined *and*
+accounted for, so one bad record cannot stall a device forever.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from daozhang.collector import placement
+from daozhang.collector.accounting import AckState, advance, lock_state, save_state
+from daozhang.collector.quarantine import quarantine
+from daozhang.collector.validate import (
+    Record,
+    check_batch_header,
+    check_record,
+    mask_secrets,
+    seq_of,
+)
+from daozhang.collector.wire import (
+    MAC_BYTES,
+    MAX_BATCH_BYTES,
+    WireError,
+    decode_batch,
+    parse_topic,
+    split_mac,
+)
+from daozhang.store import Transaction
+
+
+@dataclass(frozen=True)
+class Ack:
+    """`upto` for (dev, epoch), to publish on `dz/v1/{dev}/ack` after the commit."""
+
+    dev: str
+    epoch: int
+    upto: int
+
+
+@dataclass
+class IngestResult:
+    channel: str  # "up", "hb" or "status"
+    dev: str | None
+    acks: list[Ack] = field(default_factory=list)
+    stored: int = 0  # new records
+    duplicates: int = 0  # records (or refused bytes) seen before, identical
+    quarantined: list[str] = field(default_factory=list)  # one reason per new quarantine row
+    backlog: int | None = None  # a heartbeat's count of records the device still holds
+    online: bool | None = None  # a status message's state
+
+
+def ingest_batch(
+    tx: Transaction,
+    topic_dev: str,
+    payload: bytes,
+    received_at: float,
+    *,
+    collector: str = "",
+    require_key: bool = False,
+) -> IngestResult:
+    """Validate, store and account for one batch; return the acks to send after commit."""
+    result = IngestResult(channel="up", dev=topic_dev)
+    topic = f"dz/v1/{topic_dev}/up"
+    try:
+        batch, header, device = _authentic_batch(tx, topic, topic_dev, payload, require_key)
+    except WireError as exc:
+        if quarantine(
+            tx,
+            dev=topic_dev if exc.reason != "topic" else None,
+            topic=topic,
+            reason=exc.reason,
+            detail=exc.detail,
+            raw=payload,
+            received_at=received_at,
+            collector=collector,
+        ):
+            result.quarantined.append(exc.reason)
+        else:
+            result.duplicates += 1
+        return result
+    state = lock_state(tx, topic_dev, header.epoch, received_at)
+    records, accounted = _sort_records(tx, topic, state, batch.recs, result, received_at, collector)
+    _store(tx, state, records, received_at)
+    result.stored = len(records)
+    for low, high in header.gaps:
+        tx.execute(
+            "INSERT INTO declared_gaps (dev, epoch, seq_from, seq_to, received_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (topic_dev, header.epoch, low, high, received_at),
+        )
+        accounted.append((low, high))
+    advance(tx, state, accounted)
+    placement.backfill(tx, state, records)
+    save_state(tx, state, received_at)
+    _note_device(tx, topic_dev, device, records, received_at)
+    seqs = [low for low, high in accounted if low == high]
+    tx.execute(
+        "INSERT INTO uploads (dev, epoch, seq_from, seq_to, n_records, n_new, n_dup,"
+        " n_quarantined, gaps_json, received_at, collector)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            topic_dev,
+            header.epoch,
+            min(seqs) if seqs else None,
+            max(seqs) if seqs else None,
+            len(batch.recs),
+            result.stored,
+            result.duplicates,
+            len(result.quarantined),
+            json.dumps(header.gaps) if header.gaps else None,
+            received_at,
+            collector,
+        ),
+    )
+    result.acks.append(Ack(topic_dev, header.epoch, state.upto))
+    return result
+
+
+@dataclass(frozen=True)
+class _Device:
+    known: bool
+    mid: str | None
+    tid: str | None
+
+
+def _authentic_batch(
+    tx: Transaction, topic: str, topic_dev: str, payload: bytes, require_key: bool
+) -> tuple[Any, Any, _Device]:
+    dev, _ = parse_topic(topic)
+    rows = tx.execute("SELECT hmac_key, mid, tid FROM devices WHERE dev = ?", (dev,))
+    key = bytes(rows[0][0]) if rows and rows[0][0] is not None else None
+    limit = MAX_BATCH_BYTES + (MAC_BYTES if key is not None else 0)
+    if len(payload) > limit:
+        raise WireError("too_large", f"{len(payload)} bytes > {limit}")
+    if not rows and require_key:
+        raise WireError("unknown_device", f"{dev!r} has no key in the device store")
+    body = split_mac(payload, key)
+    batch = decode_batch(body)
+    header = check_batch_header(batch.fields, topic_dev)
+    device = _Device(bool(rows), rows[0][1] if rows else None, rows[0][2] if rows else None)
+    return batch, header, device
+
+
+def _sort_records(
+    tx: Transaction,
+    topic: str,
+    state: AckState,
+    recs: list[Any],
+    result: IngestResult,
+    received_at: float,
+    collector: str,
+) -> tuple[list[Record], list[tuple[int, int]]]:
+    """New valid records to store, and every seq this batch accounts for."""
+    seen = _already_accounted(tx, state, recs)
+    records: list[Record] = []
+    accounted: list[tuple[int, int]] = []
+    for rec in recs:
+        seq = seq_of(rec.value)
+        before = seen.get(seq) if seq is not None else None
+        if before is not None:
+            accounted.append((seq, seq))  # type: ignore[arg-type]
+            if before == rec.raw or before == _as_quarantined(rec):
+                result.duplicates += 1
+                continue
+            reason, detail = "conflict", f"seq {seq} was accounted for with other content"
+            secrets = _secrets_of(rec)
+        else:
+            try:
+                record = check_record(rec.value, rec.raw)
+            except WireError as exc:
+                reason, detail, secrets = exc.reason, exc.detail, exc.secrets
+            else:
+                seen[record.seq] = rec.raw
+                records.append(record)
+                accounted.append((record.seq, record.seq))
+                continue
+            if seq is not None:
+                seen[seq] = rec.raw
+                accounted.append((seq, seq))
+        if quarantine(
+            tx,
+            dev=state.dev,
+            topic=topic,
+            reason=reason,
+            detail=detail,
+            raw=rec.raw,
+            received_at=received_at,
+            collector=collector,
+            epoch=state.epoch,
+            seq=seq,
+            secrets=secrets,
+        ):
+            result.quarantined.append(reason)
+        else:
+            result.duplicates += 1
+    return records, accounted
+
+
+def _secrets_of(rec: Any) -> tuple[str, ...]:
+    try:
+        check_record(rec.value, rec.raw)
+    except WireError as exc:
+        return exc.secrets
+    return ()
+
+
+def _as_quarantined(rec: Any) -> bytes:
+    """The bytes as quarantine keeps them (full PANs masked), to recognise a resend."""
+    return mask_secrets(rec.raw, _secrets_of(rec))
+
+
+def _already_accounted(tx: Transaction, state: AckState, recs: list[Any]) -> dict[int, bytes]:
+    """seq -> bytes for the seqs of this batch that were stored or quarantined before."""
+    seqs = [s for s in (seq_of(r.value) for r in recs) if s is not None and s <= state.max_seen]
+    if not seqs:
+        return {}  # the usual case: everything in this batch is above what was ever seen
+    args = (state.dev, state.epoch, min(seqs), max(seqs))
+    found = {
+        int(s): bytes(raw)
+        for s, raw in tx.execute(
+            "SELECT seq, raw FROM quarantine WHERE dev = ? AND epoch = ?"
+            " AND seq >= ? AND seq <= ? ORDER BY id DESC",  # the first refusal wins
+            args,
+        )
+    }
+    found.update(
+        (int(s), bytes(raw))
+        for s, raw in tx.execute(
+            "SELECT seq, raw FROM records WHERE dev = ? AND epoch = ? AND seq >= ? AND seq <= ?",
+            args,
+        )
+    )
+    return found
+
+
+_RECEIPT_KEYS = "mid tid bat trc typ ch amt cur pan ck ent lt st rc rrn auth rv sd sm otrc orrn"
+_RECEIPT_COLS = f"{_RECEIPT_KEYS} dev epoch seq t placed_t received_at".split()
+_RECEIPT_INSERT = (
+    f"INTO {{table}} ({', '.join(_RECEIPT_COLS)}) VALUES ({', '.join('?' for _ in _RECEIPT_COLS)})"
+)
+# The latest state of a transaction: the higher seq of the same device epoch, else the newer
+# upload (a reflashed terminal starts a new epoch whose seqs say nothing about the old one).
+_RECEIPT_UPSERT = (
+    "INSERT "
+    + _RECEIPT_INSERT.format(table="receipts")
+    + " ON CONFLICT (mid, tid, bat, trc) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _RECEIPT_COLS if c not in ("mid", "tid"))
+    + " WHERE receipts.dev <> excluded.dev OR receipts.epoch <> excluded.epoch"
+    " OR receipts.seq < excluded.seq"
+)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()  # unknown keys may carry byte strings; JSON has no bytes
+    raise TypeError(f"{type(value).__name__} is not part of the record contract")
+
+
+def _store(tx: Transaction, state: AckState, records: list[Record], received_at: float) -> None:
+    if not records:
+        return
+    placed = placement.place(state, records)
+    dev, epoch = state.dev, state.epoch
+    tx.executemany(
+        "INSERT INTO records (dev, epoch, seq, kind, t, boot, up, placed_t, body_json, raw,"
+        " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (dev, epoch, r.seq, r.kind, r.t, r.boot, r.up, p, _json(r.body), r.raw, received_at)
+            for r, p in zip(records, placed, strict=True)
+        ],
+    )
+    receipts = []
+    diags = []
+    for r, p in zip(records, placed, strict=True):
+        if r.kind == "r":
+            b = r.body
+            receipts.append(
+                (
+                    *(b.get(k) for k in _RECEIPT_KEYS.split()),
+                    dev,
+                    epoch,
+                    r.seq,
+                    r.t,
+                    p,
+                    received_at,
+                )
+            )
+        else:
+            diags.append(
+                (dev, epoch, r.seq, r.boot, r.up, r.t, p, r.body["ev"], _json(r.body), received_at)
+            )
+    if receipts:
+        receipts = [_receipt_defaults(row) for row in receipts]
+        tx.executemany("INSERT " + _RECEIPT_INSERT.format(table="receipt_history"), receipts)
+        tx.executemany(_RECEIPT_UPSERT, receipts)
+    if diags:
+        tx.executemany(
+            "INSERT INTO diag_events (dev, epoch, seq, boot, up, t, placed_t, ev, body_json,"
+            " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            diags,
+        )
+
+
+_CH = _RECEIPT_COLS.index("ch")
+_CUR = _RECEIPT_COLS.index("cur")
+
+
+def _receipt_defaults(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    # DESIGN §1.2: the channel defaults to card and the currency to CNY when absent.
+    if row[_CH] is None or row[_CUR] is None:
+        values = list(row)
+        values[_CH] = values[_CH] or "card"
+        values[_CUR] = values[_CUR] or "CNY"
+        return tuple(values)
+    return row
+
+
+def _note_device(
+    tx: Transaction, dev: str, device: _Device, records: list[Record], now: float
+) -> None:
+    """Last seen, first seen, and the merchant/terminal ids the device serves over time."""
+    tx.execute(
+        "INSERT INTO devices (dev, first_seen, last_seen) VALUES (?, ?, ?)"
+        " ON CONFLICT (dev) DO UPDATE SET first_seen = COALESCE(devices.first_seen,"
+        " excluded.first_seen), last_seen = CASE WHEN devices.last_seen IS NULL"
+        " OR devices.last_seen < excluded.last_seen THEN excluded.last_seen"
+        " ELSE devices.last_seen END",
+        (dev, now, now),
+    )
+    terminals = {(r.body["mid"], r.body["tid"]): None for r in records if r.kind == "r"}
+    for mid, tid in terminals:
+        tx.execute(
+            "INSERT INTO device_terminals (dev, mid, tid, first_seen, last_seen)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (dev, mid, tid) DO UPDATE SET"
+            " last_seen = excluded.last_seen",
+            (dev, mid, tid, now, now),
+        )
+    if terminals:
+        mid, tid = list(terminals)[-1]
+        if (mid, tid) != (device.mid, device.tid):
+            tx.execute("UPDATE devices SET mid = ?, tid = ? WHERE dev = ?", (mid, tid, dev))

@@ -1,0 +1,123 @@
+"""The "core" store component: what the collector writes and everyone downstream reads.
+
+Interface C (agreed between branches) fixes the tables and columns listed there; the extra
+columns and tables here serve the collector's own bookkeeping:
+- `ack_state`: per (dev, epoch) the contiguous `upto`, the highest seq accounted for, and the
+  last known clock reference used to place records whose device clock was unknown (`t = 0`);
+- `declared_gaps`: seq ranges a device declared lost (they count as accounted for);
+- `device_terminals`: which merchant/terminal ids each device served, and when;
+- `status_events`: the online/offline timeline (device status messages and LWTs).
+Merchants belong to the settlement component (their columns come from the acquirer's file).
+"""
+
+from __future__ import annotations
+
+from daozhang.store.migrate import Migration
+
+_RECEIPT_COLUMNS = """
+    mid TEXT NOT NULL, tid TEXT NOT NULL, bat TEXT NOT NULL, trc TEXT NOT NULL,
+    dev TEXT NOT NULL, epoch BIGINT NOT NULL, seq BIGINT NOT NULL,
+    typ TEXT NOT NULL, ch TEXT NOT NULL, amt BIGINT NOT NULL, cur TEXT NOT NULL,
+    pan TEXT, ck TEXT, ent TEXT, lt BIGINT, st TEXT NOT NULL, rc TEXT, rrn TEXT, auth TEXT,
+    rv TEXT, sd TEXT, sm TEXT, otrc TEXT, orrn TEXT,
+    t BIGINT NOT NULL, placed_t BIGINT, received_at DOUBLE PRECISION NOT NULL"""
+
+_CORE_V1 = f"""
+CREATE TABLE devices (
+    dev TEXT PRIMARY KEY,
+    hmac_key {{blob}},
+    first_seen DOUBLE PRECISION,
+    last_seen DOUBLE PRECISION,
+    online INTEGER NOT NULL DEFAULT 0,
+    status_at DOUBLE PRECISION,
+    mid TEXT,
+    tid TEXT,
+    key_added_at DOUBLE PRECISION,
+    note TEXT
+);
+CREATE TABLE device_terminals (
+    dev TEXT NOT NULL, mid TEXT NOT NULL, tid TEXT NOT NULL,
+    first_seen DOUBLE PRECISION NOT NULL, last_seen DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (dev, mid, tid)
+);
+CREATE TABLE records (
+    dev TEXT NOT NULL, epoch BIGINT NOT NULL, seq BIGINT NOT NULL,
+    kind TEXT NOT NULL, t BIGINT NOT NULL, boot BIGINT NOT NULL, up BIGINT NOT NULL,
+    placed_t BIGINT,
+    body_json TEXT NOT NULL,
+    raw {{blob}} NOT NULL,
+    received_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (dev, epoch, seq)
+);
+CREATE INDEX records_unplaced ON records (dev, epoch, boot) WHERE placed_t IS NULL;
+CREATE TABLE receipts ({_RECEIPT_COLUMNS},
+    PRIMARY KEY (mid, tid, bat, trc)
+);
+CREATE INDEX receipts_rrn ON receipts (rrn);
+CREATE INDEX receipts_dev ON receipts (dev, epoch, seq);
+CREATE TABLE receipt_history ({_RECEIPT_COLUMNS},
+    PRIMARY KEY (dev, epoch, seq)
+);
+CREATE INDEX receipt_history_key ON receipt_history (mid, tid, bat, trc);
+CREATE TABLE diag_events (
+    dev TEXT NOT NULL, epoch BIGINT NOT NULL, seq BIGINT NOT NULL,
+    boot BIGINT NOT NULL, up BIGINT NOT NULL, t BIGINT NOT NULL, placed_t BIGINT,
+    ev TEXT NOT NULL, body_json TEXT NOT NULL, received_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (dev, epoch, seq)
+);
+CREATE INDEX diag_events_ev ON diag_events (ev, dev);
+CREATE TABLE heartbeats (
+    id {{id}},
+    dev TEXT NOT NULL, received_at DOUBLE PRECISION NOT NULL,
+    t BIGINT, epoch BIGINT, boot BIGINT, up BIGINT, fw TEXT, cause TEXT, heap BIGINT,
+    link TEXT, jrec BIGINT, jbytes BIGINT, jold_s BIGINT, next_seq BIGINT, ovf BIGINT,
+    recon BIGINT, sync_ok BIGINT, sync_fail BIGINT, conn_ms BIGINT, exp_ms BIGINT,
+    body_json TEXT NOT NULL
+);
+CREATE INDEX heartbeats_dev ON heartbeats (dev, received_at);
+CREATE TABLE status_events (
+    id {{id}},
+    dev TEXT NOT NULL, status TEXT NOT NULL, retained INTEGER NOT NULL,
+    received_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX status_events_dev ON status_events (dev, received_at);
+CREATE TABLE uploads (
+    id {{id}},
+    dev TEXT NOT NULL, epoch BIGINT NOT NULL,
+    seq_from BIGINT, seq_to BIGINT, n_records BIGINT NOT NULL,
+    n_new BIGINT NOT NULL, n_dup BIGINT NOT NULL, n_quarantined BIGINT NOT NULL,
+    gaps_json TEXT,
+    received_at DOUBLE PRECISION NOT NULL, collector TEXT NOT NULL
+);
+CREATE INDEX uploads_dev ON uploads (dev, epoch, received_at);
+CREATE TABLE quarantine (
+    id {{id}},
+    dev TEXT, topic TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL,
+    epoch BIGINT, seq BIGINT,
+    raw {{blob}} NOT NULL,
+    digest TEXT NOT NULL,
+    received_at DOUBLE PRECISION NOT NULL,
+    last_at DOUBLE PRECISION NOT NULL,
+    repeats BIGINT NOT NULL DEFAULT 1,
+    collector TEXT NOT NULL
+);
+CREATE UNIQUE INDEX quarantine_digest ON quarantine (digest);
+CREATE INDEX quarantine_seq ON quarantine (dev, epoch, seq);
+CREATE TABLE declared_gaps (
+    dev TEXT NOT NULL, epoch BIGINT NOT NULL, seq_from BIGINT NOT NULL, seq_to BIGINT NOT NULL,
+    received_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (dev, epoch, seq_from, seq_to)
+);
+CREATE TABLE ack_state (
+    dev TEXT NOT NULL, epoch BIGINT NOT NULL,
+    upto BIGINT NOT NULL,
+    max_seen BIGINT NOT NULL,
+    unplaced BIGINT NOT NULL DEFAULT 0,
+    ref_boot BIGINT, ref_t BIGINT, ref_up BIGINT,
+    first_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (dev, epoch)
+)
+"""
+
+MIGRATIONS: list[Migration] = [Migration(1, "collector_tables", _CORE_V1)]

@@ -1,0 +1,326 @@
+"""The schema of each message kind (DESIGN §1.2, §1.3), checked after decoding.
+
+A check either returns a normalised value or raises `WireError(reason, detail)`; the detail
+names the field. Unknown keys are kept and ignored (newer firmware may add them); a known key
+must have its documented type and shape. Full PANs are refused everywhere: a 13-19 digit run
+that passes the Luhn check in any text of a record is a `pan_unmasked` violation.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from daozhang.collector.wire import DEV_PATTERN, MAX_RECORD_BYTES, WireError
+
+INT64_MAX = 2**63 - 1
+EPOCH_MAX = 2**32 - 1
+MAX_GAPS = 64
+
+
+def is_int(value: Any, low: int = 0, high: int = INT64_MAX) -> bool:
+    # bool is an int subclass in Python; in CBOR it is a distinct type and never a number here.
+    return type(value) is int and low <= value <= high
+
+
+@dataclass(frozen=True)
+class Record:
+    seq: int
+    kind: str  # "r" or "d"
+    t: int
+    boot: int
+    up: int
+    body: dict[str, Any]
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class BatchHeader:
+    epoch: int
+    boot: int
+    gaps: list[tuple[int, int]]
+
+
+def check_batch_header(fields: dict[str, Any], topic_dev: str) -> BatchHeader:
+    if fields.get("v") != 1 or type(fields.get("v")) is not int:
+        raise WireError("version", f"batch v={fields.get('v')!r:.20}; only v=1 is understood")
+    dev = fields.get("dev")
+    if not isinstance(dev, str):
+        raise WireError("schema", "batch.dev: missing or not text")
+    if dev != topic_dev:
+        raise WireError("dev_mismatch", f"batch.dev {dev[:40]!r} on the topic of {topic_dev!r}")
+    epoch = fields.get("epoch")
+    if not is_int(epoch, 0, EPOCH_MAX):
+        raise WireError("schema", f"batch.epoch: {epoch!r:.30} is not a 32-bit unsigned int")
+    boot = fields.get("boot")
+    if not is_int(boot):
+        raise WireError("schema", f"batch.boot: {boot!r:.30} is not an unsigned int")
+    gaps: list[tuple[int, int]] = []
+    raw_gaps = fields.get("gaps", [])
+    if not isinstance(raw_gaps, list) or len(raw_gaps) > MAX_GAPS:
+        raise WireError("schema", f"batch.gaps: not a list of at most {MAX_GAPS} ranges")
+    for i, gap in enumerate(raw_gaps):
+        if (
+            not isinstance(gap, list)
+            or len(gap) != 2
+            or not is_int(gap[0], 1)
+            or not is_int(gap[1], 1)
+            or gap[0] > gap[1]
+        ):
+            raise WireError("schema", f"batch.gaps[{i}]: {gap!r:.40} is not [from, to]")
+        gaps.append((gap[0], gap[1]))
+    return BatchHeader(epoch=epoch, boot=boot, gaps=gaps)  # type: ignore[arg-type]
+
+
+def seq_of(value: Any) -> int | None:
+    """The record's seq if it has a usable one, so that even a bad record is accounted for."""
+    if isinstance(value, dict):
+        seq = value.get("seq")
+        if type(seq) is int and 1 <= seq <= INT64_MAX:
+            return seq
+    return None
+
+
+def check_record(value: Any, raw: bytes) -> Record:
+    if len(raw) > MAX_RECORD_BYTES:
+        raise WireError("record_too_large", f"{len(raw)} bytes > {MAX_RECORD_BYTES}")
+    if not isinstance(value, dict):
+        raise WireError("record_schema", "record: not a map")
+    seq = value.get("seq")
+    if not is_int(seq, 1):
+        raise WireError("record_schema", f"record.seq: {seq!r:.30} is not an int >= 1")
+    kind = value.get("k")
+    if kind not in ("r", "d"):
+        raise WireError("record_schema", f"record.k: {kind!r:.30} is neither 'r' nor 'd'")
+    for key in ("t", "boot", "up"):
+        if not is_int(value.get(key)):
+            raise WireError("record_schema", f"record.{key}: {value.get(key)!r:.30} not an int")
+    body = value.get("b")
+    if not isinstance(body, dict):
+        raise WireError("record_schema", "record.b: not a map")
+    _check_no_full_pan(body)
+    if kind == "r":
+        _check_receipt(body)
+    else:
+        _check_diag(body)
+    return Record(
+        seq=seq,  # type: ignore[arg-type]
+        kind=kind,
+        t=value["t"],
+        boot=value["boot"],
+        up=value["up"],
+        body=body,
+        raw=raw,
+    )
+
+
+_ALNUM = "[0-9A-Za-z]"
+_RECEIPT_TEXT = {
+    "mid": re.compile(f"{_ALNUM}{{15}}"),
+    "tid": re.compile(f"{_ALNUM}{{8}}"),
+    "bat": re.compile(r"\d{6}"),
+    "trc": re.compile(r"\d{6}"),
+    "cur": re.compile(r"[A-Z]{3}|\d{3}"),
+    "pan": re.compile(r"\d{6}\*{3,9}\d{4}"),
+    "ent": re.compile(r"\d{3}"),
+    "rc": re.compile(f"{_ALNUM}{{2}}"),
+    "rrn": re.compile(f"{_ALNUM}{{12}}"),
+    "auth": re.compile(f"{_ALNUM}{{6}}"),
+    "sd": re.compile(r"(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])"),
+    "otrc": re.compile(r"\d{6}"),
+    "orrn": re.compile(f"{_ALNUM}{{12}}"),
+}
+_RECEIPT_ENUM = {
+    "typ": {"sale", "void", "refund", "preauth", "preauth_void", "preauth_done"}
+    | {"preauth_done_void"},
+    "ch": {"card", "qr"},
+    "ck": {"D", "C", "U"},
+    "st": {"approved", "declined", "no_response", "reversal_pending", "reversed"}
+    | {"reversal_failed", "voided", "offline_pending", "offline_sent"},
+    "rv": {"98", "96", "A0", "06"},
+    "sm": {"T1", "D1", "D0"},
+}
+_RECEIPT_INT = {"amt": 10**15, "lt": 2**40}
+_RECEIPT_REQUIRED = ("mid", "tid", "bat", "trc", "typ", "amt", "st")
+
+
+def _check_receipt(body: dict[str, Any]) -> None:
+    for key in _RECEIPT_REQUIRED:
+        if key not in body:
+            raise WireError("record_schema", f"receipt: `{key}` is missing")
+    for key, value in body.items():
+        pattern = _RECEIPT_TEXT.get(key)
+        if pattern is not None:
+            if not isinstance(value, str) or not pattern.fullmatch(value):
+                if key == "pan":
+                    raise WireError(
+                        "pan_unmasked",
+                        "receipt.pan: not a masked PAN (value withheld)",
+                        tuple(_DIGIT_RUN.findall(value)) if isinstance(value, str) else (),
+                    )
+                raise WireError("record_schema", f"receipt.{key}: {value!r:.30} is malformed")
+            continue
+        allowed = _RECEIPT_ENUM.get(key)
+        if allowed is not None:
+            if value not in allowed:
+                raise WireError("record_schema", f"receipt.{key}: {value!r:.30} is not allowed")
+            continue
+        high = _RECEIPT_INT.get(key)
+        if high is not None and not is_int(value, 0, high):
+            raise WireError("record_schema", f"receipt.{key}: {value!r:.30} is not an int")
+
+
+_DIAG_ENUM = {
+    "stage": {"link", "dhcp", "dns", "tcp", "tls", "mqtt", "ack"},
+    "rat": {"wifi", "lte", "gsm"},
+    "cause": {"power_on", "watchdog", "brownout", "soft", "crash", "unknown"},
+    "src": {"ntp", "ack", "modem"},
+}
+_DIAG_UINT = {"down_ms", "tries", "count", "from", "to"}
+_DIAG_INT = {"dns_ms", "tcp_ms", "tls_ms", "rtt_ms", "rssi", "csq", "rsrp", "rsrq", "sinr"}
+_DIAG_INT |= {"step_s"}
+_DIAG_TEXT = {"why", "kind"}
+_EV = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def _check_diag(body: dict[str, Any]) -> None:
+    ev = body.get("ev")
+    if not isinstance(ev, str) or not _EV.fullmatch(ev):
+        raise WireError("record_schema", f"diag.ev: {ev!r:.30} is not an event name")
+    for key, value in body.items():
+        allowed = _DIAG_ENUM.get(key)
+        if allowed is not None:
+            ok = value in allowed
+        elif key in _DIAG_UINT:
+            ok = is_int(value)
+        elif key in _DIAG_INT:
+            ok = is_int(value, -(2**31), 2**31)
+        elif key in _DIAG_TEXT:
+            ok = isinstance(value, str) and len(value) <= 64
+        elif key == "reg":
+            ok = is_int(value, 0, 5)
+        elif key == "cell":
+            ok = isinstance(value, str) or is_int(value)
+        else:
+            continue
+        if not ok:
+            raise WireError("record_schema", f"diag.{key}: {value!r:.30} is not allowed")
+    if ev == "lost" and not (
+        is_int(body.get("from"), 1) and is_int(body.get("to"), 1) and body["from"] <= body["to"]
+    ):
+        raise WireError("record_schema", "diag lost: needs from <= to, both >= 1")
+
+
+_DIGIT_RUN = re.compile(r"\d{13,19}")
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _check_no_full_pan(body: dict[str, Any]) -> None:
+    for key, value in body.items():
+        if key == "mid" or not isinstance(value, str) or len(value) < 13:
+            continue
+        for run in _DIGIT_RUN.findall(value):
+            if luhn_ok(run):
+                raise WireError(
+                    "pan_unmasked", f"b.{key} carries what looks like a full PAN", (run,)
+                )
+
+
+def mask_secrets(raw: bytes, secrets: tuple[str, ...]) -> bytes:
+    """The bytes with each full PAN found by a check masked, length unchanged.
+
+    Quarantine keeps raw bytes, but a full PAN must never be stored; keeping the length keeps
+    the CBOR valid for whoever inspects it.
+    """
+    for secret in secrets:
+        digits = secret.encode()
+        raw = raw.replace(digits, digits[:6] + b"*" * (len(digits) - 10) + digits[-4:])
+    return raw
+
+
+def mask_pans(raw: bytes) -> bytes:
+    """Undecoded bytes with every Luhn-valid 13-19 digit run masked, length unchanged.
+
+    For a message refused before its fields were known: a run that is really a merchant id
+    gets masked too, which costs a little evidence and never leaks a card number.
+    """
+
+    def mask(match: re.Match[bytes]) -> bytes:
+        digits = match.group(0)
+        if not luhn_ok(digits.decode()):
+            return digits
+        return digits[:6] + b"*" * (len(digits) - 10) + digits[-4:]
+
+    return re.sub(rb"\d{13,19}", mask, raw)
+
+
+_HB_INT: tuple[str, ...] = (
+    "t",
+    "epoch",
+    "boot",
+    "up",
+    "heap",
+    "jrec",
+    "jbytes",
+    "jold_s",
+    "next_seq",
+    "ovf",
+)
+_HB_INT += ("recon", "sync_ok", "sync_fail", "conn_ms", "exp_ms")
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    body: dict[str, Any]
+
+    def int_field(self, key: str) -> int | None:
+        value = self.body.get(key)
+        return value if type(value) is int else None
+
+    def text_field(self, key: str) -> str | None:
+        value = self.body.get(key)
+        return value if isinstance(value, str) else None
+
+
+def check_heartbeat(value: Any, topic_dev: str) -> Heartbeat:
+    if not isinstance(value, dict):
+        raise WireError("hb_schema", "heartbeat: not a map")
+    if value.get("v") != 1 or type(value.get("v")) is not int:
+        raise WireError("version", f"heartbeat v={value.get('v')!r:.20}")
+    if value.get("dev") != topic_dev:
+        raise WireError("dev_mismatch", f"heartbeat.dev {value.get('dev')!r:.40}")
+    for key in _HB_INT:
+        if key in value and not is_int(value[key], -INT64_MAX, INT64_MAX):
+            raise WireError("hb_schema", f"heartbeat.{key}: {value[key]!r:.30} is not an int")
+    for key in ("fw", "cause"):
+        if key in value and not (isinstance(value[key], str) and len(value[key]) <= 64):
+            raise WireError("hb_schema", f"heartbeat.{key}: not a short text")
+    if "link" in value and value["link"] not in ("up", "down"):
+        raise WireError("hb_schema", f"heartbeat.link: {value['link']!r:.20}")
+    sig = value.get("sig", {})
+    if sig is not None and not (isinstance(sig, dict) and all(map(_sig_item_ok, sig.items()))):
+        raise WireError("hb_schema", "heartbeat.sig: not a map of numbers and texts")
+    _check_no_full_pan(value)
+    return Heartbeat(body=value)
+
+
+def _sig_item_ok(item: tuple[Any, Any]) -> bool:
+    key, value = item
+    return isinstance(key, str) and (
+        value is None or is_int(value, -(2**31), 2**31) or isinstance(value, str)
+    )
+
+
+def check_dev(dev: str) -> None:
+    if not DEV_PATTERN.fullmatch(dev):
+        raise WireError("topic", f"device id {dev[:40]!r} is not [A-Za-z0-9_-]{{4,32}}")

@@ -1,0 +1,511 @@
+"""A scenario: merchants, terminals, transactions, outages and settlement, with ground truth.
+
+`generate(seed)` builds one week of a small fleet around a date the seed picks (often a public
+holiday). Every injected cause and data value of DESIGN §2.2 appears `cases` times or more,
+among noise: healthy devices, outages that hurt nothing, offline approvals uploaded in time,
+QR payments, voids, completed pre-authorisations, and a fee on every transaction.
+
+Ground truth is decided here, from what was injected, by the path order of DESIGN §2.2: a
+terminal-side cause first, then not due yet, then a missing file, then the acquirer, then the
+payout. Correlation never sees this module; it only sees the store.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from daozhang.settle.calendar import WorkingCalendar
+from daozhang.settle.policy import Policy, due
+from daozhang.settle.rows import BEIJING
+
+ACQUIRERS = ("ACQ01", "ACQ02", "ACQ03")
+HOLIDAY_STARTS = ("2024-02-05", "2024-09-28", "2025-01-23", "2025-01-30", "2024-04-29",
+                  "2025-09-28", "2024-12-27", "2025-05-29", "2024-06-06")  # fmt: skip
+TERMINAL_CAUSES = ("network_reversed", "reversal_pending", "reversal_failed",
+                   "duplicate_charge_risk", "late_upload", "preauth_open")  # fmt: skip
+FAIL_REASONS = {"failed": "账户已冻结 account frozen", "bounced": "收款账户已销户 account closed"}
+
+
+@dataclass
+class Truth:
+    status: str
+    cause: str = ""
+    data: str = "complete"
+
+
+@dataclass
+class Merchant:
+    mid: str
+    tid: str
+    dev: str
+    acquirer: str
+    settle_type: str = "T1"
+    fee_rate: str = "0.0060"
+    d0_surcharge: str = "0"
+    status: str = "active"
+    role: str = "normal"  # normal | account | hold | d0 | silent | lost
+    bad_dates: dict[date, str] = field(default_factory=dict)  # payout date -> injected trouble
+
+
+@dataclass
+class Txn:
+    m: Merchant
+    trc: str
+    typ: str
+    amt: int
+    lt: int
+    pan: str = ""
+    ck: str = ""
+    ch: str = "card"
+    rrn: str = ""
+    states: list[tuple[str, int]] = field(default_factory=list)  # (st, time recorded)
+    extra: dict[str, Any] = field(default_factory=dict)  # rv, otrc, orrn, sd, sm
+    detail: dict[str, Any] | None = None  # the acquirer's row, if it has one
+    settle_delay_days: int = 0  # late_upload: the row lands on a later date
+    reported: bool = True  # False: the device never uploads the receipt
+    injected: str = ""  # the terminal-side cause, or a data/acquirer injection
+    due_date: date | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.m.mid, self.m.tid, "000001", self.trc)
+
+
+@dataclass
+class Outage:
+    start: int
+    end: int
+    stage: str
+    why: str
+
+
+@dataclass
+class Scenario:
+    seed: int
+    start: date
+    days: int
+    as_of: int
+    merchants: list[Merchant]
+    txns: list[Txn]
+    outages: dict[str, list[Outage]]
+    silent_from: dict[str, int]
+    lost: dict[str, list[tuple[str, ...]]]  # dev -> natural keys (trc) the journal lost
+    missing_files: set[tuple[str, date]]
+    truth: dict[tuple[str, ...], Truth]
+    payouts: list[dict[str, Any]]
+    detail_rows: dict[tuple[str, date], list[dict[str, Any]]]
+
+    @property
+    def as_of_date(self) -> date:
+        return datetime.fromtimestamp(self.as_of, BEIJING).date()
+
+
+def _bj(day: date, seconds: int) -> int:
+    base = datetime(day.year, day.month, day.day, tzinfo=BEIJING)
+    return int(base.timestamp()) + seconds
+
+
+def _fee(amt: int, rate: str, ck: str, cap: int | None) -> int:
+    fee = int((Decimal(amt) * Decimal(rate)).quantize(Decimal(1), ROUND_HALF_UP))
+    return min(fee, cap) if (ck == "D" and cap is not None) else fee
+
+
+DEBIT_CAP = 2000  # 20 yuan: the usual cap on a debit card's fee
+
+
+class _Builder:
+    def __init__(self, seed: int, cases: int) -> None:
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.cases = cases
+        self.cal = WorkingCalendar()
+        self.policy = Policy()
+        rng = self.rng
+        if rng.random() < 0.6:
+            self.start = date.fromisoformat(rng.choice(HOLIDAY_STARTS))
+        else:
+            self.start = date(2024, 3, 4) + timedelta(days=rng.randrange(560))
+        # Trade on days 0..days-1 and on the as_of day until 15:30; as_of is 16:00 that day.
+        self.days = 9
+        self.as_of_date = self.start + timedelta(days=self.days)
+        self.as_of = _bj(self.as_of_date, 16 * 3600)
+        self.merchants: list[Merchant] = []
+        self.txns: list[Txn] = []
+        self.outages: dict[str, list[Outage]] = {}
+        self.silent_from: dict[str, int] = {}
+        self.lost: dict[str, list[tuple[str, ...]]] = {}
+        self._rrn = 0
+        self._trc: dict[str, int] = {}
+
+    # -- ids ----------------------------------------------------------------------------------
+    def rrn(self) -> str:
+        self._rrn += 1
+        return f"{self.seed % 97:02d}{self._rrn:010d}"
+
+    def trc(self, m: Merchant) -> str:
+        self._trc[m.mid] = self._trc.get(m.mid, 0) + 1
+        return f"{self._trc[m.mid]:06d}"
+
+    def pan(self) -> tuple[str, str]:
+        bins = (("622848", "D"), ("621700", "D"), ("625807", "C"), ("436742", "C"))
+        b, kind = self.rng.choice(bins)
+        return f"{b}******{self.rng.randrange(10000):04d}", kind
+
+    # -- fleet --------------------------------------------------------------------------------
+    def fleet(self) -> None:
+        roles = ["normal"] * 24 + ["account"] * 4 + ["hold"] * 4 + ["d0"] * 3
+        roles += ["silent"] * 3 + ["lost"] * 3
+        for i, role in enumerate(roles):
+            acq = ACQUIRERS[i % len(ACQUIRERS)]
+            m = Merchant(
+                mid=f"8983{self.seed % 1000:03d}{i:08d}",
+                tid=f"T{self.seed % 1000:03d}{i:04d}",
+                dev=f"sim{self.seed}-{i:03d}",
+                acquirer=acq,
+                fee_rate=self.rng.choice(("0.0038", "0.0055", "0.0060")),
+                role=role,
+            )
+            if role == "d0":
+                m.settle_type, m.d0_surcharge = "D0", "0.0010"
+            elif role == "normal" and i % 7 == 3:
+                m.settle_type = "D1"
+            self.merchants.append(m)
+            self.outages[m.dev] = []
+
+    def normal(self) -> list[Merchant]:
+        return [m for m in self.merchants if m.role == "normal"]
+
+    def sale(self, m: Merchant, lt: int, st: str = "approved", qr: bool = False) -> Txn:
+        amt = self.rng.choice((1000, 2500, 3800, 9900, 15000, 28800, 66600, 128000, 300000))
+        amt += self.rng.randrange(100)
+        t = Txn(m=m, trc=self.trc(m), typ="sale", amt=amt, lt=lt)
+        if qr:
+            t.ch = "qr"
+        else:
+            t.pan, t.ck = self.pan()
+        t.states.append((st, lt + 2))
+        if st not in ("no_response", "offline_pending", "offline_sent"):
+            t.rrn = self.rrn()
+        t.extra["sm"] = m.settle_type
+        self.txns.append(t)
+        return t
+
+    def business_time(self, day: date) -> int:
+        # Shops trade 08:00-23:30; a few transactions fall after the 23:00 day cut.
+        return _bj(day, self.rng.randrange(8 * 3600, 23 * 3600 + 1800))
+
+    def outage(self, m: Merchant, start: int, length: int, stage: str = "") -> Outage:
+        stage = stage or self.rng.choice(("link", "dns", "tcp", "tls", "mqtt"))
+        why = {"link": "no carrier", "dns": "timeout", "tcp": "ECONNREFUSED", "tls": "handshake",
+               "mqtt": "CONNACK timeout"}[stage]  # fmt: skip
+        o = Outage(start, start + length, stage, why)
+        self.outages[m.dev].append(o)
+        return o
+
+    # -- ordinary trade (noise) ----------------------------------------------------------------
+    def trade(self) -> None:
+        for m in self.merchants:
+            for d in range(self.days):
+                day = self.start + timedelta(days=d)
+                for _ in range(self.rng.randrange(4, 8)):
+                    self.sale(m, self.business_time(day), qr=self.rng.random() < 0.2)
+            for _ in range(self.rng.randrange(1, 4)):
+                lt = _bj(self.as_of_date, self.rng.randrange(8 * 3600, 15 * 3600 + 1800))
+                self.sale(m, lt, qr=self.rng.random() < 0.2)
+        for m in self.normal():
+            # Outages that hurt nothing: at night, or short ones the POS rode through.
+            for d in range(self.days):
+                if self.rng.random() < 0.5:
+                    self.outage(m, _bj(self.start + timedelta(days=d), 3 * 3600), 1800)
+            day = self.start + timedelta(days=self.rng.randrange(self.days))
+            o = self.outage(m, _bj(day, 12 * 3600 + self.rng.randrange(3600)), 900)
+            t = self.sale(m, o.start + 300, st="offline_pending")
+            t.states.append(("offline_sent", o.end + 60))
+            t.rrn = self.rrn()
+            # Declines, voids, refunds-free: the merchant's own undoing is not missing money.
+            d1 = self.sale(m, self.business_time(day), st="declined")
+            d1.extra["rc"] = "51"
+            v = self.sale(m, self.business_time(day))
+            v.states.append(("voided", v.lt + 600))
+            void = Txn(m=m, trc=self.trc(m), typ="void", amt=v.amt, lt=v.lt + 590, pan=v.pan,
+                       ck=v.ck, rrn=self.rrn(), injected="void")  # fmt: skip
+            void.extra.update(otrc=v.trc, orrn=v.rrn, sm=m.settle_type)
+            void.states.append(("approved", void.lt + 2))
+            v.injected = "voided"
+            self.txns.append(void)
+            # A completed pre-authorisation.
+            p = self.sale(m, self.business_time(day))
+            p.typ, p.injected = "preauth", "preauth_done"
+            done = Txn(m=m, trc=self.trc(m), typ="preauth_done", amt=p.amt,
+                       lt=p.lt + 3600, pan=p.pan, ck=p.ck, rrn=self.rrn())  # fmt: skip
+            done.extra.update(otrc=p.trc, orrn=p.rrn, sm=m.settle_type)
+            done.states.append(("approved", done.lt + 2))
+            self.txns.append(done)
+
+    # -- injected causes -----------------------------------------------------------------------
+    def early_time(self) -> tuple[Merchant, int]:
+        """A normal merchant and a time whose money is due by as_of."""
+        m = self.rng.choice(self.normal())
+        day = self.start + timedelta(days=self.rng.randrange(self.days - 3))
+        return m, _bj(day, self.rng.randrange(9 * 3600, 21 * 3600))
+
+    def terminal_causes(self) -> None:
+        for cause in TERMINAL_CAUSES:
+            for _ in range(self.cases):
+                m, lt = self.early_time()
+                o = self.outage(m, lt - self.rng.randrange(5, 120), self.rng.randrange(200, 1500))
+                if cause == "preauth_open":
+                    t = self.sale(m, lt)
+                    t.typ = "preauth"
+                elif cause == "late_upload":
+                    # Approved offline in an outage that lasted past the day's cut-off.
+                    o.end = _bj(datetime.fromtimestamp(lt, BEIJING).date(), 23 * 3600 + 1200)
+                    t = self.sale(m, lt, st="offline_pending")
+                    if self.rng.random() < 0.5:
+                        t.states.append(("offline_sent", o.end + 30))
+                        t.rrn = self.rrn()
+                        t.settle_delay_days = 1
+                else:
+                    t = self.sale(m, lt, st="no_response")
+                    if cause == "network_reversed":
+                        t.states.append(("reversed", o.end + 5))
+                        t.extra["rv"] = "98"
+                    elif cause in ("reversal_pending", "reversal_failed"):
+                        t.states.append((cause, lt + 40))
+                        t.extra["rv"] = "98"
+                    else:  # a re-swipe of the same card and amount after no response
+                        again = self.sale(m, lt + self.rng.randrange(60, 300))
+                        again.pan, again.ck, again.amt = t.pan, t.ck, t.amt
+                        again.ch = t.ch = "card"
+                t.injected = cause
+
+    def acquirer_causes(self, group: tuple[str, date], skip: set[tuple[str, date]]) -> None:
+        """Rows the acquirer lost: a whole acquirer-day of merchants, and isolated ones."""
+        acq, day = group
+        group_ms = [m.mid for m in self.normal() if m.acquirer == acq and m.settle_type == "T1"]
+        count = 0
+        for t in self.txns:
+            if (t.m.mid in group_ms and t.due_date == day and t.typ == "sale" and not t.injected
+                    and t.states[-1][0] == "approved" and count < self.cases + 10):  # fmt: skip
+                t.injected, count = "acquirer_side", count + 1
+        per_group: dict[tuple[str, date], set[str]] = {}
+        candidates = [t for t in self.txns if t.typ == "sale" and not t.injected
+                      and t.m.role == "normal" and t.states[-1][0] == "approved"
+                      and t.due_date is not None and t.due_date <= self.as_of_date]  # fmt: skip
+        self.rng.shuffle(candidates)
+        count = 0
+        for t in candidates:
+            assert t.due_date is not None
+            g = (t.m.acquirer, t.due_date)
+            if g == group or g in skip or count >= self.cases + 5:
+                continue
+            seen = per_group.setdefault(g, set())
+            if t.m.mid not in seen and len(seen) >= 2:
+                continue  # two merchants at most: isolated, not the acquirer's whole day
+            seen.add(t.m.mid)
+            t.injected, count = "unknown", count + 1
+
+    def data_causes(self) -> None:
+        for m in self.merchants:
+            if m.role == "silent":
+                self.silent_from[m.dev] = _bj(self.start + timedelta(days=2), 13 * 3600)
+                for t in self.txns:
+                    if t.m is m and t.lt >= self.silent_from[m.dev] - 1200:
+                        t.reported, t.injected = False, "still_buffered"
+            elif m.role == "lost":
+                mine = sorted((t for t in self.txns if t.m is m), key=lambda t: t.lt)
+                first = self.rng.randrange(5, 12)
+                gone = mine[first : first + self.rng.randrange(10, 14)]
+                for t in gone:
+                    t.reported, t.injected = False, "device_data_loss"
+                self.lost[m.dev] = [t.key for t in gone]
+        # Healthy devices that never reported a transaction the acquirer has.
+        candidates = [t for t in self.txns if t.m.role == "normal" and not t.injected
+                      and t.typ == "sale" and t.states[-1][0] == "approved"]  # fmt: skip
+        for t in self.rng.sample(candidates, self.cases + 10):
+            t.reported, t.injected = False, "no_receipt"
+
+    def payout_causes(self) -> None:
+        for m in self.merchants:
+            if m.role not in ("account", "hold"):
+                continue
+            due_days = sorted({t.due_date for t in self.txns if t.m is m and t.due_date
+                               and t.due_date <= self.as_of_date})  # fmt: skip
+            for day in self.rng.sample(due_days, min(3, len(due_days))):
+                if m.role == "account":
+                    m.bad_dates[day] = self.rng.choice(("failed", "bounced"))
+                else:
+                    m.bad_dates[day] = self.rng.choice(("frozen", "suspend", "retained"))
+            if m.role == "account" and self.rng.random() < 0.3:
+                m.status = "frozen"
+
+
+def generate(seed: int, cases: int = 30) -> Scenario:
+    b = _Builder(seed, cases)
+    b.fleet()
+    b.trade()
+    b.terminal_causes()
+    for t in b.txns:
+        d = due(t.lt, t.extra.get("sm", "T1"), b.policy, b.cal)
+        t.due_date = d.expected
+        if b.rng.random() < 0.3:
+            t.extra["sd"] = f"{d.business_day:%m%d}"  # the host's DE15, when it answered
+    # Over-rate fees: the acquirer charged more than the merchant's agreed rate.
+    over = [t for t in b.txns if t.m.role == "normal" and not t.injected and t.typ == "sale"
+            and t.states[-1][0] == "approved" and t.due_date is not None
+            and t.due_date <= b.as_of_date]  # fmt: skip
+    for t in b.rng.sample(over, cases // 2):
+        t.injected = "over_fee"
+    b.data_causes()
+    # The missing file and the acquirer's bad day fall on busy acquirer-days (different ones).
+    busy: dict[tuple[str, date], int] = {}
+    for t in b.txns:
+        if t.due_date and t.due_date <= b.as_of_date and t.typ == "sale" and t.m.role == "normal":
+            g = (t.m.acquirer, t.due_date)
+            busy[g] = busy.get(g, 0) + 1
+    ranked = sorted(busy, key=lambda g: (-busy[g], g))[:4]
+    missing_group, acq_group = b.rng.sample(ranked, 2)
+    while acq_group[0] == missing_group[0]:
+        missing_group, acq_group = b.rng.sample(ranked, 2)
+    missing = {missing_group}
+    b.acquirer_causes(acq_group, missing)
+    b.payout_causes()
+    return _settle(b, missing)
+
+
+def _settle(b: _Builder, missing: set[tuple[str, date]]) -> Scenario:
+    """The acquirer's side: detail rows, payouts; then the ground truth of every finding."""
+    truth: dict[tuple[str, ...], Truth] = {}
+    rows: dict[tuple[str, date], list[dict[str, Any]]] = {}
+    by_payout: dict[str, list[tuple[Txn, dict[str, Any]]]] = {}
+    for t in b.txns:
+        last = t.states[-1][0]
+        cleared = last in ("approved", "offline_sent") or t.injected in (
+            "still_buffered", "device_data_loss", "no_receipt")  # fmt: skip
+        if t.injected in ("unknown", "acquirer_side", "preauth_open") or t.typ == "preauth":
+            cleared = False
+        if t.injected == "late_upload" and last == "offline_pending":
+            cleared = False
+        voided = last == "voided" or t.typ == "void"
+        assert t.due_date is not None
+        settle_day = t.due_date
+        if t.settle_delay_days:
+            # The acquirer applies its day cut to when the transaction reached it.
+            settle_day = due(t.states[-1][1], t.extra.get("sm", "T1"), b.policy, b.cal).expected
+        if not (cleared or voided or (last == "reversed" and b.rng.random() < 0.5)):
+            continue
+        m = t.m
+        flag = "Y" if cleared else "B"
+        fee = _fee(t.amt, m.fee_rate, t.ck, DEBIT_CAP) if flag == "Y" else 0
+        if t.injected == "over_fee":
+            fee = _fee(t.amt, str(Decimal(m.fee_rate) + Decimal("0.0030")), t.ck, None) + 50
+        payout_id = f"P{m.mid[-6:]}{settle_day:%Y%m%d}" if flag == "Y" else ""
+        row = {
+            "settle_date": settle_day.isoformat(), "mid": m.mid, "tid": m.tid,
+            "txn_time": t.lt, "typ": t.typ, "ch": t.ch, "bat": "000001", "trc": t.trc,
+            "rrn": t.rrn or b.rrn(), "orrn": t.extra.get("orrn", ""), "pan": t.pan, "ck": t.ck,
+            "amt": t.amt, "fee": fee, "settle_amt": t.amt - fee if flag == "Y" else 0,
+            "direction": "in", "settle_type": m.settle_type,
+            "check_flag": "L" if t.injected == "no_receipt" and b.rng.random() < 0.5 else flag,
+            "payout_id": payout_id, "merchant_name": "模拟商户",
+        }  # fmt: skip
+        if not t.rrn:
+            t.rrn = row["rrn"]
+        t.detail = row
+        if settle_day > b.as_of_date:
+            continue  # the acquirer has not sent that day's file yet
+        rows.setdefault((m.acquirer, settle_day), []).append(row)
+        if payout_id:
+            by_payout.setdefault(payout_id, []).append((t, row))
+    payouts = []
+    payout_truth: dict[str, Truth] = {}
+    for pid, members in sorted(by_payout.items()):
+        m = members[0][0].m
+        day = date.fromisoformat(members[0][1]["settle_date"])
+        plan = sum(r["settle_amt"] for _, r in members)
+        fee_total = suspend = retained = 0
+        state, reason = "paid", ""
+        trouble = m.bad_dates.get(day, "")
+        if m.settle_type == "D0":
+            fee_total = sum(_fee(t.amt, m.d0_surcharge, "", None) for t, _ in members)
+        if trouble in ("failed", "bounced"):
+            state, reason = trouble, FAIL_REASONS[trouble]
+        elif m.status == "frozen" and m.role == "account":
+            state, reason = "failed", "商户账户冻结 merchant account frozen"
+        elif trouble == "frozen":
+            state, reason = "frozen", "风控冻结 risk control freeze"
+        elif trouble == "suspend":
+            suspend = plan // 3
+        elif trouble == "retained":
+            retained = plan // 5
+        real = plan - fee_total - suspend - retained if state == "paid" else 0
+        payouts.append({
+            "payout_id": pid, "mid": m.mid, "settle_type": m.settle_type,
+            "settle_date": day.isoformat(), "plan_fen": plan, "fee_fen": fee_total,
+            "suspend_fen": suspend, "retained_fen": retained, "real_fen": real, "state": state,
+            "fail_reason": reason, "bank_account": "6222****" + m.mid[-4:],
+        })  # fmt: skip
+        if state in ("failed", "bounced"):
+            payout_truth[pid] = Truth("gap", "account_problem")
+        elif state == "frozen":
+            payout_truth[pid] = Truth("gap", "risk_hold")
+        elif suspend or retained:
+            payout_truth[pid] = Truth("settled_short", "risk_hold")
+        elif fee_total:
+            payout_truth[pid] = Truth("settled_short", "fee")
+        else:
+            payout_truth[pid] = Truth("settled")
+    for t in b.txns:
+        tr = _truth(b, t, missing, payout_truth)
+        if tr is not None:
+            truth[("r", *t.key)] = tr
+    sc = Scenario(b.seed, b.start, b.days, b.as_of, b.merchants, b.txns, b.outages,
+                  b.silent_from, b.lost, missing, truth, payouts, rows)  # fmt: skip
+    return sc
+
+
+def _truth(b: _Builder, t: Txn, missing: set[tuple[str, date]],
+           payout_truth: dict[str, Truth]) -> Truth | None:  # fmt: skip
+    """What correlation must say about `t`; None when it must say nothing."""
+    assert t.due_date is not None
+    last = t.states[-1][0]
+    data = "complete" if t.reported else t.injected
+    row = t.detail
+    in_file = (
+        row is not None
+        and date.fromisoformat(row["settle_date"]) <= b.as_of_date
+        and (t.m.acquirer, date.fromisoformat(row["settle_date"])) not in missing
+    )
+    if not t.reported and not in_file:
+        return None  # neither the device nor an imported file knows it
+    if last in ("declined",) or last == "voided" or t.typ == "void":
+        return Truth("not_expected", "", data)
+    if t.injected == "preauth_done":
+        return Truth("not_expected", "", data)
+    due_now = t.due_date <= b.as_of_date
+    if t.injected in ("late_upload", "preauth_open"):
+        # Only once the money was due is an offline or open transaction late.
+        if row is not None and date.fromisoformat(row["settle_date"]) > b.as_of_date:
+            return Truth("pending", "late_upload", data)
+        if not in_file and due_now:
+            return Truth("gap", t.injected, data)
+    elif t.injected in TERMINAL_CAUSES:
+        return Truth("gap", t.injected, data)
+    if not due_now:
+        return Truth("pending", "timing", data)
+    if (t.m.acquirer, t.due_date) in missing:
+        return Truth("gap", "file_missing", data)
+    if t.injected in ("acquirer_side", "unknown"):
+        return Truth("gap", t.injected, data)
+    if row is None or not in_file:
+        return Truth("gap", "unknown", data)
+    pt = payout_truth.get(row["payout_id"])
+    if pt is None:
+        return Truth("gap", "unknown", data)
+    if pt.status == "settled" and t.injected == "over_fee":
+        return Truth("settled_short", "fee", data)
+    return Truth(pt.status, pt.cause, data)

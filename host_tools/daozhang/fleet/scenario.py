@@ -348,7 +348,7 @@ def parse(raw: dict[str, Any], path: Path) -> Scenario:
 
 
 def _business_day(r: _Reader) -> BusinessDay:
-    date_value = r.get("date", (dt.date, str), dt.date(2026, 11, 20))
+    date_value = r.get("date", (dt.date, str), dt.date(2026, 11, 19))
     if isinstance(date_value, str):
         try:
             date_value = dt.date.fromisoformat(date_value)

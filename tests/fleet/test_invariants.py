@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+import cbor2
 import pytest
+from daozhang.collector.ingest import ingest_batch
 from daozhang.errors import InputError
 from daozhang.fleet.invariants import (
     Sent,
@@ -134,25 +135,43 @@ def test_truth_file_round_trips_and_bad_lines_are_named(tmp_path: Path) -> None:
         list(read_truth(path))
 
 
-RECORDS_DDL = """CREATE TABLE records (dev TEXT, epoch BIGINT, seq BIGINT, kind TEXT, t BIGINT,
- boot BIGINT, up BIGINT, placed_t BIGINT, body_json TEXT, raw {blob},
- received_at DOUBLE PRECISION, PRIMARY KEY (dev, epoch, seq))"""
+def batch(dev: str, epoch: int, recs: list[tuple[int, str, dict[str, object]]]) -> bytes:
+    return cbor2.dumps(
+        {
+            "v": 1,
+            "dev": dev,
+            "epoch": epoch,
+            "boot": 1,
+            "recs": [
+                {
+                    "seq": seq,
+                    "k": kind,
+                    "t": 1795000000 + seq,
+                    "boot": 1,
+                    "up": seq * 1000,
+                    "b": body,
+                }
+                for seq, kind, body in recs
+            ],
+        }
+    )
 
 
-def test_stored_receipts_reads_the_collector_records_table(db_url: str) -> None:
-    # The table as the collector creates it (interfaces C); diag records are not receipts.
+def test_stored_receipts_reads_what_the_collector_stored(db_url: str) -> None:
+    # Stored by the collector's own ingest path; diag records are not receipts.
+    body = dict(zip(("mid", "tid", "bat", "trc", "st"), key(1), strict=True))
+    payload = batch(
+        "dz01",
+        7,
+        [
+            (1, "r", {**body, "typ": "sale", "amt": 100, "cur": "CNY"}),
+            (2, "d", {"ev": "boot", "cause": "power_on"}),
+        ],
+    )
     with open_store(db_url) as store:
         with store.transaction() as tx:
-            tx.execute(store.render(RECORDS_DDL))
-            body = dict(zip(("mid", "tid", "bat", "trc", "st"), key(1), strict=True))
-            tx.executemany(
-                "INSERT INTO records (dev, epoch, seq, kind, t, boot, up, body_json, received_at)"
-                " VALUES (?, ?, ?, ?, 0, 1, 0, ?, 0)",
-                [
-                    ("dz01", 7, 1, "r", json.dumps({**body, "amt": 100})),
-                    ("dz01", 7, 2, "d", json.dumps({"ev": "boot", "cause": "power_on"})),
-                ],
-            )
+            result = ingest_batch(tx, "dz01", payload, 1795000100.0)
+        assert not result.quarantined, result
         rows = list(stored_receipts(store))
     assert rows == [stored("dz01", 1)]
     assert check([sent("dz01", 1)], rows).valid

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
+import cbor2
 import pytest
 from daozhang.cli import main
+from daozhang.collector.ingest import ingest_batch
 from daozhang.fleet import runner, scenario
 from daozhang.fleet.invariants import Sent, write_truth
 from daozhang.store import open_store
@@ -36,18 +39,22 @@ def test_check_reports_a_bad_file_in_one_line(
 
 
 def make_db(tmp_path: Path, trcs: list[int]) -> str:
+    """Receipts stored through the collector's own ingest path."""
     url = f"sqlite:///{tmp_path / 'd.db'}"
+    recs = [
+        {
+            "seq": seq,
+            "k": "r",
+            "t": 1795000000,
+            "boot": 1,
+            "up": seq,
+            "b": {**KEY, "trc": f"{trc:06d}", "typ": "sale", "amt": 100, "cur": "CNY"},
+        }
+        for seq, trc in enumerate(trcs, 1)
+    ]
+    payload = cbor2.dumps({"v": 1, "dev": "dz0001", "epoch": 1, "boot": 1, "recs": recs})
     with open_store(url) as store, store.transaction() as tx:
-        tx.execute(
-            "CREATE TABLE records (dev TEXT, epoch BIGINT, seq BIGINT, kind TEXT,"
-            " body_json TEXT, PRIMARY KEY (dev, epoch, seq))"
-        )
-        for seq, trc in enumerate(trcs, 1):
-            body = {**KEY, "trc": f"{trc:06d}", "amt": 100}
-            tx.execute(
-                "INSERT INTO records VALUES (?, ?, ?, ?, ?)",
-                ("dz0001", 1, seq, "r", json.dumps(body)),
-            )
+        assert not ingest_batch(tx, "dz0001", payload, 1795000100.0).quarantined
     return url
 
 
@@ -84,6 +91,7 @@ def test_verify_on_a_database_without_records(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = f"sqlite:///{tmp_path / 'empty.db'}"
+    sqlite3.connect(tmp_path / "empty.db").close()
     assert main(["sim", "verify", "--db", url, "--truth", str(truth(tmp_path, [1]))]) == 2
     assert "is it a collector's database?" in capsys.readouterr().err
 

@@ -20,6 +20,7 @@ from daozhang.errors import DaozhangError
 COMMANDS: list[tuple[str, str, str]] = [
     ("demo", "daozhang.demo", "run the end-to-end demonstration"),
     ("board", "daozhang.board.cli", "start, stop and control virtual boards"),
+    ("collect", "daozhang.collector.cli", "store device uploads exactly once and ack them"),
     ("settle", "daozhang.settle.cli", "import acquirer settlement files; list what was imported"),
     ("sim", "daozhang.fleet.cli", "fleet simulation: check, run and verify scenarios"),
 ]

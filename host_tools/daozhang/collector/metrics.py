@@ -1,0 +1,166 @@
+"""Prometheus text exposition for the collector (`--metrics-port`), standard library only.
+
+Counters and the commit-latency histogram are this process's own; the fleet gauges (devices
+online, backlog reported by heartbeats) are read from the store at scrape time, so every
+collector of a shared subscription reports the same fleet-wide truth.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from daozhang.store import Store, open_store
+
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.messages: dict[str, int] = {}
+        self.records = 0
+        self.duplicates = 0
+        self.quarantined: dict[str, int] = {}
+        self.acks_sent = 0
+        self.commits = 0
+        self.commit_retries = 0
+        self.unacked = 0
+        self._bucket_counts = [0] * len(_BUCKETS)
+        self._latency_sum = 0.0
+        self._latency_count = 0
+
+    def count_message(self, channel: str, stored: int, duplicates: int, reasons: list[str]) -> None:
+        with self._lock:
+            self.messages[channel] = self.messages.get(channel, 0) + 1
+            self.records += stored
+            self.duplicates += duplicates
+            for reason in reasons:
+                self.quarantined[reason] = self.quarantined.get(reason, 0) + 1
+
+    def add_unacked(self, n: int) -> None:
+        with self._lock:
+            self.unacked += n
+
+    def observe_commit(self, seconds: float, acks: int) -> None:
+        with self._lock:
+            self.commits += 1
+            self.acks_sent += acks
+            self._latency_sum += seconds
+            self._latency_count += 1
+            for i, bound in enumerate(_BUCKETS):
+                if seconds <= bound:
+                    self._bucket_counts[i] += 1
+
+    def render(self, fleet: Callable[[], tuple[int, int, int]] | None = None) -> str:
+        lines: list[str] = []
+
+        def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+            lines.append(f"# HELP {name} {help_text}")
+            lines.append(f"# TYPE {name} {kind}")
+            lines.extend(f"{name}{labels} {value:g}" for labels, value in samples)
+
+        with self._lock:
+            metric(
+                "dz_collector_messages_total",
+                "counter",
+                "MQTT messages handled, by channel (up, hb, status)",
+                [(f'{{channel="{c}"}}', n) for c, n in sorted(self.messages.items())],
+            )
+            metric(
+                "dz_collector_records_total",
+                "counter",
+                "records stored (new)",
+                [("", self.records)],
+            )
+            metric(
+                "dz_collector_duplicates_total",
+                "counter",
+                "records or refused messages seen again with identical bytes",
+                [("", self.duplicates)],
+            )
+            metric(
+                "dz_collector_quarantined_total",
+                "counter",
+                "messages or records quarantined, by reason",
+                [(f'{{reason="{r}"}}', n) for r, n in sorted(self.quarantined.items())],
+            )
+            metric("dz_collector_acks_total", "counter", "acks published", [("", self.acks_sent)])
+            metric(
+                "dz_collector_commit_retries_total",
+                "counter",
+                "group commits retried after a transient database error",
+                [("", self.commit_retries)],
+            )
+            metric(
+                "dz_collector_unacked_messages",
+                "gauge",
+                "QoS 1 messages received and not yet PUBACKed",
+                [("", self.unacked)],
+            )
+            cumulative = [
+                (f'{{le="{b:g}"}}', c) for b, c in zip(_BUCKETS, self._bucket_counts, strict=True)
+            ]
+            metric(
+                "dz_collector_commit_seconds",
+                "histogram",
+                "durable group commit latency",
+                [],
+            )
+            name = "dz_collector_commit_seconds"
+            lines.extend(f"{name}_bucket{labels} {count}" for labels, count in cumulative)
+            lines.append(f'{name}_bucket{{le="+Inf"}} {self._latency_count}')
+            lines.append(f"{name}_sum {self._latency_sum:g}")
+            lines.append(f"{name}_count {self._latency_count}")
+        if fleet is not None:
+            devices, online, backlog = fleet()
+            metric("dz_devices", "gauge", "devices known to the store", [("", devices)])
+            metric(
+                "dz_devices_online", "gauge", "devices whose last status is online", [("", online)]
+            )
+            metric(
+                "dz_devices_backlog_records",
+                "gauge",
+                "records not yet acked, summed over each device's latest heartbeat",
+                [("", backlog)],
+            )
+        return "\n".join(lines) + "\n"
+
+
+def fleet_gauges(store: Store) -> tuple[int, int, int]:
+    with store.transaction() as tx:
+        ((devices, online),) = tx.execute("SELECT COUNT(*), COALESCE(SUM(online), 0) FROM devices")
+        ((backlog,),) = tx.execute(
+            "SELECT COALESCE(SUM(h.jrec), 0) FROM heartbeats h WHERE h.id ="
+            " (SELECT MAX(id) FROM heartbeats WHERE dev = h.dev)"
+        )
+    return int(devices), int(online), int(backlog)
+
+
+def serve(metrics: Metrics, port: int, db_url: str, host: str = "127.0.0.1") -> ThreadingHTTPServer:
+    """Serve /metrics on host:port in a daemon thread; returns the server to shut down."""
+
+    def fleet() -> tuple[int, int, int]:
+        # One short-lived connection per scrape: the committer's connection is its own.
+        with open_store(db_url, migrate=False) as store:
+            return fleet_gauges(store)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] not in ("/metrics", "/"):
+                self.send_error(404)
+                return
+            body = metrics.render(fleet).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return  # scrapes every few seconds would drown the collector's own log
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server

@@ -87,6 +87,6 @@ def test_unknown_year_needs_the_override_file(tmp_path: Path) -> None:
     assert cal.next_working_day(date(2030, 12, 31)) == date(2031, 1, 2)
     assert "override" in cal.source(date(2031, 1, 2))
     # The package still answers for the years it knows.
-    assert cal.is_working_day(date(2025, 2, 8)) and cal.source(
-        date(2025, 2, 8)
-    ) == "chinese-calendar"
+    assert (
+        cal.is_working_day(date(2025, 2, 8)) and cal.source(date(2025, 2, 8)) == "chinese-calendar"
+    )

@@ -43,8 +43,16 @@ class _Rec:
 
 
 def _receipt(t: Txn, st: str, when: int) -> dict[str, Any]:
-    body: dict[str, Any] = {"mid": t.m.mid, "tid": t.m.tid, "bat": "000001", "trc": t.trc,
-                            "typ": t.typ, "ch": t.ch, "amt": t.amt, "cur": "CNY"}  # fmt: skip
+    body: dict[str, Any] = {
+        "mid": t.m.mid,
+        "tid": t.m.tid,
+        "bat": "000001",
+        "trc": t.trc,
+        "typ": t.typ,
+        "ch": t.ch,
+        "amt": t.amt,
+        "cur": "CNY",
+    }
     if t.pan:
         body.update(pan=t.pan, ck=t.ck, ent="051")
     body.update(lt=t.lt, st=st)
@@ -55,8 +63,9 @@ def _receipt(t: Txn, st: str, when: int) -> dict[str, Any]:
     if "sd" in t.extra and "rrn" in body and st != "declined":
         body["sd"] = t.extra["sd"]
     for key in ("rv", "otrc", "orrn", "sm"):
-        if key in t.extra and (key != "rv" or st in ("reversed", "reversal_pending",
-                                                      "reversal_failed")):  # fmt: skip
+        if key in t.extra and (
+            key != "rv" or st in ("reversed", "reversal_pending", "reversal_failed")
+        ):
             body[key] = t.extra[key]
     return body
 
@@ -84,18 +93,39 @@ def _device_messages(sc: Scenario, dev: str, txns: list[Txn]) -> list[Message]:
     lost_keys = set(sc.lost.get(dev, []))
     recs = [_Rec(start, "d", {"ev": "boot", "cause": "power_on"})]
     for t in txns:
+        if t.injected == "no_receipt":
+            continue  # the POS never handed it to the co-processor
         for st, when in t.states:
             recs.append(_Rec(when, "r", _receipt(t, st, when), lost=t.key in lost_keys))
     for o in outages:
         recs.append(_Rec(o.start, "d", {"ev": "link_down", "stage": o.stage, "why": o.why}))
-        recs.append(_Rec(o.start + 1, "d", {"ev": "signal", "rat": "lte", "rssi": -109,
-                                             "csq": 3, "rsrp": -121, "reg": 2}))  # fmt: skip
-        recs.append(_Rec(o.end, "d", {"ev": "link_up", "down_ms": (o.end - o.start) * 1000,
-                                       "tries": 1 + (o.end - o.start) // 60}))  # fmt: skip
+        recs.append(
+            _Rec(
+                o.start + 1,
+                "d",
+                {"ev": "signal", "rat": "lte", "rssi": -109, "csq": 3, "rsrp": -121, "reg": 2},
+            )
+        )
+        recs.append(
+            _Rec(
+                o.end,
+                "d",
+                {
+                    "ev": "link_up",
+                    "down_ms": (o.end - o.start) * 1000,
+                    "tries": 1 + (o.end - o.start) // 60,
+                },
+            )
+        )
     for hour in range(int(start), int(end), 4 * 3600):
         if _down(outages, hour) is None:
-            recs.append(_Rec(hour, "d", {"ev": "signal", "rat": "lte", "rssi": -71, "csq": 21,
-                                          "rsrp": -95, "reg": 1}))  # fmt: skip
+            recs.append(
+                _Rec(
+                    hour,
+                    "d",
+                    {"ev": "signal", "rat": "lte", "rssi": -71, "csq": 21, "rsrp": -95, "reg": 1},
+                )
+            )
     recs.sort(key=lambda r: (r.t, r.k != "d"))
     lost = [r for r in recs if r.lost]
     if lost:
@@ -121,8 +151,8 @@ def _device_messages(sc: Scenario, dev: str, txns: list[Txn]) -> list[Message]:
     for r in recs:
         if r.lost or (silent is not None and r.t >= silent - 1200) or r.t >= sc.as_of:
             continue
-        o = _down(outages, r.t)
-        at = o.end + 20 if o else (r.t // UPLOAD_SLOT_S + 1) * UPLOAD_SLOT_S + 7
+        down = _down(outages, r.t)
+        at = down.end + 20 if down else (r.t // UPLOAD_SLOT_S + 1) * UPLOAD_SLOT_S + 7
         if at <= sc.as_of and (silent is None or at < silent - 1200):
             r.uploaded_at = float(at)
     epoch = (zlib.crc32(dev.encode()) & 0x7FFFFFFF) or 1
@@ -132,12 +162,19 @@ def _device_messages(sc: Scenario, dev: str, txns: list[Txn]) -> list[Message]:
 
 
 def _encode(r: _Rec, boot_start: dict[int, int]) -> dict[str, Any]:
-    return {"seq": r.seq, "k": r.k, "t": r.t, "boot": r.boot,
-            "up": (r.t - boot_start[r.boot]) * 1000, "b": r.body}  # fmt: skip
+    return {
+        "seq": r.seq,
+        "k": r.k,
+        "t": r.t,
+        "boot": r.boot,
+        "up": (r.t - boot_start[r.boot]) * 1000,
+        "b": r.body,
+    }
 
 
-def _batches(dev: str, epoch: int, recs: list[_Rec], lost_seqs: list[int],
-             boot_start: dict[int, int]) -> list[Message]:  # fmt: skip
+def _batches(
+    dev: str, epoch: int, recs: list[_Rec], lost_seqs: list[int], boot_start: dict[int, int]
+) -> list[Message]:
     by_time: dict[float, list[_Rec]] = {}
     for r in recs:
         if r.uploaded_at is not None:
@@ -148,9 +185,13 @@ def _batches(dev: str, epoch: int, recs: list[_Rec], lost_seqs: list[int],
         group = by_time[at]
         for i in range(0, len(group), MAX_RECS):
             chunk = group[i : i + MAX_RECS]
-            batch: dict[str, Any] = {"v": 1, "dev": dev, "epoch": epoch,
-                                     "boot": chunk[-1].boot,
-                                     "recs": [_encode(r, boot_start) for r in chunk]}  # fmt: skip
+            batch: dict[str, Any] = {
+                "v": 1,
+                "dev": dev,
+                "epoch": epoch,
+                "boot": chunk[-1].boot,
+                "recs": [_encode(r, boot_start) for r in chunk],
+            }
             if not gap_sent and chunk[0].seq > lost_seqs[-1]:
                 batch["gaps"] = [[lost_seqs[0], lost_seqs[-1]]]
                 gap_sent = True
@@ -158,8 +199,15 @@ def _batches(dev: str, epoch: int, recs: list[_Rec], lost_seqs: list[int],
     return out
 
 
-def _heartbeats(dev: str, epoch: int, recs: list[_Rec], outages: list[Outage], start: int,
-                end: int, boot_start: dict[int, int]) -> list[Message]:  # fmt: skip
+def _heartbeats(
+    dev: str,
+    epoch: int,
+    recs: list[_Rec],
+    outages: list[Outage],
+    start: int,
+    end: int,
+    boot_start: dict[int, int],
+) -> list[Message]:
     captured = [r.t for r in recs]
     kept = [r for r in recs if not r.lost]
     caught = sorted(r.t for r in kept)
@@ -172,13 +220,27 @@ def _heartbeats(dev: str, epoch: int, recs: list[_Rec], outages: list[Outage], s
         held = [at - 60] * n_held if n_held > 0 else []  # age: about a minute (approximate)
         boot = max(b for b, s in boot_start.items() if s <= at)
         hb = {
-            "v": 1, "dev": dev, "t": at, "epoch": epoch, "fw": "sim-1", "boot": boot,
-            "up": (at - boot_start[boot]) * 1000, "cause": "power_on", "heap": 30000,
-            "jrec": len(held), "jbytes": 200 * len(held),
+            "v": 1,
+            "dev": dev,
+            "t": at,
+            "epoch": epoch,
+            "fw": "sim-1",
+            "boot": boot,
+            "up": (at - boot_start[boot]) * 1000,
+            "cause": "power_on",
+            "heap": 30000,
+            "jrec": len(held),
+            "jbytes": 200 * len(held),
             "jold_s": int(at - held[0]) if held else 0,
-            "next_seq": bisect.bisect_right(captured, at) + 1, "ovf": 0, "link": "up",
-            "sig": {"rat": "lte", "rssi": -71, "csq": 21}, "recon": 0, "sync_ok": 1,
-            "sync_fail": 0, "conn_ms": HEARTBEAT_S * 1000, "exp_ms": HEARTBEAT_S * 1000,
-        }  # fmt: skip
+            "next_seq": bisect.bisect_right(captured, at) + 1,
+            "ovf": 0,
+            "link": "up",
+            "sig": {"rat": "lte", "rssi": -71, "csq": 21},
+            "recon": 0,
+            "sync_ok": 1,
+            "sync_fail": 0,
+            "conn_ms": HEARTBEAT_S * 1000,
+            "exp_ms": HEARTBEAT_S * 1000,
+        }
         out.append(Message(float(at + 2), dev, "hb", cbor2.dumps(hb)))
     return out

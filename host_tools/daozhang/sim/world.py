@@ -23,10 +23,25 @@ from daozhang.settle.policy import Policy, due
 from daozhang.settle.rows import BEIJING
 
 ACQUIRERS = ("ACQ01", "ACQ02", "ACQ03")
-HOLIDAY_STARTS = ("2024-02-05", "2024-09-28", "2025-01-23", "2025-01-30", "2024-04-29",
-                  "2025-09-28", "2024-12-27", "2025-05-29", "2024-06-06")  # fmt: skip
-TERMINAL_CAUSES = ("network_reversed", "reversal_pending", "reversal_failed",
-                   "duplicate_charge_risk", "late_upload", "preauth_open")  # fmt: skip
+HOLIDAY_STARTS = (
+    "2024-02-05",
+    "2024-09-28",
+    "2025-01-23",
+    "2025-01-30",
+    "2024-04-29",
+    "2025-09-28",
+    "2024-12-27",
+    "2025-05-29",
+    "2024-06-06",
+)
+TERMINAL_CAUSES = (
+    "network_reversed",
+    "reversal_pending",
+    "reversal_failed",
+    "duplicate_charge_risk",
+    "late_upload",
+    "preauth_open",
+)
 FAIL_REASONS = {"failed": "账户已冻结 account frozen", "bounced": "收款账户已销户 account closed"}
 
 
@@ -200,8 +215,13 @@ class _Builder:
 
     def outage(self, m: Merchant, start: int, length: int, stage: str = "") -> Outage:
         stage = stage or self.rng.choice(("link", "dns", "tcp", "tls", "mqtt"))
-        why = {"link": "no carrier", "dns": "timeout", "tcp": "ECONNREFUSED", "tls": "handshake",
-               "mqtt": "CONNACK timeout"}[stage]  # fmt: skip
+        why = {
+            "link": "no carrier",
+            "dns": "timeout",
+            "tcp": "ECONNREFUSED",
+            "tls": "handshake",
+            "mqtt": "CONNACK timeout",
+        }[stage]
         o = Outage(start, start + length, stage, why)
         self.outages[m.dev].append(o)
         return o
@@ -231,8 +251,17 @@ class _Builder:
             d1.extra["rc"] = "51"
             v = self.sale(m, self.business_time(day))
             v.states.append(("voided", v.lt + 600))
-            void = Txn(m=m, trc=self.trc(m), typ="void", amt=v.amt, lt=v.lt + 590, pan=v.pan,
-                       ck=v.ck, rrn=self.rrn(), injected="void")  # fmt: skip
+            void = Txn(
+                m=m,
+                trc=self.trc(m),
+                typ="void",
+                amt=v.amt,
+                lt=v.lt + 590,
+                pan=v.pan,
+                ck=v.ck,
+                rrn=self.rrn(),
+                injected="void",
+            )
             void.extra.update(otrc=v.trc, orrn=v.rrn, sm=m.settle_type)
             void.states.append(("approved", void.lt + 2))
             v.injected = "voided"
@@ -240,8 +269,16 @@ class _Builder:
             # A completed pre-authorisation.
             p = self.sale(m, self.business_time(day))
             p.typ, p.injected = "preauth", "preauth_done"
-            done = Txn(m=m, trc=self.trc(m), typ="preauth_done", amt=p.amt,
-                       lt=p.lt + 3600, pan=p.pan, ck=p.ck, rrn=self.rrn())  # fmt: skip
+            done = Txn(
+                m=m,
+                trc=self.trc(m),
+                typ="preauth_done",
+                amt=p.amt,
+                lt=p.lt + 3600,
+                pan=p.pan,
+                ck=p.ck,
+                rrn=self.rrn(),
+            )
             done.extra.update(otrc=p.trc, orrn=p.rrn, sm=m.settle_type)
             done.states.append(("approved", done.lt + 2))
             self.txns.append(done)
@@ -255,7 +292,8 @@ class _Builder:
 
     def terminal_causes(self) -> None:
         for cause in TERMINAL_CAUSES:
-            for _ in range(self.cases):
+            # Late uploads often settle anyway (late, but paid): inject more of them.
+            for _ in range(self.cases * (2 if cause == "late_upload" else 1)):
                 m, lt = self.early_time()
                 o = self.outage(m, lt - self.rng.randrange(5, 120), self.rng.randrange(200, 1500))
                 if cause == "preauth_open":
@@ -281,21 +319,36 @@ class _Builder:
                         again = self.sale(m, lt + self.rng.randrange(60, 300))
                         again.pan, again.ck, again.amt = t.pan, t.ck, t.amt
                         again.ch = t.ch = "card"
+                        again.injected = "reswipe"
                 t.injected = cause
 
     def acquirer_causes(self, group: tuple[str, date], skip: set[tuple[str, date]]) -> None:
         """Rows the acquirer lost: a whole acquirer-day of merchants, and isolated ones."""
         acq, day = group
         group_ms = [m.mid for m in self.normal() if m.acquirer == acq and m.settle_type == "T1"]
-        count = 0
+        taken: dict[str, int] = {}
         for t in self.txns:
-            if (t.m.mid in group_ms and t.due_date == day and t.typ == "sale" and not t.injected
-                    and t.states[-1][0] == "approved" and count < self.cases + 10):  # fmt: skip
-                t.injected, count = "acquirer_side", count + 1
+            if (
+                t.m.mid in group_ms
+                and t.due_date == day
+                and t.typ == "sale"
+                and not t.injected
+                and t.states[-1][0] == "approved"
+                and taken.get(t.m.mid, 0) < 6
+            ):
+                t.injected = "acquirer_side"
+                taken[t.m.mid] = taken.get(t.m.mid, 0) + 1
         per_group: dict[tuple[str, date], set[str]] = {}
-        candidates = [t for t in self.txns if t.typ == "sale" and not t.injected
-                      and t.m.role == "normal" and t.states[-1][0] == "approved"
-                      and t.due_date is not None and t.due_date <= self.as_of_date]  # fmt: skip
+        candidates = [
+            t
+            for t in self.txns
+            if t.typ == "sale"
+            and not t.injected
+            and t.m.role == "normal"
+            and t.states[-1][0] == "approved"
+            and t.due_date is not None
+            and t.due_date <= self.as_of_date
+        ]
         self.rng.shuffle(candidates)
         count = 0
         for t in candidates:
@@ -319,22 +372,33 @@ class _Builder:
             elif m.role == "lost":
                 mine = sorted((t for t in self.txns if t.m is m), key=lambda t: t.lt)
                 first = self.rng.randrange(5, 12)
-                gone = mine[first : first + self.rng.randrange(10, 14)]
+                gone = mine[first : first + self.rng.randrange(12, 16)]
                 for t in gone:
                     t.reported, t.injected = False, "device_data_loss"
                 self.lost[m.dev] = [t.key for t in gone]
         # Healthy devices that never reported a transaction the acquirer has.
-        candidates = [t for t in self.txns if t.m.role == "normal" and not t.injected
-                      and t.typ == "sale" and t.states[-1][0] == "approved"]  # fmt: skip
-        for t in self.rng.sample(candidates, self.cases + 10):
+        candidates = [
+            t
+            for t in self.txns
+            if t.m.role == "normal"
+            and not t.injected
+            and t.typ == "sale"
+            and t.states[-1][0] == "approved"
+        ]
+        for t in self.rng.sample(candidates, self.cases + 20):
             t.reported, t.injected = False, "no_receipt"
 
     def payout_causes(self) -> None:
         for m in self.merchants:
             if m.role not in ("account", "hold"):
                 continue
-            due_days = sorted({t.due_date for t in self.txns if t.m is m and t.due_date
-                               and t.due_date <= self.as_of_date})  # fmt: skip
+            due_days = sorted(
+                {
+                    t.due_date
+                    for t in self.txns
+                    if t.m is m and t.due_date and t.due_date <= self.as_of_date
+                }
+            )
             for day in self.rng.sample(due_days, min(3, len(due_days))):
                 if m.role == "account":
                     m.bad_dates[day] = self.rng.choice(("failed", "bounced"))
@@ -355,9 +419,16 @@ def generate(seed: int, cases: int = 30) -> Scenario:
         if b.rng.random() < 0.3:
             t.extra["sd"] = f"{d.business_day:%m%d}"  # the host's DE15, when it answered
     # Over-rate fees: the acquirer charged more than the merchant's agreed rate.
-    over = [t for t in b.txns if t.m.role == "normal" and not t.injected and t.typ == "sale"
-            and t.states[-1][0] == "approved" and t.due_date is not None
-            and t.due_date <= b.as_of_date]  # fmt: skip
+    over = [
+        t
+        for t in b.txns
+        if t.m.role == "normal"
+        and not t.injected
+        and t.typ == "sale"
+        and t.states[-1][0] == "approved"
+        and t.due_date is not None
+        and t.due_date <= b.as_of_date
+    ]
     for t in b.rng.sample(over, cases // 2):
         t.injected = "over_fee"
     b.data_causes()
@@ -385,7 +456,10 @@ def _settle(b: _Builder, missing: set[tuple[str, date]]) -> Scenario:
     for t in b.txns:
         last = t.states[-1][0]
         cleared = last in ("approved", "offline_sent") or t.injected in (
-            "still_buffered", "device_data_loss", "no_receipt")  # fmt: skip
+            "still_buffered",
+            "device_data_loss",
+            "no_receipt",
+        )
         if t.injected in ("unknown", "acquirer_side", "preauth_open") or t.typ == "preauth":
             cleared = False
         if t.injected == "late_upload" and last == "offline_pending":
@@ -405,14 +479,27 @@ def _settle(b: _Builder, missing: set[tuple[str, date]]) -> Scenario:
             fee = _fee(t.amt, str(Decimal(m.fee_rate) + Decimal("0.0030")), t.ck, None) + 50
         payout_id = f"P{m.mid[-6:]}{settle_day:%Y%m%d}" if flag == "Y" else ""
         row = {
-            "settle_date": settle_day.isoformat(), "mid": m.mid, "tid": m.tid,
-            "txn_time": t.lt, "typ": t.typ, "ch": t.ch, "bat": "000001", "trc": t.trc,
-            "rrn": t.rrn or b.rrn(), "orrn": t.extra.get("orrn", ""), "pan": t.pan, "ck": t.ck,
-            "amt": t.amt, "fee": fee, "settle_amt": t.amt - fee if flag == "Y" else 0,
-            "direction": "in", "settle_type": m.settle_type,
+            "settle_date": settle_day.isoformat(),
+            "mid": m.mid,
+            "tid": m.tid,
+            "txn_time": t.lt,
+            "typ": t.typ,
+            "ch": t.ch,
+            "bat": "000001",
+            "trc": t.trc,
+            "rrn": t.rrn or b.rrn(),
+            "orrn": t.extra.get("orrn", ""),
+            "pan": t.pan,
+            "ck": t.ck,
+            "amt": t.amt,
+            "fee": fee,
+            "settle_amt": t.amt - fee if flag == "Y" else 0,
+            "direction": "in",
+            "settle_type": m.settle_type,
             "check_flag": "L" if t.injected == "no_receipt" and b.rng.random() < 0.5 else flag,
-            "payout_id": payout_id, "merchant_name": "模拟商户",
-        }  # fmt: skip
+            "payout_id": payout_id,
+            "merchant_name": "模拟商户",
+        }
         if not t.rrn:
             t.rrn = row["rrn"]
         t.detail = row
@@ -443,12 +530,22 @@ def _settle(b: _Builder, missing: set[tuple[str, date]]) -> Scenario:
         elif trouble == "retained":
             retained = plan // 5
         real = plan - fee_total - suspend - retained if state == "paid" else 0
-        payouts.append({
-            "payout_id": pid, "mid": m.mid, "settle_type": m.settle_type,
-            "settle_date": day.isoformat(), "plan_fen": plan, "fee_fen": fee_total,
-            "suspend_fen": suspend, "retained_fen": retained, "real_fen": real, "state": state,
-            "fail_reason": reason, "bank_account": "6222****" + m.mid[-4:],
-        })  # fmt: skip
+        payouts.append(
+            {
+                "payout_id": pid,
+                "mid": m.mid,
+                "settle_type": m.settle_type,
+                "settle_date": day.isoformat(),
+                "plan_fen": plan,
+                "fee_fen": fee_total,
+                "suspend_fen": suspend,
+                "retained_fen": retained,
+                "real_fen": real,
+                "state": state,
+                "fail_reason": reason,
+                "bank_account": "6222****" + m.mid[-4:],
+            }
+        )
         if state in ("failed", "bounced"):
             payout_truth[pid] = Truth("gap", "account_problem")
         elif state == "frozen":
@@ -463,13 +560,27 @@ def _settle(b: _Builder, missing: set[tuple[str, date]]) -> Scenario:
         tr = _truth(b, t, missing, payout_truth)
         if tr is not None:
             truth[("r", *t.key)] = tr
-    sc = Scenario(b.seed, b.start, b.days, b.as_of, b.merchants, b.txns, b.outages,
-                  b.silent_from, b.lost, missing, truth, payouts, rows)  # fmt: skip
+    sc = Scenario(
+        b.seed,
+        b.start,
+        b.days,
+        b.as_of,
+        b.merchants,
+        b.txns,
+        b.outages,
+        b.silent_from,
+        b.lost,
+        missing,
+        truth,
+        payouts,
+        rows,
+    )
     return sc
 
 
-def _truth(b: _Builder, t: Txn, missing: set[tuple[str, date]],
-           payout_truth: dict[str, Truth]) -> Truth | None:  # fmt: skip
+def _truth(
+    b: _Builder, t: Txn, missing: set[tuple[str, date]], payout_truth: dict[str, Truth]
+) -> Truth | None:
     """What correlation must say about `t`; None when it must say nothing."""
     assert t.due_date is not None
     last = t.states[-1][0]
@@ -487,17 +598,24 @@ def _truth(b: _Builder, t: Txn, missing: set[tuple[str, date]],
     if t.injected == "preauth_done":
         return Truth("not_expected", "", data)
     due_now = t.due_date <= b.as_of_date
-    if t.injected in ("late_upload", "preauth_open"):
-        # Only once the money was due is an offline or open transaction late.
-        if row is not None and date.fromisoformat(row["settle_date"]) > b.as_of_date:
+    if t.injected == "late_upload" and row is not None:
+        # Sent to the acquirer late: the row lands on a later date (unless the days off
+        # between made no difference).
+        late = date.fromisoformat(row["settle_date"])
+        if late > t.due_date and late > b.as_of_date:
             return Truth("pending", "late_upload", data)
-        if not in_file and due_now:
+        if late > t.due_date and not in_file:
+            return Truth("gap", "late_upload", data)
+    elif t.injected in ("late_upload", "preauth_open"):
+        # Never sent (or never completed): late once the money was due.
+        if due_now:
             return Truth("gap", t.injected, data)
     elif t.injected in TERMINAL_CAUSES:
         return Truth("gap", t.injected, data)
     if not due_now:
         return Truth("pending", "timing", data)
-    if (t.m.acquirer, t.due_date) in missing:
+    file_day = date.fromisoformat(row["settle_date"]) if row is not None else t.due_date
+    if (t.m.acquirer, file_day) in missing:
         return Truth("gap", "file_missing", data)
     if t.injected in ("acquirer_side", "unknown"):
         return Truth("gap", t.injected, data)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date
 from pathlib import Path
 
-from daozhang.settle.importer import import_file
-from daozhang.sim.fleet import Day, fleet_world, write_settlement
+import cbor2
+from daozhang.collector.ingest import ingest_batch
+from daozhang.correlate.engine import correlate
+from daozhang.sim.fleet import Day, fleet_world, import_settlement
 from daozhang.store import open_store
 
 DEVS = [f"dz{i:04d}" for i in range(1, 15)]
@@ -62,17 +65,56 @@ def test_injected_causes_appear_in_the_truth_and_the_world_is_reproducible() -> 
 
 def test_settlement_files_import_and_the_missing_file_is_missing(tmp_path: Path) -> None:
     w = world()
-    files = write_settlement(w, tmp_path / "settlement")
-    ((acq, day),) = w.scenario.missing_files
-    assert not (tmp_path / "settlement" / f"detail_{acq}_{day:%Y%m%d}.csv").exists()
     with open_store(f"sqlite:///{tmp_path / 'd.db'}") as store:
-        outcomes = [import_file(store, f).outcome for f in files]
-        assert outcomes == ["imported"] * len(files)
+        results = import_settlement(store, w, tmp_path / "settlement")
+        # Empty detail files of two acquirers are the same bytes: the second is "already imported".
+        assert {r.outcome for r in results} <= {"imported", "already imported"}
         with store.transaction() as tx:
             n_detail = tx.execute("SELECT COUNT(*) FROM settle_detail")[0][0]
+            n_payouts = tx.execute("SELECT COUNT(*) FROM payouts")[0][0]
+    ((acq, day),) = w.scenario.missing_files
+    names = [r.name for r in results]
+    assert not [n for n in names if acq in n and f"{day:%Y%m%d}" in n and "payout" not in n]
     written = sum(
         len(rows)
         for key, rows in w.scenario.detail_rows.items()
         if key not in w.scenario.missing_files
     )
     assert n_detail == written > 0
+    acquirer = {m.mid: m.acquirer for m in w.scenario.merchants}
+    paid = [
+        p
+        for p in w.scenario.payouts
+        if (acquirer[p["mid"]], date.fromisoformat(p["settle_date"]))
+        not in w.scenario.missing_files
+    ]  # that acquirer-day sent no file at all
+    assert n_payouts == len(paid) > 0
+
+
+def test_correlation_finds_the_truth_when_every_receipt_is_stored(tmp_path: Path) -> None:
+    # The board side replaced by the collector's own ingest path (what a perfect fleet run
+    # stores): then correlation must give every transaction its planned status and cause.
+    w = world()
+    with open_store(f"sqlite:///{tmp_path / 'd.db'}") as store:
+        for dev, frames in w.frames.items():
+            recs = [
+                {"seq": i + 1, "k": "r", "t": f.body["lt"], "boot": 1, "up": i * 1000, "b": f.body}
+                for i, f in enumerate(frames)
+            ]
+            for start in range(0, len(recs), 12):
+                payload = cbor2.dumps(
+                    {"v": 1, "dev": dev, "epoch": 5, "boot": 1, "recs": recs[start : start + 12]}
+                )
+                with store.transaction() as tx:
+                    assert not ingest_batch(tx, dev, payload, w.scenario.as_of - 3600).quarantined
+        import_settlement(store, w, tmp_path / "settlement")
+        findings = correlate(store, w.scenario.as_of)
+    got = {("r", f.mid, f.tid, f.bat, f.trc): f for f in findings if f.kind == "transaction"}
+    wrong = Counter()
+    for key, truth in w.scenario.truth.items():
+        f = got.get(key)
+        found = (f.status, f.cause) if f else ("(none)", "")
+        if found != (truth.status, truth.cause):
+            wrong[(truth.status, truth.cause, *found)] += 1
+    assert not wrong, wrong
+    assert len(w.scenario.truth) > 500

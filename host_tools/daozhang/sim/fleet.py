@@ -5,8 +5,9 @@ frames with the real second each is sent), knowing the run's timeline: a sale wh
 falls in its board's outage gets no response and is reversed when the link is back (`rv` 98),
 exactly what the terminal does, so its truth is `network_reversed`. The acquirer's side is the
 generator's own (`world._settle`): detail rows, payouts, injected upstream causes and the truth
-of every finding. Nothing here depends on what reached the store: the fleet run checks that
-separately (the no-loss invariant), and correlation must then match this truth.
+of every finding; `daozhang.sim.load.write_files` writes its files. Nothing here depends on
+what reached the store: the fleet run checks that separately (the no-loss invariant), and
+correlation must then match this truth.
 """
 
 from __future__ import annotations
@@ -18,19 +19,20 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
+from daozhang.settle.importer import ImportResult, import_file
 from daozhang.settle.policy import due
 from daozhang.settle.rows import BEIJING
 from daozhang.sim.device import _receipt
-from daozhang.sim.files import csv_bytes
+from daozhang.sim.load import write_files
 from daozhang.sim.world import (
     ACQUIRERS,
-    DEBIT_CAP,
     Merchant,
     Scenario,
     Txn,
     _Builder,
     _settle,
 )
+from daozhang.store import Store
 
 ACQUIRER_DAY_ROWS = 40
 AMOUNTS = (1000, 2500, 3800, 9900, 15000, 28800, 66600, 128000, 300000)
@@ -267,41 +269,16 @@ def receipts_of(world: FleetWorld) -> int:
     return sum(len(f) for f in world.frames.values())
 
 
-def write_settlement(world: FleetWorld, folder: Path) -> list[Path]:
-    """The acquirers' files for the run: merchants, detail per acquirer-day, payouts.
+def import_settlement(store: Store, world: FleetWorld, folder: Path) -> list[ImportResult]:
+    """Write the acquirers' files and import them as of the world's correlation time.
 
-    A detail file in `missing_files` is not written at all (the `file_missing` cause).
+    An acquirer that paid nothing on a day sends no payout file: the generic writer's empty
+    payout files (which the importer cannot date) are left out.
     """
-    sc = world.scenario
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    merchants = [
-        {
-            "mid": m.mid,
-            "acquirer": m.acquirer,
-            "fee_rate": m.fee_rate,
-            "debit_cap_fen": DEBIT_CAP,
-            "d0_surcharge": m.d0_surcharge,
-            "settle_type": m.settle_type,
-            "bank_account": "6222****" + m.mid[-4:],
-            "status": m.status,
-        }
-        for m in sc.merchants
-    ]
-    path = folder / "merchants.csv"
-    path.write_bytes(csv_bytes("merchants", merchants))
-    written.append(path)
-    for (acq, day), rows in sorted(sc.detail_rows.items()):
-        if (acq, day) in sc.missing_files:
+    results = []
+    for path in write_files(world.scenario, folder):
+        if "payout" in path.name and len(path.read_bytes().splitlines()) <= 1:
+            path.unlink()
             continue
-        path = folder / f"detail_{acq}_{day:%Y%m%d}.csv"
-        path.write_bytes(csv_bytes("detail", rows, "gbk" if acq == "ACQ02" else "utf-8"))
-        written.append(path)
-    by_day: dict[str, list[dict[str, Any]]] = {}
-    for p in sc.payouts:
-        by_day.setdefault(p["settle_date"], []).append(p)
-    for day_text, payouts in sorted(by_day.items()):
-        path = folder / f"payout_{day_text.replace('-', '')}.csv"
-        path.write_bytes(csv_bytes("payout", payouts))
-        written.append(path)
-    return written
+        results.append(import_file(store, path, now=world.scenario.as_of))
+    return results

@@ -1,0 +1,1 @@
+"""Network fault injection for tests, benchmarks and the fleet simulation."""

@@ -95,6 +95,8 @@ class DevicePublisher:
         self._client.reconnect_delay_set(1, 2)
         self._client.connect(host, port, keepalive=10)
         self._client.loop_start()
+        if not self._connected.wait(10):
+            raise ConnectionError(f"{self.dev}: no CONNACK from {self.broker}")
         return self
 
     def done(self) -> bool:

@@ -1,0 +1,334 @@
+"""The collector against the real Mosquitto, on SQLite and PostgreSQL, with device-like peers."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cbor2
+import pytest
+from daozhang.collector.devicewire import (
+    batch_bytes,
+    heartbeat_bytes,
+    receipt_body,
+    record_bytes,
+)
+from daozhang.collector.publisher import DevicePublisher, run_all
+from daozhang.services.mosquitto import Mosquitto
+from daozhang.services.ports import free_port
+from daozhang.store import open_store
+
+from tests.collector.procs import CollectorProcess
+
+FULL_PAN = "6228480402564890018"
+
+
+def q(db_url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    with open_store(db_url, migrate=False) as store, store.transaction() as tx:
+        return tx.execute(sql, params)
+
+
+def stream(n: int, dev_no: int = 0) -> list[bytes]:
+    mid = f"8983100481{dev_no:05d}"
+    return [
+        record_bytes(s, "r", receipt_body(s, mid=mid), t=1_780_000_000 + s, up=s)
+        if s % 7
+        else record_bytes(s, "d", {"ev": "probe", "rtt_ms": s % 300}, t=1_780_000_000 + s)
+        for s in range(1, n + 1)
+    ]
+
+
+@pytest.fixture
+def collector(mosquitto: Mosquitto, db_url: str, tmp_path: Path) -> Iterator[CollectorProcess]:
+    proc = CollectorProcess(mosquitto.url, db_url, tmp_path).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+class AckListener:
+    """Watches one device's ack topic the way the device would."""
+
+    def __init__(self, pub: DevicePublisher) -> None:
+        self.pub = pub
+
+    def wait_upto(self, upto: int, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.pub.acked < upto:
+            time.sleep(0.02)
+        assert self.pub.acked == upto
+
+
+def test_duplicates_are_stored_once_and_acked_again(
+    mosquitto: Mosquitto, db_url: str, collector: CollectorProcess
+) -> None:
+    recs = stream(20)
+    pub = DevicePublisher(mosquitto.url, "DUP1", 5, recs).start()
+    try:
+        first = batch_bytes("DUP1", 5, recs[:10])
+        for _ in range(3):  # the same batch three times
+            pub.publish_raw("up", first)
+        AckListener(pub).wait_upto(10)
+        acks_before = pub.acks_seen
+        pub.publish_raw("up", batch_bytes("DUP1", 5, recs[5:20]))  # 6..10 resent inside
+        AckListener(pub).wait_upto(20)
+        pub.publish_raw("up", first)  # an old batch again: acked again, at the full upto
+        deadline = time.monotonic() + 10
+        while pub.acks_seen < acks_before + 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert pub.acks_seen >= acks_before + 2 and pub.acked == 20
+    finally:
+        pub.stop()
+    assert q(db_url, "SELECT COUNT(*), COUNT(DISTINCT seq) FROM records") == [(20, 20)]
+    assert q(db_url, "SELECT COUNT(*) FROM receipt_history") == [(18,)]
+    assert q(db_url, "SELECT SUM(n_dup) FROM uploads") == [(35,)]
+
+
+def test_out_of_order_batches_are_acked_only_up_to_the_contiguous_seq(
+    mosquitto: Mosquitto, db_url: str, collector: CollectorProcess
+) -> None:
+    recs = stream(30)
+    pub = DevicePublisher(mosquitto.url, "OOO1", 9, recs).start()
+    try:
+        for n, part in enumerate((recs[20:30], recs[10:20]), start=1):
+            pub.publish_raw("up", batch_bytes("OOO1", 9, part))
+            deadline = time.monotonic() + 10
+            while pub.acks_seen < n and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert pub.acks_seen == n and pub.acked == 0
+        pub.publish_raw("up", batch_bytes("OOO1", 9, recs[0:10]))
+        AckListener(pub).wait_upto(30)
+    finally:
+        pub.stop()
+
+
+def test_bad_inputs_are_quarantined_while_good_traffic_continues(
+    mosquitto: Mosquitto, db_url: str, collector: CollectorProcess
+) -> None:
+    key = bytes(range(32))
+    with open_store(db_url, migrate=False) as store, store.transaction() as tx:
+        tx.execute("INSERT INTO devices (dev, hmac_key) VALUES (?, ?)", ("KEYD", key))
+    good = [DevicePublisher(mosquitto.url, f"GOOD{i}", 1, stream(300, i)).start() for i in range(3)]
+    signed = DevicePublisher(mosquitto.url, "KEYD", 3, stream(100, 9), key=key).start()
+    bad = DevicePublisher(mosquitto.url, "EVIL", 7, []).start()
+    rec = record_bytes(1, "r", receipt_body(1))
+    attacks = [
+        ("up", b"\xff\x00garbage", None, "cbor"),
+        ("up", b"\x00" * 9000, None, "too_large"),
+        ("up", batch_bytes("EVIL", 7, [rec])[:-3], None, "cbor"),
+        (
+            "up",
+            cbor2.dumps({"v": 9, "dev": "EVIL", "epoch": 7, "boot": 1, "recs": []}),
+            None,
+            "version",
+        ),
+        ("up", batch_bytes("GOOD0", 1, [rec]), None, "dev_mismatch"),
+        ("up", batch_bytes("KEYD", 3, [rec], key=b"k" * 32), "KEYD", "mac"),
+        ("up", batch_bytes("KEYD", 3, [rec]), "KEYD", "mac"),
+        (
+            "up",
+            batch_bytes("EVIL", 7, [record_bytes(1, "r", receipt_body(1, pan=FULL_PAN))]),
+            None,
+            "pan_unmasked",
+        ),
+        ("up", batch_bytes("EVIL", 7, [record_bytes(2, "r", {"mid": "x"})]), None, "record_schema"),
+        ("hb", b"\x01\x02", None, "cbor"),
+        ("hb", heartbeat_bytes("EVIL", link="sideways"), None, "hb_schema"),
+        ("status", b"maybe", None, "status"),
+        (
+            "up",
+            batch_bytes("EVIL", 7, [record_bytes(3, "d", {"ev": "lost", "from": 9, "to": 1})]),
+            None,
+            "record_schema",
+        ),
+    ]
+    try:
+        threads = threading.Thread(target=run_all, args=([*good, signed], 60))
+        threads.start()
+        for channel, payload, dev, _ in attacks:
+            bad.publish_raw(channel, payload, dev=dev)
+            time.sleep(0.05)
+        threads.join(70)
+        assert all(p.done() for p in [*good, signed])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if len(q(db_url, "SELECT id FROM quarantine")) >= len(attacks):
+                break
+            time.sleep(0.1)
+    finally:
+        for p in [*good, signed, bad]:
+            p.stop()
+    reasons = sorted(r for (r,) in q(db_url, "SELECT reason FROM quarantine"))
+    assert reasons == sorted(reason for *_, reason in attacks)
+    assert q(db_url, "SELECT COUNT(*) FROM quarantine WHERE detail = ''") == [(0,)]
+    for dev, n in [("GOOD0", 300), ("GOOD1", 300), ("GOOD2", 300), ("KEYD", 100)]:
+        assert q(db_url, "SELECT COUNT(*), MAX(seq) FROM records WHERE dev = ?", dev) == [(n, n)]
+    # Forged and wrong-topic batches never moved an ack; the authentic bad records did.
+    assert q(db_url, "SELECT upto FROM ack_state WHERE dev = 'KEYD'") == [(100,)]
+    assert q(db_url, "SELECT upto FROM ack_state WHERE dev = 'EVIL'") == [(3,)]
+    assert q(db_url, "SELECT COUNT(*) FROM records WHERE dev = 'EVIL'") == [(0,)]
+
+
+def test_heartbeats_status_and_lwt_make_a_timeline(
+    mosquitto: Mosquitto, db_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    proc = CollectorProcess(
+        mosquitto.url, db_url, tmp_path, "c1", "--metrics-port", str(port)
+    ).start()
+    pub = DevicePublisher(mosquitto.url, "HB01", 1, stream(10)).start()
+    try:
+        assert pub.run(20)
+        pub.publish_raw(
+            "hb",
+            heartbeat_bytes(
+                "HB01",
+                t=1_780_000_100,
+                jrec=42,
+                link="up",
+                sig={"rat": "lte", "rsrp": -101},
+                recon=2,
+            ),
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not q(db_url, "SELECT jrec FROM heartbeats"):
+            time.sleep(0.05)
+        assert q(db_url, "SELECT jrec, link, recon FROM heartbeats") == [(42, "up", 2)]
+        assert q(db_url, "SELECT online FROM devices WHERE dev = 'HB01'") == [(1,)]
+        text = (
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        )
+        assert 'dz_collector_messages_total{channel="up"}' in text
+        assert "dz_collector_records_total 10" in text
+        assert "dz_devices_backlog_records 42" in text
+        assert "dz_collector_commit_seconds_count" in text
+        pub.stop(clean=False)  # the link dies: the broker publishes the LWT
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if q(db_url, "SELECT online FROM devices WHERE dev = 'HB01'") == [(0,)]:
+                break
+            time.sleep(0.1)
+        assert q(db_url, "SELECT status FROM status_events WHERE dev = 'HB01' ORDER BY id") == [
+            ("online",),
+            ("offline",),
+        ]
+        assert proc.terminate() == 0  # SIGTERM: finish the group, disconnect, exit 0
+    finally:
+        proc.stop()
+
+
+def _check_exactly_once(db_url: str, pubs: list[DevicePublisher]) -> None:
+    for pub in pubs:
+        rows = q(db_url, "SELECT seq, raw FROM records WHERE dev = ? ORDER BY seq", pub.dev)
+        # Every record the device saw acked is stored, byte for byte; nothing else is.
+        assert [int(s) for s, _ in rows] == list(range(1, len(pub.records) + 1))
+        assert [bytes(r) for _, r in rows] == pub.records
+        receipts = sum(1 for r in pub.records if cbor2.loads(r)["k"] == "r")
+        assert q(db_url, "SELECT COUNT(*) FROM receipt_history WHERE dev = ?", pub.dev) == [
+            (receipts,)
+        ]
+        assert q(db_url, "SELECT COUNT(*) FROM receipts WHERE dev = ?", pub.dev) == [(receipts,)]
+    assert q(db_url, "SELECT COUNT(*) FROM quarantine") == [] or True
+    assert q(db_url, "SELECT reason, COUNT(*) FROM quarantine GROUP BY reason") == []
+
+
+@pytest.mark.slow
+def test_kill_9_at_30_random_moments_loses_and_duplicates_nothing(
+    mosquitto: Mosquitto, db_url: str, tmp_path: Path
+) -> None:
+    rng = random.Random(20261122)
+    pubs = [
+        DevicePublisher(
+            mosquitto.url,
+            f"KILL{i}",
+            1000 + i,
+            stream(2500, i),
+            per_batch=10,
+            window=4,
+            ack_timeout_s=1.0,
+        )
+        for i in range(4)
+    ]
+    proc = CollectorProcess(mosquitto.url, db_url, tmp_path).start()
+    for p in pubs:
+        p.start()
+    done = threading.Event()
+    result: list[bool] = []
+    runner = threading.Thread(target=lambda: (result.append(run_all(pubs, 240)), done.set()))
+    runner.start()
+    kills = 0
+    try:
+        while kills < 30:
+            # Random moments spread over the whole stream: kill k falls somewhere in the
+            # k-th of 31 equal stretches of acked records, a few ms after that point.
+            target = rng.randrange(kills * 320 + 1, (kills + 1) * 320)
+            while sum(p.acked for p in pubs) < target and not done.is_set():
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0, 0.05))
+            assert sum(p.acked for p in pubs) < 10_000, "the stream ended before kill {kills}"
+            proc.kill()
+            kills += 1
+            # Everything a device has seen acked must already be durable at each kill.
+            for p in pubs:
+                acked = p.acked
+                stored = q(
+                    db_url, "SELECT COUNT(*) FROM records WHERE dev = ? AND seq <= ?", p.dev, acked
+                )
+                assert stored == [(acked,)]
+            proc.start()
+        runner.join(250)
+        assert result == [True], [(p.dev, p.acked) for p in pubs]
+    finally:
+        proc.stop()
+        for p in pubs:
+            p.stop()
+    assert kills == 30 and proc.starts == 31
+    progress = sum(p.acked for p in pubs)
+    assert progress == 10_000
+    _check_exactly_once(db_url, pubs)
+
+
+@pytest.mark.slow
+def test_two_collectors_one_killed_for_good_lose_and_duplicate_nothing(
+    mosquitto: Mosquitto, db_url: str, tmp_path: Path
+) -> None:
+    a = CollectorProcess(mosquitto.url, db_url, tmp_path, "ca", "--session-expiry", "10").start()
+    b = CollectorProcess(mosquitto.url, db_url, tmp_path, "cb", "--session-expiry", "10").start()
+    pubs = [
+        DevicePublisher(
+            mosquitto.url,
+            f"PAIR{i}",
+            77 + i,
+            stream(1000, i),
+            per_batch=10,
+            window=4,
+            ack_timeout_s=1.0,
+        )
+        for i in range(4)
+    ]
+    for p in pubs:
+        p.start()
+    result: list[bool] = []
+    runner = threading.Thread(target=lambda: result.append(run_all(pubs, 120)))
+    runner.start()
+    try:
+        deadline = time.monotonic() + 30
+        while sum(p.acked for p in pubs) < 1000 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        a.kill()  # mid-stream, never restarted
+        runner.join(130)
+        assert result == [True], [(p.dev, p.acked) for p in pubs]
+    finally:
+        a.stop()
+        b.stop()
+        for p in pubs:
+            p.stop()
+    collectors = {c for (c,) in q(db_url, "SELECT DISTINCT collector FROM uploads")}
+    assert collectors == {"ca", "cb"}
+    _check_exactly_once(db_url, pubs)

@@ -23,6 +23,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("collect", "daozhang.collector.cli", "store device uploads exactly once and ack them"),
     ("settle", "daozhang.settle.cli", "import acquirer settlement files; list what was imported"),
     ("sim", "daozhang.fleet.cli", "fleet simulation: check, run and verify scenarios"),
+    ("flash", "daozhang.flash.cli", "compile, write, verify and self-test devices over mpremote"),
+    ("device", "daozhang.flash.device_cli", "inspect a device over mpremote"),
 ]
 
 

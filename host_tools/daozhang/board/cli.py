@@ -23,6 +23,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     start.add_argument("--name", help="board name (default: the image file's stem)")
     start.add_argument("--heap", default="64K", help="MicroPython heap cap (default 64K)")
     start.add_argument("--autostart", action="store_true", help="run the agent at power-on")
+    start.add_argument(
+        "--from-flash",
+        action="store_true",
+        help="run only what is flashed on the board (no development source mounts)",
+    )
+    start.add_argument(
+        "--fs", choices=["lfs2", "fat"], default="lfs2", help="format a blank image (default lfs2)"
+    )
     start.set_defaults(handler=_start)
 
     stop = sub.add_parser("stop", help="stop a virtual board")
@@ -51,7 +59,14 @@ def run(args: argparse.Namespace) -> int:  # every action sets its own handler
 def _start(args: argparse.Namespace) -> int:
     size = parse_flash_size(args.flash_size)
     board = VirtualBoard.named(args.name or args.image.stem)
-    tty = board.start(args.image, size, heapsize=args.heap, autostart=args.autostart)
+    tty = board.start(
+        args.image,
+        size,
+        heapsize=args.heap,
+        autostart=args.autostart,
+        dev=not args.from_flash,
+        fs=args.fs,
+    )
     print(tty)
     return 0
 

@@ -2,7 +2,8 @@
 
 A board's runtime state lives in `<state>/boards/<name>/`: the console symlink `tty`, the
 relay's `relay.pid`, the MicroPython process's `mp.pid`, the control folder `hw/` (mounted
-read-only on the board at /_hw) and `board.log` (the board's stderr).
+read-only on the board at /_hw), `board.log` (the board's stderr) and `start.json` (how it was
+last started, so that a power cycle brings it back the same way).
 """
 
 from __future__ import annotations
@@ -119,7 +120,12 @@ class VirtualBoard:
         autostart: bool = False,
         dev: bool = True,
         timeout_s: float = 15.0,
+        fs: str = "lfs2",
     ) -> Path:
+        """Power the board on. `dev=False` runs only what is on its flash (as after
+        `daozhang flash`); `fs="fat"` formats a blank image FAT instead of LittleFS2."""
+        if fs not in ("lfs2", "fat"):
+            raise UsageError(f"filesystem {fs!r}: expected lfs2 or fat")
         if self.running():
             raise DaozhangError(f"board {self.name!r} is already running on {self.tty}")
         image = image.resolve()
@@ -134,6 +140,15 @@ class VirtualBoard:
             if path.is_symlink() or path.exists():
                 path.unlink()
         (self.root / "image").write_text(f"{image}\n")
+        started = {
+            "image": str(image),
+            "flash_size": flash_size,
+            "heapsize": heapsize,
+            "board": board,
+            "dev": dev,
+            "fs": fs,
+        }
+        (self.root / "start.json").write_text(json.dumps(started, sort_keys=True))
         dev_dirs = [str(BOARDS / board), str(FIRMWARE)] if dev else []
         argv = [
             *micropython_argv(heapsize),
@@ -142,6 +157,7 @@ class VirtualBoard:
             str(image),
             str(flash_size // BLOCK_SIZE),
             str(self.hw),
+            *(["--fs=fat"] if fs == "fat" else []),
             *dev_dirs,
         ]
         env = dict(os.environ)
@@ -187,6 +203,26 @@ class VirtualBoard:
                     _signal(pid, signal.SIGKILL)
         return True
 
+    def power_cycle(self, dev: bool | None = None, autostart: bool | None = None) -> Path:
+        """Cut the power and start again as last started (optionally changing `dev` and
+        `autostart`): the virtual board's "reboot", as unplugging a USB board is."""
+        try:
+            started: dict[str, Any] = json.loads((self.root / "start.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise DaozhangError(f"board {self.name!r} was never started here: {exc}") from exc
+        if autostart is None:
+            autostart = (self.hw / "autostart").exists()
+        self.stop(power_cut=True)
+        return self.start(
+            Path(started["image"]),
+            int(started["flash_size"]),
+            heapsize=str(started["heapsize"]),
+            board=str(started["board"]),
+            autostart=autostart,
+            dev=bool(started["dev"]) if dev is None else dev,
+            fs=str(started.get("fs", "lfs2")),
+        )
+
     def status(self) -> dict[str, Any]:
         image_file = self.root / "image"
         return {
@@ -204,6 +240,20 @@ def list_boards() -> list[VirtualBoard]:
     if not root.is_dir():
         return []
     return [VirtualBoard(p.name, p) for p in sorted(root.iterdir()) if p.is_dir()]
+
+
+def board_on_port(port: str) -> VirtualBoard | None:
+    """The virtual board whose console is `port` (its `tty` link or the pty it points to)."""
+    try:
+        target = os.path.realpath(port)
+    except OSError:
+        return None
+    for board in list_boards():
+        if not board.tty.is_symlink():
+            continue
+        if os.path.abspath(port) == str(board.tty) or os.path.realpath(board.tty) == target:
+            return board
+    return None
 
 
 def _prepare_image(image: Path, flash_size: int) -> None:

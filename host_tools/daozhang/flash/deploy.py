@@ -1,0 +1,346 @@
+"""Flash one device: probe, compile, plan, write, verify, reboot, self-test, register.
+
+Nothing is written before every refusal has had its chance (no device, busy port, wrong
+MicroPython, FAT, not enough flash, no broker): a refused device keeps what it had.
+Files are written only when their SHA-256 on the device differs, `/fw.json` (the manifest)
+last; then every file is read back by hash. The device's reboot is its board backend's job.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from daozhang import __version__
+from daozhang.errors import DaozhangError, UsageError
+from daozhang.flash import registry
+from daozhang.flash.build import Build, Compiler, DeviceFile, build, choose_compiler, compilers
+from daozhang.flash.link import DeviceError, Port
+from daozhang.flash.probe import Probe, probe, read_hashes
+from daozhang.flash.reboot import restart_agent
+from daozhang.store import Store
+
+# The journal needs this much free flash beyond the firmware (about 300 receipts) for the
+# agent to be worth installing; the self-test checks the same figure after the flash.
+JOURNAL_MIN_BYTES = 96 * 1024
+CONFIG_PATH = "/config.json"
+# Credential slots (docs/technician-howto.md): the HMAC key always, TLS material optional.
+SECRET_HMAC = "/secrets/hmac.key"
+SECRET_SLOTS = {
+    "ca": "/secrets/ca.pem",
+    "cert": "/secrets/client.crt",
+    "key": "/secrets/client.key",
+}
+HEARTBEAT_WAIT_S = 90.0
+
+_T = TypeVar("_T")
+Progress = Callable[[str, float], None]  # (step description, fraction done 0..1)
+
+
+@dataclass
+class FlashOptions:
+    board: str
+    broker: str | None
+    operator: str
+    dry_run: bool = False
+    tls: dict[str, Path] = field(default_factory=dict)  # slot name -> local file
+    mpy_override: int | None = None
+    heartbeat_wait_s: float = HEARTBEAT_WAIT_S
+    check_heartbeat: bool = False
+
+
+@dataclass
+class FlashResult:
+    port: str
+    dev: str
+    ok: bool = False
+    error: str | None = None
+    written: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    selftest: list[list[str]] = field(default_factory=list)
+    fw_hash: str = ""
+    mpy: str = ""
+
+    @property
+    def verdict(self) -> str:
+        if self.error is not None:
+            return "fail"
+        statuses = {row[1] for row in self.selftest}
+        if "fail" in statuses:
+            return "fail"
+        if "n/a" in statuses:
+            return "incomplete"  # a part is missing: never reported as a pass
+        return "pass"
+
+
+class _BuildCache:
+    """One compile per compiler for all devices flashed in parallel."""
+
+    def __init__(self, board: str) -> None:
+        self.board = board
+        self._lock = threading.Lock()
+        self._compilers: list[Compiler] | None = None
+        self._builds: dict[str, Build] = {}
+
+    def for_device(self, device_mpy: int | None) -> Build:
+        with self._lock:
+            if self._compilers is None:
+                self._compilers = compilers()
+            compiler = choose_compiler(device_mpy, self._compilers)
+            if compiler.label not in self._builds:
+                self._builds[compiler.label] = build(self.board, compiler)
+            return self._builds[compiler.label]
+
+
+def split_broker(url: str) -> tuple[str, str, int]:
+    scheme, sep, rest = url.partition("://")
+    host, _, port = rest.rstrip("/").rpartition(":")
+    if not sep or scheme not in ("mqtt", "mqtts") or not host or not port.isdigit():
+        raise UsageError(f"--broker {url!r}: expected mqtt://HOST:PORT or mqtts://HOST:PORT")
+    return scheme, host, int(port)
+
+
+def config_file(dev: str, broker: str, key: bytes, old: dict[str, Any] | None) -> DeviceFile:
+    """`/config.json` in the agent's own format (firmware/config.py: flat keys, unknown keys
+    refused): device id, broker host/port/tls and the HMAC key in hex, which is how the agent
+    reads it today (the same key is also in its credential slot /secrets/hmac.key). Every other
+    key already on the device (intervals a technician tuned) is kept."""
+    scheme, host, port = split_broker(broker)
+    body = dict(old or {})
+    body.update({"dev": dev, "host": host, "port": port, "tls": scheme == "mqtts"})
+    body["key"] = key.hex()
+    return DeviceFile(CONFIG_PATH, json.dumps(body, sort_keys=True).encode() + b"\n")
+
+
+def broker_of(config: dict[str, Any] | None) -> str | None:
+    """The broker URL a device's config names, if it names one."""
+    if not config or not isinstance(config.get("host"), str):
+        return None
+    scheme = "mqtts" if config.get("tls") else "mqtt"
+    return f"{scheme}://{config['host']}:{config.get('port', 8883 if config.get('tls') else 1883)}"
+
+
+class Flasher:
+    """Flashes devices of one board type; safe to use from several threads at once."""
+
+    def __init__(self, options: FlashOptions, store: Callable[[], Store] | None) -> None:
+        self.options = options
+        self.open_store = store
+        self.builds = _BuildCache(options.board)
+
+    def flash(self, port_name: str, dev: str, progress: Progress) -> FlashResult:
+        result = FlashResult(port_name, dev)
+        try:
+            self._flash(Port(port_name), dev, result, progress)
+        except DaozhangError as exc:
+            result.error = str(exc)
+        return result
+
+    def _flash(self, port: Port, dev: str, result: FlashResult, progress: Progress) -> None:
+        opts = self.options
+        progress("probing", 0.02)
+        port.check_present()
+        wanted_paths = [CONFIG_PATH, SECRET_HMAC, *SECRET_SLOTS.values()]
+        dev_probe = probe(port, ["/fw.json", *wanted_paths, *_planned_paths(opts.board)])
+        device_mpy = dev_probe.mpy
+        if opts.mpy_override is not None:
+            _check_override(port.port, device_mpy, opts.mpy_override)
+            device_mpy = opts.mpy_override
+        progress("compiling", 0.08)
+        fw = self.builds.for_device(device_mpy)
+        result.fw_hash, result.mpy = fw.fw_hash, fw.compiler.label
+        _check_filesystem(port.port, dev_probe)
+        broker = opts.broker or broker_of(dev_probe.config)
+        if broker is None:
+            raise UsageError(f"{port.port}: --broker is required (the device has no broker yet)")
+        split_broker(broker)
+
+        key = self._key(dev)
+        files = [f for f in fw.files]
+        files.append(config_file(dev, broker, key or b"", dev_probe.config))
+        files.extend(DeviceFile(SECRET_SLOTS[s], p.read_bytes()) for s, p in opts.tls.items())
+        if key is not None:
+            files.append(DeviceFile(SECRET_HMAC, key))
+        manifest = fw.manifest()
+        files.append(manifest)  # last: the manifest says the flash completed
+        changed = [f for f in files if dev_probe.hashes.get(f.remote) != f.sha256]
+        keep = {f.remote for f in files}
+        removed = [p for p in dev_probe.old_files if p not in keep and p.startswith("/lib/")]
+        result.written = [f.remote for f in changed]
+        result.removed = removed
+        result.unchanged = len(files) - len(changed)
+        _check_room(port.port, dev_probe, changed)
+        if opts.dry_run:
+            result.ok = True
+            return
+        _write(port, changed, removed, progress)
+        progress("verifying", 0.6)
+        _verify(port, files)
+        progress("rebooting", 0.65)
+        restart_agent(port)
+        progress("self-test", 0.7)
+        result.selftest = _selftest(port, dev, fw)
+        progress("restarting agent", 0.8)
+        started = time.time()
+        restart_agent(port)
+        result.selftest.append(self._heartbeat_row(dev, started, progress))
+        result.ok = result.verdict == "pass"
+        self._with_store(
+            lambda store: registry.record_flash(
+                store,
+                registry.FlashRecord(
+                    dev=dev,
+                    board=opts.board,
+                    port=port.port,
+                    fw_version=__version__,
+                    fw_hash=fw.fw_hash,
+                    mpy=fw.compiler.label,
+                    operator=opts.operator,
+                    files_written=len(changed),
+                    files_removed=len(removed),
+                    result=result.verdict,
+                    selftest=result.selftest,
+                ),
+            )
+        )
+        progress("done", 1.0)
+
+    def _with_store(self, action: Callable[[Store], _T]) -> _T:
+        if self.open_store is None:
+            raise UsageError("a database is needed to register the HMAC key (--db)")
+        store = self.open_store()
+        try:
+            return action(store)
+        finally:
+            store.close()
+
+    def _key(self, dev: str) -> bytes | None:
+        """The HMAC key to install; in a dry run only one already registered (None if none:
+        then the key is listed as a change)."""
+        if not self.options.dry_run:
+            return self._with_store(lambda store: registry.key_for(store, dev))
+        if self.open_store is None:
+            return None
+        try:
+            return self._with_store(lambda store: registry.registered_key(store, dev))
+        except DaozhangError:
+            return None
+
+    def _heartbeat_row(self, dev: str, since: float, progress: Progress) -> list[str]:
+        if not self.options.check_heartbeat:
+            return ["heartbeat", "skip", "not checked: give --db with the collector's database"]
+        progress("waiting for heartbeat", 0.85)
+        deadline = time.monotonic() + self.options.heartbeat_wait_s
+        while True:
+            try:
+                seen = self._with_store(lambda store: registry.latest_heartbeat(store, dev, since))
+            except DaozhangError as exc:
+                return ["heartbeat", "fail", f"not available: {exc}"]
+            if seen is not None:
+                return [
+                    "heartbeat",
+                    "pass",
+                    f"collector stored one {seen - since:.1f} s after start",
+                ]
+            if time.monotonic() > deadline:
+                return [
+                    "heartbeat",
+                    "fail",
+                    f"the collector stored no heartbeat from {dev} within "
+                    f"{self.options.heartbeat_wait_s:.0f} s",
+                ]
+            time.sleep(1.0)
+
+
+def _planned_paths(board: str) -> list[str]:
+    """Device paths of the firmware files, known before the compiler is chosen."""
+    from daozhang.flash.build import device_paths
+
+    return device_paths(board)
+
+
+def _check_override(port: str, device_mpy: int | None, override: int) -> None:
+    from daozhang.flash.build import WrongMicroPython, decode_mpy
+
+    if device_mpy is None:
+        return
+    have, want = decode_mpy(device_mpy), decode_mpy(override)
+    if have[0] != want[0]:
+        raise WrongMicroPython(
+            f"{port}: wrong MicroPython version: the device loads .mpy v{have[0]}.{have[1]} "
+            f"but .mpy v{want[0]}.{want[1]} was asked for: it would refuse every module"
+        )
+
+
+def _check_filesystem(port: str, dev_probe: Probe) -> None:
+    if dev_probe.fs in ("VfsLfs2", "VfsLfs1"):
+        return
+    if dev_probe.fs == "VfsFat":
+        raise DeviceError(
+            f"{port}: the flash is formatted FAT, not LittleFS: a power cut can corrupt FAT "
+            "and lose receipts; reformat it LittleFS (docs/technician-howto.md, 'FAT')"
+        )
+    raise DeviceError(f"{port}: the root filesystem is {dev_probe.fs}, not LittleFS")
+
+
+def _check_room(port: str, dev_probe: Probe, changed: list[DeviceFile]) -> None:
+    # Rewritten files free their old blocks; count whole blocks as LittleFS allocates them.
+    block = max(dev_probe.block, 1)
+    blocks = sum(-(-len(f.data) // block) + 1 for f in changed)
+    need = blocks * block + JOURNAL_MIN_BYTES
+    if need > dev_probe.free_bytes:
+        raise DeviceError(
+            f"{port}: not enough flash: {dev_probe.free_bytes // 1024} KiB free of "
+            f"{dev_probe.size_bytes // 1024} KiB, needs {need // 1024} KiB (firmware and config "
+            f"{blocks * block // 1024} KiB + journal {JOURNAL_MIN_BYTES // 1024} KiB)"
+        )
+
+
+def _write(port: Port, changed: list[DeviceFile], removed: list[str], progress: Progress) -> None:
+    dirs = sorted({f.remote.rsplit("/", 1)[0] for f in changed if f.remote.count("/") > 1})
+    all_dirs: list[str] = []
+    for d in dirs:  # parents first: /lib before /lib/pkg
+        parts = d.strip("/").split("/")
+        for i in range(1, len(parts) + 1):
+            path = "/" + "/".join(parts[:i])
+            if path not in all_dirs:
+                all_dirs.append(path)
+    with tempfile.TemporaryDirectory(prefix="daozhang-flash-") as tmp:
+        pairs: list[tuple[Path, str]] = []
+        for index, f in enumerate(changed):
+            local = Path(tmp) / f"{index:03d}"
+            local.write_bytes(f.data)
+            pairs.append((local, f.remote))
+        # A few files per mpremote session, so the progress bar moves on a slow link.
+        step = 8
+        for start in range(0, max(len(pairs), 1), step):
+            progress(
+                f"writing {min(start + step, len(pairs))}/{len(pairs)}",
+                0.15 + 0.45 * start / max(len(pairs), 1),
+            )
+            port.copy(pairs[start : start + step], all_dirs if start == 0 else [])
+    port.remove(removed)
+
+
+def _verify(port: Port, files: list[DeviceFile]) -> None:
+    on_device = read_hashes(port, [f.remote for f in files])
+    bad = [f.remote for f in files if on_device.get(f.remote) != f.sha256]
+    if bad:
+        raise DeviceError(
+            f"{port.port}: verify failed: {len(bad)} file(s) read back different "
+            f"({', '.join(bad[:3])}): the flash may be worn; flash again"
+        )
+
+
+def _selftest(port: Port, dev: str, fw: Build) -> list[list[str]]:
+    args = f"{json.dumps(dev)}, {json.dumps(fw.modules)}, {JOURNAL_MIN_BYTES}"
+    code = f"import selftest\nselftest.main({args})"
+    rows = port.exec_json(code, "DZ-SELFTEST", timeout_s=120)
+    return [[str(c) for c in row] for row in rows]

@@ -1,0 +1,131 @@
+"""Talking to a device over its serial port with the real `mpremote`.
+
+Every call is one `mpremote connect PORT resume ...` process: `resume` keeps MicroPython from
+soft-resetting (which on the unix port would end the process), and the raw REPL that mpremote
+enters interrupts the running agent with Ctrl-C, as on a USB board. mpremote says "failed to
+access PORT" for a missing port and for a busy one alike; we tell them apart first, so the
+technician reads which it is.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from daozhang.errors import DaozhangError
+
+
+class DeviceError(DaozhangError):
+    """A device-side problem, reported as one line naming the port."""
+
+
+class NoDevice(DeviceError):
+    pass
+
+
+class PortBusy(DeviceError):
+    pass
+
+
+class NoAnswer(DeviceError):
+    pass
+
+
+def _port_busy(port: str) -> bool:
+    """True if another program holds the port (pyserial's exclusive lock, as mpremote uses)."""
+    try:
+        fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError as exc:
+        return exc.errno == errno.EBUSY
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+class Port:
+    """One serial port with MicroPython behind it."""
+
+    def __init__(self, port: str, timeout_s: float = 60.0) -> None:
+        self.port = port
+        self.timeout_s = timeout_s
+
+    def check_present(self) -> None:
+        if not os.path.exists(self.port):
+            raise NoDevice(f"{self.port}: no device on this port (check the cable and the name)")
+
+    def mpremote(self, *args: str, timeout_s: float | None = None) -> str:
+        self.check_present()
+        argv = [sys.executable, "-m", "mpremote", "connect", self.port, "resume", *args]
+        try:
+            result = subprocess.run(
+                argv,
+                capture_output=True,
+                timeout=timeout_s or self.timeout_s,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise NoAnswer(
+                f"{self.port}: the device did not answer within {exc.timeout:.0f} s"
+            ) from exc
+        out = result.stdout.decode(errors="replace")
+        err = result.stderr.decode(errors="replace")
+        if result.returncode != 0:
+            raise self._error(out, err)
+        return out
+
+    def _error(self, out: str, err: str) -> DeviceError:
+        text = (err.strip() or out.strip()).splitlines()
+        last = text[-1] if text else "mpremote failed"
+        if "failed to access" in last:
+            if not os.path.exists(self.port):
+                return NoDevice(f"{self.port}: no device on this port (check the cable and name)")
+            if _port_busy(self.port):
+                return PortBusy(
+                    f"{self.port}: port busy: another program has it open "
+                    "(close mpremote, screen, Thonny or the IDE using it)"
+                )
+            return NoDevice(f"{self.port}: cannot open the port: {last}")
+        if "could not enter raw repl" in last:
+            return NoAnswer(
+                f"{self.port}: no MicroPython REPL answered (wrong port, or the device is "
+                "not running MicroPython: flash the base image first)"
+            )
+        return DeviceError(f"{self.port}: {last}")
+
+    def exec_json(self, code: str, marker: str, timeout_s: float | None = None) -> Any:
+        """Run `code` on the device; it prints one line `MARKER <json>`."""
+        out = self.mpremote("exec", code, timeout_s=timeout_s)
+        for line in out.splitlines():
+            if line.startswith(marker + " "):
+                return json.loads(line[len(marker) + 1 :])
+        tail = out.strip().splitlines()[-3:]
+        raise DeviceError(f"{self.port}: unexpected answer from the device: {' | '.join(tail)}")
+
+    def copy(self, pairs: Sequence[tuple[Path, str]], dirs: Sequence[str]) -> None:
+        """Create `dirs`, then copy each local file to its device path, in one session."""
+        args: list[str] = []
+        for d in dirs:
+            args += ["exec", f"import os\ntry:\n os.mkdir({d!r})\nexcept OSError:\n pass", "+"]
+        for local, remote in pairs:
+            args += ["fs", "cp", "-f", str(local), ":" + remote, "+"]
+        if args:
+            self.mpremote(*args[:-1])
+
+    def remove(self, paths: Sequence[str]) -> None:
+        if paths:
+            listed = json.dumps(list(paths))
+            code = f"import os\nfor p in {listed}:\n try:\n  os.remove(p)\n except OSError:\n  pass"
+            self.mpremote("exec", code)

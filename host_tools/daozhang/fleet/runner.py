@@ -37,9 +37,11 @@ PARTS: list[tuple[str, str, str]] = [
     ),
     ("the POS simulator library (daozhang.pos)", "module:daozhang.pos", "journal"),
     ("the agent's uploader (firmware/uploader.py)", "firmware:uploader.py", "uplink"),
+    ("firmware/main.py starting the agent (intake, journal, uplink)", "main:Agent", "uplink"),
     ("the fault-injecting proxy (daozhang.faults.proxy)", "module:daozhang.faults.proxy", "uplink"),
     ("the collector (daozhang.collector)", "module:daozhang.collector", "collector"),
-    ("the scenario generator's settlement files (daozhang.sim)", "module:daozhang.sim", "settle"),
+    ("flashing (daozhang.flash)", "module:daozhang.flash", "flash"),
+    ("the scenario generator (daozhang.sim)", "module:daozhang.sim", "settle"),
     ("correlation (daozhang.correlate)", "module:daozhang.correlate", "settle"),
 ]
 
@@ -50,6 +52,9 @@ def _present(probe: str) -> bool:
     kind, _, what = probe.partition(":")
     if kind == "firmware":
         return all((FIRMWARE / name).is_file() for name in what.split(","))
+    if kind == "main":
+        main = FIRMWARE / "main.py"
+        return main.is_file() and what in main.read_text()
     try:
         return importlib.util.find_spec(what) is not None
     except ModuleNotFoundError:
@@ -114,13 +119,30 @@ class _Run:
 
     def execute(self) -> RunResult:
         from daozhang.fleet import wiring
+        from daozhang.sim.fleet import Day, fleet_world
 
         s, out = self.scenario, self.out
         db_url = f"sqlite:///{out / 'daozhang.db'}" if s.db == "sqlite" else s.db
         result = RunResult(ok=False, out=out)
+        day = Day(s.day.date, _seconds(s.day.open_hhmm), _seconds(s.day.close_hhmm), s.duration_s)
+        outages = {d.dev: plan.outages(self.events, d.index, s.duration_s) for d in s.devices}
+        world = fleet_world(
+            s.seed,
+            [d.dev for d in s.devices],
+            day,
+            s.receipts_per_board,
+            outages,
+            s.settlement_causes,
+            s.no_response_pct,
+        )
+        n_frames = sum(len(f) for f in world.frames.values())
+        self.say(
+            f"generated the business day: {n_frames} receipts on {len(s.devices)} "
+            f"terminals, {len(world.scenario.truth)} transactions with a known outcome"
+        )
         with (
             Supervisor(out / "logs", reap_orphans=True) as sup,
-            wiring.Session(s, out, sup) as session,
+            wiring.Session(s, out, sup, world) as session,
         ):
             # Boards are managed under the run's own state folder, not the user's.
             session.use_state_dir(out / "state")
@@ -140,12 +162,9 @@ class _Run:
                 c.start()
             session.wait_store_ready(db_url)
             self.say(f"{len(collectors)} collector(s) on {db_url}")
-            paths: list[LinkPath | None] = []
-            slots: list[BoardSlot] = []
-            for device in s.devices:
-                path = session.open_path(device, broker)
-                paths.append(path)
-                slot = BoardSlot(
+            paths = [session.open_path(device, broker) for device in s.devices]
+            slots = [
+                BoardSlot(
                     device,
                     VirtualBoard.named(device.dev),
                     out / "images" / f"{device.dev}.img",
@@ -153,20 +172,21 @@ class _Run:
                     heapsize=s.heapsize,
                     autostart=True,
                 )
-                session.provision(slot, path)
-                slot.power_on()
-                sup.adopt(f"board {device.dev}", _power_cut(slot.board))
-                slots.append(slot)
-            self.say(f"{len(slots)} boards powered on, each behind its proxy")
-            target = FleetTarget(slots, broker, collectors, paths)
-            for slot, maybe in zip(slots, paths, strict=True):
+                for device in s.devices
+            ]
+            for slot in slots:
+                sup.adopt(f"board {slot.device.dev}", _power_cut(slot.board))
+            self.say(f"flashing {len(slots)} virtual boards with the real tool (mpremote)")
+            session.provision(slots, paths, db_url, self.say)
+            self.say(f"{len(slots)} boards running the agent, each behind its own proxy")
+            target = FleetTarget(slots, broker, collectors, list[LinkPath | None](paths))
+            for slot, path in zip(slots, paths, strict=True):
                 state = plan.base_state(slot.device)
                 slot.show(state)
-                if maybe is not None:
-                    maybe.apply(state)
+                path.apply(state)
             pos = session.start_pos(slots, self.events)
             self.say(
-                f"traffic: {s.receipts} receipts over {s.duration_s:g} s "
+                f"traffic: {n_frames} receipts over {s.duration_s:g} s "
                 f"(business day x{s.time_scale:.0f}), {len(self.events)} timeline events"
             )
             player = Player(self.events, target, out / "timeline.jsonl").start()
@@ -196,11 +216,10 @@ class _Run:
         # Every process is stopped: the store is final.
         check = invariants.check(truth, session.stored(db_url))
         result.invariants = check
-        table = invariants.render(check, only_problems=True)
         (out / "invariants.txt").write_text(invariants.render(check) + "\n")
-        self.say("invariant (POS acks vs store):\n" + table)
+        self.say("invariant (POS acks vs store):\n" + invariants.render(check, only_problems=True))
         self.say("settlement files from the generator, import, correlation")
-        summary, report = session.settle_and_correlate(db_url, truth, self.events)
+        summary, report = session.settle_and_correlate(db_url)
         result.summary, result.report = summary, report
         for line in summary:
             self.say(line)
@@ -227,3 +246,8 @@ class _Run:
 
 def _power_cut(board: VirtualBoard) -> Callable[[], object]:
     return lambda: board.stop(power_cut=True)
+
+
+def _seconds(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 3600 + int(minutes) * 60

@@ -31,10 +31,15 @@ class BoardSlot:
     flash_size: int
     heapsize: str = "64K"
     autostart: bool = True
+    dev: bool = False  # False: run what is flashed on the image, as a real board does
 
     def power_on(self) -> None:
         self.board.start(
-            self.image, self.flash_size, heapsize=self.heapsize, autostart=self.autostart
+            self.image,
+            self.flash_size,
+            heapsize=self.heapsize,
+            autostart=self.autostart,
+            dev=self.dev,
         )
 
     def power_cut(self) -> None:

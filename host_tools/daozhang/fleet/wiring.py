@@ -1,27 +1,35 @@
 """The one place where the fleet run meets the other components' APIs.
 
 `Session` hands the runner what it needs from the collector (its command line, its tables),
-the proxy, the agent's configuration, the POS simulators, the generator and correlation.
-Methods whose component has not landed in this build raise `DaozhangError` naming it; the
-runner checks `missing_parts()` first, so a run never reaches them.
+the fault proxy, the flashing tool, the POS simulators, the generator and correlation. A
+method whose component has not landed in this build raises `DaozhangError` naming it; the
+runner checks `missing_parts()` first, so a run never reaches one.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
 from daozhang.errors import DaozhangError, StoreError
+from daozhang.faults.proxy import FaultProxy
 from daozhang.fleet import invariants, plan
 from daozhang.fleet.scenario import Device, Scenario
 from daozhang.fleet.supervisor import Supervisor
-from daozhang.fleet.target import BoardSlot, LinkPath
+from daozhang.fleet.target import BoardSlot
 from daozhang.services.mosquitto import Mosquitto
+from daozhang.sim.fleet import FleetWorld, import_settlement
 from daozhang.store import open_store
+
+FLASH_PARALLEL = 4  # mpremote sessions at once: the machine has 2 cores
 
 
 class PosFleet(Protocol):
@@ -36,13 +44,42 @@ class PosFleet(Protocol):
     def stop(self) -> None: ...
 
 
+class ProxyPath:
+    """A board's link as the fault proxy shows it (the proxy has no jitter: netem mode does)."""
+
+    def __init__(self, proxy: FaultProxy) -> None:
+        self.proxy = proxy
+        self._down = False
+
+    @property
+    def port(self) -> int:
+        return self.proxy.port
+
+    def apply(self, state: plan.LinkState) -> None:
+        # The board's own link down: nothing can pass either, whatever the path does.
+        self.proxy.blackhole(state.path == plan.BLACKHOLE or not state.link_up)
+        down = state.path == plan.DOWN
+        if down != self._down:
+            self.proxy.refuse(down)
+            if down:
+                self.proxy.reset()
+            self._down = down
+        bytes_per_s = state.kbps * 125.0
+        self.proxy.shape(delay_ms=state.delay_ms, up_bps=bytes_per_s, down_bps=bytes_per_s)
+
+    def reset(self) -> None:
+        self.proxy.reset()
+
+
 def _not_landed(what: str, branch: str) -> DaozhangError:
     return DaozhangError(f"fleet wiring: {what} is not in this build (branch {branch})")
 
 
 class Session:
-    def __init__(self, scenario: Scenario, out: Path, supervisor: Supervisor) -> None:
-        self.scenario, self.out, self.supervisor = scenario, out, supervisor
+    def __init__(
+        self, scenario: Scenario, out: Path, supervisor: Supervisor, world: FleetWorld
+    ) -> None:
+        self.scenario, self.out, self.supervisor, self.world = scenario, out, supervisor, world
         self.causes_ok = False
         self._saved_state: str | None = None
 
@@ -70,6 +107,7 @@ class Session:
     # --- collector (issue 5's command line and interfaces C) ---------------------------
 
     def collector_argv(self, broker: Mosquitto, db_url: str, index: int) -> list[str]:
+        # A fixed client id per collector: a restarted one resumes its broker session.
         return [
             sys.executable,
             "-m",
@@ -81,6 +119,8 @@ class Session:
             db_url,
             "--group",
             "fleet",
+            "--name",
+            f"fleet-collector{index}",
         ]
 
     def wait_store_ready(self, db_url: str, timeout_s: float = 30) -> None:
@@ -100,20 +140,96 @@ class Session:
             return list(invariants.stored_receipts(store))
 
     def stored_count(self, db_url: str) -> int:
-        return len(self.stored(db_url))
+        with open_store(db_url, migrate=False) as store:
+            try:
+                with store.transaction() as tx:
+                    return int(
+                        tx.execute("SELECT COUNT(*) FROM records WHERE kind = ?", ("r",))[0][0]
+                    )
+            except Exception as exc:  # noqa: BLE001 -- sqlite3/psycopg errors before the schema
+                raise StoreError(f"no records table yet: {exc}") from None
 
-    # --- parts of other branches ----------------------------------------------------------
+    # --- the board's path: a fault proxy in front of the broker ---------------------------
 
-    def open_path(self, device: Device, broker: Mosquitto) -> LinkPath:
-        raise _not_landed("the fault-injecting proxy", "uplink")
+    def open_path(self, device: Device, broker: Mosquitto) -> ProxyPath:
+        proxy = FaultProxy("127.0.0.1", broker.port).start()
+        self.supervisor.adopt(f"proxy {device.dev}", proxy.stop)
+        return ProxyPath(proxy)
 
-    def provision(self, slot: BoardSlot, path: LinkPath) -> None:
-        raise _not_landed("the agent's configuration on a board", "uplink/flash")
+    # --- flashing: the real tool, as a technician would ---------------------------------
+
+    def provision(
+        self,
+        slots: list[BoardSlot],
+        paths: list[ProxyPath],
+        db_url: str,
+        say: Callable[[str], None],
+    ) -> None:
+        from daozhang.flash.deploy import Flasher, FlashOptions
+
+        shared = Flasher(FlashOptions("virtual", None, "daozhang sim"), None)
+
+        def one(i: int) -> str | None:
+            slot, path = slots[i], paths[i]
+            slot.board.start(slot.image, slot.flash_size, heapsize=slot.heapsize, dev=False)
+            broker = f"mqtt://127.0.0.1:{path.port}"  # through the board's own proxy
+            flasher = Flasher(
+                FlashOptions("virtual", broker, "daozhang sim"), lambda: open_store(db_url)
+            )
+            flasher.builds = shared.builds  # one compile for the whole fleet
+            result = flasher.flash(str(slot.board.tty), slot.device.dev, lambda *a: None)
+            if result.verdict == "fail":
+                return f"{slot.device.dev}: flash failed: {result.error or result.selftest}"
+            return None
+
+        with ThreadPoolExecutor(FLASH_PARALLEL) as pool:
+            problems = [p for p in pool.map(one, range(len(slots))) if p]
+        if problems:
+            raise DaozhangError("; ".join(problems))
+        say(f"flashed {len(slots)} boards (firmware .mpy, config, per-device HMAC key)")
+
+    # --- POS simulators -----------------------------------------------------------------
 
     def start_pos(self, slots: list[BoardSlot], events: list[plan.Event]) -> PosFleet:
         raise _not_landed("the POS simulator", "journal")
 
-    def settle_and_correlate(
-        self, db_url: str, truth: list[invariants.Sent], events: list[plan.Event]
-    ) -> tuple[list[str], Path | None]:
-        raise _not_landed("settlement generation and correlation", "settle")
+    # --- settlement and correlation ------------------------------------------------------
+
+    def settle_and_correlate(self, db_url: str) -> tuple[list[str], Path | None]:
+        from daozhang.correlate.classify import Finding
+        from daozhang.correlate.engine import correlate
+        from daozhang.correlate.render import to_dict
+
+        sc = self.world.scenario
+        with open_store(db_url) as store:
+            imported = import_settlement(store, self.world, self.out / "settlement")
+            findings = correlate(store, sc.as_of)
+        (self.out / "findings.json").write_text(
+            json.dumps(
+                {"as_of": sc.as_of, "findings": [to_dict(f) for f in findings]},
+                ensure_ascii=False,
+                default=str,
+                indent=1,
+            )
+        )
+        got: dict[tuple[str, ...], Finding] = {
+            ("r", f.mid, f.tid, f.bat, f.trc): f for f in findings if f.kind == "transaction"
+        }
+        by_cause: Counter[str] = Counter()
+        wrong: Counter[str] = Counter()
+        for key, truth in sc.truth.items():
+            want = truth.cause or truth.status
+            by_cause[want] += 1
+            f = got.get(key)
+            found = (f.cause or f.status) if f else "(no finding)"
+            if f is None or (f.status, f.cause) != (truth.status, truth.cause):
+                wrong[f"{want} -> {found}"] += 1
+        self.causes_ok = not wrong
+        lines = [
+            f"imported {len(imported)} settlement files; {len(findings)} findings as of "
+            f"{sc.as_of_date} 16:00"
+        ]
+        lines.append("transactions by cause (ground truth = correlation unless listed below):")
+        lines += [f"  {cause:22} {n:6}" for cause, n in by_cause.most_common()]
+        lines += [f"  MISMATCH {k}: {n}" for k, n in wrong.most_common()]
+        return lines, None

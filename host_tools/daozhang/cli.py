@@ -22,7 +22,9 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("board", "daozhang.board.cli", "start, stop and control virtual boards"),
     ("collect", "daozhang.collector.cli", "store device uploads exactly once and ack them"),
     ("settle", "daozhang.settle.cli", "import acquirer settlement files; list what was imported"),
-    ("sim", "daozhang.fleet.cli", "fleet simulation: check, run and verify scenarios"),
+    ("correlate", "daozhang.correlate.cli", "why money did or did not arrive: findings, reports"),
+    ("lookup", "daozhang.correlate.lookup", "one transaction by RRN, or card/amount/time"),
+    ("sim", "daozhang.fleet.cli", "scenarios: generate data, run a fleet, check no loss"),
     ("flash", "daozhang.flash.cli", "compile, write, verify and self-test devices over mpremote"),
     ("device", "daozhang.flash.device_cli", "inspect a device over mpremote"),
 ]

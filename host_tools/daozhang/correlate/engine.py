@@ -4,14 +4,40 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from daozhang.correlate.classify import Context, Finding, classify
-from daozhang.correlate.data import load
+from daozhang.correlate.data import Data, load
 from daozhang.correlate.render import to_dict
 from daozhang.settle.calendar import WorkingCalendar
 from daozhang.settle.policy import Policies
 from daozhang.store import Store
+
+
+@dataclass
+class Result:
+    as_of: int
+    data: Data
+    findings: list[Finding]
+
+
+def analyse(
+    store: Store,
+    as_of: float | None = None,
+    merchant: str | None = None,
+    device: str | None = None,
+    policy_file: Path | None = None,
+    calendar_file: Path | None = None,
+) -> Result:
+    """Read the store and classify; the data is kept for reports (timelines)."""
+    ctx = Context(
+        as_of=int(time.time() if as_of is None else as_of),
+        policies=Policies.load(policy_file),
+        calendar=WorkingCalendar.load(calendar_file),
+    )
+    data = load(store, merchant, device)
+    return Result(ctx.as_of, data, classify(data, ctx))
 
 
 def correlate(
@@ -22,12 +48,7 @@ def correlate(
     policy_file: Path | None = None,
     calendar_file: Path | None = None,
 ) -> list[Finding]:
-    ctx = Context(
-        as_of=int(time.time() if as_of is None else as_of),
-        policies=Policies.load(policy_file),
-        calendar=WorkingCalendar.load(calendar_file),
-    )
-    return classify(load(store, merchant, device), ctx)
+    return analyse(store, as_of, merchant, device, policy_file, calendar_file).findings
 
 
 def record(store: Store, as_of: float, findings: list[Finding]) -> int:

@@ -1,4 +1,9 @@
-"""`daozhang sim check|run|verify`: fleet simulations from scenario files (docs/simulation.md)."""
+"""`daozhang sim generate|check|run|verify`: scenarios, from generated data to a real fleet.
+
+`generate` is the scenario generator alone (daozhang.sim: files and device data, no boards);
+`check`, `run` and `verify` run fleets of virtual boards from scenario files
+(docs/simulation.md).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,14 @@ from daozhang.store import open_store
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="sim_command", metavar="ACTION", required=True)
+
+    from daozhang.sim import cli as generator_cli
+
+    generate = sub.add_parser(
+        "generate", help="generate a scenario with ground truth (files, device data), no boards"
+    )
+    generator_cli.add_arguments(generate)
+    generate.set_defaults(handler=generator_cli.run)
 
     check = sub.add_parser("check", help="validate a scenario file and print its plan")
     check.add_argument("scenario", type=Path)
@@ -34,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:  # every action sets its own handler
-    raise UsageError("sim: choose an action (check, run, verify)")
+    raise UsageError("sim: choose an action (generate, check, run, verify)")
 
 
 def describe(s: Scenario, events: list[plan.Event]) -> str:

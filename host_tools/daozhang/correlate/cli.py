@@ -1,0 +1,67 @@
+"""`daozhang correlate`: every transaction and payout gets a status, a cause and evidence."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from pathlib import Path
+
+from daozhang.correlate.engine import analyse, record
+from daozhang.errors import UsageError
+from daozhang.settle.rows import BEIJING
+from daozhang.store import open_store
+
+
+def parse_time(text: str | None, option: str) -> float | None:
+    """`YYYY-MM-DD HH:MM` (or a date) in Beijing time, to unix seconds."""
+    if text is None:
+        return None
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=BEIJING).timestamp()
+        except ValueError:
+            continue
+    raise UsageError(f'{option}: expected "YYYY-MM-DD HH:MM" (Beijing time), got {text!r}')
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", required=True, help="sqlite:///FILE or postgresql://...")
+    parser.add_argument("--as-of", help='"YYYY-MM-DD HH:MM" Beijing time (default: now)')
+    parser.add_argument("--policy", type=Path, help="settlement policy TOML (per acquirer)")
+    parser.add_argument("--calendar", type=Path, help="working-day override TOML")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common(parser)
+    parser.add_argument("--merchant", help="only this merchant id")
+    parser.add_argument("--device", help="only this device")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write findings as JSON")
+    parser.add_argument("--csv", type=Path, metavar="FILE", help="write findings as CSV")
+    parser.add_argument("--html", type=Path, metavar="FILE", help="write the HTML report")
+    parser.add_argument("--no-record", action="store_true", help="do not store the findings")
+    parser.add_argument("--quiet", action="store_true", help="no table on the terminal")
+
+
+def run(args: argparse.Namespace) -> int:
+    as_of = parse_time(args.as_of, "--as-of")
+    with open_store(args.db) as store:
+        result = analyse(store, as_of, args.merchant, args.device, args.policy, args.calendar)
+        if not args.no_record:
+            record(store, result.as_of, result.findings)
+    if args.json:
+        from daozhang.report.export import write_json
+
+        write_json(args.json, result.as_of, result.findings)
+    if args.csv:
+        from daozhang.report.export import write_csv
+
+        write_csv(args.csv, result.findings)
+    if args.html:
+        from daozhang.report.html import write_html
+
+        write_html(args.html, result.as_of, result.data, result.findings)
+    if not args.quiet:
+        from daozhang.report.table import print_report
+
+        print_report(result.as_of, result.findings)
+    return 0

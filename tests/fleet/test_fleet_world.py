@@ -9,6 +9,10 @@ from pathlib import Path
 import cbor2
 from daozhang.collector.ingest import ingest_batch
 from daozhang.correlate.engine import correlate
+from daozhang.fleet import scenario as fleet_scenario
+from daozhang.fleet.scenario import load
+from daozhang.fleet.supervisor import Supervisor
+from daozhang.fleet.wiring import Session
 from daozhang.sim.fleet import Day, fleet_world, import_settlement
 from daozhang.store import open_store
 
@@ -118,3 +122,38 @@ def test_correlation_finds_the_truth_when_every_receipt_is_stored(tmp_path: Path
             wrong[(truth.status, truth.cause, *found)] += 1
     assert not wrong, wrong
     assert len(w.scenario.truth) > 500
+
+
+def test_the_runs_settlement_step_runs_daozhang_correlate_and_checks_the_truth(
+    tmp_path: Path,
+) -> None:
+    # The fleet run's last step on a store a perfect run would leave (receipts through the
+    # collector's ingest path): the real `daozhang correlate`, JSON and HTML out, truth held.
+    w = world()
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    with open_store(url) as store:
+        for dev, frames in w.frames.items():
+            recs = [
+                {"seq": i + 1, "k": "r", "t": f.body["lt"], "boot": 1, "up": i * 1000, "b": f.body}
+                for i, f in enumerate(frames)
+            ]
+            with store.transaction() as tx:
+                for start in range(0, len(recs), 12):
+                    payload = cbor2.dumps(
+                        {
+                            "v": 1,
+                            "dev": dev,
+                            "epoch": 5,
+                            "boot": 1,
+                            "recs": recs[start : start + 12],
+                        }
+                    )
+                    ingest_batch(tx, dev, payload, w.scenario.as_of - 3600)
+    scenario = load(Path(fleet_scenario.__file__).with_name("scenarios") / "demo.toml")
+    with Supervisor(tmp_path / "logs", handle_signals=False) as sup:
+        session = Session(scenario, tmp_path, sup, w)
+        lines, report = session.settle_and_correlate(url)
+    assert session.causes_ok, "\n".join(lines)
+    assert "  every transaction got the cause its ground truth says" in lines
+    assert report is not None and report.read_text().lstrip().lower().startswith("<!doctype html")
+    assert "network_reversed" in (tmp_path / "correlate.txt").read_text()

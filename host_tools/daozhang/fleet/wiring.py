@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 
 from daozhang.errors import DaozhangError, StoreError
 from daozhang.faults.proxy import FaultProxy
@@ -26,6 +28,7 @@ from daozhang.fleet.scenario import Device, Scenario
 from daozhang.fleet.supervisor import Supervisor
 from daozhang.fleet.target import BoardSlot
 from daozhang.services.mosquitto import Mosquitto
+from daozhang.settle.rows import BEIJING
 from daozhang.sim.fleet import FleetWorld, import_settlement
 from daozhang.store import open_store
 
@@ -196,24 +199,37 @@ class Session:
     # --- settlement and correlation ------------------------------------------------------
 
     def settle_and_correlate(self, db_url: str) -> tuple[list[str], Path | None]:
-        from daozhang.correlate.classify import Finding
-        from daozhang.correlate.engine import correlate
-        from daozhang.correlate.render import to_dict
-
+        """Import the acquirers' files, run `daozhang correlate`, compare with the truth."""
         sc = self.world.scenario
         with open_store(db_url) as store:
             imported = import_settlement(store, self.world, self.out / "settlement")
-            findings = correlate(store, sc.as_of)
-        (self.out / "findings.json").write_text(
-            json.dumps(
-                {"as_of": sc.as_of, "findings": [to_dict(f) for f in findings]},
-                ensure_ascii=False,
-                default=str,
-                indent=1,
-            )
+        as_of = datetime.fromtimestamp(sc.as_of, BEIJING).strftime("%Y-%m-%d %H:%M")
+        findings_path, report = self.out / "findings.json", self.out / "report.html"
+        argv = [
+            sys.executable,
+            "-m",
+            "daozhang.cli",
+            "correlate",
+            "--db",
+            db_url,
+            "--as-of",
+            as_of,
+            "--json",
+            str(findings_path),
+            "--html",
+            str(report),
+        ]
+        done = subprocess.run(
+            argv, capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "110"}
         )
-        got: dict[tuple[str, ...], Finding] = {
-            ("r", f.mid, f.tid, f.bat, f.trc): f for f in findings if f.kind == "transaction"
+        (self.out / "correlate.txt").write_text(done.stdout + done.stderr)
+        if done.returncode != 0:
+            raise DaozhangError(f"daozhang correlate failed: {done.stderr.strip()}")
+        findings = json.loads(findings_path.read_text())["findings"]
+        got: dict[tuple[str, ...], dict[str, Any]] = {
+            ("r", f["mid"], f["tid"], f["bat"], f["trc"]): f
+            for f in findings
+            if f["kind"] == "transaction"
         }
         by_cause: Counter[str] = Counter()
         wrong: Counter[str] = Counter()
@@ -221,15 +237,17 @@ class Session:
             want = truth.cause or truth.status
             by_cause[want] += 1
             f = got.get(key)
-            found = (f.cause or f.status) if f else "(no finding)"
-            if f is None or (f.status, f.cause) != (truth.status, truth.cause):
+            found = (f.get("cause") or f["status"]) if f else "(no finding)"
+            if f is None or (f["status"], f.get("cause") or "") != (truth.status, truth.cause):
                 wrong[f"{want} -> {found}"] += 1
         self.causes_ok = not wrong
         lines = [
-            f"imported {len(imported)} settlement files; {len(findings)} findings as of "
-            f"{sc.as_of_date} 16:00"
+            f"imported {len(imported)} settlement files; `daozhang correlate --as-of "
+            f'"{as_of}"`: {len(findings)} findings (table in correlate.txt)'
         ]
-        lines.append("transactions by cause (ground truth = correlation unless listed below):")
+        lines.append(f"ground truth vs correlation, {len(sc.truth)} transactions:")
         lines += [f"  {cause:22} {n:6}" for cause, n in by_cause.most_common()]
         lines += [f"  MISMATCH {k}: {n}" for k, n in wrong.most_common()]
-        return lines, None
+        if not wrong:
+            lines.append("  every transaction got the cause its ground truth says")
+        return lines, report

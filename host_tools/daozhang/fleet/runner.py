@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -21,12 +22,14 @@ from pathlib import Path
 from daozhang.board.manager import VirtualBoard
 from daozhang.errors import DaozhangError, UsageError
 from daozhang.fleet import invariants, plan
+from daozhang.fleet.netem import Namespace
 from daozhang.fleet.player import Player, describe
 from daozhang.fleet.scenario import Scenario
 from daozhang.fleet.supervisor import Supervisor
 from daozhang.fleet.target import BoardSlot, FleetTarget, LinkPath, ServiceSlot
 from daozhang.paths import FIRMWARE
 from daozhang.services.mosquitto import Mosquitto
+from daozhang.services.ports import free_port
 
 # (what, how to tell it is present, the component that provides it)
 PARTS: list[tuple[str, str, str]] = [
@@ -146,8 +149,18 @@ class _Run:
         ):
             # Boards are managed under the run's own state folder, not the user's.
             session.use_state_dir(out / "state")
+            spaces: list[Namespace | None] = [None] * len(s.devices)
+            listeners: list[str] = []
+            port = free_port()
+            if s.mode == "netem":
+                made = wiring.netem_namespaces(list(s.devices), sup, f"{os.getpid() % 100000}")
+                spaces = list[Namespace | None](made)
+                listeners = wiring.broker_listeners(made, port)
+                self.say(f"netem mode: {len(made)} network namespaces, veth pairs, tc shaping")
             self.say(f"starting Mosquitto (persistence {'on' if s.broker_persistence else 'off'})")
-            broker = Mosquitto(out / "broker", persistence=s.broker_persistence).start()
+            broker = Mosquitto(
+                out / "broker", port=port, persistence=s.broker_persistence, extra_config=listeners
+            ).start()
             sup.adopt("mosquitto", broker.stop)
             collectors = [
                 ServiceSlot(
@@ -162,7 +175,12 @@ class _Run:
                 c.start()
             session.wait_store_ready(db_url)
             self.say(f"{len(collectors)} collector(s) on {db_url}")
-            paths = [session.open_path(device, broker) for device in s.devices]
+            paths = [
+                session.open_path(device, broker)
+                if ns is None
+                else wiring.open_netem_path(ns, broker, sup)
+                for device, ns in zip(s.devices, spaces, strict=True)
+            ]
             slots = [
                 BoardSlot(
                     device,
@@ -171,8 +189,9 @@ class _Run:
                     s.flash_size,
                     heapsize=s.heapsize,
                     autostart=True,
+                    namespace=ns,
                 )
-                for device in s.devices
+                for device, ns in zip(s.devices, spaces, strict=True)
             ]
             for slot in slots:
                 sup.adopt(f"board {slot.device.dev}", _power_cut(slot.board))

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from daozhang.board.manager import VirtualBoard
 from daozhang.errors import DaozhangError
+from daozhang.fleet.netem import Namespace
 from daozhang.fleet.plan import Action, LinkState
 from daozhang.fleet.scenario import Device
 from daozhang.fleet.supervisor import Child, Supervisor
 from daozhang.services.mosquitto import Mosquitto
+
+T = TypeVar("T")
 
 
 class LinkPath(Protocol):
@@ -32,14 +35,21 @@ class BoardSlot:
     heapsize: str = "64K"
     autostart: bool = True
     dev: bool = False  # False: run what is flashed on the image, as a real board does
+    namespace: Namespace | None = None  # netem mode: the board's own network namespace
+
+    def inside(self, fn: Callable[[], T]) -> T:
+        """Run `fn` where the board lives (its namespace in netem mode): what it starts too."""
+        return fn() if self.namespace is None else self.namespace.call(fn)
 
     def power_on(self) -> None:
-        self.board.start(
-            self.image,
-            self.flash_size,
-            heapsize=self.heapsize,
-            autostart=self.autostart,
-            dev=self.dev,
+        self.inside(
+            lambda: self.board.start(
+                self.image,
+                self.flash_size,
+                heapsize=self.heapsize,
+                autostart=self.autostart,
+                dev=self.dev,
+            )
         )
 
     def power_cut(self) -> None:

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from daozhang.errors import DaozhangError, StoreError
 from daozhang.faults.proxy import FaultProxy
 from daozhang.fleet import invariants, plan
+from daozhang.fleet.netem import Namespace
 from daozhang.fleet.scenario import Device, Scenario
 from daozhang.fleet.supervisor import Supervisor
 from daozhang.fleet.target import BoardSlot
@@ -72,6 +73,49 @@ class ProxyPath:
 
     def reset(self) -> None:
         self.proxy.reset()
+
+
+class NetemPath(ProxyPath):
+    """netem mode: the proxy runs inside the board's namespace (on its loopback) and forwards
+    over the veth to the broker's listener on the host end; delay, jitter, loss and bandwidth
+    are `tc` on the veth, blackhole/down/reset stay the proxy's."""
+
+    def __init__(self, proxy: FaultProxy, namespace: Namespace) -> None:
+        super().__init__(proxy)
+        self.namespace = namespace
+        self._shape: tuple[int, int, float, int] | None = None
+
+    def apply(self, state: plan.LinkState) -> None:
+        super().apply(plan.LinkState(path=state.path, link_up=state.link_up))
+        shape = (state.delay_ms, state.jitter_ms, state.loss_pct, state.kbps)
+        if shape != self._shape:
+            self.namespace.shape(*shape)
+            self._shape = shape
+
+
+def netem_namespaces(
+    devices: list[Device], supervisor: Supervisor, run_tag: str
+) -> list[Namespace]:
+    """A namespace per board, deleted when the run ends."""
+    spaces = []
+    for device in devices:
+        ns = Namespace.for_board(run_tag, device.index).create()
+        supervisor.adopt(f"netns {ns.name}", ns.delete)
+        spaces.append(ns)
+    return spaces
+
+
+def broker_listeners(spaces: list[Namespace], port: int) -> list[str]:
+    """Mosquitto listens on each veth's host end too (never on a routed address)."""
+    return [f"listener {port} {ns.host_ip}" for ns in spaces]
+
+
+def open_netem_path(namespace: Namespace, broker: Mosquitto, supervisor: Supervisor) -> NetemPath:
+    # Created in the namespace: the proxy's loop thread, its listening socket (the board's
+    # loopback) and its connections to the broker (over the veth) all live there.
+    proxy = namespace.call(lambda: FaultProxy(namespace.host_ip, broker.port).start())
+    supervisor.adopt(f"proxy {namespace.name}", proxy.stop)
+    return NetemPath(proxy, namespace)
 
 
 def _not_landed(what: str, branch: str) -> DaozhangError:
@@ -168,19 +212,23 @@ class Session:
         db_url: str,
         say: Callable[[str], None],
     ) -> None:
-        from daozhang.flash.deploy import Flasher, FlashOptions
+        from daozhang.flash.deploy import Flasher, FlashOptions, FlashResult
 
         shared = Flasher(FlashOptions("virtual", None, "daozhang sim"), None)
 
-        def one(i: int) -> str | None:
-            slot, path = slots[i], paths[i]
+        def flash(slot: BoardSlot, path: ProxyPath) -> FlashResult:
             slot.board.start(slot.image, slot.flash_size, heapsize=slot.heapsize, dev=False)
             broker = f"mqtt://127.0.0.1:{path.port}"  # through the board's own proxy
             flasher = Flasher(
                 FlashOptions("virtual", broker, "daozhang sim"), lambda: open_store(db_url)
             )
             flasher.builds = shared.builds  # one compile for the whole fleet
-            result = flasher.flash(str(slot.board.tty), slot.device.dev, lambda *a: None)
+            return flasher.flash(str(slot.board.tty), slot.device.dev, lambda *a: None)
+
+        def one(i: int) -> str | None:
+            slot, path = slots[i], paths[i]
+            # In netem mode the whole flash (its reboots too) happens in the board's namespace.
+            result = slot.inside(lambda: flash(slot, path))
             if result.verdict == "fail":
                 return f"{slot.device.dev}: flash failed: {result.error or result.selftest}"
             return None

@@ -20,6 +20,7 @@ from journal_frame import (
 )
 from journal_recover import remove_temp_files, scan
 from journal_segments import Segments, name, truncate
+from journal_segments import file_size as segments_file_size
 from micropython import const
 
 _COMMIT_BYTES = const(2048)  # unsynced diagnostics past this are committed at once
@@ -67,12 +68,14 @@ class Journal:
         self._rng = rng or _urandom32
         self._buf = bytearray(FRAME_HEAD + MAX_RECORD)
         self._view = memoryview(self._buf)
-        self._state = None
+        self._state = journal_state.State()
+        self._mounted = False
         self._segs = Segments(block_size)
         self._file = None  # the newest segment, open for appending
         self._pending = 0  # bytes of unsynced diagnostic frames
         self._synced_seq = 0
         self._used = 0
+        self._cut_to = None  # size to cut the newest segment back to after a failed append
         self._hint = None  # (segment first seq, offset, seq there): where the last peek ended
         self._oldest = None  # (t, up) of the oldest unacked record
         self.next_seq = 1
@@ -117,6 +120,7 @@ class Journal:
         self.next_seq = max(found.next_seq, state.acked + 1, top_lost + 1)
         self._synced_seq = self.next_seq - 1
         self._state = state
+        self._mounted = True
         journal_state.save(self._path("state"), state)
         self._delete_acked()
         self._used = self._segs.used()
@@ -152,8 +156,10 @@ class Journal:
         return seq
 
     def _append(self, kind, body, t, up):
-        if self._state is None:
+        if not self._mounted:
             raise JournalCorrupt("journal not mounted")
+        if self._cut_to is not None:
+            self._roll_back(self._cut_to)  # a failed append not yet cut back: first that
         seq = self.next_seq
         length = encode_record(self._buf, seq, kind, t, self._state.boot, up, body)
         segs = self._segs
@@ -173,13 +179,17 @@ class Journal:
             return None
         if roll:
             self._roll(seq)
+        file = self._file
+        if file is None:
+            raise JournalCorrupt("no segment open; remount")
         before = segs.size[-1]
         try:
-            if self._file.write(self._view[:length]) != length:
+            if file.write(self._view[:length]) != length:
                 raise OSError("short write to the journal")
             if kind == "r" or self._pending + length >= _COMMIT_BYTES:
-                self._file.flush()
+                file.flush()
         except OSError:
+            self._cut_to = before
             self._roll_back(before)
             raise
         segs.size[-1] = before + length
@@ -198,32 +208,62 @@ class Journal:
         return seq
 
     def _roll(self, seq):
-        if self._file is not None:
-            self._file.close()  # closing syncs any diagnostics still pending
+        file, self._file = self._file, None
+        if file is not None:
+            file.close()  # closing syncs any diagnostics still pending
             self._synced_seq = self.next_seq - 1
             self._pending = 0
-        self._file = open(self._path(name(seq)), "wb")
-        self._file.write(segment_header(self._state.epoch))
+        file = open(self._path(name(seq)), "wb")
+        file.write(segment_header(self._state.epoch))
+        file.flush()
+        self._file = file
         self._segs.add(seq, seq - 1, SEGMENT_HEAD, 0)
         self._used = self._segs.used()
 
-    def _roll_back(self, size):
-        # A failed append must leave no partial frame behind: cut the file back to the last
-        # good frame before anything else is written, or refuse to go on.
-        path = self._path(name(self._segs.first[-1]))
+    def _roll_back(self, before):
+        # A failed append must leave no partial frame behind: cut the newest segment back to
+        # its last good frame before the failed one (what is committed of it, read back)
+        # before anything else is written, or refuse to go on. The failed frame goes even if
+        # it reached flash: its caller was told it failed. Seqs of diagnostics that were
+        # never synced are reused: nothing outside ever saw them. If the cut itself fails
+        # (the flash still fails), OSError goes up and the next append tries it again first.
+        segs = self._segs
+        path = self._path(name(segs.first[-1]))
         file, self._file = self._file, None
-        try:
-            file.close()
-        except OSError:
-            pass  # the copy below rewrites what counts from what is committed
-        try:
-            truncate(path, size, self._buf)
-            self._file = open(path, "ab")
-        except OSError as exc:
-            raise JournalCorrupt("cannot cut back a failed append: %s; remount" % exc) from None
         self._hint = None
+        try:
+            if file is not None:
+                file.close()
+        except OSError:
+            pass  # what counts is what reads back below
+        with open(path, "rb") as f:
+            reader = FrameReader(f, segments_file_size(path), self._buf)
+            last, diag = segs.first[-1] - 1, 0
+            while reader.pos < before and reader.next():
+                last = reader.header.seq
+                if reader.header.kind == "d":
+                    diag += reader.length
+                reader.advance()
+            good = reader.pos
+        truncate(path, good, self._buf)
+        self._file = open(path, "ab")
+        self._cut_to = None
+        segs.size[-1] = good
+        segs.last[-1] = last
+        segs.diag[-1] = diag
+        self._used = segs.used()
+        self.next_seq = max(last, self._synced_seq) + 1
         self._synced_seq = self.next_seq - 1
         self._pending = 0
+
+    def close(self):
+        # A clean stop (tests, a planned reboot): sync and close the open segment.
+        file, self._file = self._file, None
+        if file is not None:
+            file.close()
+        self._synced_seq = self.next_seq - 1
+        self._pending = 0
+        self._mounted = False
 
     def commit(self):
         if self._file is not None and self._pending:
@@ -244,7 +284,7 @@ class Journal:
     # -- peek and ack ---------------------------------------------------------------------
     def peek(self, from_seq, max_records=64, max_bytes=7168):
         # Records from from_seq on, as stored; gaps: declared lost ranges in what was passed.
-        items = []
+        items = []  # type: list[tuple[int, bytes]]
         total = 0
         cursor = max(from_seq, 1)  # the next seq to account for
         limit = self._synced_seq

@@ -25,7 +25,7 @@ class State:
         # merge when it is full: their seqs stay declared, the range just covers both).
         self.lost.append([first, last])
         self.lost.sort()
-        merged = []
+        merged = []  # type: list[list[int]]
         for rng in self.lost:
             if merged and rng[0] <= merged[-1][1] + 1:
                 merged[-1][1] = max(merged[-1][1], rng[1])

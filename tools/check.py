@@ -49,6 +49,12 @@ def main() -> int:
     ok &= step("ruff format --check", [str(BIN / "ruff"), "format", "--check", *PY_DIRS])
     ok &= step("mypy --strict host_tools", [str(BIN / "mypy")])
     for board, typeshed, stub_path in board_runs():
+        board_dir = REPO / "boards" / board
+        if not (board_dir / "board.py").is_file():
+            # The core imports `board`; without an adapter there is nothing to check it against.
+            print(f"== boards/{board}: no adapter (board.py) yet; not checked", flush=True)
+            continue
+        targets = ["firmware", str(board_dir)]
         mypy_path = ":".join(
             str(p) for p in [*stub_path, REPO / "firmware", REPO / "boards" / board]
         )
@@ -60,8 +66,7 @@ def main() -> int:
                 str(REPO / "tools" / "mypy-firmware.ini"),
                 "--custom-typeshed-dir",
                 str(typeshed),
-                "firmware",
-                str(REPO / "boards" / board),
+                *targets,
             ],
             env={"MYPYPATH": mypy_path},
         )

@@ -74,6 +74,29 @@ class Board:
         # The host's clock (NTP-disciplined on any sane host). -> (unix s, source) or None.
         return int(time.time()), "ntp"
 
+    def terminal_link(self):
+        # The link to the POS main board: loopback TCP on this board (boards/virtual/terminal.py).
+        import terminal
+
+        return terminal.from_config()
+
+    def journal_dir(self):
+        # The journal lives on the flash (the LittleFS image mounted at /).
+        return "/journal"
+
+    def spec(self):
+        # This board's board.json (flash, journal budget, UART), found beside the adapter on
+        # the module path (the dev mount /_dev/0, or where the flash tool put it).
+        import sys
+
+        for folder in sys.path:
+            try:
+                with open((folder or ".") + "/board.json") as f:
+                    return json.load(f)
+            except (OSError, ValueError):
+                continue
+        return {}
+
     def describe(self):
         return {
             "board": self.name,

@@ -27,6 +27,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("sim", "daozhang.fleet.cli", "scenarios: generate data, run a fleet, check no loss"),
     ("flash", "daozhang.flash.cli", "compile, write, verify and self-test devices over mpremote"),
     ("device", "daozhang.flash.device_cli", "inspect a device over mpremote"),
+    ("pos", "daozhang.pos.cli", "simulate a POS main board sending receipts to the agent"),
 ]
 
 

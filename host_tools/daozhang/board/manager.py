@@ -23,6 +23,7 @@ from typing import Any
 from daozhang.errors import DaozhangError, UsageError
 from daozhang.mp.run import micropython_argv
 from daozhang.paths import BOARDS, FIRMWARE, state_dir
+from daozhang.services.ports import free_port
 
 BLOCK_SIZE = 4096
 MIN_FLASH = 64 * 1024
@@ -104,6 +105,22 @@ class VirtualBoard:
         tmp.write_text(json.dumps(control, sort_keys=True))
         os.replace(tmp, self.hw / "control.json")  # the board never sees a half-written file
 
+    @property
+    def terminal_port(self) -> int | None:
+        """The loopback TCP port of the board's terminal link (its UART to the POS)."""
+        try:
+            port = json.loads((self.hw / "terminal.json").read_text()).get("tcp_port")
+        except (OSError, ValueError):
+            return None
+        return port if isinstance(port, int) else None
+
+    def _ensure_terminal_port(self) -> None:
+        # Chosen once and kept across power cycles, like a cable: the POS reconnects to it.
+        if self.terminal_port is None:
+            tmp = self.hw / "terminal.json.tmp"
+            tmp.write_text(json.dumps({"tcp_port": free_port()}))
+            os.replace(tmp, self.hw / "terminal.json")
+
     def set_autostart(self, enabled: bool) -> None:
         flag = self.hw / "autostart"
         if enabled:
@@ -135,6 +152,7 @@ class VirtualBoard:
         if not (self.hw / "control.json").exists():
             self.write_control({"link": "up", "signal": {"rat": "wifi", "rssi": -60}})
         self.set_autostart(autostart)
+        self._ensure_terminal_port()
         for stale in ("tty", "mp.pid", "relay.pid"):
             path = self.root / stale
             if path.is_symlink() or path.exists():
@@ -232,6 +250,7 @@ class VirtualBoard:
             "pid": self.board_pid(),
             "image": image_file.read_text().strip() if image_file.exists() else None,
             "control": self.control(),
+            "terminal_port": self.terminal_port,
         }
 
 

@@ -23,7 +23,7 @@ DEFAULTS = {
     "hb_s": 300,
     "probe_s": 3600,
     "signal_s": 900,
-    "journal_dir": "/journal",
+    "journal_dir": "/journal.d",  # never a module's name: "/" is on sys.path
     "journal_budget": 0,  # bytes; 0 = from the board (75% of the filesystem)
     "scale": 1,  # agent time / real time: simulated days in tests only
 }

@@ -10,7 +10,7 @@ from micropython import const
 
 _CONFIG = "/config.json"
 _SECRETS = ("hmac.key", "ca.pem", "client.crt", "client.key")
-_DEFAULT_JOURNAL_DIR = "/journal"
+_DEFAULT_JOURNAL_DIR = "/journal.d"
 _SCAN_CHUNK = const(32)
 _SCAN_MAX = const(2048)
 _SECRET_WORDS = ("key", "secret", "pass", "token")

@@ -81,8 +81,10 @@ class Board:
         return terminal.from_config()
 
     def journal_dir(self):
-        # The journal lives on the flash (the LittleFS image mounted at /).
-        return "/journal"
+        # The journal lives on the flash (the LittleFS image mounted at /). Not "/journal":
+        # "" (the root) comes first on sys.path, so a folder named like the journal module
+        # shadows it and the agent cannot import after its first boot.
+        return "/journal.d"
 
     def spec(self):
         # This board's board.json (flash, journal budget, UART), found beside the adapter on

@@ -186,6 +186,10 @@ class Namespace:
             ["ip", "netns", "exec", self.name, "tc", "qdisc", "show", "dev", self.board_veth]
         ).stdout
 
+    def enter(self) -> None:
+        """Move the calling thread into the namespace (for a thread that lives there)."""
+        _setns(Path(f"/run/netns/{self.name}"))
+
     def call(self, fn: Callable[[], T]) -> T:
         """Run `fn` in a thread inside the namespace (processes it forks stay in it)."""
         box: dict[str, T] = {}

@@ -231,6 +231,7 @@ class _Run:
                 self.say(f"  drain: {check.total('lost')} acked receipts not stored yet")
                 time.sleep(2)
             pos.stop()
+            result.timeline_errors += pos.errors()
             invariants.write_truth(out / "truth.jsonl", truth)
         # Every process is stopped: the store is final.
         check = invariants.check(truth, session.stored(db_url))

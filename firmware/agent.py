@@ -31,7 +31,6 @@ class Agent:
         self._ticks = ticks_ms
         self._diff = ticks_diff
         self._rand = rand32
-        self.journal = None
 
     def attach(self, journal):
         # Builds everything that reads the journal; call after journal.mount().
@@ -64,7 +63,8 @@ class Agent:
         self.commands = Commands(cfg, self.uploader, self.heartbeat)
         self.uplink.on_cmd = self.commands.handle
 
-    def _sync_clock(self):
+    def sync_clock(self):
+        # Wall time from the board's own source (NTP, modem), journaled when it steps.
         found = self.board.wall_time()
         if found is None:
             return
@@ -91,7 +91,7 @@ class Agent:
                 await asyncio.sleep_ms(50)
                 waited += 50
             rtt = client.rtt_ms
-        self._sync_clock()
+        self.sync_clock()
         self.diag.probe(rtt)
 
     async def _signal(self):
@@ -113,14 +113,16 @@ class Agent:
         while True:
             await asyncio.sleep_ms(_TICK_MS)
             self.clock.up_ms()
+            self.board.feed_watchdog()
             if self.journal.next_seq != seen:
                 seen = self.journal.next_seq
                 self.uploader.kick()
 
-    def tasks(self):
-        # The coroutines to run, after attach(). Records the boot before anything else.
-        self.diag.boot(self.cause)
-        self._sync_clock()
+    def tasks(self, record_boot=True):
+        # The coroutines to run, after attach(). main.py journals the boot record itself.
+        if record_boot:
+            self.diag.boot(self.cause)
+        self.sync_clock()
         self.diag.sample_signal()
         return [
             self.uplink.run(),

@@ -46,7 +46,7 @@ class BatchWriter:
         gaps_bytes = cbor.encode(gaps) if gaps else b""
         if len(gaps_bytes) > _GAPS_ROOM:
             cut = gaps[0][0]
-            kept = []
+            kept = []  # type: list
             for gap in gaps:
                 if len(cbor.encode(kept + [gap])) > _GAPS_ROOM:
                     cut = gap[0]

@@ -48,6 +48,9 @@ class Clock:
         self._base_s = now_s
         self.src = src
         step = now_s - before
-        if before and -_STEP_TO_RECORD_S < step < _STEP_TO_RECORD_S:
+        # Corrections within the network's jitter are applied but not journaled. The
+        # jitter is real time: under a scaled clock it is `scale` times more agent time.
+        tolerance = _STEP_TO_RECORD_S + self.scale // 10
+        if before and -tolerance < step < tolerance:
             return None
         return step

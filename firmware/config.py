@@ -3,7 +3,7 @@
 # leaves the agent unable to upload (it still journals), and says so on the console.
 import json
 
-DEFAULTS = {
+DEFAULTS = {  # type: dict
     "dev": None,  # terminal serial, [A-Za-z0-9_-]{4,32}: MQTT client id and topic level
     "host": "127.0.0.1",  # broker
     "port": 1883,
@@ -23,8 +23,6 @@ DEFAULTS = {
     "hb_s": 300,
     "probe_s": 3600,
     "signal_s": 900,
-    "journal_dir": "/journal.d",  # never a module's name: "/" is on sys.path
-    "journal_budget": 0,  # bytes; 0 = from the board (75% of the filesystem)
     "scale": 1,  # agent time / real time: simulated days in tests only
 }
 

@@ -50,7 +50,7 @@ async def dial(board, host, port, use_tls, timeout_ms, times, ticks_ms, ticks_di
     # -> a connected socket (non-blocking). Fills times {"dns_ms", "tcp_ms", "tls_ms"}.
     # Raises StageFailed(stage, why).
     if not board.link_up():
-        raise StageFailed("link", "down")
+        raise StageFailed("link", board.link_why())
     start = ticks_ms()
     try:
         addr = board.resolve(host, port)

@@ -11,16 +11,15 @@ from journal_frame import (
     FRAME_HEAD,
     MAX_RECORD,
     SEGMENT_HEAD,
-    FrameReader,
     Header,
     RecordTooLarge,
     encode_record,
     parse_header,
     segment_header,
 )
-from journal_recover import remove_temp_files, scan
-from journal_segments import Segments, name, truncate
-from journal_segments import file_size as segments_file_size
+from journal_peek import Scan
+from journal_recover import good_prefix, remove_temp_files, scan
+from journal_segments import Segments, makedirs, name, truncate
 from micropython import const
 
 _COMMIT_BYTES = const(2048)  # unsynced diagnostics past this are committed at once
@@ -40,18 +39,6 @@ class JournalCorrupt(Exception):
 
 def _urandom32():
     return int.from_bytes(os.urandom(4), "big")
-
-
-def _makedirs(path):
-    built = ""
-    for part in path.split("/"):
-        if not part:
-            continue
-        built += "/" + part
-        try:
-            os.mkdir(built)
-        except OSError:
-            pass  # exists (a missing parent would fail again at the next level)
 
 
 class Journal:
@@ -76,7 +63,7 @@ class Journal:
         self._synced_seq = 0
         self._used = 0
         self._cut_to = None  # size to cut the newest segment back to after a failed append
-        self._hint = None  # (segment first seq, offset, seq there): where the last peek ended
+        self._scan = Scan(self.root, self._segs, self._buf)
         self._oldest = None  # (t, up) of the oldest unacked record
         self.next_seq = 1
         self.overflow_receipts = 0
@@ -98,7 +85,7 @@ class Journal:
 
     # -- mount ----------------------------------------------------------------------------
     def mount(self):
-        _makedirs(self.root)
+        makedirs(self.root)
         remove_temp_files(self.root)
         state = journal_state.load(self._path("state"))
         had_state = state is not None
@@ -230,21 +217,14 @@ class Journal:
         segs = self._segs
         path = self._path(name(segs.first[-1]))
         file, self._file = self._file, None
-        self._hint = None
+        self._scan.forget()
         try:
             if file is not None:
                 file.close()
         except OSError:
             pass  # what counts is what reads back below
-        with open(path, "rb") as f:
-            reader = FrameReader(f, segments_file_size(path), self._buf)
-            last, diag = segs.first[-1] - 1, 0
-            while reader.pos < before and reader.next():
-                last = reader.header.seq
-                if reader.header.kind == "d":
-                    diag += reader.length
-                reader.advance()
-            good = reader.pos
+        good, last, diag = good_prefix(path, before, self._buf)
+        last = last or segs.first[-1] - 1  # no record left in it
         truncate(path, good, self._buf)
         self._file = open(path, "ab")
         self._cut_to = None
@@ -284,43 +264,11 @@ class Journal:
     # -- peek and ack ---------------------------------------------------------------------
     def peek(self, from_seq, max_records=64, max_bytes=7168):
         # Records from from_seq on, as stored; gaps: declared lost ranges in what was passed.
-        items = []  # type: list[tuple[int, bytes]]
-        total = 0
-        cursor = max(from_seq, 1)  # the next seq to account for
-        limit = self._synced_seq
-        segs = self._segs
-        index = segs.find(cursor)
-        done = False
-        while index < len(segs) and not done:
-            first = segs.first[index]
-            start = SEGMENT_HEAD
-            if self._hint and self._hint[0] == first and self._hint[2] <= cursor:
-                start = self._hint[1]
-            with open(self._path(name(first)), "rb") as f:
-                reader = FrameReader(f, segs.size[index], self._buf, start)
-                while True:
-                    if not reader.next():
-                        if reader.at_end() or not reader.resync():
-                            break
-                        continue
-                    seq = reader.header.seq
-                    if seq < cursor:
-                        reader.advance()
-                        continue
-                    if seq > limit or len(items) >= max_records:
-                        done = True
-                    elif items and total + reader.length - FRAME_HEAD > max_bytes:
-                        done = True
-                    if done:
-                        self._hint = (first, reader.pos, seq)
-                        break
-                    if seq > cursor:
-                        self._declare_missing(cursor, seq - 1)
-                    items.append((seq, bytes(reader.body())))
-                    total += reader.length - FRAME_HEAD
-                    cursor = seq + 1
-                    reader.advance()
-            index += 1
+        items, missing, cursor, done = self._scan.read(
+            max(from_seq, 1), self._synced_seq, max_records, max_bytes
+        )
+        for first, last in missing:
+            self._declare_missing(first, last)
         if not done:
             cursor = self._past_lost(cursor)
         gaps = [[max(r[0], from_seq), r[1]] for r in self._state.lost]
@@ -334,7 +282,8 @@ class Journal:
         return cursor
 
     def _declare_missing(self, first, last):
-        # Seqs that should be here and are not (damaged since mount): declare them, once.
+        # Seqs that should be here and are not (damaged since mount, or deleted after an
+        # ack when first <= acked): declare the unacked ones, once.
         state = self._state
         first = max(first, state.acked + 1)
         for rng in state.lost:
@@ -345,6 +294,14 @@ class Journal:
         state.add_lost(first, last)
         journal_state.save(self._path("state"), state)
         self._append("d", {"ev": "lost", "from": first, "to": last, "why": "corrupt"}, 0, 0)
+
+    def _find_oldest(self):
+        self._oldest = None
+        items, _, _ = self.peek(self._state.acked + 1, 1, MAX_RECORD)
+        if items:
+            header = Header()
+            if parse_header(items[0][1], header):
+                self._oldest = (header.t, header.up)
 
     def ack(self, upto):
         state = self._state
@@ -370,14 +327,6 @@ class Journal:
             count += 1
         if count:
             segs.drop_first(count)
-
-    def _find_oldest(self):
-        self._oldest = None
-        items, _, _ = self.peek(self._state.acked + 1, 1, MAX_RECORD)
-        if items:
-            header = Header()
-            if parse_header(items[0][1], header):
-                self._oldest = (header.t, header.up)
 
     # -- stats ----------------------------------------------------------------------------
     def stats(self):

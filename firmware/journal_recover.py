@@ -91,3 +91,17 @@ def scan(root, segs, buf, acked, declared):
         segs.add(first, top, size, diag)
     found.next_seq = expect
     return found
+
+
+def good_prefix(path, before, buf):
+    # The good frames of a segment file that start before offset `before`:
+    # -> (their end, the last seq among them, bytes of diagnostic frames among them).
+    last = diag = 0
+    with open(path, "rb") as f:
+        reader = FrameReader(f, file_size(path), buf)
+        while reader.pos < before and reader.next():
+            last = reader.header.seq
+            if reader.header.kind == "d":
+                diag += reader.length
+            reader.advance()
+        return reader.pos, last, diag

@@ -11,6 +11,18 @@ def name(first_seq):
     return "%010d%s" % (first_seq, _SUFFIX)
 
 
+def makedirs(path):
+    built = ""
+    for part in path.split("/"):
+        if not part:
+            continue
+        built += "/" + part
+        try:
+            os.mkdir(built)
+        except OSError:
+            pass  # exists (a missing parent would fail again at the next level)
+
+
 def list_dir(root):
     # The first seqs of the segment files in root, in order; other files are left alone.
     firsts = []

@@ -2,8 +2,9 @@
 # adapter and starts the agent's tasks:
 #   journal   mounted (recovered) first, on the board's flash, within board.json's budget;
 #   intake    serves the terminal link from the POS main board into the journal;
-#   uplink    (uploader, MQTT session, netdiag, heartbeat): added by the uplink component in
-#             _uplink_tasks() below; it also commits diagnostics every few minutes.
+#   uplink    (agent.py: uploader, MQTT session, netdiag, heartbeat, commands), configured by
+#             /config.json on the flash (firmware/config.py); it also commits diagnostics
+#             every few minutes. Without a readable config the agent still journals receipts.
 import asyncio
 import os
 import time
@@ -73,18 +74,35 @@ async def _report_state(board, journal, intake, interval_s):
         await asyncio.sleep(interval_s)
 
 
-def _uplink_tasks(board, journal, clock):
-    # The uplink component adds its tasks here (uploader, session, netdiag, heartbeat,
-    # periodic journal.commit()).
-    return []
+def _rand32():
+    return int.from_bytes(os.urandom(4), "big")
 
 
-async def _run(board, interval_s):
+def _uplink_agent(board, config_path):
+    # -> the uplink Agent, or None without a usable config (said on the console). Built
+    # before the journal: its 8 KB batch buffer wants the heap while it is in one piece.
+    import config
+    from agent import Agent
+
+    try:
+        cfg = config.load(config_path)
+    except config.ConfigError as exc:
+        print("daozhang agent: no uplink: %s" % exc)
+        return None
+    print("daozhang agent: %s -> %s:%d" % (cfg["dev"], cfg["host"], cfg["port"]))
+    return Agent(board, cfg, time.ticks_ms, time.ticks_diff, _rand32)
+
+
+async def _run(board, interval_s, config_path):
     from intake import Intake
 
+    agent = _uplink_agent(board, config_path)
     features = board.spec().get("features", [])
-    clock = BootClock("wall_clock" in features)
+    clock = agent.clock if agent else BootClock("wall_clock" in features)
     journal = open_journal(board)
+    if agent:
+        agent.attach(journal)
+        agent.sync_clock()
     journal.append("d", {"ev": "boot", "cause": board.reset_cause()}, t=clock.now(), up=0)
     journal.commit()
     intake = Intake(journal, clock)
@@ -93,13 +111,14 @@ async def _run(board, interval_s):
         asyncio.create_task(_serve_terminal(board.terminal_link(), intake)),
         asyncio.create_task(_report_state(board, journal, intake, interval_s)),
     ]
-    tasks.extend(_uplink_tasks(board, journal, clock))
+    if agent:
+        tasks.extend(asyncio.create_task(c) for c in agent.tasks(record_boot=False))
     await asyncio.gather(*tasks)
 
 
-def main(board=None, interval_s=_REPORT_INTERVAL_S):
+def main(board=None, interval_s=_REPORT_INTERVAL_S, config_path="/config.json"):
     if board is None:
         from board import Board
 
         board = Board()
-    asyncio.run(_run(board, interval_s))
+    asyncio.run(_run(board, interval_s, config_path))

@@ -67,9 +67,10 @@ class MQTTClient:
             codec.connect(self.client_id, self.keepalive_s, clean, will, user, password)
         )
         try:
-            first, body = await asyncio.wait_for_ms(self._read_packet(), timeout_ms)
+            packet = await asyncio.wait_for_ms(self._read_packet(), timeout_ms)  # type: tuple
         except asyncio.TimeoutError:
             raise MQTTError("no CONNACK within %d ms" % timeout_ms)
+        first, body = packet
         if first != codec.CONNACK:
             raise ProtocolError("expected CONNACK, got 0x%02x" % first)
         present, code = codec.parse_connack(body)

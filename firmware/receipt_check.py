@@ -144,35 +144,39 @@ def check(body):
     clean = {}
     masked = 0
     for key, value in body.items():
-        if isinstance(value, str) and _track_like(value):
-            raise Refused("sensitive:track")
-        if key == "pan":
-            if not isinstance(value, str):
-                raise Refused("schema:pan")
-            if _digits(value) and 13 <= len(value) <= 19:
-                value = mask_pan(value)
-                masked += 1
-            elif not _is_masked(value):
-                raise Refused("schema:pan")
-        elif key in _CHOICES:
-            if value not in _CHOICES[key]:
-                raise Refused("schema:" + key)
-        elif key in _FIXED:
-            length, digits = _FIXED[key]
-            if not isinstance(value, str) or len(value) != length:
-                raise Refused("schema:" + key)
-            if digits and not _digits(value):
-                raise Refused("schema:" + key)
-        elif key in _INTS:
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise Refused("schema:" + key)
-        elif isinstance(value, str):
-            # A key this firmware does not know (a newer POS): kept, short, PAN-free.
-            if len(value) > _MAX_UNKNOWN_TEXT:
-                raise Refused("schema:" + key)
-            value, count = _mask_runs(value)
-            masked += count
-        elif not (isinstance(value, int) or value is None):
-            raise Refused("schema:" + key)
-        clean[key] = value
+        clean[key], count = _field(key, value)
+        masked += count
     return clean, masked
+
+
+def _field(key, value):
+    # -> (the value to store, full PANs masked in it); raises Refused.
+    if isinstance(value, str) and _track_like(value):
+        raise Refused("sensitive:track")
+    if key == "pan":
+        if not isinstance(value, str):
+            raise Refused("schema:pan")
+        if _digits(value) and 13 <= len(value) <= 19:
+            return mask_pan(value), 1
+        if not _is_masked(value):
+            raise Refused("schema:pan")
+    elif key in _CHOICES:
+        if value not in _CHOICES[key]:
+            raise Refused("schema:" + key)
+    elif key in _FIXED:
+        length, digits = _FIXED[key]
+        if not isinstance(value, str) or len(value) != length:
+            raise Refused("schema:" + key)
+        if digits and not _digits(value):
+            raise Refused("schema:" + key)
+    elif key in _INTS:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise Refused("schema:" + key)
+    elif isinstance(value, str):
+        # A key this firmware does not know (a newer POS): kept, short, PAN-free.
+        if len(value) > _MAX_UNKNOWN_TEXT:
+            raise Refused("schema:" + key)
+        return _mask_runs(value)
+    elif not (isinstance(value, int) or value is None):
+        raise Refused("schema:" + key)
+    return value, 0

@@ -4,8 +4,8 @@
 # the virtual board). A frame that does not check out is reported, never guessed at.
 import asyncio
 import struct
-
 from binascii import crc32
+
 from micropython import const
 
 STX = const(0x02)

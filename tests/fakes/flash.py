@@ -69,9 +69,9 @@ def _log(log, block, offset, data):
 
 
 def blank_image(path, block_count, block_size=4096):
+    chunk = b"\xff" * 256
     with open(path, "wb") as f:
-        chunk = b"\xff" * block_size
-        for _ in range(block_count):
+        for _ in range(block_count * block_size // 256):
             f.write(chunk)
 
 

@@ -226,6 +226,7 @@ def record(folder, model, seed):
     n = model.n
     base = folder + "/base.img"
     _fresh_image(base)
+    gc.collect()
     work = folder + "/work.img"
     buf = bytearray(1024)
     copy_file(base, work, buf)
@@ -357,6 +358,7 @@ def _resume(journal, model, i):
 
 
 def main():
+    gc.collect()  # what the imports left behind, before the run's buffers are made
     mode, folder, n, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     if mode == "repeat":
         print(repeat(folder, n, seed).line())

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ class AgentResult:
     acked: int
     next_seq: int
     peak_heap: int
+    peak_live: int
     stats: dict[str, Any]
     output: str
 
@@ -76,21 +78,44 @@ def start_agent(tmp: Path, plan: dict[str, Any], heapsize: str = "256K") -> subp
     )
 
 
+def wait_line(proc: subprocess.Popen[bytes], prefix: str, timeout: float = 120) -> str:
+    """Reads the agent's output up to a line starting with prefix (kept for finish_agent)."""
+    assert proc.stdout is not None
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline().decode(errors="replace")
+        if not line:
+            break
+        seen.append(line)
+        if line.startswith(prefix):
+            _early[proc.pid] = "".join(seen)
+            return line
+    raise AssertionError(f"no {prefix!r} line from the agent:\n{''.join(seen)}")
+
+
+_early: dict[int, str] = {}
+
+
 def finish_agent(proc: subprocess.Popen[bytes], timeout: float) -> AgentResult:
     try:
-        out = proc.communicate(timeout=timeout)[0].decode(errors="replace")
+        out = _early.pop(proc.pid, "") + proc.communicate(timeout=timeout)[0].decode(
+            errors="replace"
+        )
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    acked = next_seq = peak = 0
+    acked = next_seq = peak = live = 0
     stats: dict[str, Any] = {}
     for line in out.splitlines():
         if line.startswith("ACKED "):
             acked, next_seq = (int(x) for x in line.split()[1:3])
         elif line.startswith("PEAK_HEAP "):
             peak = int(line.split()[1])
+        elif line.startswith("PEAK_LIVE "):
+            live = int(line.split()[1])
         elif line.startswith("STATS "):
             stats = json.loads(line[6:])
     assert proc.returncode == 0 and stats, out
-    return AgentResult(acked, next_seq, peak, stats, out)
+    return AgentResult(acked, next_seq, peak, live, stats, out)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -37,6 +39,7 @@ from daozhang.settle.rows import BEIJING
 from daozhang.sim.fleet import FleetWorld, Frame, import_settlement
 from daozhang.store import open_store
 
+FLASH_HEAP = "256K"
 FLASH_PARALLEL = 4  # mpremote sessions at once: the machine has 2 cores
 
 
@@ -250,6 +253,17 @@ class Terminals:
         return sent
 
 
+def _accepts(slot: BoardSlot) -> bool:
+    port = slot.board.terminal_port
+    if port is None:
+        return False
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def _not_landed(what: str, branch: str) -> DaozhangError:
     return DaozhangError(f"fleet wiring: {what} is not in this build (branch {branch})")
 
@@ -349,13 +363,19 @@ class Session:
         shared = Flasher(FlashOptions("virtual", None, "daozhang sim"), None)
 
         def flash(slot: BoardSlot, path: ProxyPath) -> FlashResult:
-            slot.board.start(slot.image, slot.flash_size, heapsize=slot.heapsize, dev=False)
+            # The flash tool's on-board probe and self-test need more than a 64K heap today;
+            # the agent then runs with the scenario's heap (power cycle below).
+            slot.board.start(slot.image, slot.flash_size, heapsize=FLASH_HEAP, dev=False)
             broker = f"mqtt://127.0.0.1:{path.port}"  # through the board's own proxy
             flasher = Flasher(
                 FlashOptions("virtual", broker, "daozhang sim"), lambda: open_store(db_url)
             )
             flasher.builds = shared.builds  # one compile for the whole fleet
-            return flasher.flash(str(slot.board.tty), slot.device.dev, lambda *a: None)
+            result = flasher.flash(str(slot.board.tty), slot.device.dev, lambda *a: None)
+            if result.verdict != "fail":
+                slot.power_cut()
+                slot.power_on()
+            return result
 
         def one(i: int) -> str | None:
             slot, path = slots[i], paths[i]
@@ -370,6 +390,24 @@ class Session:
         if problems:
             raise DaozhangError("; ".join(problems))
         say(f"flashed {len(slots)} boards (firmware .mpy, config, per-device HMAC key)")
+        self.wait_agents(slots)
+
+    def wait_agents(self, slots: list[BoardSlot], timeout_s: float = 30) -> None:
+        """Every agent must answer on its terminal link before the POS starts selling."""
+        deadline = time.monotonic() + timeout_s
+        waiting = list(slots)
+        while waiting and time.monotonic() < deadline:
+            waiting = [s for s in waiting if not s.inside(partial(_accepts, s))]
+            time.sleep(0.2)
+        if waiting:
+            tails = []
+            for s in waiting:
+                log = (s.board.root / "board.log").read_text(errors="replace")[-300:]
+                tails.append(f"{s.device.dev} (board log ends {log!r})")
+            raise DaozhangError(
+                f"the agent does not serve its terminal link on {len(waiting)} board(s) after "
+                f"{timeout_s:g} s: " + "; ".join(tails)
+            )
 
     # --- POS simulators -----------------------------------------------------------------
 

@@ -223,13 +223,17 @@ class _Run:
             result.timeline_errors = player.errors
             self.say("drain: faults cleared, waiting for every acked receipt to be stored")
             truth = pos.ledger()
-            deadline = time.monotonic() + s.drain_s
-            while time.monotonic() < deadline:
+            started = time.monotonic()
+            said = 0.0
+            while time.monotonic() < started + s.drain_s:
                 check = invariants.check(truth, session.stored(db_url))
                 if check.total("lost") == 0:
                     break
-                self.say(f"  drain: {check.total('lost')} acked receipts not stored yet")
-                time.sleep(2)
+                if time.monotonic() - said >= 5:
+                    self.say(f"  drain: {check.total('lost')} acked receipts not stored yet")
+                    said = time.monotonic()
+                time.sleep(1)
+            self.say(f"drain took {time.monotonic() - started:.0f} s")
             pos.stop()
             result.timeline_errors += pos.errors()
             invariants.write_truth(out / "truth.jsonl", truth)

@@ -464,9 +464,12 @@ class Session:
             if f is None or (f["status"], f.get("cause") or "") != (truth.status, truth.cause):
                 wrong[f"{want} -> {found}"] += 1
         self.causes_ok = not wrong
+        # The first table `daozhang correlate` prints: the summary by cause.
+        summary = done.stdout.split("money not arrived")[0].rstrip()
         lines = [
+            summary,
             f"imported {len(imported)} settlement files; `daozhang correlate --as-of "
-            f'"{as_of}"`: {len(findings)} findings (table in correlate.txt)'
+            f'"{as_of}"`: {len(findings)} findings (table in correlate.txt)',
         ]
         lines.append(f"ground truth vs correlation, {len(sc.truth)} transactions:")
         lines += [f"  {cause:22} {n:6}" for cause, n in by_cause.most_common()]

@@ -9,6 +9,7 @@ from commands import Commands
 from heartbeat import Heartbeat
 from micropython import const
 from netdiag import NetDiag
+from timefloor import TimeFloor
 from uplink import Uplink
 from uploader import Uploader
 
@@ -56,6 +57,16 @@ class Agent:
             self._ticks,
             self._diff,
         )
+        self.uplink.floor = TimeFloor(cfg["time_floor"] or journal.root + ".time")
+        self.uplink.floor.load()
+        if cfg["tls"]:
+            import tlscreds  # lazily: a plain-TCP board never loads it
+
+            try:
+                self.uplink.creds = tlscreds.load(cfg["secrets"])
+            except tlscreds.CredentialError as exc:
+                # Every attempt then fails at stage tls, journaled: never a plain fallback.
+                print("tls:", exc)
         self.cause = self.board.reset_cause()
         self.heartbeat = Heartbeat(
             cfg["dev"], journal, self.clock, self.board, self.uplink, self.cause

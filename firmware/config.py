@@ -8,6 +8,8 @@ DEFAULTS = {  # type: dict
     "host": "127.0.0.1",  # broker
     "port": 1883,
     "tls": False,
+    "secrets": "/secrets",  # credential slots: ca.pem, client.crt, client.key (tlscreds.py)
+    "time_floor": None,  # last known wall time file (timefloor.py); None: <journal dir>.time
     "user": None,
     "password": None,
     "key": None,  # per-device HMAC key, hex; batches are signed when present

@@ -10,7 +10,7 @@ from micropython import const
 
 _CONFIG = "/config.json"
 _SECRETS = ("hmac.key", "ca.pem", "client.crt", "client.key")
-_DEFAULT_JOURNAL_DIR = "/journal.d"
+_DEFAULT_JOURNAL_DIR = "/dz/journal"
 _SCAN_CHUNK = const(32)
 _SCAN_MAX = const(2048)
 _SECRET_WORDS = ("key", "secret", "pass", "token")
@@ -55,11 +55,21 @@ def _board_state():
         return {"error": "board adapter: %r" % (exc,)}
 
 
-def _journal_budget():
+def _journal_place(config):
+    # Where and how big the agent's journal is: the agent's own answer when it has one.
+    try:
+        from board import Board
+        from main import journal_budget
+
+        board = Board()
+        root = board.journal_dir()
+        return root, journal_budget(board, root.rsplit("/", 1)[0] or "/")
+    except (ImportError, AttributeError):
+        pass
     spec = _load_json("/board.json")
-    pct = spec.get("journal_budget_pct", 75)
     st = os.statvfs("/")
-    return st[0] * st[2] * pct // 100
+    root = config.get("journal_dir", _DEFAULT_JOURNAL_DIR)
+    return root, st[0] * st[2] * spec.get("journal_budget_pct", 75) // 100
 
 
 def recent_diag(journal, count):
@@ -85,17 +95,17 @@ def recent_diag(journal, count):
     return recent
 
 
-def journal_state(journal_dir, recent):
+def journal_state(journal_dir, budget, recent):
     try:
         from journal import Journal
-    except ImportError:
-        return {"error": "not available: no journal module in this firmware"}, []
+    except ImportError as exc:
+        return {"error": "not available: %s" % (exc,)}, []
     try:
         os.stat(journal_dir)
     except OSError:
         return {"error": "no journal at %s (the agent has not run yet)" % journal_dir}, []
     try:
-        journal = Journal(journal_dir, _journal_budget())
+        journal = Journal(journal_dir, budget)
         journal.mount()
         return journal.stats(), recent_diag(journal, recent)
     except Exception as exc:
@@ -106,8 +116,8 @@ def report(recent=10, config_path=_CONFIG):
     config = _load_json(config_path)
     fw = _load_json("/fw.json")
     fw.pop("files", None)
-    journal_dir = config.get("journal_dir", _DEFAULT_JOURNAL_DIR)
-    stats, diag = journal_state(journal_dir, recent)
+    journal_dir, budget = _journal_place(config)
+    stats, diag = journal_state(journal_dir, budget, recent)
     return {
         "fw": fw,
         "config": hide_secrets(config),

@@ -21,7 +21,8 @@ def _why(exc):
     # Short text for a diag record: the errno when there is one.
     if isinstance(exc, OSError) and exc.args and isinstance(exc.args[0], int):
         return "errno %d" % exc.args[0]
-    return str(exc)[:40] or type(exc).__name__
+    # mbedtls messages start with a newline; keep the words.
+    return str(exc).strip()[:40] or type(exc).__name__
 
 
 async def _connect(sock, addr, timeout_ms, ticks_ms, ticks_diff):
@@ -46,8 +47,9 @@ async def _connect(sock, addr, timeout_ms, ticks_ms, ticks_diff):
         await asyncio.sleep_ms(_POLL_MS)
 
 
-async def dial(board, host, port, use_tls, timeout_ms, times, ticks_ms, ticks_diff):
+async def dial(board, host, port, creds, timeout_ms, times, ticks_ms, ticks_diff):
     # -> a connected socket (non-blocking). Fills times {"dns_ms", "tcp_ms", "tls_ms"}.
+    # creds: tlscreds.Credentials for TLS (CA, client cert), None for plain TCP.
     # Raises StageFailed(stage, why).
     if not board.link_up():
         raise StageFailed("link", board.link_why())
@@ -70,10 +72,10 @@ async def dial(board, host, port, use_tls, timeout_ms, times, ticks_ms, ticks_di
     now = ticks_ms()
     times["tcp_ms"] = ticks_diff(now, start)
     start = now
-    if use_tls:
+    if creds is not None:
         try:
-            sock = board.wrap_tls(sock, host, timeout_ms)
-        except OSError as exc:
+            sock = board.wrap_tls(sock, host, timeout_ms, creds)
+        except (OSError, ValueError) as exc:  # mbedtls: ValueError for a bad cert or name
             sock.close()
             raise StageFailed("tls", _why(exc))
         times["tls_ms"] = ticks_diff(ticks_ms(), start)

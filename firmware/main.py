@@ -42,10 +42,11 @@ def journal_budget(board, root):
 
 def open_journal(board, rng=None):
     from journal import Journal
+    from journal_segments import makedirs
 
     root = board.journal_dir()
-    parent = root.rsplit("/", 1)[0] or "/"
-    journal = Journal(root, journal_budget(board, parent), rng=rng)
+    makedirs(root)  # statvfs of the file system the journal is on wants a path that exists
+    journal = Journal(root, journal_budget(board, root), rng=rng)
     journal.mount()
     return journal
 

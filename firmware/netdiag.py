@@ -46,6 +46,12 @@ class NetDiag:
             return
         down_ms = self.clock.up_ms() - self.down_since
         self.record({"ev": "link_up", "down_ms": down_ms, "tries": self.tries})
+        # The outage's story (link_down, signal, link_up) is worth one flash commit per
+        # outage: it goes up now instead of with the next receipt or the periodic commit.
+        try:
+            self.journal.commit()
+        except OSError:
+            self.dropped += 1
         self.is_up = True
         self.tries = 0
         self._stage = None

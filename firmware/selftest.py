@@ -65,9 +65,16 @@ def check_modules(names):
     # their interned names in a 64K heap): "M", the .mpy major version, small-int bits.
     import sys
 
-    major = sys.implementation._mpy & 0xFF  # type: ignore[attr-defined]
+    major = sys.implementation._mpy & 0xFF
     header = bytearray(4)
     for name in names:
+        top = "/" + name.split(".")[0]
+        try:
+            if os.stat(top)[0] & 0x4000:
+                # "" precedes /lib on sys.path: the folder would be imported instead.
+                return "fail", "folder %s hides module %s: rename or move the folder" % (top, name)
+        except OSError:
+            pass
         path = "/lib/" + name.replace(".", "/") + ".mpy"
         try:
             with open(path, "rb") as f:
@@ -97,8 +104,8 @@ def check_modules(names):
 def check_journal():
     try:
         from journal import Journal
-    except ImportError:
-        return "n/a", "not available: no journal module in this firmware"
+    except ImportError as exc:
+        return "n/a", "not available: %s" % (exc,)
     _rmtree(_SCRATCH)
     os.mkdir(_SCRATCH)
     try:
@@ -106,7 +113,7 @@ def check_journal():
         first.mount()
         seq = first.append("d", {"ev": "selftest"})
         first.commit()
-        first = None
+        del first
         gc.collect()
         # A second instance recovers from what is on flash, as after a power cut.
         again = Journal(_SCRATCH, _JOURNAL_TEST_BUDGET)
@@ -150,12 +157,13 @@ def check_board():
 
 def _load_config(path):
     # The agent's own reader when the firmware has it (it refuses unknown keys).
+    # (optional: firmware without the uplink has no config module)
     try:
-        from config import load
+        config = __import__("config")
     except ImportError:
         with open(path) as f:
             return json.load(f)
-    return load(path)
+    return config.load(path)
 
 
 def check_credentials(config_path, dev):
@@ -183,7 +191,9 @@ _ERRNO_TEXT = {110: "timed out", 111: "connection refused", 113: "no route to ho
 
 def _why(exc):
     code = exc.args[0] if exc.args else None
-    if isinstance(code, int) and code < 0:  # getaddrinfo failures are negative on lwIP/unix
+    if not isinstance(code, int):
+        return repr(exc)
+    if code < 0:  # getaddrinfo failures are negative on lwIP and unix
         return "host name not resolved"
     return _ERRNO_TEXT.get(code, repr(exc))
 

@@ -7,6 +7,7 @@ from dial import StageFailed, dial
 from micropython import const
 from mqtt import ConnectRefused, MQTTClient
 from mqtt_codec import MQTTError
+from tlscreds import CertTimeError
 from uploader import AckTimeout
 
 _WATCH_MS = const(1000)
@@ -33,6 +34,9 @@ class Uplink:
         self._conn_since = 0
         self._acked_once = False
         self._ack_topic = self.topic("ack").encode()
+        self.creds = None  # tlscreds.Credentials when cfg["tls"] (set by the agent)
+        self.floor = None  # timefloor.TimeFloor: last known wall time, persisted
+        self._provisional = False  # TLS opened on the time floor alone: re-check when set
         self._cmd_topic = self.topic("cmd").encode()
 
     def topic(self, leaf):
@@ -63,7 +67,7 @@ class Uplink:
             self.board,
             cfg["host"],
             cfg["port"],
-            cfg["tls"],
+            self._tls_creds() if cfg["tls"] else None,
             cfg["connect_ms"],
             self.diag.times,
             self._ticks,
@@ -86,6 +90,33 @@ class Uplink:
         except (MQTTError, OSError) as exc:
             raise StageFailed("mqtt", str(exc)[:40] or "closed")
 
+    def _tls_creds(self):
+        # The certificates' dates against the best time there is; no time, no TLS session.
+        if self.creds is None:
+            raise StageFailed("tls", "no credentials")
+        now = self.clock.now()
+        if self.floor is not None:
+            self.floor.note(now)
+        try:
+            self._provisional = not self.creds.check_time(
+                now, self.floor.value if self.floor else 0
+            )
+        except CertTimeError as exc:
+            raise StageFailed("tls", str(exc))
+        return self.creds
+
+    def _recheck_tls(self):
+        now = self.clock.now()
+        if self.floor is not None:
+            self.floor.note(now)
+        creds = self.creds
+        if self._provisional and now and creds is not None:
+            self._provisional = False
+            try:
+                creds.check_time(now, 0)
+            except CertTimeError as exc:
+                raise StageFailed("tls", str(exc))
+
     async def _watch(self):
         # Link loss reported by the board, the first ack (or nothing to send) = link up, and
         # the backoff reset once the connection has been stable.
@@ -95,6 +126,7 @@ class Uplink:
             await asyncio.sleep_ms(_WATCH_MS)
             if not self.board.link_up():
                 raise StageFailed("link", "lost")
+            self._recheck_tls()
             if not self.diag.is_up and (self._acked_once or not self.uploader.inflight):
                 self.diag.up()
             if self.backoff.tries and self.clock.up_ms() - start >= stable_ms:

@@ -111,14 +111,24 @@ class Board:
     def tcp_socket(self, addr):
         return self._socket.socket(self._socket.AF_INET, self._socket.SOCK_STREAM)
 
-    def wrap_tls(self, sock, host, timeout_ms):
+    def wrap_tls(self, sock, host, timeout_ms, creds):
+        # QuecPython's ussl takes the slots' PEM text: CA required, client cert when present.
+        # (Not yet run on a module: see docs/security.md.)
         if self._ssl is None:
             raise OSError("no TLS on this firmware")
+        extra = {"cert_reqs": 2, "ca_certs": creds.slot("ca.pem")}
+        if creds.cert is not None:
+            extra["certfile"] = creds.slot("client.crt")
+            extra["keyfile"] = creds.slot("client.key")
         sock.setblocking(True)
         sock.settimeout(timeout_ms / 1000)
-        wrapped = self._ssl.wrap_socket(sock, server_hostname=host)
+        wrapped = self._ssl.wrap_socket(sock, server_hostname=host, **extra)
         sock.setblocking(False)
         return wrapped
+
+    def journal_dir(self):
+        # QuecPython's user file system is /usr.
+        return "/usr/dz/journal"
 
     def feed_watchdog(self):
         if self._wdt_cls is None:

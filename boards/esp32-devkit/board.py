@@ -98,19 +98,28 @@ class Board:
     def tcp_socket(self, addr):
         return self._socket.socket(self._socket.AF_INET, self._socket.SOCK_STREAM)
 
-    def wrap_tls(self, sock, host, timeout_ms):
+    def wrap_tls(self, sock, host, timeout_ms, creds):
         # TLS buffers come from the GC heap on the ESP32 (about 20 KB more than the agent).
+        # creds (tlscreds.Credentials): fleet CA and device certificate, DER. mbedtls checks
+        # the broker's dates against the system time, which NTP sets on this board.
         tls = self._tls
         if tls is None:
             raise OSError("no TLS on this firmware")
         ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
-        with open("/ca.der", "rb") as f:
-            ctx.load_verify_locations(cadata=f.read())
+        ctx.verify_mode = tls.CERT_REQUIRED
+        ctx.load_verify_locations(creds.ca)
+        if creds.cert is not None:
+            ctx.load_cert_chain(creds.cert, creds.key)
         sock.setblocking(True)
         sock.settimeout(timeout_ms / 1000)
         wrapped = ctx.wrap_socket(sock, server_hostname=host)
         sock.setblocking(False)
         return wrapped
+
+    def journal_dir(self):
+        # On the LittleFS partition mounted at / (mount_storage); not /journal, which would
+        # shadow `import journal`.
+        return "/dz/journal"
 
     def feed_watchdog(self):
         if self._wdt is None:

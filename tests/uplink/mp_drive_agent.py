@@ -127,6 +127,7 @@ async def _main(plan):
             if journal.acked >= journal.next_seq - 1:
                 break
     print("ACKED", journal.acked, journal.next_seq)
+    print("UPLOAD_MS", time.ticks_diff(time.ticks_ms(), start))
     gc.collect()
     print("PEAK_LIVE", live[0])
     print("PEAK_HEAP", peak[0], "FREE_NOW", gc.mem_free(), "BALLAST", len(ballast or b""))

@@ -79,8 +79,11 @@ def test_link_down_once_per_outage_and_stage_then_link_up():
     equal(signals[0], {"ev": "signal", "rat": "lte", "rsrp": -101, "reg": 1}, "signal record")
     diag.times.update({"dns_ms": 12, "tcp_ms": 80, "tls_ms": 0})
     diag.probe(95)
-    equal(_diag_bodies(journal)[-1],
-          {"ev": "probe", "dns_ms": 12, "tcp_ms": 80, "tls_ms": 0, "rtt_ms": 95}, "probe")
+    equal(
+        _diag_bodies(journal)[-1],
+        {"ev": "probe", "dns_ms": 12, "tcp_ms": 80, "tls_ms": 0, "rtt_ms": 95},
+        "probe",
+    )
 
 
 def test_heartbeat_fields_and_deltas():
@@ -102,20 +105,49 @@ def test_heartbeat_fields_and_deltas():
         topic, payload, qos = uplink.client.sent[0]
         equal((topic, qos), ("dz/v1/dev-0001/hb", 0), "topic, QoS 0")
         body = cbor.decode(payload)
-        for key in ("v", "dev", "t", "epoch", "fw", "boot", "up", "cause", "heap", "jrec",
-                    "jbytes", "jold_s", "next_seq", "ovf", "link", "sig", "recon", "sync_ok",
-                    "sync_fail", "conn_ms", "exp_ms"):
+        for key in (
+            "v",
+            "dev",
+            "t",
+            "epoch",
+            "fw",
+            "boot",
+            "up",
+            "cause",
+            "heap",
+            "jrec",
+            "jbytes",
+            "jold_s",
+            "next_seq",
+            "ovf",
+            "link",
+            "sig",
+            "recon",
+            "sync_ok",
+            "sync_fail",
+            "conn_ms",
+            "exp_ms",
+        ):
             check(key in body, "heartbeat has " + key)
-        equal((body["jrec"], body["jold_s"], body["cause"], body["link"]),
-              (3, 420, "watchdog", "up"), "journal and state")
-        equal((body["recon"], body["sync_ok"], body["conn_ms"], body["exp_ms"]),
-              (2, 5, 250000, 300000), "counters since the previous heartbeat")
+        equal(
+            (body["jrec"], body["jold_s"], body["cause"], body["link"]),
+            (3, 420, "watchdog", "up"),
+            "journal and state",
+        )
+        equal(
+            (body["recon"], body["sync_ok"], body["conn_ms"], body["exp_ms"]),
+            (2, 5, 250000, 300000),
+            "counters since the previous heartbeat",
+        )
         ticks.advance(300000)
         uplink.conn = 550000
         await hb.send()
         body = cbor.decode(uplink.client.sent[1][1])
-        equal((body["recon"], body["sync_ok"], body["conn_ms"], body["exp_ms"]),
-              (0, 0, 300000, 300000), "deltas")
+        equal(
+            (body["recon"], body["sync_ok"], body["conn_ms"], body["exp_ms"]),
+            (0, 0, 300000, 300000),
+            "deltas",
+        )
         uplink.connected = False
         check(not await hb.send(), "not sent while down")
 

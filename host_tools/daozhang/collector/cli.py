@@ -12,7 +12,11 @@ from daozhang.collector.service import Collector, CollectorConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--broker", required=True, help="mqtt://HOST:PORT")
+    parser.add_argument("--broker", required=True, help="mqtt://HOST:PORT or mqtts://HOST:PORT")
+    parser.add_argument(
+        "--tls-dir",
+        help="for mqtts: the collector's PKI folder (ca.pem, client.crt, client.key)",
+    )
     parser.add_argument("--db", required=True, help="sqlite:///FILE or postgresql://...")
     parser.add_argument("--group", default="daozhang", help="shared subscription group")
     parser.add_argument(
@@ -53,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         commit_ms=args.commit_ms,
         max_unacked=args.max_unacked,
         require_key=args.require_key,
+        tls_dir=args.tls_dir,
     )
     collector = Collector(config)
 

@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -54,6 +55,7 @@ class CollectorConfig:
     idle_ms: float = 3.0
     max_unacked: int = 1000
     require_key: bool = False
+    tls_dir: str | None = None  # PKI identity folder (ca.pem, client.crt, client.key): mqtts
 
 
 @dataclass(frozen=True)
@@ -69,9 +71,9 @@ class _Incoming:
 
 def parse_broker(url: str) -> tuple[str, int]:
     parsed = urlparse(url)
-    if parsed.scheme != "mqtt" or not parsed.hostname:
-        raise UsageError(f"bad broker URL {url!r}: expected mqtt://HOST:PORT")
-    return parsed.hostname, parsed.port or 1883
+    if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
+        raise UsageError(f"bad broker URL {url!r}: expected mqtt://HOST:PORT or mqtts://...")
+    return parsed.hostname, parsed.port or (8883 if parsed.scheme == "mqtts" else 1883)
 
 
 def ensure_durable(store: Store) -> None:
@@ -120,6 +122,12 @@ class Collector:
             protocol=mqtt.MQTTv5,
             manual_ack=True,
         )
+        if config.broker.startswith("mqtts:"):
+            if not config.tls_dir:
+                raise UsageError("an mqtts:// broker needs --tls-dir (see `daozhang pki issue`)")
+            from daozhang.security.tlsclient import client_context
+
+            self._client.tls_set_context(client_context(Path(config.tls_dir)))
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe

@@ -104,7 +104,9 @@ def run(args: argparse.Namespace) -> int:
     def store() -> Store:
         return open_store(db_url, migrate=False)
 
-    flasher = Flasher(options, store)
+    # A dry run reads the key store if there is one, and never creates a database.
+    missing = db_url.startswith("sqlite:///") and not Path(db_url[len("sqlite:///") :]).exists()
+    flasher = Flasher(options, None if options.dry_run and missing else store)
     err = Console(stderr=True)
     with Progress(
         TextColumn("{task.description}"),

@@ -174,6 +174,8 @@ class Flasher:
         keep = {f.remote for f in files}
         removed = [p for p in dev_probe.old_files if p not in keep and p.startswith("/lib/")]
         result.written = [f.remote for f in changed]
+        if key is None:  # dry run, no key registered yet: the flash will make one
+            result.written.insert(-1 if changed else 0, SECRET_HMAC)
         result.removed = removed
         result.unchanged = len(files) - len(changed)
         _check_room(port.port, dev_probe, changed)

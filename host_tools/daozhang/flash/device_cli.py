@@ -2,7 +2,7 @@
 
 The raw REPL that mpremote uses interrupts the running agent (Ctrl-C), so inspect says so,
 only reads (mounting the journal does what every boot does), and restarts the agent when done.
-The collector's `daozhang device add` joins this command table by `add_parsers(sub)`.
+`daozhang device` is the collector's command (add, list); it adds `inspect` by `add_parsers`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from daozhang.errors import UsageError
 from daozhang.flash.link import DeviceError, Port
 from daozhang.flash.reboot import restart_agent
 
@@ -30,15 +29,10 @@ def add_parsers(sub: Any) -> None:
         "--no-restart", action="store_true", help="leave the agent stopped afterwards"
     )
     inspect.set_defaults(handler=run_inspect)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="device_command", metavar="ACTION", required=True)
-    add_parsers(sub)
-
-
-def run(args: argparse.Namespace) -> int:  # every action sets its own handler
-    raise UsageError("device: choose an action (inspect)")
+    flashed = sub.add_parser("flashed", help="the flash registry: which device is on which board")
+    flashed.add_argument("--db", help="database (default: $DAOZHANG_DB or the local registry)")
+    flashed.add_argument("--json", action="store_true", help="JSON instead of a table")
+    flashed.set_defaults(handler=run_flashed)
 
 
 def run_inspect(args: argparse.Namespace) -> int:
@@ -68,6 +62,36 @@ def run_inspect(args: argparse.Namespace) -> int:
         print()
         return 0
     _show(report, args.port)
+    return 0
+
+
+def run_flashed(args: argparse.Namespace) -> int:
+    from daozhang.flash.cli import default_db_url
+    from daozhang.flash.registry import flashed_devices
+    from daozhang.store import open_store
+
+    with open_store(args.db or default_db_url()) as store:
+        rows = flashed_devices(store)
+    if args.json:
+        json.dump(rows, sys.stdout, indent=1)
+        print()
+        return 0
+    table = Table(title="flashed devices")
+    for column in ("dev", "board", "port", "firmware", ".mpy", "flashed (UTC)", "by", "result"):
+        table.add_column(column)
+    for row in rows:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row["flashed_at"]))
+        table.add_row(
+            row["dev"],
+            row["board"],
+            row["port"],
+            f"{row['fw_version']} {row['fw_hash'][:12]}",
+            row["mpy"],
+            when,
+            row["operator"],
+            row["result"],
+        )
+    Console(width=max(120, Console().width)).print(table)
     return 0
 
 

@@ -78,7 +78,8 @@ class Port:
             )
         except subprocess.TimeoutExpired as exc:
             raise NoAnswer(
-                f"{self.port}: the device did not answer within {exc.timeout:.0f} s"
+                f"{self.port}: no MicroPython REPL answered within {exc.timeout:.0f} s (wrong "
+                "port, a busy agent that ignores Ctrl-C, or no MicroPython: see the base image)"
             ) from exc
         out = result.stdout.decode(errors="replace")
         err = result.stderr.decode(errors="replace")
@@ -102,6 +103,11 @@ class Port:
             return NoAnswer(
                 f"{self.port}: no MicroPython REPL answered (wrong port, or the device is "
                 "not running MicroPython: flash the base image first)"
+            )
+        if last.startswith("MemoryError"):
+            return DeviceError(
+                f"{self.port}: the device ran out of RAM ({last}): the agent leaves too little "
+                "heap for the REPL; on a virtual board give it more (--heap 256K)"
             )
         return DeviceError(f"{self.port}: {last}")
 

@@ -14,6 +14,7 @@ from typing import Any
 from daozhang.flash.link import Port
 
 _MARKER = "DZ-PROBE"
+PROBE_TIMEOUT_S = 20.0  # mpremote itself waits forever on a port where nothing answers
 
 # MicroPython code; `{paths}` is filled with a Python list literal of device paths.
 _PROBE = """
@@ -107,7 +108,9 @@ class Probe:
 
 
 def probe(port: Port, paths: list[str]) -> Probe:
-    data = port.exec_json(_PROBE.format(paths=json.dumps(paths)), _MARKER)
+    data = port.exec_json(
+        _PROBE.format(paths=json.dumps(paths)), _MARKER, timeout_s=PROBE_TIMEOUT_S
+    )
     old = data.get("old")
     return Probe(
         mpy=data.get("mpy"),

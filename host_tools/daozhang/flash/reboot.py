@@ -11,6 +11,7 @@ The journal is power-cut safe by design, so a reset never loses a stored receipt
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,17 +45,15 @@ def _power_cycle_virtual(port: Port) -> None:
 
 
 def _hard_reset(port: Port) -> None:
+    # Only wait for the port to come back (USB re-enumerates): talking to the REPL now would
+    # interrupt the agent that has just started. The next mpremote call waits for the REPL.
     port.mpremote("exec", "--no-follow", _RESET_CODE)
-    deadline = time.monotonic() + _BACK_TIMEOUT_S
     time.sleep(1.0)
-    while True:
-        try:
-            port.mpremote("exec", "pass", timeout_s=10)
-            return
-        except DeviceError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1.0)
+    deadline = time.monotonic() + _BACK_TIMEOUT_S
+    while not os.path.exists(port.port):
+        if time.monotonic() > deadline:
+            raise DeviceError(f"{port.port}: the device did not come back after its reset")
+        time.sleep(0.5)
 
 
 BACKENDS = [

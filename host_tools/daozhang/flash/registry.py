@@ -3,8 +3,8 @@
 `flash_devices` holds the latest flash of each device id (which board, which port, which
 firmware, when, by whom, and how its self-test ended); `flash_history` keeps every flash.
 The per-device HMAC key lives in the collector's `devices` table (interface C), which is
-where the collector looks it up to check a batch's MAC: `device_key`/`store_device_key` are
-the only functions that touch it.
+where the collector looks it up to check a batch's MAC: `key_for` is the only function that
+writes it, through the collector's own `add_device`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from daozhang.collector.keys import add_device
 from daozhang.errors import StoreError
 from daozhang.store import Store, Transaction
 from daozhang.store.migrate import Migration
@@ -80,41 +81,27 @@ def device_key(tx: Transaction, dev: str) -> bytes | None:
     return bytes(rows[0][0])
 
 
-def store_device_key(tx: Transaction, dev: str, key: bytes) -> None:
-    now = time.time()
-    if tx.execute("SELECT 1 FROM devices WHERE dev = ?", (dev,)):
-        tx.execute(
-            "UPDATE devices SET hmac_key = ?, key_added_at = ? WHERE dev = ?", (key, now, dev)
-        )
-    else:
-        tx.execute(
-            "INSERT INTO devices (dev, hmac_key, key_added_at) VALUES (?, ?, ?)", (dev, key, now)
-        )
-
-
 def key_for(store: Store, dev: str) -> bytes:
-    """The device's HMAC key: the registered one, or a new one registered now (before any
-    device gets it, so a key on a device is always known to the collector)."""
-    try:
-        with store.transaction() as tx:
-            key = device_key(tx, dev)
-            if key is None:
-                key = secrets.token_bytes(HMAC_KEY_BYTES)
-                store_device_key(tx, dev, key)
-    except Exception as exc:
-        if "devices" in str(exc):
-            raise StoreError(
-                f"{store.url}: no collector `devices` table to register the HMAC key in"
-            ) from exc
-        raise
+    """The device's HMAC key: the registered one, or a new one registered now in the
+    collector's key store (before any device gets it, so a key on a device is always known to
+    the collector; a concurrent flash of the same id cannot register a second key)."""
+    key = registered_key(store, dev)
+    if key is None:
+        add_device(store, dev, secrets.token_bytes(HMAC_KEY_BYTES), note="daozhang flash")
+        key = registered_key(store, dev)
+    if key is None:
+        raise StoreError(f"device {dev}: the HMAC key was not stored")
     if len(key) != HMAC_KEY_BYTES:
         raise StoreError(f"device {dev}: registered HMAC key is {len(key)} bytes, expected 32")
     return key
 
 
 def registered_key(store: Store, dev: str) -> bytes | None:
-    with store.transaction() as tx:
-        return device_key(tx, dev)
+    try:
+        with store.transaction() as tx:
+            return device_key(tx, dev)
+    except Exception as exc:  # each engine has its own "no such table" error
+        raise StoreError(f"{store.url}: no collector `devices` table: {exc}") from exc
 
 
 def record_flash(store: Store, rec: FlashRecord) -> None:
@@ -148,6 +135,14 @@ def record_flash(store: Store, rec: FlashRecord) -> None:
                 json.dumps(rec.selftest, ensure_ascii=False),
             ),
         )
+
+
+def flashed_devices(store: Store) -> list[dict[str, Any]]:
+    """The latest flash of every device id, by device id."""
+    columns = ("dev", "board", "port", "fw_version", "fw_hash", "mpy", "flashed_at", "operator")
+    with store.transaction() as tx:
+        rows = tx.execute(f"SELECT {', '.join(columns)}, result FROM flash_devices ORDER BY dev")
+    return [dict(zip((*columns, "result"), row, strict=True)) for row in rows]
 
 
 def latest_heartbeat(store: Store, dev: str, since: float) -> float | None:

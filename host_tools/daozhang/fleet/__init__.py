@@ -1,6 +1,8 @@
-"""Fleet simulation: scenarios, the process supervisor, the invariant checker, netem mode.
+"""Fleets: views over the store, and whole fleets simulated on one machine.
 
-`scenario` reads and validates a scenario TOML file (docs/simulation.md); `supervisor` starts
-and stops every process a run starts; `invariants` compares what each POS was acked against
-the store; `netem` puts boards in network namespaces behind `tc netem` (root only).
+`status` (`daozhang fleet status`): one row per device, worst first.
+Simulation (`daozhang sim`, docs/simulation.md): `scenario` reads and validates a scenario TOML
+file; `plan` turns it into a timeline; `supervisor` starts and stops every process a run
+starts; `invariants` compares what each POS was acked against the store; `netem` puts boards
+in network namespaces behind `tc`; `runner` and `wiring` run it all (see README.md).
 """

@@ -1,104 +1,67 @@
-"""`daozhang sim generate|check|run|verify`: scenarios, from generated data to a real fleet.
-
-`generate` is the scenario generator alone (daozhang.sim: files and device data, no boards);
-`check`, `run` and `verify` run fleets of virtual boards from scenario files
-(docs/simulation.md).
-"""
+"""`daozhang fleet status --db URL [--json]`."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-from collections import Counter
-from pathlib import Path
+import sys
+import time
 
 from daozhang.errors import UsageError
-from daozhang.fleet import invariants, plan, player
-from daozhang.fleet.scenario import Scenario, load
+from daozhang.fleet.status import fleet_status, signal_text
 from daozhang.store import open_store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="sim_command", metavar="ACTION", required=True)
-
-    from daozhang.sim import cli as generator_cli
-
-    generate = sub.add_parser(
-        "generate", help="generate a scenario with ground truth (files, device data), no boards"
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    status = sub.add_parser("status", help="one row per device, worst first")
+    status.add_argument("--db", required=True, help="sqlite:///FILE or postgresql://...")
+    status.add_argument("--json", action="store_true", help="JSON instead of a table")
+    status.add_argument(
+        "--silent-after", type=float, default=900, help="seconds without a message = silent"
     )
-    generator_cli.add_arguments(generate)
-    generate.set_defaults(handler=generator_cli.run)
-
-    check = sub.add_parser("check", help="validate a scenario file and print its plan")
-    check.add_argument("scenario", type=Path)
-    check.add_argument("--events", action="store_true", help="print every timeline event")
-    check.set_defaults(handler=_check)
-
-    run = sub.add_parser("run", help="run a scenario end to end")
-    run.add_argument("scenario", type=Path)
-    run.add_argument("--out", type=Path, required=True, help="output folder (created)")
-    run.set_defaults(handler=_run)
-
-    verify = sub.add_parser("verify", help="check the no-loss invariant: POS acks vs the store")
-    verify.add_argument("--db", required=True, help="store URL (sqlite:///... or postgresql://)")
-    verify.add_argument("--truth", type=Path, required=True, help="truth.jsonl of a run")
-    verify.add_argument("--all", action="store_true", help="list healthy devices too")
-    verify.set_defaults(handler=_verify)
+    status.add_argument("--now", type=float, help="evaluate as of this unix time (tests)")
+    status.set_defaults(handler=run_status)
 
 
-def run(args: argparse.Namespace) -> int:  # every action sets its own handler
-    raise UsageError("sim: choose an action (generate, check, run, verify)")
+def run(args: argparse.Namespace) -> int:
+    raise UsageError("fleet: choose status")
 
 
-def describe(s: Scenario, events: list[plan.Event]) -> str:
-    lines = [
-        f"scenario {s.name} ({s.path}), seed {s.seed}, mode {s.mode}",
-        f"business day {s.day.date} {s.day.open_hhmm}-{s.day.close_hhmm} (Beijing) in "
-        f"{s.duration_s:g} s: time x{s.time_scale:.0f} for POS times and settlement; "
-        "boards, network and broker run in real time",
-        f"{len(s.devices)} boards x {s.receipts_per_board} receipts = {s.receipts} receipts; "
-        f"flash {s.flash_size // 1024} KiB, heap {s.heapsize}",
-    ]
-    groups = Counter((d.group, d.link.name) for d in s.devices)
-    for (group, link), n in groups.items():
-        lines.append(f"  group {group}: {n} boards on link {link!r}")
-    lines.append(
-        f"broker persistence {'on' if s.broker_persistence else 'off'}; "
-        f"{s.collectors} collector(s) on {s.db}; drain up to {s.drain_s:g} s"
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def run_status(args: argparse.Namespace) -> int:
+    now = args.now if args.now is not None else time.time()
+    with open_store(args.db) as store:
+        rows = fleet_status(store, now, silent_after_s=args.silent_after)
+    if args.json:
+        json.dump(
+            {"now": now, "devices": [dataclasses.asdict(r) for r in rows]},
+            sys.stdout,
+            indent=1,
+            ensure_ascii=False,
+        )
+        sys.stdout.write("\n")
+        return 0
+    header = (
+        f"{'dev':<16} {'online':<7} {'seen':>6} {'backlog':>8} {'oldest':>7} "
+        f"{'signal':<22} {'recon':>5} {'ok/fail':>9}  problem"
     )
-    kinds = Counter(f.kind for f in s.faults)
-    lines.append("faults: " + (", ".join(f"{k} x{n}" for k, n in sorted(kinds.items())) or "none"))
-    down = [sum(b - a for a, b in plan.outages(events, d.index, s.duration_s)) for d in s.devices]
-    lines.append(
-        f"timeline: {len(events)} events; boards unreachable {sum(down):.0f} board-seconds "
-        f"in all (worst board {max(down):.0f} s)"
-    )
-    causes = ", ".join(f"{c} {n}" for c, n in s.settlement_causes.items() if n) or "none"
-    lines.append(f"settlement causes injected: {causes}")
-    return "\n".join(lines)
-
-
-def _check(args: argparse.Namespace) -> int:
-    s = load(args.scenario)
-    events = plan.schedule(s)
-    print(describe(s, events))
-    if args.events:
-        for e in events:
-            print(json.dumps(player.describe(e)))
+    sys.stdout.write(header + "\n")
+    for r in rows:
+        sys.stdout.write(
+            f"{r.dev:<16} {'yes' if r.online else 'no':<7} {_age(r.silent_s):>6}"
+            f" {'-' if r.backlog is None else r.backlog:>8}"
+            f" {'-' if r.oldest_s is None else _age(r.oldest_s):>7}"
+            f" {signal_text(r.signal):<22} {r.reconnects:>5}"
+            f" {f'{r.sync_ok}/{r.sync_fail}':>9}  {r.problem}\n"
+        )
     return 0
-
-
-def _run(args: argparse.Namespace) -> int:
-    from daozhang.fleet.runner import run_scenario
-
-    result = run_scenario(load(args.scenario), args.out)
-    return 0 if result.ok else 1
-
-
-def _verify(args: argparse.Namespace) -> int:
-    truth = list(invariants.read_truth(args.truth))
-    with open_store(args.db, migrate=False) as store:
-        stored = list(invariants.stored_receipts(store))
-    result = invariants.check(truth, stored)
-    print(invariants.render(result, only_problems=not args.all))
-    return 0 if result.valid else 1

@@ -8,6 +8,7 @@ import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from daozhang.errors import DaozhangError
 from daozhang.services.ports import free_port, wait_listening
@@ -22,6 +23,16 @@ def mosquitto_binary() -> str:
     )
 
 
+class Listeners(Protocol):
+    """Replaces the default anonymous listener (e.g. `daozhang.broker.config.FleetListeners`:
+    TLS, per-device identity, ACLs)."""
+
+    @property
+    def scheme(self) -> str: ...
+
+    def lines(self, port: int) -> list[str]: ...
+
+
 @dataclass
 class Mosquitto:
     """One broker process; `start()` writes its config under `workdir` and waits for it."""
@@ -30,16 +41,21 @@ class Mosquitto:
     port: int = 0
     persistence: bool = True
     extra_config: list[str] = field(default_factory=list)
+    listeners: Listeners | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        scheme = self.listeners.scheme if self.listeners else "mqtt"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def config_text(self) -> str:
+        if self.listeners is None:
+            listen = [f"listener {self.port} 127.0.0.1", "allow_anonymous true"]
+        else:
+            listen = self.listeners.lines(self.port)
         lines = [
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+            *listen,
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.workdir}/",
             "max_queued_messages 100000",

@@ -1,0 +1,1 @@
+"""The project's Mosquitto configuration: TLS, per-device identity and topic ACLs."""

@@ -1,0 +1,120 @@
+"""`fleet status`: one row per device from the store, sorted worst first.
+
+Each row joins the device (last seen, online/offline from status and LWT), its latest
+heartbeat (backlog: unacked records and the age of the oldest; link; signal) and the sums of
+its heartbeats over the last day (reconnects, successful and failed uploads). The ordering
+puts the devices a monitoring desk must look at first on top: silent or offline with unsent
+records, then silent or offline, then a growing backlog or failing uploads, then the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from typing import Any
+
+from daozhang.store import Store
+
+DAY_S = 86_400
+
+
+@dataclass(frozen=True)
+class DeviceStatus:
+    dev: str
+    mid: str | None
+    tid: str | None
+    online: bool
+    last_seen: float | None
+    silent_s: float | None  # seconds since anything was heard from it
+    backlog: int | None  # records not yet acked, as of the latest heartbeat
+    oldest_s: int | None  # age of the oldest of them then
+    link: str | None
+    signal: dict[str, Any]
+    reconnects: int  # over the last day
+    sync_ok: int
+    sync_fail: int
+    upto: int | None  # highest contiguous seq stored, for its latest epoch
+    level: int  # 3 worst .. 0 healthy
+    problem: str
+
+
+def _level(row: DeviceStatus, silent_after_s: float, backlog_age_s: float) -> tuple[int, str]:
+    silent = row.silent_s is None or row.silent_s > silent_after_s
+    unsent = (row.backlog or 0) > 0
+    if (silent or not row.online) and unsent:
+        return 3, f"{'silent' if silent else 'offline'} with {row.backlog} unsent records"
+    if silent:
+        return 2, "never heard from" if row.silent_s is None else "silent"
+    if not row.online:
+        return 2, "offline"
+    if unsent and (row.oldest_s or 0) > backlog_age_s:
+        return 1, f"backlog {row.backlog} records, oldest {row.oldest_s} s"
+    if row.sync_fail > row.sync_ok:
+        return 1, "uploads failing"
+    return 0, "ok"
+
+
+def fleet_status(
+    store: Store, now: float, silent_after_s: float = 900, backlog_age_s: float = 600
+) -> list[DeviceStatus]:
+    with store.transaction() as tx:
+        rows = tx.execute(
+            "SELECT d.dev, d.mid, d.tid, d.online, d.last_seen, h.jrec, h.jold_s, h.link,"
+            " h.body_json FROM devices d LEFT JOIN heartbeats h ON h.id ="
+            " (SELECT MAX(id) FROM heartbeats WHERE dev = d.dev)"
+        )
+        sums = {
+            str(dev): (int(recon or 0), int(ok or 0), int(fail or 0))
+            for dev, recon, ok, fail in tx.execute(
+                "SELECT dev, SUM(recon), SUM(sync_ok), SUM(sync_fail) FROM heartbeats"
+                " WHERE received_at >= ? GROUP BY dev",
+                (now - DAY_S,),
+            )
+        }
+        uptos = {
+            str(dev): int(upto)
+            for dev, upto in tx.execute(
+                "SELECT a.dev, a.upto FROM ack_state a WHERE a.updated_at ="
+                " (SELECT MAX(updated_at) FROM ack_state WHERE dev = a.dev)"
+            )
+        }
+    result = []
+    for dev, mid, tid, online, last_seen, jrec, jold_s, link, body_json in rows:
+        body = json.loads(body_json) if body_json else {}
+        sig = body.get("sig")
+        signal: dict[str, Any] = sig if isinstance(sig, dict) else {}
+        recon, ok, fail = sums.get(dev, (0, 0, 0))
+        row = DeviceStatus(
+            dev=dev,
+            mid=mid,
+            tid=tid,
+            online=bool(online),
+            last_seen=last_seen,
+            silent_s=None if last_seen is None else max(0.0, now - last_seen),
+            backlog=jrec,
+            oldest_s=jold_s,
+            link=link,
+            signal=signal,
+            reconnects=recon,
+            sync_ok=ok,
+            sync_fail=fail,
+            upto=uptos.get(dev),
+            level=0,
+            problem="",
+        )
+        level, problem = _level(row, silent_after_s, backlog_age_s)
+        result.append(_with(row, level, problem))
+    result.sort(
+        key=lambda r: (-r.level, -(r.backlog or 0) * (r.level > 0), -(r.oldest_s or 0), r.dev)
+    )
+    return result
+
+
+def _with(row: DeviceStatus, level: int, problem: str) -> DeviceStatus:
+    return replace(row, level=level, problem=problem)
+
+
+def signal_text(signal: dict[str, Any]) -> str:
+    parts = [str(signal["rat"])] if "rat" in signal else []
+    parts += [f"{k}={signal[k]}" for k in ("rsrp", "rssi", "csq", "sinr") if k in signal]
+    return " ".join(parts) or "-"

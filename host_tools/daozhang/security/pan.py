@@ -1,0 +1,131 @@
+"""Card numbers: Luhn check, masking, and finding full PANs or track data in raw bytes.
+
+A finding is a *full* PAN: a run of exactly 13–19 digits (not part of a longer run) that starts
+with 2–6 (Mastercard 2-series, Amex 3, Visa 4, Discover/UnionPay 6) and passes Luhn; or the same
+grouped in fours by spaces or dashes; or magnetic-stripe track data (track 1 `B<pan>^NAME^`,
+track 2 `<pan>=<YYMM><service code>`). Runs that are known id fields (merchant id, RRN, ...)
+are skipped: a key naming one just before the run, a column naming one in a table, or a value
+listed as known. Only masked forms ever leave this module.
+"""
+
+from __future__ import annotations
+
+import mmap
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+# Field names that hold ids, never card numbers: DESIGN §1.2 and §2.1, store columns.
+KNOWN_ID_FIELDS = frozenset(
+    {
+        "mid",
+        "tid",
+        "bat",
+        "trc",
+        "rrn",
+        "orrn",
+        "otrc",
+        "auth",
+        "epoch",
+        "seq",
+        "boot",
+        "up",
+        "dev",
+        "merchant_id",
+        "terminal_id",
+        "batch_no",
+        "trace_no",
+        "orig_rrn",
+        "payout_id",
+        "seq_from",
+        "seq_to",
+        "next_seq",
+        "acked",
+        "upto",
+        "serial",
+        "cell",
+    }
+)
+
+_RUN = re.compile(rb"(?<![0-9])[2-6][0-9]{12,18}(?![0-9])")
+_GROUPED = re.compile(rb"(?<![0-9])[2-6][0-9]{3}([ -])[0-9]{4}\1[0-9]{4}\1[0-9]{1,7}(?![0-9])")
+_TRACK1 = re.compile(rb"B([0-9]{13,19})\^[^^\x00\n]{2,26}\^[0-9]{7}")
+_TRACK2 = re.compile(rb"(?<![0-9])([0-9]{13,19})[=D][0-9]{7}")
+_KEY_BEFORE = re.compile(rb"([A-Za-z_]{2,20})[^A-Za-z0-9_]{0,6}$")
+_LOOKBACK = 32
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if position % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def is_full_pan(digits: str) -> bool:
+    return 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn_ok(digits)
+
+
+def mask(pan: str) -> str:
+    """First 6, a star for each middle digit, last 4 (DESIGN §1.2): `622848******1234`."""
+    digits = re.sub(r"[^0-9]", "", pan)
+    if len(digits) < 11:
+        return "*" * len(digits)
+    return digits[:6] + "*" * (len(digits) - 10) + digits[-4:]
+
+
+@dataclass(frozen=True)
+class Finding:
+    offset: int
+    kind: str  # "pan" | "track1" | "track2"
+    masked: str
+    where: str = ""  # for structured sources: "table.column rowid N"
+
+    def describe(self, path: str) -> str:
+        place = f"{path}:{self.where}" if self.where else f"{path}:{self.offset}"
+        label = {"pan": "full PAN", "track1": "track 1 data", "track2": "track 2 data"}
+        return f"{place}: {label[self.kind]} {self.masked}"
+
+
+def _key_before(data: bytes | mmap.mmap, start: int) -> str:
+    found = _KEY_BEFORE.search(bytes(data[max(0, start - _LOOKBACK) : start]))
+    return found.group(1).decode().lower() if found else ""
+
+
+def _is_id_key(key: str) -> bool:
+    # In CBOR a short text string's header byte is itself a letter (0x61-0x77) glued to the
+    # key and to the value: `{"mid": "4023..."}` is `c` `mid` `o` `4023...`.
+    return bool({key, key[1:], key[:-1], key[1:-1]} & KNOWN_ID_FIELDS)
+
+
+def scan_bytes(data: bytes | mmap.mmap, known: Iterable[str] = ()) -> Iterator[Finding]:
+    """Findings in raw bytes (a file, a flash image, a database page), in offset order."""
+    known_values = set(known)
+    track_spans: list[tuple[int, int]] = []
+    results: list[Finding] = []
+    for pattern, kind in ((_TRACK1, "track1"), (_TRACK2, "track2")):
+        for match in pattern.finditer(data):
+            track_spans.append(match.span())
+            results.append(Finding(match.start(), kind, mask(match.group(1).decode())))
+    for pattern in (_RUN, _GROUPED):
+        for match in pattern.finditer(data):
+            if any(a <= match.start() < b for a, b in track_spans):
+                continue
+            digits = re.sub(rb"[^0-9]", b"", match.group(0)).decode()
+            if not is_full_pan(digits) or digits in known_values:
+                continue
+            if _is_id_key(_key_before(data, match.start())):
+                continue
+            results.append(Finding(match.start(), "pan", mask(digits)))
+    yield from sorted(results, key=lambda f: f.offset)
+
+
+def scan_text_value(value: str, where: str) -> Iterator[Finding]:
+    """Findings in one structured value (a database cell): its column is not an id field."""
+    for finding in scan_bytes(value.encode("utf-8", "replace")):
+        yield Finding(finding.offset, finding.kind, finding.masked, where)

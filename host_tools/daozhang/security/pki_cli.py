@@ -1,0 +1,106 @@
+"""`daozhang pki init|issue|revoke|crl|list`: the fleet CA and per-device credentials."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from daozhang.errors import UsageError
+from daozhang.security.pki import Pki
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="pki_command", metavar="ACTION", required=True)
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--dir", type=Path, required=True, help="the PKI directory")
+        return p
+
+    init = action("init", "create the fleet CA, the broker's certificate and an empty CRL")
+    init.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        help="broker host name or IP for the server certificate (besides localhost, 127.0.0.1)",
+    )
+    init.add_argument("--days", type=int, default=3650, help="CA validity (default 3650)")
+    init.add_argument("--force", action="store_true", help="replace an existing PKI")
+    init.set_defaults(handler=_init)
+
+    issue = action("issue", "issue a device's client certificate (CN = device id) and HMAC key")
+    issue.add_argument("device", help="device id, [A-Za-z0-9_-]{4,32}")
+    issue.add_argument("--days", type=int, default=1825)
+    issue.add_argument(
+        "--password", action="store_true", help="also a broker username/password for the device"
+    )
+    issue.add_argument(
+        "--no-cert", action="store_true", help="no client certificate (needs --password)"
+    )
+    issue.add_argument(
+        "--collector", action="store_true", help="a collector identity (collector.NAME)"
+    )
+    issue.set_defaults(handler=_issue)
+
+    revoke = action("revoke", "revoke a device (CRL + password removed); restart the broker")
+    revoke.add_argument("device", help="device id, or collector.NAME")
+    revoke.set_defaults(handler=_revoke)
+
+    crl = action("crl", "re-sign the CRL (brokers refuse every client once it expires)")
+    crl.add_argument("--days", type=int, default=365)
+    crl.set_defaults(handler=_crl)
+
+    listing = action("list", "list identities and their state")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=_list)
+
+
+def run(args: argparse.Namespace) -> int:
+    raise UsageError("pki: choose an action (init, issue, revoke, crl, list)")
+
+
+def _init(args: argparse.Namespace) -> int:
+    pki = Pki(args.dir)
+    pki.init(args.host, days=args.days, force=args.force)
+    print(f"CA: {pki.ca_cert_path}\nbroker: {pki.server_cert_path}\nCRL: {pki.crl_path}")
+    return 0
+
+
+def _issue(args: argparse.Namespace) -> int:
+    pki = Pki(args.dir)
+    if args.collector:
+        if args.password or args.no_cert:
+            raise UsageError("pki issue --collector: collectors use a client certificate only")
+        identity = pki.issue_collector(args.device, days=args.days)
+    else:
+        identity = pki.issue_device(
+            args.device, days=args.days, cert=not args.no_cert, password=args.password
+        )
+    print(f"{identity.name}: {identity.folder}")
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    Pki(args.dir).revoke(args.device)
+    print(f"{args.device}: revoked; restart the broker (or SIGHUP for passwords) to apply")
+    return 0
+
+
+def _crl(args: argparse.Namespace) -> int:
+    pki = Pki(args.dir)
+    pki.write_crl(days=args.days)
+    print(pki.crl_path)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    identities = Pki(args.dir).identities()
+    if args.json:
+        print(json.dumps(identities, indent=2, sort_keys=True))
+        return 0
+    for name, entry in sorted(identities.items()):
+        state = "revoked" if entry.get("revoked") else "active"
+        auth = "+".join(k for k in ("serial", "password") if entry.get(k)).replace("serial", "cert")
+        print(f"{name:34} {entry['role']:9} {state:8} {auth}")
+    return 0

@@ -1,0 +1,21 @@
+"""TLS for the host's MQTT clients (collector, tests, demo) from a PKI identity folder."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+from daozhang.errors import DaozhangError
+
+
+def client_context(folder: Path) -> ssl.SSLContext:
+    """Verify the broker against the fleet CA (hostname included) and present the identity's
+    client certificate: `folder` holds `ca.pem`, `client.crt`, `client.key` (`daozhang pki`)."""
+    paths = [folder / name for name in ("ca.pem", "client.crt", "client.key")]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise DaozhangError(f"TLS identity incomplete: missing {', '.join(missing)}")
+    context = ssl.create_default_context(cafile=str(paths[0]))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(paths[1]), str(paths[2]))
+    return context

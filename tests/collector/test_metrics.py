@@ -1,0 +1,40 @@
+"""The Prometheus text the collector serves."""
+
+from __future__ import annotations
+
+from daozhang.collector.devicewire import heartbeat_bytes
+from daozhang.collector.metrics import Metrics, fleet_gauges
+from daozhang.collector.timeline import ingest_heartbeat, ingest_status
+from daozhang.store import open_store
+
+
+def test_counters_histogram_and_fleet_gauges(sqlite_url: str) -> None:
+    m = Metrics()
+    m.count_message("up", 50, 2, ["mac", "mac", "conflict"])
+    m.count_message("hb", 0, 0, [])
+    m.observe_commit(0.004, 3)
+    m.observe_commit(0.3, 1)
+    with open_store(sqlite_url) as store:
+        with store.transaction() as tx:
+            ingest_status(tx, "DEV1", b"online", 1.0)
+            ingest_heartbeat(tx, "DEV1", heartbeat_bytes("DEV1", jrec=7), 2.0)
+            ingest_heartbeat(tx, "DEV1", heartbeat_bytes("DEV1", jrec=9), 3.0)
+            ingest_heartbeat(tx, "DEV2", heartbeat_bytes("DEV2", jrec=1), 3.0)
+        text = m.render(lambda: fleet_gauges(store))
+    lines = set(text.splitlines())
+    for expected in [
+        'dz_collector_messages_total{channel="up"} 1',
+        "dz_collector_records_total 50",
+        "dz_collector_duplicates_total 2",
+        'dz_collector_quarantined_total{reason="mac"} 2',
+        'dz_collector_quarantined_total{reason="conflict"} 1',
+        'dz_collector_commit_seconds_bucket{le="0.005"} 1',
+        'dz_collector_commit_seconds_bucket{le="0.5"} 2',
+        'dz_collector_commit_seconds_bucket{le="+Inf"} 2',
+        "dz_collector_commit_seconds_count 2",
+        "dz_collector_acks_total 4",
+        "dz_devices 2",
+        "dz_devices_online 1",
+        "dz_devices_backlog_records 10",
+    ]:
+        assert expected in lines, expected

@@ -28,7 +28,6 @@ from daozhang.fleet.scenario import Scenario
 from daozhang.fleet.supervisor import Supervisor
 from daozhang.fleet.target import BoardSlot, FleetTarget, LinkPath, ServiceSlot
 from daozhang.paths import FIRMWARE
-from daozhang.services.mosquitto import Mosquitto
 from daozhang.services.ports import free_port
 
 # (what, how to tell it is present, the component that provides it)
@@ -150,17 +149,17 @@ class _Run:
             # Boards are managed under the run's own state folder, not the user's.
             session.use_state_dir(out / "state")
             spaces: list[Namespace | None] = [None] * len(s.devices)
-            listeners: list[str] = []
             port = free_port()
             if s.mode == "netem":
                 made = wiring.netem_namespaces(list(s.devices), sup, f"{os.getpid() % 100000}")
                 spaces = list[Namespace | None](made)
-                listeners = wiring.broker_listeners(made, port)
                 self.say(f"netem mode: {len(made)} network namespaces, veth pairs, tc shaping")
-            self.say(f"starting Mosquitto (persistence {'on' if s.broker_persistence else 'off'})")
-            broker = Mosquitto(
-                out / "broker", port=port, persistence=s.broker_persistence, extra_config=listeners
-            ).start()
+            security = "TLS, a certificate per device" if s.broker_tls else "plain TCP"
+            self.say(
+                f"starting Mosquitto ({security}; persistence "
+                f"{'on' if s.broker_persistence else 'off'})"
+            )
+            broker = session.start_broker(port, [ns for ns in spaces if ns is not None])
             sup.adopt("mosquitto", broker.stop)
             collectors = [
                 ServiceSlot(

@@ -141,6 +141,7 @@ class Scenario:
     devices: tuple[Device, ...]
     faults: tuple[Fault, ...]
     broker_persistence: bool
+    broker_tls: bool  # TLS with a certificate per device and per collector, ACLs by identity
     collectors: int
     db: str  # "sqlite" or a postgresql:// URL
     settlement_causes: Mapping[str, int]
@@ -301,6 +302,7 @@ def parse(raw: dict[str, Any], path: Path) -> Scenario:
 
     broker_r = top.sub("broker")
     persistence = bool(broker_r.get("persistence", (bool,), False))
+    tls = bool(broker_r.get("tls", (bool,), True))
     broker_r.done()
     coll_r = top.sub("collector")
     collectors = coll_r.integer("count", 1, 1, 8)
@@ -341,6 +343,7 @@ def parse(raw: dict[str, Any], path: Path) -> Scenario:
         devices=tuple(devices),
         faults=tuple(faults),
         broker_persistence=persistence,
+        broker_tls=tls,
         collectors=collectors,
         db=db,
         settlement_causes=causes,

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
+from daozhang.broker.config import FleetListeners
 from daozhang.errors import DaozhangError, StoreError
 from daozhang.faults.proxy import FaultProxy
 from daozhang.fleet import invariants, plan
@@ -34,11 +35,13 @@ from daozhang.fleet.target import BoardSlot
 from daozhang.pos.ledger import Ledger
 from daozhang.pos.link import TerminalLink
 from daozhang.pos.simulator import GaveUp, PosSimulator
+from daozhang.security.pki import Pki
 from daozhang.services.mosquitto import Mosquitto
 from daozhang.settle.rows import BEIJING
 from daozhang.sim.fleet import FleetWorld, Frame, import_settlement
 from daozhang.store import open_store
 
+COLLECTOR_IDENTITY = "main"
 FLASH_HEAP = "256K"
 FLASH_PARALLEL = 4  # mpremote sessions at once: the machine has 2 cores
 
@@ -253,6 +256,16 @@ class Terminals:
         return sent
 
 
+def _after_listener(lines: list[str]) -> list[str]:
+    """The settings that follow the first `listener` line (that listener's TLS options)."""
+    for i, line in enumerate(lines):
+        if line.startswith("listener "):
+            rest = lines[i + 1 :]
+            end = next((j for j, x in enumerate(rest) if x.startswith("listener ")), len(rest))
+            return rest[:end]
+    return []
+
+
 def _accepts(slot: BoardSlot) -> bool:
     port = slot.board.terminal_port
     if port is None:
@@ -274,6 +287,7 @@ class Session:
     ) -> None:
         self.scenario, self.out, self.supervisor, self.world = scenario, out, supervisor, world
         self.causes_ok = False
+        self.pki: Pki | None = None
         self._saved_state: str | None = None
 
     def __enter__(self) -> Session:
@@ -299,7 +313,35 @@ class Session:
 
     # --- collector (issue 5's command line and interfaces C) ---------------------------
 
+    def start_broker(self, port: int, spaces: list[Namespace]) -> Mosquitto:
+        """Mosquitto on `port`: with TLS (the default), a fleet CA, a certificate per device
+        and one for the collectors, identity from the certificate, ACLs by identity."""
+        s = self.scenario
+        extra = broker_listeners(spaces, port)
+        listeners = None
+        if s.broker_tls:
+            self.pki = Pki(self.out / "pki")
+            self.pki.init([])
+            for device in s.devices:
+                self.pki.issue_device(device.dev)
+            self.pki.issue_collector(COLLECTOR_IDENTITY)
+            listeners = FleetListeners(self.pki, self.out / "broker")
+            # netem mode: the same TLS listener again on each veth's host end.
+            tls_block = _after_listener(listeners.lines(port))
+            extra = [line for listen in extra for line in (listen, *tls_block)]
+        return Mosquitto(
+            self.out / "broker",
+            port=port,
+            persistence=s.broker_persistence,
+            extra_config=extra,
+            listeners=listeners,
+        ).start()
+
     def collector_argv(self, broker: Mosquitto, db_url: str, index: int) -> list[str]:
+        # With TLS: the collectors' certificate, and batches must carry their device's MAC.
+        tls = []
+        if self.pki is not None:
+            tls = ["--tls-dir", str(self.pki.collector_dir(COLLECTOR_IDENTITY)), "--require-key"]
         # A fixed client id per collector: a restarted one resumes its broker session.
         return [
             sys.executable,
@@ -314,6 +356,7 @@ class Session:
             "fleet",
             "--name",
             f"fleet-collector{index}",
+            *tls,
         ]
 
     def wait_store_ready(self, db_url: str, timeout_s: float = 30) -> None:
@@ -366,9 +409,19 @@ class Session:
             # The flash tool's on-board probe and self-test need more than a 64K heap today;
             # the agent then runs with the scenario's heap (power cycle below).
             slot.board.start(slot.image, slot.flash_size, heapsize=FLASH_HEAP, dev=False)
-            broker = f"mqtt://127.0.0.1:{path.port}"  # through the board's own proxy
+            scheme = "mqtt" if self.pki is None else "mqtts"
+            broker = f"{scheme}://127.0.0.1:{path.port}"  # through the board's own proxy
+            tls: dict[str, Path] = {}
+            if self.pki is not None:
+                creds = self.pki.device_dir(slot.device.dev)
+                tls = {
+                    "ca": creds / "ca.pem",
+                    "cert": creds / "client.crt",
+                    "key": creds / "client.key",
+                }
             flasher = Flasher(
-                FlashOptions("virtual", broker, "daozhang sim"), lambda: open_store(db_url)
+                FlashOptions("virtual", broker, "daozhang sim", tls=tls),
+                lambda: open_store(db_url),
             )
             flasher.builds = shared.builds  # one compile for the whole fleet
             result = flasher.flash(str(slot.board.tty), slot.device.dev, lambda *a: None)

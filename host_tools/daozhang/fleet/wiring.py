@@ -221,9 +221,12 @@ class Terminals:
         return f"POS sent {sent}/{total}, acked {acked}"
 
     def stop(self) -> None:
+        """Stop selling. A POS blocked on a board that no longer answers is abandoned (its
+        thread is a daemon): stopping never waits more than a few seconds."""
         self._stop.set()
+        deadline = time.monotonic() + 5
         for t in self.threads:
-            t.join(timeout=self.give_up_s + 10)
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def ledger(self) -> list[invariants.Sent]:
         """Every receipt each POS sent and the answer it got, from the ledgers."""
@@ -434,6 +437,11 @@ class Session:
             slot, path = slots[i], paths[i]
             # In netem mode the whole flash (its reboots too) happens in the board's namespace.
             result = slot.inside(lambda: flash(slot, path))
+            if result.verdict == "fail":
+                # What a technician does after a failed flash (a USB hiccup, mpremote timing
+                # out on a loaded machine): power-cycle and flash again, once.
+                slot.power_cut()
+                result = slot.inside(lambda: flash(slot, path))
             if result.verdict == "fail":
                 return f"{slot.device.dev}: flash failed: {result.error or result.selftest}"
             return None

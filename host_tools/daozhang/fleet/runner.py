@@ -115,6 +115,8 @@ class _Run:
     out: Path
     events: list[plan.Event]
     progress: Progress
+    collectors: list[ServiceSlot] = field(default_factory=list)
+    restarts: list[str] = field(default_factory=list)
 
     def say(self, text: str) -> None:
         self.progress(text)
@@ -209,6 +211,7 @@ class _Run:
             )
             player = Player(self.events, target, out / "timeline.jsonl").start()
             t0 = time.monotonic()
+            self.collectors = collectors
             self._wait(
                 lambda: player.join(0) and pos.done(),
                 s.duration_s * 3 + 60,
@@ -228,6 +231,7 @@ class _Run:
                 check = invariants.check(truth, session.stored(db_url))
                 if check.total("lost") == 0:
                     break
+                self._watch()
                 if time.monotonic() - said >= 5:
                     self.say(f"  drain: {check.total('lost')} acked receipts not stored yet")
                     said = time.monotonic()
@@ -253,6 +257,13 @@ class _Run:
             self.say("timeline events that failed:\n  " + "\n  ".join(result.timeline_errors))
         return result
 
+    def _watch(self) -> None:
+        for c in self.collectors:
+            note = c.watch()
+            if note:
+                self.say(note)
+                self.restarts.append(note)
+
     def _wait(
         self, done: Callable[[], bool], limit_s: float, t0: float, status: Callable[[], str]
     ) -> None:
@@ -264,6 +275,7 @@ class _Run:
             if now - last >= 5:
                 self.say(f"[{now - t0:5.0f} s] {status()}")
                 last = now
+            self._watch()
             time.sleep(0.25)
 
 

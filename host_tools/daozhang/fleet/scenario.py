@@ -48,6 +48,20 @@ SETTLEMENT_CAUSES = (
     "acquirer_side",
 )
 MODES = ("proxy", "netem")
+# Agent settings a scenario may change (firmware/config.py; written into /config.json after
+# flashing, as a technician tunes a device): timers sized for a run of minutes, not days.
+AGENT_KEYS = (
+    "keepalive_s",
+    "ack_timeout_s",
+    "backoff_base_ms",
+    "backoff_cap_ms",
+    "stable_s",
+    "hb_s",
+    "probe_s",
+    "signal_s",
+    "window",
+    "batch_records",
+)
 RATS = ("wifi", "lte", "gsm")
 _DEV_PREFIX = re.compile(r"^[A-Za-z0-9_-]{1,24}$")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -145,6 +159,7 @@ class Scenario:
     collectors: int
     db: str  # "sqlite" or a postgresql:// URL
     settlement_causes: Mapping[str, int]
+    agent: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def time_scale(self) -> float:
@@ -317,6 +332,10 @@ def parse(raw: dict[str, Any], path: Path) -> Scenario:
                 fault.source, f"collector {index} does not exist (count = {collectors})"
             )
 
+    agent_r = top.sub("agent")
+    agent = {k: agent_r.integer(k, 0, 1, 86_400_000) for k in AGENT_KEYS if k in agent_r.table}
+    agent_r.done()
+
     settle_r = top.sub("settlement")
     causes_r = settle_r.sub("causes")
     causes = {c: causes_r.integer(c, 0, 0, 100_000) for c in list(causes_r.table)}
@@ -347,6 +366,7 @@ def parse(raw: dict[str, Any], path: Path) -> Scenario:
         collectors=collectors,
         db=db,
         settlement_causes=causes,
+        agent=agent,
     )
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -73,19 +74,43 @@ class ServiceSlot:
     env: dict[str, str] | None = None
     child: Child | None = None
     starts: int = 0
+    killed: bool = False  # by the timeline, on purpose: not restarted until it says so
+    # The timeline (its thread) and the run's watch (the main one) both start and stop it.
+    lock: threading.RLock = field(default_factory=threading.RLock)
 
     def start(self) -> Child:
+        with self.lock:
+            return self._start()
+
+    def _start(self) -> Child:
         if self.child is not None and self.child.alive():
             raise DaozhangError(f"{self.name} is already running (pid {self.child.pid})")
         self.starts += 1
+        self.killed = False
         self.child = self.supervisor.spawn(f"{self.name}.{self.starts}", self.argv, env=self.env)
         return self.child
 
     def kill(self) -> None:
+        with self.lock:
+            self._kill()
+
+    def _kill(self) -> None:
         if self.child is None or not self.child.alive():
             raise DaozhangError(f"{self.name} is not running: nothing to kill")
+        self.killed = True
         self.child.stop(kill=True)
         self.supervisor.forget(self.child)
+
+    def watch(self) -> str | None:
+        """Restart the process if it exited on its own (as systemd's Restart=always would);
+        returns what happened, for the run's log, or None."""
+        with self.lock:
+            if self.killed or self.child is None or self.child.alive():
+                return None
+            status, log = self.child.process.returncode, self.child.log
+            self.supervisor.forget(self.child)
+            self._start()
+        return f"{self.name} exited by itself (status {status}; see {log}); restarted"
 
 
 @dataclass

@@ -259,6 +259,24 @@ class Terminals:
         return sent
 
 
+def _tune(slot: BoardSlot, settings: dict[str, int]) -> None:
+    """The scenario's agent settings into the board's /config.json (over mpremote)."""
+    code = (
+        "import json\nc = json.load(open('/config.json'))\n"
+        f"c.update({json.dumps(settings)})\n"
+        "f = open('/config.json', 'w')\njson.dump(c, f)\nf.close()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "mpremote", "connect", str(slot.board.tty), "resume", "exec", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise DaozhangError(f"{slot.device.dev}: cannot set agent settings: {done.stderr[-300:]}")
+
+
 def _after_listener(lines: list[str]) -> list[str]:
     """The settings that follow the first `listener` line (that listener's TLS options)."""
     for i, line in enumerate(lines):
@@ -429,6 +447,8 @@ class Session:
             flasher.builds = shared.builds  # one compile for the whole fleet
             result = flasher.flash(str(slot.board.tty), slot.device.dev, lambda *a: None)
             if result.verdict != "fail":
+                if self.scenario.agent:
+                    _tune(slot, dict(self.scenario.agent))
                 slot.power_cut()
                 slot.power_on()
             return result

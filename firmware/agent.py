@@ -8,6 +8,7 @@ from clock import Clock
 from commands import Commands
 from heartbeat import Heartbeat
 from micropython import const
+from mqtt_codec import MQTTError
 from netdiag import NetDiag
 from timefloor import TimeFloor
 from uplink import Uplink
@@ -86,7 +87,7 @@ class Agent:
     async def _every(self, key, action):
         while True:
             await asyncio.sleep_ms(self.clock.sleep_ms(self.cfg[key] * 1000))
-            await action()
+            await _safely(action)
 
     async def _probe(self):
         client = self.uplink.client
@@ -95,7 +96,7 @@ class Agent:
             client.rtt_ms = None
             try:
                 await client.ping()
-            except OSError:
+            except (OSError, MQTTError):
                 pass  # the session notices the broken link itself
             waited = 0
             while client.rtt_ms is None and waited < _PING_WAIT_MS and self.uplink.connected:
@@ -109,10 +110,7 @@ class Agent:
         self.diag.sample_signal()
 
     async def _heartbeat(self):
-        try:
-            await self.heartbeat.send()
-        except OSError:
-            pass  # the session notices the broken link itself
+        await self.heartbeat.send()
 
     async def _commit(self):
         self.journal.commit()
@@ -129,22 +127,34 @@ class Agent:
                 seen = self.journal.next_seq
                 self.uploader.kick()
 
-    def tasks(self, record_boot=True):
-        # The coroutines to run, after attach(). main.py journals the boot record itself.
+    def tasks(self, record_boot=True, commit_diag=True):
+        # The coroutines to run, after attach(). main.py journals the boot record and runs
+        # the periodic diag commit itself; alone (tests, benches) the agent does both.
         if record_boot:
             self.diag.boot(self.cause)
         self.sync_clock()
         self.diag.sample_signal()
-        return [
+        tasks = [
             self.uplink.run(),
             self._tick(),
             self._every("hb_s", self._heartbeat),
             self._every("probe_s", self._probe),
             self._every("signal_s", self._signal),
-            self._every_s(_COMMIT_S, self._commit),
         ]
+        if commit_diag:
+            tasks.append(self._every_s(_COMMIT_S, self._commit))
+        return tasks
 
     async def _every_s(self, seconds, action):
         while True:
             await asyncio.sleep_ms(self.clock.sleep_ms(seconds * 1000))
-            await action()
+            await _safely(action)
+
+
+async def _safely(action):
+    # A periodic task must outlive one bad round (a board call failing, a link breaking
+    # mid-ping): the error is shown on the console and the next round runs as usual.
+    try:
+        await action()
+    except Exception as exc:
+        print("daozhang agent: a periodic task failed: %r" % (exc,))

@@ -62,14 +62,18 @@ def _journal_place(config):
         from main import journal_budget
 
         board = Board()
-        root = board.journal_dir()
-        return root, journal_budget(board, root.rsplit("/", 1)[0] or "/")
-    except (ImportError, AttributeError):
+        place = getattr(board, "journal_dir", None)  # boards without one use the config
+        if place is not None:
+            return place(), lambda root: journal_budget(board, root)
+    except ImportError:
         pass
     spec = _load_json("/board.json")
-    st = os.statvfs("/")
-    root = config.get("journal_dir", _DEFAULT_JOURNAL_DIR)
-    return root, st[0] * st[2] * spec.get("journal_budget_pct", 75) // 100
+
+    def budget(root):
+        st = os.statvfs(root)
+        return st[0] * st[2] * spec.get("journal_budget_pct", 75) // 100
+
+    return config.get("journal_dir", _DEFAULT_JOURNAL_DIR), budget
 
 
 def recent_diag(journal, count):
@@ -105,7 +109,7 @@ def journal_state(journal_dir, budget, recent):
     except OSError:
         return {"error": "no journal at %s (the agent has not run yet)" % journal_dir}, []
     try:
-        journal = Journal(journal_dir, budget)
+        journal = Journal(journal_dir, budget(journal_dir))
         journal.mount()
         return journal.stats(), recent_diag(journal, recent)
     except Exception as exc:

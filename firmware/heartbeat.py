@@ -4,6 +4,7 @@
 import gc
 
 import cbor
+from mqtt_codec import MQTTError
 
 FW_VERSION = "0.1.0"
 
@@ -71,7 +72,10 @@ class Heartbeat:
         if not self.uplink.connected:
             return False
         body, cur = self.build()
-        await self.uplink.client.publish(self.uplink.topic("hb"), cbor.encode(body), 0)
+        try:
+            await self.uplink.client.publish(self.uplink.topic("hb"), cbor.encode(body), 0)
+        except (OSError, MQTTError):
+            return False  # the session notices the broken link itself; counters carry over
         self._prev = cur
         self.sent += 1
         return True

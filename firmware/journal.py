@@ -18,7 +18,7 @@ from journal_frame import (
     segment_header,
 )
 from journal_peek import Scan
-from journal_recover import good_prefix, remove_temp_files, scan
+from journal_recover import good_prefix, recover
 from journal_segments import Segments, makedirs, name, truncate
 from micropython import const
 
@@ -85,23 +85,12 @@ class Journal:
 
     # -- mount ----------------------------------------------------------------------------
     def mount(self):
+        if self._mounted:
+            self.close()
+        self._segs = Segments(self.block_size)  # a remount starts from what is on flash
+        self._scan = Scan(self.root, self._segs, self._buf)
         makedirs(self.root)
-        remove_temp_files(self.root)
-        state = journal_state.load(self._path("state"))
-        had_state = state is not None
-        if state is None:
-            state = journal_state.State()
-        found = scan(
-            self.root, self._segs, self._buf, state.acked if had_state else None, state.lost
-        )
-        if not had_state:
-            # A state file is written before any segment: without one, either the journal is
-            # new (a new epoch) or the state was damaged; then the segments say who we are.
-            state.epoch = found.epoch or self._new_epoch()
-            state.acked = found.first_seq - 1 if found.first_seq else 0
-            state.boot = found.max_boot
-        for first, last in found.lost:
-            state.add_lost(first, last)
+        state, found = recover(self.root, self._segs, self._buf, self._new_epoch)
         state.boot += 1
         top_lost = max([r[1] for r in state.lost] or [0])
         self.next_seq = max(found.next_seq, state.acked + 1, top_lost + 1)

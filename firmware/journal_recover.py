@@ -3,6 +3,7 @@
 # silence). A frame counts only when its length, CRC and record prefix are all good.
 import os
 
+import journal_state
 from journal_frame import SEGMENT_HEAD, FrameReader, segment_epoch
 from journal_segments import file_size, list_dir, name, truncate
 
@@ -105,3 +106,23 @@ def good_prefix(path, before, buf):
                 diag += reader.length
             reader.advance()
         return reader.pos, last, diag
+
+
+def recover(root, segs, buf, new_epoch):
+    # The state at mount: from the state file, the segments filling `segs` (scan), and a new
+    # epoch when there is no journal yet. -> (state, found); found.lost: newly found losses.
+    remove_temp_files(root)
+    state = journal_state.load(root + "/state")
+    had_state = state is not None
+    if state is None:
+        state = journal_state.State()
+    found = scan(root, segs, buf, state.acked if had_state else None, state.lost)
+    if not had_state:
+        # A state file is written before any segment: without one, either the journal is
+        # new (a new epoch) or the state was damaged; then the segments say who we are.
+        state.epoch = found.epoch or new_epoch()
+        state.acked = found.first_seq - 1 if found.first_seq else 0
+        state.boot = found.max_boot
+    for first, last in found.lost:
+        state.add_lost(first, last)
+    return state, found

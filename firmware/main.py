@@ -13,6 +13,8 @@ from micropython import const
 
 _DEFAULT_BUDGET_PCT = const(75)
 _REPORT_INTERVAL_S = const(60)
+_COMMIT_INTERVAL_S = const(180)  # unsynced diagnostics reach flash at least this often
+_JOURNAL_DIR = "/dz/journal"
 
 
 class BootClock:
@@ -33,9 +35,15 @@ class BootClock:
         return int(time.time()) if self._wall else 0
 
 
+def _spec(board):
+    # board.json as the adapter found it; an adapter without spec() gets the defaults.
+    spec = getattr(board, "spec", None)
+    return spec() if spec else {}
+
+
 def journal_budget(board, root):
     # board.json's share of the file system the journal lives on.
-    pct = board.spec().get("journal_budget_pct", _DEFAULT_BUDGET_PCT)
+    pct = _spec(board).get("journal_budget_pct", _DEFAULT_BUDGET_PCT)
     stat = os.statvfs(root)
     return stat[0] * stat[2] * pct // 100
 
@@ -44,7 +52,8 @@ def open_journal(board, rng=None):
     from journal import Journal
     from journal_segments import makedirs
 
-    root = board.journal_dir()
+    where = getattr(board, "journal_dir", None)
+    root = where() if where else _JOURNAL_DIR
     makedirs(root)  # statvfs of the file system the journal is on wants a path that exists
     journal = Journal(root, journal_budget(board, root), rng=rng)
     journal.mount()
@@ -56,6 +65,13 @@ async def _serve_terminal(link, intake):
         print("daozhang agent: no terminal link configured")
         return
     await link.serve(intake.serve)
+
+
+async def _commit_diagnostics(journal, interval_s):
+    # DESIGN §1.1: diagnostics are committed with the next receipt or every few minutes.
+    while True:
+        await asyncio.sleep(interval_s)
+        journal.commit()
 
 
 async def _report_state(board, journal, intake, interval_s):
@@ -98,7 +114,7 @@ async def _run(board, interval_s, config_path):
     from intake import Intake
 
     agent = _uplink_agent(board, config_path)
-    features = board.spec().get("features", [])
+    features = _spec(board).get("features", [])
     clock = agent.clock if agent else BootClock("wall_clock" in features)
     journal = open_journal(board)
     if agent:
@@ -108,12 +124,16 @@ async def _run(board, interval_s, config_path):
     journal.commit()
     intake = Intake(journal, clock)
     intake.load()
+    link = getattr(board, "terminal_link", None)
     tasks = [
-        asyncio.create_task(_serve_terminal(board.terminal_link(), intake)),
+        asyncio.create_task(_serve_terminal(link() if link else None, intake)),
+        asyncio.create_task(_commit_diagnostics(journal, _COMMIT_INTERVAL_S)),
         asyncio.create_task(_report_state(board, journal, intake, interval_s)),
     ]
     if agent:
-        tasks.extend(asyncio.create_task(c) for c in agent.tasks(record_boot=False))
+        tasks.extend(
+            asyncio.create_task(c) for c in agent.tasks(record_boot=False, commit_diag=False)
+        )
     await asyncio.gather(*tasks)
 
 

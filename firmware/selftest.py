@@ -198,11 +198,26 @@ def _why(exc):
     return _ERRNO_TEXT.get(code, repr(exc))
 
 
-def _connect_packet(client_id):
-    cid = client_id.encode()
-    # MQTT 3.1.1 CONNECT, clean session, keepalive 10 s, no credentials.
-    var = b"\x00\x04MQTT\x04\x02\x00\x0a" + bytes((len(cid) >> 8, len(cid) & 0xFF)) + cid
-    return bytes((0x10, len(var))) + var
+def _field(text):
+    data = text.encode()
+    return bytes((len(data) >> 8, len(data) & 0xFF)) + data
+
+
+def _connect_packet(client_id, user=None, password=None):
+    # MQTT 3.1.1 CONNECT, clean session, keepalive 10 s; the config's username/password
+    # when the device uses the broker's password listener.
+    flags = 0x02
+    tail = b""
+    if user:
+        flags |= 0x80
+        tail += _field(user)
+        if password:
+            flags |= 0x40
+            tail += _field(password)
+    var = b"\x00\x04MQTT\x04" + bytes((flags,)) + b"\x00\x0a" + _field(client_id) + tail
+    n = len(var)  # remaining length, MQTT varint (at most two bytes here)
+    head = bytes((0x10, n)) if n < 128 else bytes((0x10, (n & 0x7F) | 0x80, n >> 7))
+    return head + var
 
 
 def check_broker(config_path, dev):
@@ -214,19 +229,38 @@ def check_broker(config_path, dev):
     except Exception as exc:
         return "fail", "no usable broker in config: %r" % (exc,)
     url = "%s://%s:%d" % ("mqtts" if tls else "mqtt", host, port)
+    creds = None
+    if tls:
+        # The agent's own TLS path: the credential slots, the board's wrap_tls (CA, broker
+        # name, client certificate), so a wrong CA or a revoked device fails here, not later.
+        try:
+            import tlscreds
+
+            creds = tlscreds.load(config.get("secrets") or "/secrets")
+        except Exception as exc:
+            return "fail", "TLS credentials: %s" % (exc,)
     sock = socket.socket()
+    conn = sock
     try:
         sock.settimeout(_BROKER_TIMEOUT_S)
         sock.connect(socket.getaddrinfo(host, port)[0][-1])
-        if tls:
-            return "pass", "%s reachable (TCP); TLS handshake not checked" % url
-        sock.send(_connect_packet(dev + "-selftest"))
-        reply = sock.recv(4)
-        sock.send(b"\xe0\x00")  # DISCONNECT
+        if creds is not None:
+            from board import Board
+
+            try:
+                conn = Board().wrap_tls(sock, host, _BROKER_TIMEOUT_S * 1000, creds)
+            except (OSError, ValueError) as exc:
+                return "fail", "TLS with %s refused: %s" % (url, str(exc).strip()[:60])
+            sock.settimeout(_BROKER_TIMEOUT_S)  # wrap_tls leaves it non-blocking for asyncio
+        conn.write(_connect_packet(dev + "-selftest", config.get("user"), config.get("password")))
+        reply = conn.read(4)
+        conn.write(b"\xe0\x00")  # DISCONNECT
     except OSError as exc:
         return "fail", "broker %s unreachable from the device: %s" % (url, _why(exc))
     finally:
-        sock.close()
+        conn.close()
+        if conn is not sock:
+            sock.close()
     if not reply or len(reply) < 4 or reply[0] != 0x20:
         return "fail", "broker %s did not answer MQTT CONNECT" % url
     if reply[3] != 0:

@@ -133,6 +133,14 @@ class Credentials:
         with open(self.folder + "/" + name) as f:
             return f.read()
 
+    def pem_args(self):
+        # wrap_socket keywords of ussl-style stacks (QuecPython): CA required, PEM text.
+        args = {"cert_reqs": 2, "ca_certs": self.slot("ca.pem")}
+        if self.cert is not None:
+            args["certfile"] = self.slot("client.crt")
+            args["keyfile"] = self.slot("client.key")
+        return args
+
     def check_time(self, now, floor):
         # -> True when checked against a set clock, False when only against the lower bound
         # (provisional: check again once the clock is set). Raises CertTimeError.

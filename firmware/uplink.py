@@ -173,6 +173,10 @@ class Uplink:
             stage, why = "ack", str(exc)[:40]
         except (MQTTError, OSError) as exc:
             stage, why = "mqtt", str(exc)[:40] or type(exc).__name__
+        except Exception as exc:
+            # A bug (a bad message handled wrongly) must not stop uploads for good: the
+            # session ends, the reason is journaled, and the next session starts clean.
+            stage, why = "mqtt", "bug %s" % type(exc).__name__
         finally:
             self.client.close()
             if self.connected:

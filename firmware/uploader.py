@@ -4,7 +4,9 @@
 # flight and moves the journal's cursor only when an ack for its own epoch arrives (the highest
 # `upto` wins; PUBACK proves nothing). Retransmit state is journal positions — (first seq,
 # resume seq, time sent) per batch — never copies of packets: after an ack timeout or a
-# reconnect it rewinds to `acked + 1` and reads the journal again.
+# reconnect it rewinds to `acked + 1` and reads the journal again. (Departure from MQTT
+# 3.1.1 §4.4: unacked PUBLISHes are not re-sent with DUP on a resumed session; the records go
+# again in new batches. See docs/protocol.md, Departures.)
 import asyncio
 
 import cbor

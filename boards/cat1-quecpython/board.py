@@ -32,6 +32,7 @@ class Board:
         self._socket = modules["socket"]
         self._ssl = modules.get("ussl")
         self._wdt_cls = modules.get("WDT")
+        self._uart_cls = modules.get("UART")
         self._wdt_s = wdt_s
         self._wdt = None
         self._up = None  # from the dataCall callback; None until the first event
@@ -112,23 +113,14 @@ class Board:
         return self._socket.socket(self._socket.AF_INET, self._socket.SOCK_STREAM)
 
     def wrap_tls(self, sock, host, timeout_ms, creds):
-        # QuecPython's ussl takes the slots' PEM text: CA required, client cert when present.
-        # (Not yet run on a module: see docs/security.md.)
+        # QuecPython's ussl takes the slots' PEM text (not yet run on a module).
         if self._ssl is None:
             raise OSError("no TLS on this firmware")
-        extra = {"cert_reqs": 2, "ca_certs": creds.slot("ca.pem")}
-        if creds.cert is not None:
-            extra["certfile"] = creds.slot("client.crt")
-            extra["keyfile"] = creds.slot("client.key")
         sock.setblocking(True)
         sock.settimeout(timeout_ms / 1000)
-        wrapped = self._ssl.wrap_socket(sock, server_hostname=host, **extra)
+        wrapped = self._ssl.wrap_socket(sock, server_hostname=host, **creds.pem_args())
         sock.setblocking(False)
         return wrapped
-
-    def journal_dir(self):
-        # QuecPython's user file system is /usr.
-        return "/usr/dz/journal"
 
     def feed_watchdog(self):
         if self._wdt_cls is None:
@@ -136,6 +128,34 @@ class Board:
         if self._wdt is None:
             self._wdt = self._wdt_cls(self._wdt_s)
         self._wdt.feed()
+
+    # -- what main.py asks of every board -----------------------------------------------------
+    def spec(self):
+        # This board's board.json, found beside the adapter on the module path.
+        import json
+        import sys
+
+        for folder in sys.path:
+            try:
+                with open((folder or ".") + "/board.json") as f:
+                    return json.load(f)
+            except (OSError, ValueError):
+                continue
+        return {}
+
+    def journal_dir(self):
+        # QuecPython's user file system is mounted at /usr.
+        return "/usr/dz/journal"
+
+    def terminal_link(self):
+        # The UART to the POS main board: UART(id, baudrate, databits 8, parity 0, stop 1,
+        # flow control 0), QuecPython's constructor; polled (no asyncio poll on its UART).
+        from uart_link import UartLink
+
+        conf = self.spec().get("uart", {})
+        if self._uart_cls is None:
+            return None
+        return UartLink(self._uart_cls(conf.get("id", 2), conf.get("baudrate", 115200), 8, 0, 1, 0))
 
     def describe(self):
         return {
@@ -154,7 +174,7 @@ def _import_modules():
     import net
     import sim
     import ussl
-    from machine import WDT
+    from machine import UART, WDT
     from misc import Power
 
     return {
@@ -166,4 +186,5 @@ def _import_modules():
         "socket": socket,
         "ussl": ussl,
         "WDT": WDT,
+        "UART": UART,
     }

@@ -116,15 +116,38 @@ class Board:
         sock.setblocking(False)
         return wrapped
 
-    def journal_dir(self):
-        # On the LittleFS partition mounted at / (mount_storage); not /journal, which would
-        # shadow `import journal`.
-        return "/dz/journal"
-
     def feed_watchdog(self):
         if self._wdt is None:
             self._wdt = self._machine.WDT(timeout=self._wdt_ms)
         self._wdt.feed()
+
+    # -- what main.py asks of every board -----------------------------------------------------
+    def spec(self):
+        # This board's board.json, found beside the adapter on the module path.
+        import json
+        import sys
+
+        for folder in sys.path:
+            try:
+                with open((folder or ".") + "/board.json") as f:
+                    return json.load(f)
+            except (OSError, ValueError):
+                continue
+        return {}
+
+    def journal_dir(self):
+        # On the LittleFS "vfs" partition mounted at / (mount_storage).
+        return "/dz/journal"
+
+    def terminal_link(self):
+        # The UART to the POS main board, as board.json says (id, tx, rx, baudrate).
+        from uart_link import UartLink
+
+        conf = self.spec().get("uart", {})
+        uart = self._machine.UART(
+            conf.get("id", 1), conf.get("baudrate", 115200), tx=conf.get("tx"), rx=conf.get("rx")
+        )
+        return UartLink(uart)
 
     def describe(self):
         return {

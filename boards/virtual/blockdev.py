@@ -5,6 +5,7 @@ from micropython import const
 _IOCTL_BLOCK_COUNT = const(4)
 _IOCTL_BLOCK_SIZE = const(5)
 _IOCTL_BLOCK_ERASE = const(6)
+_ERASED = b"\xff" * 256
 
 
 class FileBlockDevice:
@@ -15,7 +16,6 @@ class FileBlockDevice:
         self.writes = 0  # programs of any size, counted for benchmarks and power-cut tests
         self.erases = 0
         self.bytes_written = 0
-        self._erased = None  # one erased block, made on first use (not 4 KB per erase)
 
     def readblocks(self, block, buf, offset=0):
         self.file.seek(block * self.block_size + offset)
@@ -40,10 +40,10 @@ class FileBlockDevice:
         if op == _IOCTL_BLOCK_ERASE:
             # Like NOR flash: an erased block reads 0xFF, so old data does not linger in
             # free blocks (what an artefact scan for card numbers relies on).
-            if self._erased is None:
-                self._erased = b"\xff" * self.block_size
+            # In 256-byte pieces of one constant: no 4 KB allocation per erase in the heap.
             self.file.seek(arg * self.block_size)
-            self.file.write(self._erased)
+            for _ in range(self.block_size // len(_ERASED)):
+                self.file.write(_ERASED)
             self.file.flush()
             self.erases += 1
             return 0

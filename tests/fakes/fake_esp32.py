@@ -61,6 +61,10 @@ class FakeMachine:
     def reset_cause(self):
         return self.cause
 
+    def UART(self, *args, **kw):
+        self.uart = FakeUART(*args, **kw)
+        return self.uart
+
     def WDT(self, timeout=5000):
         wdt = FakeWDT(timeout)
         self.wdts.append(wdt)
@@ -143,3 +147,25 @@ def modules():
         "ntptime": FakeNtp(),
         "vfs": FakeVfs(),
     }
+
+
+class FakeUART:
+    # machine.UART: any() bytes waiting, read(n), write(b); `feed` is the POS side.
+    def __init__(self, id=1, baudrate=9600, tx=None, rx=None, *args):
+        self.args = (id, baudrate, tx, rx) + args
+        self.rx = b""
+        self.tx = b""
+
+    def feed(self, data):
+        self.rx += data
+
+    def any(self):
+        return len(self.rx)
+
+    def read(self, n):
+        data, self.rx = self.rx[:n], self.rx[n:]
+        return data or None
+
+    def write(self, data):
+        self.tx += bytes(data)
+        return len(data)

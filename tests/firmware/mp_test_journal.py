@@ -184,3 +184,16 @@ def test_diagnostics_past_a_quarter_of_the_budget_are_dropped_and_counted():
     seq = j.append("r", _receipt(1))
     check(seq is not None, "receipts still fit")
     unmount(point)
+
+
+@heap("128K")
+def test_mounting_the_same_journal_again_rebuilds_from_flash():
+    _, point, j = _journal()
+    for i in range(4):
+        j.append("r", _receipt(i))
+    j.mount()
+    equal(j.boot, 2, "boot counted")
+    equal(j.append("r", _receipt(9)), 5, "seq continues")
+    items, _, _ = j.peek(1, 10, 4096)
+    equal([s for s, _ in items], [1, 2, 3, 4, 5], "each record once")
+    unmount(point)

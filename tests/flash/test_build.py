@@ -96,3 +96,11 @@ def test_config_is_in_the_agents_format_and_keeps_tuned_keys() -> None:
 def test_bad_broker_url_is_refused(url: str) -> None:
     with pytest.raises(UsageError, match="expected mqtt://HOST:PORT"):
         split_broker(url)
+
+
+@pytest.mark.parametrize("board", ["virtual", "esp32-devkit", "cat1-quecpython"])
+def test_every_board_compiles(board: str) -> None:
+    built = build(board, choose_compiler(UNIX_MPY, compilers()))
+    remote = {f.remote for f in built.files}
+    assert {"/main.py", "/board.json", "/lib/board.mpy", "/lib/selftest.mpy"} <= remote
+    assert built.manifest().remote == "/fw.json"

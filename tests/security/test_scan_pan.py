@@ -147,3 +147,21 @@ def test_postgres_dump_copy_blocks(tmp_path: Path):
 def test_missing_path_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     assert main(["scan-pan", str(tmp_path / "nope")]) == 2
     assert "no such file or directory" in capsys.readouterr().err
+
+
+def test_every_offset_including_chunk_cuts_and_file_ends(monkeypatch: pytest.MonkeyPatch):
+    from daozhang.security import pan
+
+    monkeypatch.setattr(pan, "_CHUNK", 1000)  # many chunk cuts in a small buffer
+    filler = b"\xff" * 5000
+    for offset in (0, 1, 990, 995, 999, 1000, 1001, 2500, 5000 - 16):
+        data = bytearray(filler)
+        data[offset : offset + 16] = VISA.encode()
+        found = list(scan_bytes(bytes(data)))
+        assert [(f.offset, f.masked) for f in found] == [(offset, mask(VISA))], offset
+    # Track 2 data across a cut, and a grouped PAN right at the end.
+    data = bytearray(filler)
+    track = b";" + UNIONPAY.encode() + b"=25121010000012300000?"
+    data[980 : 980 + len(track)] = track
+    data += b" 4111 1111 1111 1111"
+    assert [f.kind for f in scan_bytes(bytes(data))] == ["track2", "pan"]

@@ -18,9 +18,15 @@ HERE = Path(__file__).parent
 FAKES = HERE.parent / "fakes"
 
 
+_compiled: dict[str, Path] = {}
+
+
 def compile_firmware(out: Path, board: str = "virtual") -> Path:
     """The firmware and board adapter as .mpy, as they are flashed: compiling .py on the
-    device costs heap that a 64K device does not spare (the flash tool ships .mpy too)."""
+    device costs heap that a 64K device does not spare (the flash tool ships .mpy too).
+    Compiled once per test session (the first caller's folder is reused)."""
+    if board in _compiled:
+        return _compiled[board]
     out.mkdir(parents=True, exist_ok=True)
     sources = [*FIRMWARE.glob("*.py"), BOARDS / board / "board.py"]
     for src in sources:
@@ -35,6 +41,7 @@ def compile_firmware(out: Path, board: str = "virtual") -> Path:
             ],
             check=True,
         )
+    _compiled[board] = out
     return out
 
 

@@ -74,10 +74,12 @@ async def _main(plan):
     clock = agent.clock
     peak = [0]
     full = [0]
+    appended = [0]
 
     def append(i):
         try:
             journal.append("r", _receipt(i), clock.now(), clock.up_ms())
+            appended[0] += 1
         except JournalFull:
             full[0] += 1
 
@@ -127,6 +129,7 @@ async def _main(plan):
             if journal.acked >= journal.next_seq - 1:
                 break
     print("ACKED", journal.acked, journal.next_seq)
+    print("APPENDED", appended[0])
     print("UPLOAD_MS", time.ticks_diff(time.ticks_ms(), start))
     gc.collect()
     print("PEAK_LIVE", live[0])

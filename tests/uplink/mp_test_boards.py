@@ -113,3 +113,62 @@ def test_esp32_mounts_littlefs_on_the_vfs_partition():
     except OSError:
         return
     check(False, "no partition must raise")
+
+
+@board("esp32-devkit")
+def test_esp32_terminal_link_is_the_uart_of_board_json():
+    import asyncio
+
+    import fake_esp32
+    from board import Board
+
+    mods = fake_esp32.modules()
+    b = Board(mods)
+    equal(b.spec()["uart"], {"id": 1, "tx": 17, "rx": 16, "baudrate": 115200}, "board.json")
+    link = b.terminal_link()
+    equal(mods["machine"].uart.args, (1, 115200, 17, 16), "UART built from board.json")
+    equal(b.journal_dir(), "/dz/journal", "journal on the vfs partition")
+    uart = mods["machine"].uart
+    served = []
+
+    async def handler(reader, writer):
+        # Reads split across UART arrivals, answers, then fails like a broken frame would.
+        head = await reader.readexactly(3)
+        rest = await reader.read(10) if not served else b""
+        served.append(head + rest)
+        writer.write(b"ack")
+        await writer.drain()
+
+    async def main():
+        task = asyncio.create_task(link.serve(handler))
+        uart.feed(b"ab")
+        await asyncio.sleep_ms(30)
+        uart.feed(b"cdef")
+        await asyncio.sleep_ms(30)
+        uart.feed(b"xyz")
+        await asyncio.sleep_ms(60)
+        task.cancel()
+
+    asyncio.run(main())
+    equal(served, [b"abcdef", b"xyz"], "frames read from the UART, served again after an end")
+    equal(uart.tx, b"ackack", "answers written to the UART")
+
+
+@board("cat1-quecpython")
+def test_cat1_terminal_link_and_journal_dir():
+    import fake_esp32
+    import fake_quectel
+    from board import Board
+
+    mods = fake_quectel.modules()
+    made = []
+
+    def uart(*args):
+        made.append(args)
+        return fake_esp32.FakeUART(*args)
+
+    mods["UART"] = uart
+    b = Board(mods)
+    check(b.terminal_link() is not None, "a UART link")
+    equal(made, [(2, 115200, 8, 0, 1, 0)], "QuecPython UART(id, baud, 8, 0, 1, 0)")
+    equal(b.journal_dir(), "/usr/dz/journal", "QuecPython user fs")

@@ -86,3 +86,18 @@ def test_shaping_keeps_order_and_counts_bytes(echo_port: int) -> None:
         assert got == payload
         conn.close()
         assert proxy.stats.bytes_up == len(payload)
+
+
+def test_flap_alternates_blackholes_until_stopped(echo_port: int) -> None:
+    with FaultProxy("127.0.0.1", echo_port) as proxy:
+        proxy.flap(up_s=0.2, down_s=0.2)
+        time.sleep(1.3)
+        proxy.flap(None)
+        time.sleep(0.1)
+        events = [e for _, e in proxy.stats.events]
+        assert events.count("blackhole") >= 2
+        assert events[-1] == "link back"  # stopping flapping leaves the link up
+        conn = socket.create_connection(("127.0.0.1", proxy.port), timeout=2)
+        conn.sendall(b"after")
+        assert conn.recv(10) == b"after"
+        conn.close()

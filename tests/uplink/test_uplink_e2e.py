@@ -208,9 +208,13 @@ def test_simulated_day_under_a_64k_object_heap(mosquitto: Mosquitto, tmp_path: P
             if rec["b"]["ev"] == "link_down":
                 stages.add(rec["b"]["stage"])
     print("diag events", events, "heartbeats", len(responder.heartbeats))
-    # Everything but the last seconds' records reached the collector, acked.
-    assert len(_receipt_trcs(responder, "dev-0004")) >= 1400
-    assert result.acked >= result.next_seq - 30
+    # Everything but the last seconds' records reached the collector, acked. (How many
+    # receipts a real minute holds depends on the machine's load: at least 1,000.)
+    appended = int(result.output.split("APPENDED ")[1].split()[0])
+    unacked = result.next_seq - 1 - result.acked
+    assert appended >= 1000
+    assert len(_receipt_trcs(responder, "dev-0004")) >= appended - unacked
+    assert unacked <= 30
     assert events.get("link_down", 0) >= 3 and events.get("link_up", 0) >= 3
     assert "link" in stages
     assert 1 <= events.get("clock", 0) <= 20 and events.get("boot") == 1
@@ -241,3 +245,115 @@ def test_simulated_day_under_a_64k_object_heap(mosquitto: Mosquitto, tmp_path: P
         "exp_ms",
     }
     assert 0 < result.peak_live < result.peak_heap <= 65536
+
+
+def _make_pki(where: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for localhost (openssl), the CA also as DER."""
+    import subprocess
+
+    def ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=where, check=True, capture_output=True)
+
+    ssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=daozhang test CA",
+    )
+    ssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    )
+    (where / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    ssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    )
+    ssl("x509", "-in", "ca.pem", "-outform", "DER", "-out", "ca.der")
+    return where / "ca.pem", where / "server.pem", where / "server.key"
+
+
+def test_upload_over_tls_through_the_boards_socket_factory(tmp_path: Path) -> None:
+    import shutil
+    import tempfile
+
+    from daozhang.services.ports import free_port
+
+    # Outside pytest's private tmp: Mosquitto started as root reads its files as `mosquitto`.
+    pki = Path(tempfile.mkdtemp(prefix="dz-pki-"))
+    pki.chmod(0o755)
+    ca, cert, key = _make_pki(pki)
+    for f in pki.iterdir():
+        f.chmod(0o644)
+    tls_port = free_port()
+    broker = Mosquitto(
+        workdir=tmp_path / "mosquitto",
+        extra_config=[
+            f"listener {tls_port} 127.0.0.1",
+            f"cafile {ca}",
+            f"certfile {cert}",
+            f"keyfile {key}",
+        ],
+    ).start()
+    responder = AckResponder(broker.port).start()  # the collector side stays on plain TCP
+    try:
+        # The credential slots folder: ca.pem (tlscreds reads PEM or DER), no client cert.
+        cfg = agent_config("dev-0005", tls_port, host="localhost", tls=True, secrets=str(pki))
+        plan = {
+            "cfg": cfg,
+            "root": str(tmp_path / "j"),
+            "preload": 200,
+            "until_acked": True,
+            "max_s": 60,
+        }
+        result = finish_agent(start_agent(tmp_path, plan), timeout=90)
+        # A device given the wrong CA never talks to the broker: stage tls.
+        (pki / "other").mkdir()
+        _make_pki(pki / "other")
+        plan = {
+            "cfg": agent_config(
+                "dev-0006", tls_port, host="localhost", tls=True, secrets=str(pki / "other")
+            ),
+            "root": str(tmp_path / "j2"),
+            "preload": 5,
+            "max_s": 3,
+        }
+        refused = finish_agent(start_agent(tmp_path, plan), timeout=60)
+    finally:
+        responder.stop()
+        broker.stop()
+        shutil.rmtree(pki, ignore_errors=True)
+    assert result.acked == result.next_seq - 1, result.output
+    assert len(_receipt_trcs(responder, "dev-0005")) == 200
+    assert refused.acked == 0 and refused.stats["sessions"] == 0, refused.output
+    assert "dev-0006" not in responder.devices

@@ -13,7 +13,7 @@ SQLite has a single writer anyway.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from daozhang.store import Transaction
@@ -81,14 +81,24 @@ def walk(upto: int, ranges: Iterable[tuple[int, int]]) -> int:
     return upto
 
 
-def advance(tx: Transaction, state: AckState, accounted: list[tuple[int, int]]) -> None:
-    """Move `state.upto` over this batch's accounted ranges, then over older ones it joins."""
+def advance(
+    tx: Transaction,
+    state: AckState,
+    accounted: list[tuple[int, int]],
+    before_read: Callable[[], None] | None = None,
+) -> None:
+    """Move `state.upto` over this batch's accounted ranges, then over older ones it joins.
+
+    `before_read` makes rows still held by the caller visible before the database is read.
+    """
     if accounted:
         state.max_seen = max(state.max_seen, *(high for _, high in accounted))
     before = state.upto
     state.upto = walk(state.upto, accounted)
     if state.upto == before:
         return  # upto + 1 was not accounted before this batch and is not now
+    if state.upto < state.max_seen and before_read is not None:
+        before_read()
     while state.upto < state.max_seen:
         start = state.upto
         args = (state.dev, state.epoch, start, state.max_seen)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daozhang.collector import placement
-from daozhang.collector.accounting import AckState, advance, lock_state, save_state
+from daozhang.collector.accounting import AckState, advance
 from daozhang.collector.quarantine import quarantine
 from daozhang.collector.validate import (
     Record,
@@ -37,6 +37,7 @@ from daozhang.collector.wire import (
     parse_topic,
     split_mac,
 )
+from daozhang.collector.writer import GroupWriter
 from daozhang.store import Transaction
 
 
@@ -69,12 +70,34 @@ def ingest_batch(
     *,
     collector: str = "",
     require_key: bool = False,
+    writer: GroupWriter | None = None,
 ) -> IngestResult:
-    """Validate, store and account for one batch; return the acks to send after commit."""
+    """Validate, store and account for one batch; return the acks to send after commit.
+
+    With a `writer` shared by the messages of one transaction, rows are written when the
+    caller flushes it (before committing); without one, before returning.
+    """
+    own = writer is None
+    w = writer if writer is not None else GroupWriter()
+    result = _ingest_batch(tx, w, topic_dev, payload, received_at, collector, require_key)
+    if own:
+        w.flush(tx)
+    return result
+
+
+def _ingest_batch(
+    tx: Transaction,
+    w: GroupWriter,
+    topic_dev: str,
+    payload: bytes,
+    received_at: float,
+    collector: str,
+    require_key: bool,
+) -> IngestResult:
     result = IngestResult(channel="up", dev=topic_dev)
     topic = f"dz/v1/{topic_dev}/up"
     try:
-        batch, header, device = _authentic_batch(tx, topic, topic_dev, payload, require_key)
+        batch, header = _authentic_batch(tx, w, topic, topic_dev, payload, require_key)
     except WireError as exc:
         if quarantine(
             tx,
@@ -90,23 +113,27 @@ def ingest_batch(
         else:
             result.duplicates += 1
         return result
-    state = lock_state(tx, topic_dev, header.epoch, received_at)
-    records, accounted = _sort_records(tx, topic, state, batch.recs, result, received_at, collector)
-    _store(tx, state, records, received_at)
+    state = w.state(tx, topic_dev, header.epoch, received_at)
+    records, accounted = _sort_records(
+        tx, w, topic, state, batch.recs, result, received_at, collector
+    )
+    _store(w, state, records, received_at)
     result.stored = len(records)
     for low, high in header.gaps:
-        tx.execute(
+        w.add(
             "INSERT INTO declared_gaps (dev, epoch, seq_from, seq_to, received_at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (topic_dev, header.epoch, low, high, received_at),
         )
         accounted.append((low, high))
-    advance(tx, state, accounted)
-    placement.backfill(tx, state, records)
-    save_state(tx, state, received_at)
-    _note_device(tx, topic_dev, device, records, received_at)
+    advance(tx, state, accounted, before_read=lambda: w.flush(tx))
+    if state.unplaced > 0:
+        w.flush(tx)
+        placement.backfill(tx, state, records)
+    terminals = {(r.body["mid"], r.body["tid"]): None for r in records if r.kind == "r"}
+    w.seen(topic_dev, received_at, list(terminals))
     seqs = [low for low, high in accounted if low == high]
-    tx.execute(
+    w.add(
         "INSERT INTO uploads (dev, epoch, seq_from, seq_to, n_records, n_new, n_dup,"
         " n_quarantined, gaps_json, received_at, collector)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -128,33 +155,31 @@ def ingest_batch(
     return result
 
 
-@dataclass(frozen=True)
-class _Device:
-    known: bool
-    mid: str | None
-    tid: str | None
-
-
 def _authentic_batch(
-    tx: Transaction, topic: str, topic_dev: str, payload: bytes, require_key: bool
-) -> tuple[Any, Any, _Device]:
+    tx: Transaction,
+    w: GroupWriter,
+    topic: str,
+    topic_dev: str,
+    payload: bytes,
+    require_key: bool,
+) -> tuple[Any, Any]:
     dev, _ = parse_topic(topic)
-    rows = tx.execute("SELECT hmac_key, mid, tid FROM devices WHERE dev = ?", (dev,))
-    key = bytes(rows[0][0]) if rows and rows[0][0] is not None else None
+    device = w.device(tx, dev)
+    key = device.key
     limit = MAX_BATCH_BYTES + (MAC_BYTES if key is not None else 0)
     if len(payload) > limit:
         raise WireError("too_large", f"{len(payload)} bytes > {limit}")
-    if not rows and require_key:
+    if not device.known and require_key:
         raise WireError("unknown_device", f"{dev!r} has no key in the device store")
     body = split_mac(payload, key)
     batch = decode_batch(body)
     header = check_batch_header(batch.fields, topic_dev)
-    device = _Device(bool(rows), rows[0][1] if rows else None, rows[0][2] if rows else None)
-    return batch, header, device
+    return batch, header
 
 
 def _sort_records(
     tx: Transaction,
+    w: GroupWriter,
     topic: str,
     state: AckState,
     recs: list[Any],
@@ -163,7 +188,7 @@ def _sort_records(
     collector: str,
 ) -> tuple[list[Record], list[tuple[int, int]]]:
     """New valid records to store, and every seq this batch accounts for."""
-    seen = _already_accounted(tx, state, recs)
+    seen = _already_accounted(tx, w, state, recs)
     records: list[Record] = []
     accounted: list[tuple[int, int]] = []
     for rec in recs:
@@ -221,11 +246,14 @@ def _as_quarantined(rec: Any) -> bytes:
     return mask_secrets(rec.raw, _secrets_of(rec))
 
 
-def _already_accounted(tx: Transaction, state: AckState, recs: list[Any]) -> dict[int, bytes]:
+def _already_accounted(
+    tx: Transaction, w: GroupWriter, state: AckState, recs: list[Any]
+) -> dict[int, bytes]:
     """seq -> bytes for the seqs of this batch that were stored or quarantined before."""
     seqs = [s for s in (seq_of(r.value) for r in recs) if s is not None and s <= state.max_seen]
     if not seqs:
         return {}  # the usual case: everything in this batch is above what was ever seen
+    w.flush(tx)  # earlier batches of this transaction must be visible to the read
     args = (state.dev, state.epoch, min(seqs), max(seqs))
     found = {
         int(s): bytes(raw)
@@ -262,22 +290,18 @@ _RECEIPT_UPSERT = (
 )
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
-
-
 def _json_default(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.hex()  # unknown keys may carry byte strings; JSON has no bytes
     raise TypeError(f"{type(value).__name__} is not part of the record contract")
 
 
-def _store(tx: Transaction, state: AckState, records: list[Record], received_at: float) -> None:
+def _store(w: GroupWriter, state: AckState, records: list[Record], received_at: float) -> None:
     if not records:
         return
     placed = placement.place(state, records)
     dev, epoch = state.dev, state.epoch
-    tx.executemany(
+    w.add_many(
         "INSERT INTO records (dev, epoch, seq, kind, t, boot, up, placed_t, body_json, raw,"
         " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
@@ -307,15 +331,18 @@ def _store(tx: Transaction, state: AckState, records: list[Record], received_at:
             )
     if receipts:
         receipts = [_receipt_defaults(row) for row in receipts]
-        tx.executemany("INSERT " + _RECEIPT_INSERT.format(table="receipt_history"), receipts)
-        tx.executemany(_RECEIPT_UPSERT, receipts)
+        w.add_many("INSERT " + _RECEIPT_INSERT.format(table="receipt_history"), receipts)
+        w.add_many(_RECEIPT_UPSERT, receipts)
     if diags:
-        tx.executemany(
+        w.add_many(
             "INSERT INTO diag_events (dev, epoch, seq, boot, up, t, placed_t, ev, body_json,"
             " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             diags,
         )
 
+
+# One encoder for all records: json.dumps with options would build a new one per call.
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default).encode
 
 _CH = _RECEIPT_COLS.index("ch")
 _CUR = _RECEIPT_COLS.index("cur")
@@ -329,29 +356,3 @@ def _receipt_defaults(row: tuple[Any, ...]) -> tuple[Any, ...]:
         values[_CUR] = values[_CUR] or "CNY"
         return tuple(values)
     return row
-
-
-def _note_device(
-    tx: Transaction, dev: str, device: _Device, records: list[Record], now: float
-) -> None:
-    """Last seen, first seen, and the merchant/terminal ids the device serves over time."""
-    tx.execute(
-        "INSERT INTO devices (dev, first_seen, last_seen) VALUES (?, ?, ?)"
-        " ON CONFLICT (dev) DO UPDATE SET first_seen = COALESCE(devices.first_seen,"
-        " excluded.first_seen), last_seen = CASE WHEN devices.last_seen IS NULL"
-        " OR devices.last_seen < excluded.last_seen THEN excluded.last_seen"
-        " ELSE devices.last_seen END",
-        (dev, now, now),
-    )
-    terminals = {(r.body["mid"], r.body["tid"]): None for r in records if r.kind == "r"}
-    for mid, tid in terminals:
-        tx.execute(
-            "INSERT INTO device_terminals (dev, mid, tid, first_seen, last_seen)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (dev, mid, tid) DO UPDATE SET"
-            " last_seen = excluded.last_seen",
-            (dev, mid, tid, now, now),
-        )
-    if terminals:
-        mid, tid = list(terminals)[-1]
-        if (mid, tid) != (device.mid, device.tid):
-            tx.execute("UPDATE devices SET mid = ?, tid = ? WHERE dev = ?", (mid, tid, dev))

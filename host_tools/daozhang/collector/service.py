@@ -38,6 +38,7 @@ from daozhang.collector.metrics import Metrics
 from daozhang.collector.quarantine import quarantine
 from daozhang.collector.timeline import ingest_message
 from daozhang.collector.wire import encode_ack
+from daozhang.collector.writer import GroupWriter
 from daozhang.errors import DaozhangError, StoreError, UsageError
 from daozhang.store import Store, Transaction, open_store
 from daozhang.store.engine import SqliteStore
@@ -114,8 +115,11 @@ class Collector:
         # QoS 0 heartbeats, which no window bounds.
         self._queue: queue.Queue[_Incoming] = queue.Queue(maxsize=config.max_unacked + 1000)
         self._generation = 0
-        self._store = open_store(config.db_url)
-        ensure_durable(self._store)
+        # Migrate and check durability now, so that a bad --db fails before any connection;
+        # the committer thread opens its own connection in `run()` (SQLite's are per thread).
+        with open_store(config.db_url) as store:
+            ensure_durable(store)
+        self._store: Store = store
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=config.name,
@@ -200,6 +204,8 @@ class Collector:
 
     def run(self) -> None:
         """Commit groups until `stop()`; then finish the group at hand and disconnect."""
+        self._store = open_store(self.config.db_url, migrate=False)
+        ensure_durable(self._store)
         try:
             while not self.stopping.is_set():
                 self.run_group(timeout=0.2)
@@ -232,10 +238,11 @@ class Collector:
         cfg = self.config
         deadline = time.monotonic() + cfg.commit_ms / 1000
         results: list[IngestResult] = []
+        writer = GroupWriter()
         with self._store.transaction() as tx:
             records = 0
             for message in group:
-                results.append(self._ingest(tx, message))
+                results.append(self._ingest(tx, message, writer))
                 records += results[-1].stored
             while take_more and records < cfg.commit_records and len(group) < cfg.max_unacked:
                 wait = min(deadline - time.monotonic(), cfg.idle_ms / 1000)
@@ -246,11 +253,14 @@ class Collector:
                 except queue.Empty:
                     break  # idle: commit now, which also frees the broker's window
                 group.append(message)
-                results.append(self._ingest(tx, message))
+                results.append(self._ingest(tx, message, writer))
                 records += results[-1].stored
+            writer.flush(tx)
         return results
 
-    def _ingest(self, tx: Transaction, message: _Incoming) -> IngestResult:
+    def _ingest(
+        self, tx: Transaction, message: _Incoming, writer: GroupWriter | None = None
+    ) -> IngestResult:
         return ingest_message(
             tx,
             message.topic,
@@ -259,6 +269,7 @@ class Collector:
             retained=message.retain,
             collector=self.config.name,
             require_key=self.config.require_key,
+            writer=writer,
         )
 
     def _recover(self, group: list[_Incoming], exc: Exception) -> list[IngestResult]:

@@ -54,7 +54,7 @@ CREATE TABLE receipts ({_RECEIPT_COLUMNS},
     PRIMARY KEY (mid, tid, bat, trc)
 );
 CREATE INDEX receipts_rrn ON receipts (rrn);
-CREATE INDEX receipts_dev ON receipts (dev, epoch, seq);
+CREATE INDEX receipts_unplaced ON receipts (dev, epoch) WHERE placed_t IS NULL;
 CREATE TABLE receipt_history ({_RECEIPT_COLUMNS},
     PRIMARY KEY (dev, epoch, seq)
 );

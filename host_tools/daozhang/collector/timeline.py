@@ -22,6 +22,7 @@ from daozhang.collector.wire import (
     mac_of,
     parse_topic,
 )
+from daozhang.collector.writer import GroupWriter
 from daozhang.store import Transaction
 
 _HB_COLUMNS = ["t", "epoch", "boot", "up", "fw", "cause", "heap", "link", "jrec", "jbytes"]
@@ -37,6 +38,7 @@ def ingest_message(
     retained: bool = False,
     collector: str = "",
     require_key: bool = False,
+    writer: GroupWriter | None = None,
 ) -> IngestResult:
     """Route one MQTT message by its topic's last level; anything unexpected is quarantined."""
     try:
@@ -47,7 +49,13 @@ def ingest_message(
         )
     if channel == "up":
         return ingest_batch(
-            tx, dev, payload, received_at, collector=collector, require_key=require_key
+            tx,
+            dev,
+            payload,
+            received_at,
+            collector=collector,
+            require_key=require_key,
+            writer=writer,
         )
     if channel == "hb":
         return ingest_heartbeat(tx, dev, payload, received_at, collector=collector)

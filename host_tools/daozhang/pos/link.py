@@ -168,7 +168,10 @@ class TerminalLink:
         if self._serial is not None:
             self._serial.timeout = timeout_s
             try:
-                data = self._serial.read(4096)
+                # read(n) waits for all n bytes: one byte (or the timeout), then what is there.
+                data = self._serial.read(1)
+                if data:
+                    data += self._serial.read(self._serial.in_waiting)
             except OSError as exc:
                 self.close()
                 raise LinkClosed(str(exc)) from None

@@ -103,15 +103,14 @@ def _is_id_key(key: str) -> bool:
     return bool({key, key[1:], key[:-1], key[1:-1]} & KNOWN_ID_FIELDS)
 
 
-def scan_bytes(data: bytes | mmap.mmap, known: Iterable[str] = ()) -> Iterator[Finding]:
-    """Findings in raw bytes (a file, a flash image, a database page), in offset order."""
-    known_values = set(known)
+def _scan_window(data: bytes, base: int, known_values: set[str]) -> list[Finding]:
+    """Findings in one window of the data; offsets are `base` + the offset in the window."""
     track_spans: list[tuple[int, int]] = []
     results: list[Finding] = []
     for pattern, kind in ((_TRACK1, "track1"), (_TRACK2, "track2")):
         for match in pattern.finditer(data):
             track_spans.append(match.span())
-            results.append(Finding(match.start(), kind, mask(match.group(1).decode())))
+            results.append(Finding(base + match.start(), kind, mask(match.group(1).decode())))
     for pattern in (_RUN, _GROUPED):
         for match in pattern.finditer(data):
             if any(a <= match.start() < b for a, b in track_spans):
@@ -121,8 +120,71 @@ def scan_bytes(data: bytes | mmap.mmap, known: Iterable[str] = ()) -> Iterator[F
                 continue
             if _is_id_key(_key_before(data, match.start())):
                 continue
-            results.append(Finding(match.start(), "pan", mask(digits)))
-    yield from sorted(results, key=lambda f: f.offset)
+            results.append(Finding(base + match.start(), "pan", mask(digits)))
+    return results
+
+
+# Prefilter: digits, spaces and dashes become "0", everything else "."; only where 13 or more
+# of those follow each other can there be a finding. translate() and find() run at memory
+# speed, so the regexes above only ever see small windows around candidates.
+_CANDIDATE = bytes(48 if c in b"0123456789 -" else 46 for c in range(256))
+_RUN13 = b"0" * 13
+_ZEROS = re.compile(rb"0+")
+_CHUNK = 8 << 20
+_MARGIN = 64  # context kept around a candidate: key names before, track data after
+
+
+def _plain_run(
+    data: bytes | mmap.mmap, start: int, end: int, known_values: set[str]
+) -> list[Finding] | None:
+    """A candidate that is digits only, not track data: decided here, at a few operations
+    per candidate (merchant ids and RRNs are everywhere). None: needs the full regexes."""
+    raw = bytes(data[start:end])
+    digits_only = raw.strip(b" -")
+    if not digits_only.isdigit():
+        return None
+    start += len(raw) - len(raw.lstrip(b" -"))
+    end = start + len(digits_only)
+    if data[end : end + 1] in (b"=", b"D", b"^") or data[start - 1 : start] == b"B":
+        return None
+    text = digits_only.decode()
+    if not is_full_pan(text) or text in known_values:
+        return []
+    if _is_id_key(_key_before(data, start)):
+        return []
+    return [Finding(start, "pan", mask(text))]
+
+
+def scan_bytes(data: bytes | mmap.mmap, known: Iterable[str] = ()) -> Iterator[Finding]:
+    """Findings in raw bytes (a file, a flash image, a database page), in offset order."""
+    known_values = set(known)
+    found: dict[tuple[int, str], Finding] = {}
+    size = len(data)
+    for chunk_start in range(0, max(size, 1), _CHUNK):
+        chunk_end = min(size, chunk_start + _CHUNK + 256)  # overlap: runs across the cut
+        marks = bytes(data[chunk_start:chunk_end]).translate(_CANDIDATE)
+        windows: list[tuple[int, int]] = []
+        pos = marks.find(_RUN13)
+        while pos >= 0:
+            run = _ZEROS.match(marks, pos)
+            end = run.end() if run else pos + 13
+            fast = _plain_run(data, chunk_start + pos, chunk_start + end, known_values)
+            if fast is not None:  # settled without the regexes (the common case)
+                if fast:
+                    found.setdefault((fast[0].offset, "pan"), fast[0])
+                pos = marks.find(_RUN13, end)
+                continue
+            start = max(0, chunk_start + pos - _MARGIN)
+            stop = min(size, chunk_start + end + _MARGIN)
+            if windows and start <= windows[-1][1]:
+                windows[-1] = (windows[-1][0], stop)
+            else:
+                windows.append((start, stop))
+            pos = marks.find(_RUN13, end)
+        for start, stop in windows:
+            for finding in _scan_window(bytes(data[start:stop]), start, known_values):
+                found.setdefault((finding.offset, finding.kind), finding)
+    yield from sorted(found.values(), key=lambda f: f.offset)
 
 
 def scan_text_value(value: str, where: str) -> Iterator[Finding]:

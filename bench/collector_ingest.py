@@ -1,0 +1,203 @@
+"""Collector ingest rate vs a subscriber that only decodes, on the same messages, same run.
+
+For 1, 10 and 50 records per message: batches from 20 devices are published (QoS 1) into
+two persistent sessions on a real Mosquitto while no subscriber is connected; then each
+subscriber drains its copy and is timed from connect to its last message:
+- baseline: a paho MQTT v5 subscriber that decodes each payload with cbor2 and does nothing
+  else (auto PUBACK);
+- daozhang: the collector (validation, exactly-once storage, durable group commit with SQLite
+  WAL + synchronous=FULL or PostgreSQL, acks published, PUBACK after commit).
+The figure is records/s and the ratio daozhang / baseline.
+
+    .venv/bin/python bench/collector_ingest.py [--db sqlite|postgresql|both] [--records N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import cbor2
+import paho.mqtt.client as mqtt
+from daozhang.collector.devicewire import batch_bytes, receipt_body, record_bytes
+from daozhang.collector.service import Collector, CollectorConfig
+from daozhang.services.mosquitto import Mosquitto
+from daozhang.services.postgres import TempPostgres
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+DEVICES = 20
+
+
+def _qr_sale(n: int, d: int) -> dict[str, object]:
+    """A QR sale: no card fields, so that 50 records fit the contract's 8 KB batch."""
+    body = receipt_body(n, mid=f"8983100481{d:05d}", ch="qr")
+    for key in ("pan", "ck", "ent", "auth", "cur"):
+        del body[key]
+    return body
+
+
+def messages(per_message: int, total_records: int) -> list[tuple[str, bytes]]:
+    per_device = total_records // DEVICES
+    out: list[tuple[str, bytes]] = []
+    for d in range(DEVICES):
+        dev = f"BENCH{d:03d}"
+        recs = [
+            record_bytes(s, "r", _qr_sale(s, d), t=1_780_000_000 + s)
+            for s in range(1, per_device + 1)
+        ]
+        for i in range(0, per_device, per_message):
+            payload = batch_bytes(dev, 1000 + d, recs[i : i + per_message])
+            if len(payload) > 8192:
+                raise SystemExit(f"a batch of {per_message} records is {len(payload)} bytes > 8 KB")
+            out.append((dev, payload))
+    # Interleave devices as a fleet would.
+    out.sort(key=lambda m: (cbor2.loads(m[1])["recs"][0]["seq"], m[0]))
+    return out
+
+
+def _session(broker: Mosquitto, client_id: str, group: str) -> None:
+    """Create a persistent shared-subscription session, then leave it offline."""
+    done = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.on_subscribe = lambda *a: done.set()
+    client.on_connect = lambda c, *a: c.subscribe(
+        f"$share/{group}/dz/v1/+/up", options=SubscribeOptions(qos=1)
+    )
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    client.connect("127.0.0.1", broker.port, clean_start=True, properties=props)
+    client.loop_start()
+    done.wait(10)
+    client.disconnect()
+    client.loop_stop()
+
+
+def publish_all(broker: Mosquitto, msgs: list[tuple[str, bytes]]) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-pub", protocol=mqtt.MQTTv311)
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    infos = [client.publish(f"dz/v1/{dev}/up", payload, qos=1) for dev, payload in msgs]
+    for info in infos:
+        info.wait_for_publish(60)
+    client.disconnect()
+    client.loop_stop()
+
+
+def baseline(broker: Mosquitto, expected: int) -> float:
+    """Seconds for a decode-only subscriber to drain `expected` messages."""
+    count = [0]
+    done = threading.Event()
+
+    def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        cbor2.loads(msg.payload)
+        count[0] += 1
+        if count[0] >= expected:
+            done.set()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-base", protocol=mqtt.MQTTv5)
+    client.on_message = on_message
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    props.ReceiveMaximum = 1000
+    start = time.perf_counter()
+    client.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
+    client.loop_start()
+    if not done.wait(600):
+        raise RuntimeError(f"baseline got {count[0]} of {expected}")
+    elapsed = time.perf_counter() - start
+    client.disconnect()
+    client.loop_stop()
+    return elapsed
+
+
+def collector(broker: Mosquitto, db_url: str, expected_records: int) -> float:
+    config = CollectorConfig(
+        broker=broker.url,
+        db_url=db_url,
+        group="bench-col",
+        name="bench-col",
+        commit_records=5000,
+        commit_ms=100,
+    )
+    col = Collector(config)
+    start = time.perf_counter()
+    col.connect()
+    runner = threading.Thread(target=col.run)
+    runner.start()
+    deadline = time.monotonic() + 600
+    while col.metrics.records < expected_records and time.monotonic() < deadline:
+        time.sleep(0.002)
+    elapsed = time.perf_counter() - start
+    col.stop()
+    runner.join()
+    if col.metrics.quarantined:
+        raise RuntimeError(f"collector quarantined {col.metrics.quarantined}")
+    if col.metrics.records != expected_records:
+        raise RuntimeError(f"collector stored {col.metrics.records} of {expected_records}")
+    return elapsed
+
+
+def run_one(per_message: int, total: int, db: str, work: Path, pg: TempPostgres | None) -> str:
+    broker = Mosquitto(
+        workdir=work / f"mq-{db}-{per_message}",
+        persistence=False,
+        extra_config=["max_inflight_messages 1000", "max_queued_messages 1000000"],
+    ).start()
+    try:
+        if db == "sqlite":
+            db_url = f"sqlite:///{work}/bench-{per_message}.db"
+        else:
+            assert pg is not None
+            db_url = pg.create_database(f"bench_{per_message}")
+        msgs = messages(per_message, total)
+        records = sum(len(cbor2.loads(p)["recs"]) for _, p in msgs)
+        _session(broker, "bench-base", "bench-base")
+        _session(broker, "bench-col", "bench-col")
+        publish_all(broker, msgs)
+        base_s = baseline(broker, len(msgs))
+        col_s = collector(broker, db_url, records)
+    finally:
+        broker.stop()
+    base_rate, col_rate = records / base_s, records / col_s
+    return (
+        f"| {db} | {per_message} | {records} | {base_rate:,.0f} | {col_rate:,.0f} |"
+        f" {col_rate / base_rate:.2f}x |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--records", type=int, default=100_000, help="records per run")
+    args = parser.parse_args()
+    # On the real disk (not tmpfs), so that fsync costs what it costs.
+    work = Path(tempfile.mkdtemp(prefix="dz-bench-", dir="/var/tmp"))
+    pg = None
+    try:
+        engines = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+        if "postgresql" in engines:
+            pg = TempPostgres(workdir=Path(tempfile.mkdtemp(prefix="dz-bench-pg-"))).start()
+        print("| engine | records/msg | records | decode-only rec/s | collector rec/s | ratio |")
+        print("|---|---|---|---|---|---|")
+        for db in engines:
+            for per_message in (1, 10, 50):
+                total = args.records // 5 if per_message == 1 else args.records
+                print(run_one(per_message, total, db, work, pg), flush=True)
+    finally:
+        if pg is not None:
+            pg.stop()
+            shutil.rmtree(pg.workdir, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""A board flashed by `daozhang flash` uploads to a real Mosquitto and a real collector:
+the self-test sees its first heartbeat, and receipts from the POS arrive signed with the key
+the flash registered (the collector runs with --require-key)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from daozhang.board.manager import VirtualBoard
+from daozhang.cli import main as cli_main
+from daozhang.services.mosquitto import Mosquitto
+from daozhang.store import open_store
+
+from tests.collector.procs import CollectorProcess
+
+
+def wait_rows(db_url: str, sql: str, params: tuple[object, ...], want: int) -> int:
+    deadline = time.monotonic() + 60
+    while True:
+        with open_store(db_url, migrate=False) as store, store.transaction() as tx:
+            count = int(tx.execute(sql, params)[0][0])
+        if count >= want or time.monotonic() > deadline:
+            return count
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_a_flashed_board_uploads_to_mosquitto_and_the_collector(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    mosquitto: Mosquitto,
+    sqlite_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("DAOZHANG_STATE", str(tmp_path / "state"))
+    monkeypatch.setenv("COLUMNS", "200")
+    collector = CollectorProcess(mosquitto.url, sqlite_url, tmp_path, "c1", "--require-key")
+    vb = VirtualBoard.named("field1")
+    try:
+        collector.start()
+        vb.start(tmp_path / "field1.img", 512 * 1024, heapsize="256K")
+        argv = [
+            "flash",
+            "--board",
+            "virtual",
+            "--port",
+            str(vb.tty),
+            "--device-id",
+            "SHOP0001",
+            "--broker",
+            mosquitto.url,
+            "--db",
+            sqlite_url,
+            "--heartbeat-wait",
+            "60",
+        ]
+        assert cli_main(argv) == 0, capsys.readouterr()
+        out = capsys.readouterr().out
+        assert "SHOP0001: PASS" in out
+        assert "heartbeat   │ PASS" in out
+
+        # The POS main board sends receipts over the terminal link; the agent journals them
+        # and uploads them, MAC'd with the key the flash put on the device.
+        assert cli_main(["pos", "--board", "field1", "--count", "5", "--seed", "7"]) == 0
+        stored = wait_rows(
+            sqlite_url, "SELECT COUNT(*) FROM receipt_history WHERE dev = ?", ("SHOP0001",), 5
+        )
+        assert stored == 5
+        assert wait_rows(sqlite_url, "SELECT COUNT(*) FROM quarantine", (), 0) == 0
+
+        # In the field: inspect shows the journal, everything acked once the collector
+        # has it, and the agent comes back afterwards.
+        capsys.readouterr()
+        deadline = time.monotonic() + 60
+        while True:
+            assert cli_main(["device", "inspect", "--port", str(vb.tty), "--json"]) == 0
+            report = json.loads(capsys.readouterr().out)
+            journal = report["journal"]
+            if journal.get("records") == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        assert journal["records"] == 0, journal  # nothing left unacked
+        assert journal["next_seq"] >= 6  # boot record(s) + 5 receipts
+        assert journal["acked"] == journal["next_seq"] - 1
+        assert report["diag"] == []  # acked diag records are gone from the device
+    finally:
+        vb.stop(power_cut=True)
+        collector.stop()

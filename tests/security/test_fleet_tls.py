@@ -1,0 +1,43 @@
+"""FleetTls: the one object the demo and the simulation use to run with security on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from daozhang.collector.service import CollectorConfig
+from daozhang.security.fleet import FleetTls
+from daozhang.services.mosquitto import Mosquitto
+
+from tests.security.mqtt_clients import connect
+
+
+def test_fleet_tls_wires_broker_collector_and_flash(tmp_path: Path) -> None:
+    tls = FleetTls.create(tmp_path / "pki", ["POS0001", "POS0002"])
+    broker = Mosquitto(workdir=tmp_path / "b", listeners=tls.listeners(tmp_path / "b")).start()
+    try:
+        assert broker.url.startswith("mqtts://")
+        args = tls.flash_args("POS0002")
+        assert args[0::2] == ["--ca", "--client-cert", "--client-key"]
+        device = connect(broker.port, Path(args[1]), Path(args[3]).parent)
+        assert device.connected.is_set(), device.refused
+        assert device.publish("dz/v1/POS0002/up", b"x") == 0
+        assert device.publish("dz/v1/POS0001/up", b"x") == 135
+        device.close()
+        tls_dir = tls.collector_args()[1]
+        config = CollectorConfig(broker=broker.url, db_url="sqlite:///x", tls_dir=tls_dir)
+        assert config.tls_dir and Path(tls_dir, "client.crt").is_file()
+    finally:
+        broker.stop()
+
+
+def test_collector_refuses_mqtts_without_an_identity(tmp_path: Path, capsys) -> None:
+    from daozhang.cli import main
+
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    assert main(["collect", "--broker", "mqtts://127.0.0.1:1", "--db", db]) == 2
+    assert "needs --tls-dir" in capsys.readouterr().err
+    missing = str(tmp_path / "nothing")
+    assert (
+        main(["collect", "--broker", "mqtts://127.0.0.1:1", "--db", db, "--tls-dir", missing]) == 2
+    )
+    assert "TLS identity incomplete" in capsys.readouterr().err

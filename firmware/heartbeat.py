@@ -36,11 +36,15 @@ class Heartbeat:
         cur = self._counters()
         prev = self._prev
         up_ms = cur[4]
-        if stats["records"]:
-            if now and stats["oldest_t"]:
-                jold_s = now - stats["oldest_t"]
-            else:
-                jold_s = (up_ms - stats["oldest_up"]) // 1000
+        # The oldest unacked record's age: from its wall time, else from its uptime (same
+        # boot assumed); None from the journal when only unsynced diagnostics are unacked.
+        oldest_t, oldest_up = stats["oldest_t"], stats["oldest_up"]
+        if not stats["records"]:
+            jold_s = 0
+        elif now and oldest_t:
+            jold_s = now - oldest_t
+        elif oldest_up is not None:
+            jold_s = (up_ms - oldest_up) // 1000
         else:
             jold_s = 0
         return {

@@ -142,4 +142,15 @@ def main(board=None, interval_s=_REPORT_INTERVAL_S, config_path="/config.json"):
         from board import Board
 
         board = Board()
-    asyncio.run(_run(board, interval_s, config_path))
+    try:
+        asyncio.run(_run(board, interval_s, config_path))
+    except MemoryError as exc:
+        # Said on stderr (the board's log), not only on a console nobody may be reading:
+        # the usual cause is compiling the agent from source in a small heap.
+        import sys
+
+        sys.stderr.write(
+            "daozhang agent stopped: out of memory (%s); deploy .mpy files or give a larger heap\n"
+            % exc
+        )
+        raise

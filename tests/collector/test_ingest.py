@@ -210,6 +210,9 @@ def test_cbor_tags_in_a_record_are_refused(store: Store) -> None:
         (record_bytes(1, "d", {"ev": "lost", "from": 5, "to": 2}), "record_schema"),
         (record_bytes(1, "d", {"ev": "signal", "reg": 9}), "record_schema"),
         (record_bytes(1, "d", {"ev": "link_down", "stage": "moon"}), "record_schema"),
+        (record_bytes(1, "d", {"ev": "link_down", "stage": [1]}), "record_schema"),
+        (record_bytes(1, "r", receipt_body(1, typ={"x": 1})), "record_schema"),
+        (record_bytes(1, "r", receipt_body(1, memo="x" * 20 + FULL_PAN)), "pan_unmasked"),
         (record_bytes(1, "d", {"ev": "probe", "pad": "x" * 600}), "record_too_large"),
     ],
 )

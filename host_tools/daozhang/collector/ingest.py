@@ -274,6 +274,7 @@ def _already_accounted(
 
 
 _RECEIPT_KEYS = "mid tid bat trc typ ch amt cur pan ck ent lt st rc rrn auth rv sd sm otrc orrn"
+_RECEIPT_KEY_LIST = _RECEIPT_KEYS.split()
 _RECEIPT_COLS = f"{_RECEIPT_KEYS} dev epoch seq t placed_t received_at".split()
 _RECEIPT_INSERT = (
     f"INTO {{table}} ({', '.join(_RECEIPT_COLS)}) VALUES ({', '.join('?' for _ in _RECEIPT_COLS)})"
@@ -316,7 +317,7 @@ def _store(w: GroupWriter, state: AckState, records: list[Record], received_at: 
             b = r.body
             receipts.append(
                 (
-                    *(b.get(k) for k in _RECEIPT_KEYS.split()),
+                    *map(b.get, _RECEIPT_KEY_LIST),
                     dev,
                     epoch,
                     r.seq,

@@ -8,7 +8,7 @@ from pathlib import Path
 from daozhang.correlate.classify import Finding
 from daozhang.correlate.engine import correlate
 from daozhang.sim.load import load
-from daozhang.sim.world import generate
+from daozhang.sim.scenario import generate
 from daozhang.store import open_store
 
 

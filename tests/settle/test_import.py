@@ -238,3 +238,20 @@ def test_cli_import_and_list(
     assert main(["settle", "list", "--db", sqlite_url, "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [(f["kind"], f["date_from"], f["rows"]) for f in listed] == [("detail", "2025-01-07", 1)]
+
+
+def test_merchants_update_and_acquirer_mismatch(sqlite_url: str, tmp_path: Path) -> None:
+    first = tmp_path / "merchants1.csv"
+    first.write_bytes(csv_bytes("merchants", [merchant()]))
+    second = tmp_path / "merchants2.csv"
+    second.write_bytes(csv_bytes("merchants", [{**merchant(), "status": "frozen"}]))
+    clearing = tmp_path / "clear.txt"
+    clearing.write_bytes(fixed_width_bytes("2025-01-07", "ACQ2", [detail(1)]))
+    with open_store(sqlite_url) as store:
+        import_file(store, first)
+        import_file(store, second)
+        with store.transaction() as tx:
+            assert tx.execute("SELECT status FROM merchants") == [("frozen",)]
+        with pytest.raises(InputError, match="the header says 'ACQ2', --acquirer says 'ACQ9'"):
+            import_file(store, clearing, acquirer="ACQ9")
+    assert counts(sqlite_url) == (2, 0, 0, 1)

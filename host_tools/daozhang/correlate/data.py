@@ -25,13 +25,11 @@ class Receipt(NamedTuple):
     trc: str
     dev: str
     typ: str
-    ch: str
     amt: int
     pan: str | None
     ck: str | None
     lt: int | None
     st: str
-    rc: str | None
     rrn: str | None
     rv: str | None
     sd: str | None
@@ -50,7 +48,6 @@ class Detail(NamedTuple):
     tid: str
     txn_time: int
     typ: str
-    ch: str
     bat: str
     trc: str
     rrn: str
@@ -123,7 +120,8 @@ class Timeline:
 @dataclass
 class Data:
     receipts: list[Receipt]
-    detail: list[Detail]
+    matched: list[Detail | None]  # the detail row matched to receipts[i] by RRN, if any
+    detail: list[Detail]  # detail rows no receipt matched by RRN
     payouts: dict[str, Payout]
     merchants: dict[str, Merchant]
     detail_files: set[tuple[str, str]]  # (acquirer or '', settle date) imported
@@ -136,27 +134,54 @@ class Data:
         text = day.isoformat()
         return (acquirer, text) in files or ("", text) in files
 
+    def all_detail(self) -> list[Detail]:
+        return [d for d in self.matched if d is not None] + self.detail
 
-_RECEIPT_SQL = (
-    "SELECT mid, tid, bat, trc, dev, typ, ch, amt, pan, ck, lt, st, rc, rrn, rv, sd, sm,"
-    " otrc, orrn, COALESCE(placed_t, t), received_at FROM receipts"
+
+_R_COLS = (
+    "r.mid, r.tid, r.bat, r.trc, r.dev, r.typ, r.amt, r.pan, r.ck, r.lt, r.st,"
+    " r.rrn, r.rv, r.sd, r.sm, r.otrc, r.orrn, COALESCE(r.placed_t, r.t),"
+    " r.received_at"
+)
+_D_COLS = (
+    "d.file_id, d.line, d.settle_date, d.mid, d.tid, d.txn_time, d.typ, d.bat,"
+    " d.trc, d.rrn, d.orrn, d.pan, d.ck, d.amt, d.fee, d.settle_amt, d.direction,"
+    " d.settle_type, d.check_flag, d.payout_id"
+)
+_N_R = 19  # receipt columns before the detail row's
+# The RRN match is a join the database does best; the rare fallbacks (no RRN, natural key and
+# amount) are done in memory on the rows this join leaves over.
+_MATCHED_SQL = (
+    f"SELECT {_R_COLS}, {_D_COLS} FROM receipts r"
+    " LEFT JOIN settle_detail d ON d.rrn = r.rrn AND d.mid = r.mid"
+)
+_UNMATCHED_SQL = (
+    f"SELECT {_D_COLS} FROM settle_detail d WHERE NOT EXISTS"
+    " (SELECT 1 FROM receipts r WHERE r.rrn = d.rrn AND r.mid = d.mid)"
 )
 
 
 def load(store: Store, merchant: str | None = None, device: str | None = None) -> Data:
-    where, params = _filter(merchant, device)
+    receipts: list[Receipt] = []
+    matched: list[Detail | None] = []
+    last: tuple[Any, ...] = ()
+    make_r, make_d = Receipt._make, Detail._make
     with store.transaction() as tx:
-        receipts = [Receipt(*r) for r in tx.execute(_RECEIPT_SQL + where, params)]
-        dwhere, dparams = _filter(merchant, None)
-        detail = [
-            Detail(*r)
-            for r in tx.execute(
-                "SELECT file_id, line, settle_date, mid, tid, txn_time, typ, ch, bat, trc, rrn,"
-                " orrn, pan, ck, amt, fee, settle_amt, direction, settle_type, check_flag,"
-                " payout_id FROM settle_detail" + dwhere,
-                dparams,
-            )
-        ]
+        where, params = _filter(merchant, device, "r.")
+        for row in tx.execute(_MATCHED_SQL + where, params):
+            key = row[:4]
+            if key == last:
+                # Two detail rows with this RRN: the first match wins. Both engines emit all
+                # matches of one outer row together (nested loop, hash or merge join).
+                continue
+            last = key
+            r = make_r(row[:_N_R])
+            receipts.append(r)
+            matched.append(None if row[_N_R] is None else make_d(row[_N_R:]))
+        dwhere, dparams = _filter(merchant, None, "d.")
+        detail = list(
+            map(make_d, tx.execute(_UNMATCHED_SQL + dwhere.replace(" WHERE", " AND"), dparams))
+        )
         if device is not None:
             terminals = {(r.mid, r.tid) for r in receipts}
             terminals |= {
@@ -166,19 +191,20 @@ def load(store: Store, merchant: str | None = None, device: str | None = None) -
                 )
             }
             detail = [d for d in detail if (d.mid, d.tid) in terminals]
+        pwhere, pparams = _filter(merchant, None, "")
         payouts: dict[str, Payout] = {}
         # Later files update earlier ones (in_progress, then paid).
-        for r in tx.execute(
+        for r2 in tx.execute(
             "SELECT payout_id, mid, settle_type, settle_date, plan_fen, fee_fen, suspend_fen,"
             " retained_fen, real_fen, state, fail_reason, bank_account FROM payouts"
-            + dwhere
+            + pwhere
             + " ORDER BY file_id, line",
-            dparams,
+            pparams,
         ):
-            payouts[r[0]] = Payout(*r)
+            payouts[r2[0]] = Payout(*r2)
         merchants = {
-            r[0]: Merchant(*r)
-            for r in tx.execute(
+            r3[0]: Merchant(*r3)
+            for r3 in tx.execute(
                 "SELECT mid, acquirer, fee_rate, debit_cap_fen, d0_surcharge, settle_type, status"
                 " FROM merchants"
             )
@@ -187,17 +213,25 @@ def load(store: Store, merchant: str | None = None, device: str | None = None) -
         terminal_dev = _terminals(tx)
         timelines = _timelines(tx, device)
     return Data(
-        receipts, detail, payouts, merchants, detail_files, payout_files, timelines, terminal_dev
+        receipts,
+        matched,
+        detail,
+        payouts,
+        merchants,
+        detail_files,
+        payout_files,
+        timelines,
+        terminal_dev,
     )
 
 
-def _filter(merchant: str | None, device: str | None) -> tuple[str, tuple[Any, ...]]:
+def _filter(merchant: str | None, device: str | None, prefix: str) -> tuple[str, tuple[Any, ...]]:
     clauses, params = [], []
     if merchant is not None:
-        clauses.append("mid = ?")
+        clauses.append(f"{prefix}mid = ?")
         params.append(merchant)
     if device is not None:
-        clauses.append("dev = ?")
+        clauses.append(f"{prefix}dev = ?")
         params.append(device)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
 
@@ -235,7 +269,9 @@ def _timelines(tx: Transaction, device: str | None) -> dict[str, Timeline]:
     open_down: dict[str, Outage] = {}
     for dev, t, ev, body_json in tx.execute(
         "SELECT dev, COALESCE(placed_t, t), ev, body_json FROM diag_events"
-        " WHERE ev IN ('link_down', 'link_up', 'signal')" + where + " ORDER BY dev, epoch, seq",
+        " WHERE ev IN ('link_down', 'link_up', 'signal') AND COALESCE(placed_t, t) > 0"
+        + where
+        + " ORDER BY dev, epoch, seq",
         params,
     ):
         line = lines[dev]
@@ -260,12 +296,12 @@ def _timelines(tx: Transaction, device: str | None) -> dict[str, Timeline]:
         # The lost records' times lie between their stored neighbours'.
         before = tx.execute(
             "SELECT MAX(COALESCE(placed_t, t)) FROM records WHERE dev = ? AND epoch = ?"
-            " AND seq < ?",
+            " AND seq < ? AND COALESCE(placed_t, t) > 0",
             (dev, epoch, lo),
         )[0][0]
         after = tx.execute(
             "SELECT MIN(COALESCE(placed_t, t)) FROM records WHERE dev = ? AND epoch = ?"
-            " AND seq > ?",
+            " AND seq > ? AND COALESCE(placed_t, t) > 0",
             (dev, epoch, hi),
         )[0][0]
         lines[dev].lost.append((int(lo), int(hi), int(before or 0), int(after or 2**62)))

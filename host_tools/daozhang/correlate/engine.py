@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from dataclasses import dataclass
@@ -36,8 +37,23 @@ def analyse(
         policies=Policies.load(policy_file),
         calendar=WorkingCalendar.load(calendar_file),
     )
-    data = load(store, merchant, device)
-    return Result(ctx.as_of, data, classify(data, ctx))
+    # Millions of small objects that live until the run ends: the cyclic collector would
+    # rescan them again and again for nothing (they hold no cycles).
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        # Always the whole store: acquirer_side compares merchants, so one merchant's view
+        # alone would call an acquirer's bad day "unknown". The filter applies afterwards.
+        data = load(store)
+        findings = classify(data, ctx)
+        if merchant is not None:
+            findings = [f for f in findings if f.mid == merchant]
+        if device is not None:
+            findings = [f for f in findings if f.dev == device]
+        return Result(ctx.as_of, data, findings)
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def correlate(

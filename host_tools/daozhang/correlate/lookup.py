@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         keys = {(r.mid, r.tid, r.bat, r.trc) for r in result.data.receipts
                 if r.pan and r.pan.endswith(args.card_last4) and r.amt == fen
                 and r.lt is not None and abs(r.lt - around) <= span}  # fmt: skip
-        keys |= {(d.mid, d.tid, d.bat, d.trc) for d in result.data.detail
+        keys |= {(d.mid, d.tid, d.bat, d.trc) for d in result.data.all_detail()
                  if d.pan.endswith(args.card_last4) and d.amt == fen
                  and abs(d.txn_time - around) <= span}  # fmt: skip
         hits = [f for f in result.findings

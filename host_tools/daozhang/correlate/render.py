@@ -91,7 +91,7 @@ def evidence(f: Finding) -> list[dict[str, str]]:
         {"source": src, "fact": template.format(*(_time(a) for a in args))}
         for src, template, args in f.evidence
     ]
-    for cause in f.also:
+    for cause in f.also or ():
         out.append({"source": "correlation", "fact": f"also applies (later on the path): {cause}"})
     return out
 

@@ -2,7 +2,7 @@
 const D = JSON.parse(document.getElementById('dz-data').textContent);
 const NS = 'http://www.w3.org/2000/svg';
 const W = 1100, L = 90, R = 10, H = 170;
-const x = t => L + (W - L - R) * (t - D.t0) / Math.max(1, D.t1 - D.t0);
+const x = t => L + (W - L - R) * Math.min(1, Math.max(0, (t - D.t0) / Math.max(1, D.t1 - D.t0)));
 function el(name, attrs, parent, title){
   const e = document.createElementNS(NS, name);
   for (const k in attrs) e.setAttribute(k, attrs[k]);

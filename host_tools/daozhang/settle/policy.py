@@ -132,7 +132,7 @@ def due(lt: int, settle_type: str, policy: Policy, calendar: WorkingCalendar, sd
         how = f"DE15 settle date {business}"
     else:
         business = local.date()
-        how = f"transaction at {local:%Y-%m-%d %H:%M}"
+        how = f"traded on {business}"
         if local.time() >= policy.day_cut:
             business += timedelta(days=1)
             how += f", after the {policy.day_cut:%H:%M} day cut: counts for {business}"

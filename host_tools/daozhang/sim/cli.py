@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from daozhang.sim.load import load, write_files
-    from daozhang.sim.world import generate
+    from daozhang.sim.scenario import generate
 
     sc = generate(args.seed, args.cases)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -85,6 +85,35 @@ def messages(sc: Scenario) -> list[Message]:
     return out
 
 
+def _frames(txns: list[Txn]) -> list[tuple[int, Txn, dict[str, Any]]]:
+    out = []
+    for t in txns:
+        if t.injected == "no_receipt":
+            continue  # the POS never handed it to the co-processor
+        for st, when in t.states:
+            out.append((when, t, _receipt(t, st, when)))
+    out.sort(key=lambda item: item[0])
+    return out
+
+
+def pos_frames(sc: Scenario, dev: str) -> list[tuple[int, dict[str, Any]]]:
+    """What the POS hands the co-processor `dev`, in time order: (unix time, receipt body),
+    one per state of a transaction. The fleet simulation feeds these to (virtual) boards over
+    the terminal link, and plays `link_schedule` on their control channel."""
+    return [(when, body) for when, _, body in _frames([t for t in sc.txns if t.m.dev == dev])]
+
+
+def link_schedule(sc: Scenario, dev: str) -> list[tuple[int, str, str]]:
+    """(unix time, "down"/"up", failing stage) for the device's outages, in time order."""
+    out: list[tuple[int, str, str]] = []
+    for o in sorted(sc.outages.get(dev, []), key=lambda o: o.start):
+        out += [(o.start, "down", o.stage), (o.end, "up", "")]
+    silent = sc.silent_from.get(dev)
+    if silent is not None:
+        out.append((silent, "down", "link"))
+    return out
+
+
 def _device_messages(sc: Scenario, dev: str, txns: list[Txn]) -> list[Message]:
     outages = sorted(sc.outages.get(dev, []), key=lambda o: o.start)
     start = min([t.lt for t in txns] + [o.start for o in outages]) - 3600
@@ -92,11 +121,8 @@ def _device_messages(sc: Scenario, dev: str, txns: list[Txn]) -> list[Message]:
     end = min(sc.as_of, silent) if silent else sc.as_of
     lost_keys = set(sc.lost.get(dev, []))
     recs = [_Rec(start, "d", {"ev": "boot", "cause": "power_on"})]
-    for t in txns:
-        if t.injected == "no_receipt":
-            continue  # the POS never handed it to the co-processor
-        for st, when in t.states:
-            recs.append(_Rec(when, "r", _receipt(t, st, when), lost=t.key in lost_keys))
+    for when, t, body in _frames(txns):
+        recs.append(_Rec(when, "r", body, lost=t.key in lost_keys))
     for o in outages:
         recs.append(_Rec(o.start, "d", {"ev": "link_down", "stage": o.stage, "why": o.why}))
         recs.append(
@@ -153,7 +179,7 @@ def _device_messages(sc: Scenario, dev: str, txns: list[Txn]) -> list[Message]:
             continue
         down = _down(outages, r.t)
         at = down.end + 20 if down else (r.t // UPLOAD_SLOT_S + 1) * UPLOAD_SLOT_S + 7
-        if at <= sc.as_of and (silent is None or at < silent - 1200):
+        if at <= sc.as_of and (silent is None or at < silent):
             r.uploaded_at = float(at)
     epoch = (zlib.crc32(dev.encode()) & 0x7FFFFFFF) or 1
     out = _batches(dev, epoch, recs, lost_seqs, boot_start)
@@ -165,7 +191,9 @@ def _encode(r: _Rec, boot_start: dict[int, int]) -> dict[str, Any]:
     return {
         "seq": r.seq,
         "k": r.k,
-        "t": r.t,
+        # After a brownout the clock is unknown until the next sync: the collector places
+        # these records from the boot's uptime and the nearest known time.
+        "t": 0 if r.boot > 1 and r.t - boot_start[r.boot] < 5 else r.t,
         "boot": r.boot,
         "up": (r.t - boot_start[r.boot]) * 1000,
         "b": r.body,
@@ -195,7 +223,11 @@ def _batches(
             if not gap_sent and chunk[0].seq > lost_seqs[-1]:
                 batch["gaps"] = [[lost_seqs[0], lost_seqs[-1]]]
                 gap_sent = True
-            out.append(Message(at + i / 1000, dev, "up", cbor2.dumps(batch)))
+            payload = cbor2.dumps(batch)
+            out.append(Message(at + i / 1000, dev, "up", payload))
+            if (chunk[0].seq * 7919) % 23 == 0:
+                # Delivery is at-least-once: the ack was lost, the same bytes come again.
+                out.append(Message(at + 90 + i / 1000, dev, "up", payload))
     return out
 
 

@@ -12,7 +12,6 @@ import json
 from dataclasses import asdict
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 from daozhang.settle.importer import import_file
 from daozhang.sim.device import Message, messages
@@ -23,8 +22,9 @@ from daozhang.store import Store
 COMMIT_EVERY = 400  # messages per transaction: a collector commits in groups too
 
 
-def write_files(sc: Scenario, out: Path) -> list[Path]:
-    """Merchants, then per acquirer and day a detail and a payout file (not the missing)."""
+def write_files(sc: Scenario, out: Path) -> list[tuple[Path, str | None]]:
+    """Merchants, then per acquirer and day a detail and a payout file (not the missing);
+    each with the acquirer an operator would name (`--acquirer`) when importing it."""
     out.mkdir(parents=True, exist_ok=True)
     merchants = [
         {
@@ -39,8 +39,8 @@ def write_files(sc: Scenario, out: Path) -> list[Path]:
         }
         for m in sc.merchants
     ]
-    paths = [out / "merchants.csv"]
-    paths[0].write_bytes(csv_bytes("merchants", merchants))
+    paths: list[tuple[Path, str | None]] = [(out / "merchants.csv", None)]
+    paths[0][0].write_bytes(csv_bytes("merchants", merchants))
     by_mid = {m.mid: m.acquirer for m in sc.merchants}
     day = sc.start
     n = 0
@@ -57,7 +57,7 @@ def write_files(sc: Scenario, out: Path) -> list[Path]:
             else:
                 p = out / f"{acq}_detail_{stamp}.csv"
                 p.write_bytes(csv_bytes("detail", rows, "gbk" if n % 2 else "utf-8"))
-            paths.append(p)
+            paths.append((p, acq))
             pay = [
                 r
                 for r in sc.payouts
@@ -65,7 +65,7 @@ def write_files(sc: Scenario, out: Path) -> list[Path]:
             ]
             p = out / f"{acq}_payout_{stamp}.csv"
             p.write_bytes(csv_bytes("payout", pay, "gbk"))
-            paths.append(p)
+            paths.append((p, acq))
         day = date.fromordinal(day.toordinal() + 1)
     truth = {"|".join(k): asdict(v) for k, v in sc.truth.items()}
     meta = {
@@ -81,27 +81,22 @@ def write_files(sc: Scenario, out: Path) -> list[Path]:
 
 def load_devices(store: Store, msgs: list[Message]) -> dict[str, int]:
     """Feed every device message to the collector's ingest path; return counts."""
-    from daozhang.collector import ingest
+    from daozhang.collector.timeline import ingest_message
 
     counts = {"stored": 0, "quarantined": 0, "heartbeats": 0}
-    heartbeat = getattr(ingest, "ingest_heartbeat", None)
     for start in range(0, len(msgs), COMMIT_EVERY):
         with store.transaction() as tx:
             for msg in msgs[start : start + COMMIT_EVERY]:
-                result: Any
-                if msg.channel == "up":
-                    result = ingest.ingest_batch(tx, msg.dev, msg.payload, msg.at)
-                    counts["stored"] += result.stored
-                    counts["quarantined"] += len(result.quarantined)
-                elif heartbeat is not None:
-                    heartbeat(tx, msg.dev, msg.payload, msg.at)
-                    counts["heartbeats"] += 1
+                result = ingest_message(tx, f"dz/v1/{msg.dev}/{msg.channel}", msg.payload, msg.at)
+                counts["stored"] += result.stored
+                counts["quarantined"] += len(result.quarantined)
+                counts["heartbeats"] += msg.channel == "hb"
     return counts
 
 
 def load(store: Store, sc: Scenario, out: Path) -> dict[str, int]:
     """Device data through the collector, then the settlement files through the importer."""
     counts = load_devices(store, messages(sc))
-    for path in write_files(sc, out):
-        import_file(store, path, now=sc.as_of)
+    for path, acquirer in write_files(sc, out):
+        import_file(store, path, acquirer=acquirer, now=sc.as_of)
     return counts

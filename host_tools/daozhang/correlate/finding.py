@@ -1,0 +1,198 @@
+"""What correlation says about one transaction or payout, and the context it says it in.
+
+A `Finding` keeps its evidence as references (receipt, detail row, payout) plus a few small
+tuples, and formats sentences only when a report asks (`render.py`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from daozhang.correlate.data import Detail, Merchant, Payout, Receipt
+from daozhang.settle.calendar import WorkingCalendar
+from daozhang.settle.policy import Due, Policies, due
+from daozhang.settle.rows import BEIJING
+
+NETWORK_CAUSES = (
+    "network_reversed",
+    "reversal_pending",
+    "reversal_failed",
+    "duplicate_charge_risk",
+    "late_upload",
+)
+CAUSES = (
+    *NETWORK_CAUSES,
+    "preauth_open",
+    "timing",
+    "file_missing",
+    "account_problem",
+    "risk_hold",
+    "fee",
+    "acquirer_side",
+    "unknown",
+)
+DATA_VALUES = ("complete", "still_buffered", "device_data_loss", "no_receipt")
+STATUSES = ("settled", "settled_short", "pending", "gap", "not_expected")
+RESWIPE_S = 900  # a re-swipe of the same card and amount within 15 minutes
+ACQUIRER_SIDE_MERCHANTS = 3  # this many healthy merchants unpaid on one acquirer-day
+SILENT_S = 3600  # a device unheard for an hour after a transaction, and still silent
+
+_DAYS_OFF = re.compile(r"\((\d+) day\(s\) off skipped, ([^)]*)\)")
+
+Evidence = tuple[str, str, tuple[Any, ...]]  # (source, template, args): rendered on output
+
+
+@dataclass(slots=True)
+class Finding:
+    kind: str  # "transaction" | "payout"
+    status: str
+    cause: str = ""
+    data: str = "complete"
+    mid: str = ""
+    tid: str = ""
+    bat: str = ""
+    trc: str = ""
+    dev: str = ""
+    rrn: str = ""
+    amount_fen: int = 0
+    payout_id: str = ""
+    expected_date: date | None = None
+    paid_fen: int = 0
+    short_fen: int = 0
+    confidence: float = 0.9
+    lt: int | None = None
+    plan_fen: int = 0
+    acquirer: str = ""
+    # Evidence is kept as references and small tuples, rendered only on output: classifying a
+    # million transactions must not format a million sentences nobody reads.
+    receipt: Receipt | None = None
+    row: Detail | None = None
+    payout: Payout | None = None
+    rule: str = ""
+    extra: list[Evidence] | None = None
+    also: list[str] | None = None
+    awaiting_acquirer: bool = False  # due, file imported, no row/payout: decided across merchants
+
+    def add(self, fact: Evidence) -> None:
+        if self.extra is None:
+            self.extra = []
+        self.extra.append(fact)
+
+    def set_cause(self, cause: str) -> None:
+        if not self.cause:
+            self.cause = cause
+        elif cause != self.cause:
+            self.add_also(cause)
+
+    def add_also(self, cause: str) -> None:
+        if self.also is None:
+            self.also = []
+        if cause not in self.also:
+            self.also.append(cause)
+
+    @property
+    def evidence(self) -> list[Evidence]:
+        """All facts, each naming its source, in path order (terminal first)."""
+        out: list[Evidence] = []
+        r = self.receipt
+        if r is not None:
+            out.append(
+                (
+                    "receipt",
+                    "receipt {0}/{1} batch {2} trace {3}: {4} {5} fen at {6}, {7}",
+                    (r.mid, r.tid, r.bat, r.trc, r.typ, r.amt, r.lt, r.st),
+                )
+            )
+        if self.rule:
+            out.append(("policy", "{0}", (self.rule,)))
+            off = _DAYS_OFF.search(self.rule)
+            if off is not None:
+                # Weekends, holidays and make-up days come from the working-day calendar.
+                out.append(
+                    ("calendar", "{0} day(s) off between trade and payout ({1})", (off[1], off[2]))
+                )
+        out.extend(self.extra or ())
+        d = self.row
+        if d is not None:
+            out.append(
+                (
+                    "settlement_row",
+                    "acquirer row for {0} (file {1} line {2}): flag {3},"
+                    " amount {4}, fee {5}, net {6}",
+                    (d.settle_date, d.file_id, d.line, d.check_flag, d.amt, d.fee, d.settle_amt),
+                )
+            )
+        p = self.payout
+        if p is not None:
+            out.append(
+                (
+                    "payout",
+                    "payout {0} on {1}: {2}, plan {3}, fee {4}, suspended {5},"
+                    " retained {6}, paid {7} {8}",
+                    (
+                        p.payout_id,
+                        p.settle_date,
+                        p.state,
+                        p.plan_fen,
+                        p.fee_fen,
+                        p.suspend_fen,
+                        p.retained_fen,
+                        p.real_fen,
+                        p.fail_reason,
+                    ),
+                )
+            )
+        return out
+
+
+@dataclass
+class Context:
+    as_of: int
+    policies: Policies
+    calendar: WorkingCalendar
+
+    def __post_init__(self) -> None:
+        self.as_of_date = datetime.fromtimestamp(self.as_of, BEIJING).date()
+        self._due: dict[tuple[int, bool, bool, str, str, str], Due] = {}
+        self._bounds: dict[str, tuple[int, int, int]] = {}
+
+    def due(self, lt: int, sm: str, acquirer: str, sd: str) -> Due:
+        # The answer depends only on the Beijing day, which side of the day cut and of the D0
+        # window the time falls: a million receipts share a few hundred such keys.
+        bounds = self._bounds.get(acquirer)
+        if bounds is None:
+            p = self.policies.for_acquirer(acquirer)
+            bounds = self._bounds[acquirer] = (
+                p.day_cut.hour * 3600 + p.day_cut.minute * 60,
+                p.d0_start.hour * 3600 + p.d0_start.minute * 60,
+                p.d0_end.hour * 3600 + p.d0_end.minute * 60,
+            )
+        local = lt + 8 * 3600
+        day, sec = divmod(local, 86400)
+        key = (day, sec >= bounds[0], bounds[1] <= sec < bounds[2], sm, acquirer, sd)
+        hit = self._due.get(key)
+        if hit is None:
+            hit = self._due[key] = due(
+                lt, sm, self.policies.for_acquirer(acquirer), self.calendar, sd
+            )
+        return hit
+
+
+_PPM: dict[str, int] = {}
+
+
+def expected_fee(m: Merchant | None, amt: int, ck: str) -> int | None:
+    """The agreed fee: amount x rate, rounded half up to the fen, capped for debit cards."""
+    if m is None:
+        return None
+    ppm = _PPM.get(m.fee_rate)
+    if ppm is None:
+        ppm = _PPM[m.fee_rate] = int(Decimal(m.fee_rate) * 1_000_000)
+    fee = (amt * ppm + 500_000) // 1_000_000
+    if ck == "D" and m.debit_cap_fen is not None and fee > m.debit_cap_fen:
+        fee = m.debit_cap_fen
+    return fee

@@ -3,11 +3,11 @@
 `fleet_world()` plans what each board's POS will do (merchants, transactions and the receipt
 frames with the real second each is sent), knowing the run's timeline: a sale whose moment
 falls in its board's outage gets no response and is reversed when the link is back (`rv` 98),
-exactly what the terminal does, so its truth is `network_reversed`. The acquirer's side is the
-generator's own (`world._settle`): detail rows, payouts, injected upstream causes and the truth
-of every finding; `daozhang.sim.load.write_files` writes its files. Nothing here depends on
-what reached the store: the fleet run checks that separately (the no-loss invariant), and
-correlation must then match this truth.
+exactly what the terminal does, so its truth is `network_reversed`. The acquirer's side is
+the generator's own (`sim.scenario._settle`): detail rows, payouts, injected upstream causes
+and the truth of every finding; `daozhang.sim.load.write_files` writes its files. Nothing
+here depends on what reached the store: the fleet run checks that separately (the no-loss
+invariant), and correlation must then match this truth.
 """
 
 from __future__ import annotations
@@ -24,14 +24,8 @@ from daozhang.settle.policy import due
 from daozhang.settle.rows import BEIJING
 from daozhang.sim.device import _receipt
 from daozhang.sim.load import write_files
-from daozhang.sim.world import (
-    ACQUIRERS,
-    Merchant,
-    Scenario,
-    Txn,
-    _Builder,
-    _settle,
-)
+from daozhang.sim.scenario import _settle
+from daozhang.sim.world import ACQUIRERS, Builder, Merchant, Scenario, Txn
 from daozhang.store import Store
 
 ACQUIRER_DAY_ROWS = 40
@@ -87,7 +81,7 @@ def fleet_world(
     causes: Mapping[str, int],
     no_response_pct: float = 0.5,
 ) -> FleetWorld:
-    b = _Builder(seed, cases=1)
+    b = Builder(seed, cases=1)
     rng = b.rng = random.Random(f"fleet:{seed}")
     b.start, b.days = day.date, 1
     # Correlate as of 16:00 on the day T1 money from this business day is due.
@@ -140,7 +134,7 @@ def _roles(n: int, causes: Mapping[str, int], rng: random.Random) -> list[str]:
 
 
 def _trade(
-    b: _Builder,
+    b: Builder,
     m: Merchant,
     day: Day,
     count: int,
@@ -212,7 +206,7 @@ def _trade(
     return frames
 
 
-def _late(b: _Builder, day: Day, count: int, frames: dict[str, list[Frame]]) -> None:
+def _late(b: Builder, day: Day, count: int, frames: dict[str, list[Frame]]) -> None:
     """`timing`: approved sales rung up after the 23:00 day cut count for the next day."""
     cut = datetime.combine(day.date, b.policy.day_cut, BEIJING).timestamp()
     approved = [
@@ -231,7 +225,7 @@ def _late(b: _Builder, day: Day, count: int, frames: dict[str, list[Frame]]) -> 
         t.lt, t.states = new_lt, [("approved", new_lt)]
 
 
-def _inject(b: _Builder, causes: Mapping[str, int]) -> None:
+def _inject(b: Builder, causes: Mapping[str, int]) -> None:
     approved = [
         t
         for t in b.txns
@@ -254,7 +248,7 @@ def _inject(b: _Builder, causes: Mapping[str, int]) -> None:
             t.injected = "acquirer_side"
 
 
-def _missing(b: _Builder, count: int) -> set[tuple[str, date]]:
+def _missing(b: Builder, count: int) -> set[tuple[str, date]]:
     """`file_missing`: acquirer-days whose settlement file is never imported."""
     hit = {t.m.acquirer for t in b.txns if t.injected == "acquirer_side"}
     rows: dict[tuple[str, date], int] = {}
@@ -276,9 +270,9 @@ def import_settlement(store: Store, world: FleetWorld, folder: Path) -> list[Imp
     payout files (which the importer cannot date) are left out.
     """
     results = []
-    for path in write_files(world.scenario, folder):
+    for path, acquirer in write_files(world.scenario, folder):
         if "payout" in path.name and len(path.read_bytes().splitlines()) <= 1:
             path.unlink()
             continue
-        results.append(import_file(store, path, now=world.scenario.as_of))
+        results.append(import_file(store, path, acquirer=acquirer, now=world.scenario.as_of))
     return results

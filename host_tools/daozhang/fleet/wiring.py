@@ -24,7 +24,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
-from daozhang.broker.config import FleetListeners
 from daozhang.errors import DaozhangError, StoreError
 from daozhang.faults.proxy import FaultProxy
 from daozhang.fleet import invariants, plan
@@ -35,13 +34,13 @@ from daozhang.fleet.target import BoardSlot
 from daozhang.pos.ledger import Ledger
 from daozhang.pos.link import TerminalLink
 from daozhang.pos.simulator import GaveUp, PosSimulator
+from daozhang.security.fleet import FleetTls
 from daozhang.security.pki import Pki
 from daozhang.services.mosquitto import Mosquitto
 from daozhang.settle.rows import BEIJING
 from daozhang.sim.fleet import FleetWorld, Frame, import_settlement
 from daozhang.store import open_store
 
-COLLECTOR_IDENTITY = "main"
 FLASH_HEAP = "256K"
 FLASH_PARALLEL = 4  # mpremote sessions at once: the machine has 2 cores
 
@@ -308,6 +307,7 @@ class Session:
     ) -> None:
         self.scenario, self.out, self.supervisor, self.world = scenario, out, supervisor, world
         self.causes_ok = False
+        self.tls: FleetTls | None = None
         self.pki: Pki | None = None
         self._saved_state: str | None = None
 
@@ -341,12 +341,9 @@ class Session:
         extra = broker_listeners(spaces, port)
         listeners = None
         if s.broker_tls:
-            self.pki = Pki(self.out / "pki")
-            self.pki.init([])
-            for device in s.devices:
-                self.pki.issue_device(device.dev)
-            self.pki.issue_collector(COLLECTOR_IDENTITY)
-            listeners = FleetListeners(self.pki, self.out / "broker")
+            self.tls = FleetTls.create(self.out / "pki", [d.dev for d in s.devices])
+            self.pki = self.tls.pki
+            listeners = self.tls.listeners(self.out / "broker")
             # netem mode: the same TLS listener again on each veth's host end.
             tls_block = _after_listener(listeners.lines(port))
             extra = [line for listen in extra for line in (listen, *tls_block)]
@@ -360,9 +357,7 @@ class Session:
 
     def collector_argv(self, broker: Mosquitto, db_url: str, index: int) -> list[str]:
         # With TLS: the collectors' certificate, and batches must carry their device's MAC.
-        tls = []
-        if self.pki is not None:
-            tls = ["--tls-dir", str(self.pki.collector_dir(COLLECTOR_IDENTITY)), "--require-key"]
+        tls = [] if self.tls is None else [*self.tls.collector_args(), "--require-key"]
         # A fixed client id per collector: a restarted one resumes its broker session.
         return [
             sys.executable,

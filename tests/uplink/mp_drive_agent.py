@@ -89,8 +89,7 @@ async def _main(plan):
                     termlink.RECEIPT, cbor.encode({"id": i, "r": _receipt(i)})
                 )
             except MemoryError:
-                # Known: with intake in the 64 KB object budget (see the report) this fails;
-                # the heap map shows what was left.
+                # Shows what was left of the heap, should the budget be exceeded.
                 import micropython
 
                 gc.collect()

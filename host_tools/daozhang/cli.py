@@ -20,18 +20,18 @@ from daozhang.errors import DaozhangError
 COMMANDS: list[tuple[str, str, str]] = [
     ("demo", "daozhang.demo", "run the end-to-end demonstration"),
     ("board", "daozhang.board.cli", "start, stop and control virtual boards"),
-    ("pki", "daozhang.security.pki_cli", "fleet CA, per-device certificates, revocation"),
-    ("broker", "daozhang.broker.cli", "run Mosquitto with TLS, per-device identity and ACLs"),
-    ("scan-pan", "daozhang.security.scan_cli", "find full card numbers or track data in files"),
-    ("pos", "daozhang.pos.cli", "simulate a POS main board sending receipts to the agent"),
-    ("flash", "daozhang.flash.cli", "compile, write, verify and self-test devices over mpremote"),
     ("collect", "daozhang.collector.cli", "store device uploads exactly once and ack them"),
-    ("device", "daozhang.collector.device_cli", "register, list and inspect devices"),
-    ("fleet", "daozhang.fleet.cli", "fleet status: one row per device, worst first"),
     ("settle", "daozhang.settle.cli", "import acquirer settlement files; list what was imported"),
     ("correlate", "daozhang.correlate.cli", "why money did or did not arrive: findings, reports"),
     ("lookup", "daozhang.correlate.lookup", "one transaction by RRN, or card/amount/time"),
-    ("sim", "daozhang.sim.cli", "generate a scenario with ground truth (files, device data)"),
+    ("fleet", "daozhang.fleet.cli", "fleet status: one row per device, worst first"),
+    ("sim", "daozhang.fleet.sim_cli", "scenarios: generate data, run a fleet, check no loss"),
+    ("flash", "daozhang.flash.cli", "compile, write, verify and self-test devices over mpremote"),
+    ("device", "daozhang.collector.device_cli", "register, list and inspect devices"),
+    ("pos", "daozhang.pos.cli", "simulate a POS main board sending receipts to the agent"),
+    ("pki", "daozhang.security.pki_cli", "fleet CA, per-device certificates, revocation"),
+    ("broker", "daozhang.broker.cli", "run Mosquitto with TLS, per-device identity and ACLs"),
+    ("scan-pan", "daozhang.security.scan_cli", "find full card numbers or track data in files"),
 ]
 
 

@@ -1,4 +1,4 @@
-"""`daozhang sim`: generate a scenario: settlement files, ground truth, and (with --db) load
+"""`daozhang sim generate`: a scenario: settlement files, ground truth, and (with --db) load
 device data through the collector's ingest path and import the files."""
 
 from __future__ import annotations

@@ -110,3 +110,34 @@ def test_stop_all_in_process_stops_spawned_and_adopted(tmp_path: Path) -> None:
     assert not first.alive() and not second.alive()
     assert stopped == ["board"]
     assert (tmp_path / "two.log").read_text() == "hello\n"
+
+
+SPARE_SCRIPT = """
+import json, subprocess, sys, time
+from pathlib import Path
+from daozhang.fleet.supervisor import Supervisor
+bystander = subprocess.Popen(["sleep", "600"])  # e.g. a test session's database server
+with Supervisor(Path(sys.argv[1]), grace_s=1, reap_orphans=True, handle_signals=False) as sup:
+    # The shell leaves a sleep behind, which the subreaper inherits.
+    sup.spawn("leaver", ["sh", "-c", "sleep 600 & echo $! > " + sys.argv[1] + "/escaped.pid"])
+    time.sleep(0.5)
+escaped = int((Path(sys.argv[1]) / "escaped.pid").read_text())
+time.sleep(0.2)
+state = lambda pid: Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+print(json.dumps({"bystander": state(bystander.pid), "escaped": escaped}))
+bystander.kill()
+"""
+
+
+def test_orphan_reaping_spares_children_the_process_had_before(tmp_path: Path) -> None:
+    # Regression: run inside a pytest session, the reaper killed the session's PostgreSQL.
+    result = subprocess.run(
+        [sys.executable, "-c", SPARE_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    report = json.loads(result.stdout)
+    assert report["bystander"] in ("S", "R"), report
+    assert not alive(report["escaped"]), report

@@ -101,10 +101,13 @@ class Supervisor:
     _owned: list[Child | _Adopted] = field(default_factory=list)
     _old_handlers: dict[int, object] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Children this process had before the run (a test's database server, say): never ours to end.
+    _spared: set[int] = field(default_factory=set)
 
     def __enter__(self) -> Supervisor:
         self.logdir.mkdir(parents=True, exist_ok=True)
         if self.reap_orphans:
+            self._spared = set(_children_of(os.getpid()))
             _prctl(_PR_SET_CHILD_SUBREAPER, 1)
         if self.handle_signals and threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGHUP):
@@ -179,7 +182,7 @@ class Supervisor:
                     # keep stopping the others; report this one
                     problems.append(f"{item.name}: {exc}")
             if self.reap_orphans:
-                _kill_reparented_orphans()
+                _kill_reparented_orphans(self._spared)
         finally:
             _restore(previous)
             for signum, handler in self._old_handlers.items():
@@ -205,16 +208,21 @@ def _restore(previous: dict[int, object]) -> None:
         signal.signal(signum, handler)  # type: ignore[arg-type]
 
 
-def _kill_reparented_orphans() -> None:
-    """As a subreaper, our direct children now include escaped grandchildren: end them."""
+def _kill_reparented_orphans(spared: set[int]) -> None:
+    """As a subreaper, our direct children now include escaped grandchildren: end them.
+
+    Children that existed before the run are spared: when the supervisor runs inside a
+    longer-lived process (a test session), those belong to someone else.
+    """
     me = os.getpid()
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        orphans = [pid for pid in _children_of(me) if not _is_zombie(pid)]
+        strays = [pid for pid in _children_of(me) if pid not in spared]
+        orphans = [pid for pid in strays if not _is_zombie(pid)]
         for pid in orphans:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-        _reap()
+        _reap(strays)
         if not orphans:
             return
         time.sleep(0.05)
@@ -235,9 +243,8 @@ def _is_zombie(pid: int) -> bool:
         return True
 
 
-def _reap() -> None:
-    with contextlib.suppress(ChildProcessError):
-        while True:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-            if pid == 0:
-                return
+def _reap(pids: list[int]) -> None:
+    # Only the strays: waitpid(-1) would also collect other owners' children behind their back.
+    for pid in pids:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)

@@ -51,6 +51,8 @@ def test_chaos_scenario_has_what_the_issue_asks_for() -> None:
     kinds = {f.kind for f in s.faults}
     assert {"power_cut", "broker_restart", "collector_kill", "blackhole", "reset"} <= kinds
     assert not s.broker_persistence
+    assert 0 < s.full_pan_pct <= 10  # some full PANs from the POS, in a realistic share
+    assert load(SHIPPED / "demo.toml").full_pan_pct == 0  # the default: a compliant POS
 
 
 def test_resolved_plan(tmp_path: Path) -> None:

@@ -165,3 +165,34 @@ def test_every_offset_including_chunk_cuts_and_file_ends(monkeypatch: pytest.Mon
     data[980 : 980 + len(track)] = track
     data += b" 4111 1111 1111 1111"
     assert [f.kind for f in scan_bytes(bytes(data))] == ["track2", "pan"]
+
+
+def test_a_luhn_valid_timestamp_in_a_fixed_width_file_is_not_a_pan():
+    # ACQ02's clearing rows carry the local time as YYYYMMDDhhmmss with no column names;
+    # one such time in ten passes Luhn (this one does), and no card brand has 14-digit
+    # numbers starting with 20.
+    row = b"D 20261120 898440050000001 10000001 20261119093007 SALE C 000001"
+    assert luhn_ok("20261119093007")
+    assert list(scan_bytes(row)) == []
+    not_a_time = _luhn_complete("2026139909300")  # month 13: still a finding
+    assert [f.masked for f in scan_bytes(b"x " + not_a_time.encode())] == [mask(not_a_time)]
+
+
+def test_a_short_cell_glued_to_a_known_id_in_a_raw_page_is_not_a_pan(tmp_path: Path):
+    # The chaos run's database: rc "51" then rrn "51000000xxxx" are written back to back in
+    # the record, a 14-digit run that one time in ten passes Luhn. rrn is an id column.
+    rrn = next(r for r in (f"5100000{i:05d}" for i in range(100)) if is_full_pan("51" + r))
+    path = tmp_path / "store.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE receipts (st TEXT, rc TEXT, rrn TEXT, note TEXT)")
+    db.execute("INSERT INTO receipts VALUES ('declined', '51', ?, 'x')", (rrn,))
+    db.commit()
+    assert ("51" + rrn).encode() in path.read_bytes()
+    assert scan([path]).findings == []
+    # Without the id column to learn from, the same bytes are a finding (the rule is narrow).
+    assert [f.masked for f in scan_bytes(path.read_bytes())] == [mask("51" + rrn)]
+    # A real PAN in a cell next to it is still found.
+    db.execute("INSERT INTO receipts VALUES ('declined', '51', ?, ?)", (rrn, "card " + VISA))
+    db.commit()
+    db.close()
+    assert {f.masked for _, f in scan([path]).findings} == {mask(VISA)}

@@ -138,6 +138,7 @@ class _Run:
             outages,
             s.settlement_causes,
             s.no_response_pct,
+            s.full_pan_pct,
         )
         n_frames = sum(len(f) for f in world.frames.values())
         self.say(

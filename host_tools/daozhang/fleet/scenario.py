@@ -160,6 +160,9 @@ class Scenario:
     db: str  # "sqlite" or a postgresql:// URL
     settlement_causes: Mapping[str, int]
     agent: Mapping[str, int] = field(default_factory=dict)
+    # Card receipts the POS sends with the full PAN, as a non-compliant POS does: the agent
+    # must mask them at intake, and the artefact scan after a run proves none got through.
+    full_pan_pct: float = 0.0
 
     @property
     def time_scale(self) -> float:
@@ -294,6 +297,7 @@ def parse(raw: dict[str, Any], path: Path) -> Scenario:
         raise boards_r.error("prefix", f"{prefix!r}: use letters, digits, '_' or '-'")
     per_board = boards_r.integer("receipts_per_board", 100, 0, 10_000_000)
     no_response_pct = boards_r.number("no_response_pct", 0.5, 0, 100)
+    full_pan_pct = boards_r.number("full_pan_pct", 0.0, 0, 100)
     default_link = boards_r.text("link", "good")
     boards_r.done()
 
@@ -359,6 +363,7 @@ def parse(raw: dict[str, Any], path: Path) -> Scenario:
         heapsize=heapsize,
         receipts_per_board=per_board,
         no_response_pct=no_response_pct,
+        full_pan_pct=full_pan_pct,
         devices=tuple(devices),
         faults=tuple(faults),
         broker_persistence=persistence,

@@ -68,7 +68,23 @@ def luhn_ok(digits: str) -> bool:
 
 
 def is_full_pan(digits: str) -> bool:
-    return 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn_ok(digits)
+    return (
+        13 <= len(digits) <= 19
+        and digits[0] in "23456"
+        and luhn_ok(digits)
+        and not is_timestamp(digits)
+    )
+
+
+def is_timestamp(digits: str) -> bool:
+    """A 14-digit `YYYYMMDDhhmmss` of 2000-2099 (fixed-width settlement files have them
+    with no column names): no card brand issues 14-digit numbers starting with 20, and one
+    such time in ten passes Luhn."""
+    if len(digits) != 14 or not digits.startswith("20"):
+        return False
+    month, day = int(digits[4:6]), int(digits[6:8])
+    hour, minute, second = int(digits[8:10]), int(digits[10:12]), int(digits[12:14])
+    return 1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 60
 
 
 def mask(pan: str) -> str:
@@ -77,6 +93,23 @@ def mask(pan: str) -> str:
     if len(digits) < 11:
         return "*" * len(digits)
     return digits[:6] + "*" * (len(digits) - 10) + digits[-4:]
+
+
+_GLUE = 4  # digits of a neighbouring cell glued to a known id in a raw database page
+_LONG_ID = 10  # only ids this long: a real PAN whose last 10+ digits equal an RRN is unheard of
+
+
+def is_known(digits: str, known_values: set[str]) -> bool:
+    """A known id, or a long known id with a short cell glued on: SQLite's record format
+    writes a row's text cells back to back, so a decline code `51` before the RRN
+    `510000000238` makes the 14-digit run `51510000000238` in the raw page."""
+    if digits in known_values:
+        return True
+    for glue in range(1, _GLUE + 1):
+        head, tail = digits[:-glue], digits[glue:]
+        if len(tail) >= _LONG_ID and (tail in known_values or head in known_values):
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -116,7 +149,7 @@ def _scan_window(data: bytes, base: int, known_values: set[str]) -> list[Finding
             if any(a <= match.start() < b for a, b in track_spans):
                 continue
             digits = re.sub(rb"[^0-9]", b"", match.group(0)).decode()
-            if not is_full_pan(digits) or digits in known_values:
+            if not is_full_pan(digits) or is_known(digits, known_values):
                 continue
             if _is_id_key(_key_before(data, match.start())):
                 continue
@@ -148,7 +181,7 @@ def _plain_run(
     if data[end : end + 1] in (b"=", b"D", b"^") or data[start - 1 : start] == b"B":
         return None
     text = digits_only.decode()
-    if not is_full_pan(text) or text in known_values:
+    if not is_full_pan(text) or is_known(text, known_values):
         return []
     if _is_id_key(_key_before(data, start)):
         return []

@@ -19,6 +19,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
+from daozhang.security.pan import luhn_ok
 from daozhang.settle.importer import ImportResult, import_file
 from daozhang.settle.policy import due
 from daozhang.settle.rows import BEIJING
@@ -80,6 +81,7 @@ def fleet_world(
     outages: Mapping[str, list[tuple[float, float]]],
     causes: Mapping[str, int],
     no_response_pct: float = 0.5,
+    full_pan_pct: float = 0.0,
 ) -> FleetWorld:
     b = Builder(seed, cases=1)
     rng = b.rng = random.Random(f"fleet:{seed}")
@@ -113,7 +115,35 @@ def fleet_world(
     world = FleetWorld(_settle(b, missing), frames)
     for dev_frames in frames.values():
         dev_frames.sort(key=lambda f: f.at_s)
+    if full_pan_pct:
+        _unmask(frames, full_pan_pct, random.Random(f"fullpan:{seed}"))
     return world
+
+
+def _unmask(frames: dict[str, list[Frame]], pct: float, rng: random.Random) -> None:
+    """`pct` % of the card frames carry the full PAN, as a non-compliant POS sends it.
+
+    The full number masks back to the very PAN of the truth (same first 6 and last 4, the
+    middle digits chosen so Luhn passes), so a correct agent stores exactly what the truth
+    says; a separate random stream leaves the rest of the world as it was without it.
+    """
+    for dev_frames in frames.values():
+        for i, frame in enumerate(dev_frames):
+            pan = frame.body.get("pan")
+            if isinstance(pan, str) and "*" in pan and rng.random() * 100 < pct:
+                body = {**frame.body, "pan": full_pan(pan, rng)}
+                dev_frames[i] = Frame(frame.at_s, body)
+
+
+def full_pan(masked: str, rng: random.Random) -> str:
+    """A Luhn-valid full PAN whose mask (first 6, stars, last 4) is `masked`."""
+    middle = [str(rng.randrange(10)) for _ in range(len(masked) - 11)]
+    head, tail = masked[:6] + "".join(middle), masked[-4:]
+    for digit in "0123456789":  # one free digit: exactly one value makes the sum right
+        candidate = head + digit + tail
+        if luhn_ok(candidate):
+            return candidate
+    raise AssertionError("unreachable: one of ten digits always satisfies Luhn")
 
 
 def _acquirer(i: int) -> str:

@@ -361,29 +361,37 @@ def test_upload_over_tls_through_the_boards_socket_factory(tmp_path: Path) -> No
     assert "dev-0006" not in responder.devices
 
 
-def test_whole_agent_with_intake_in_a_72k_object_heap(mosquitto: Mosquitto, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_whole_agent_with_intake_in_a_64k_object_heap(mosquitto: Mosquitto, tmp_path: Path) -> None:
     """Intake (terminal-link frames, receipt checks) + journal + uplink + heartbeat + diag for a
-    simulated 5 hours (scale 1440). Known gap: the same run in a 64 KB object heap ends in a
-    MemoryError at the first receipt (see firmware/README.md), hence 72 KB here."""
+    simulated day (scale 1440, 1,500 receipts) with 64 KB for the agent's objects (the code is
+    loaded first; see firmware/README.md, RAM)."""
     responder = AckResponder(mosquitto.port, time_scale=1440).start()
     try:
         cfg = agent_config("dev-0007", mosquitto.port, scale=1440, keepalive_s=30)
         plan = {
             "cfg": cfg,
             "root": str(tmp_path / "j"),
-            "trickle": 300,
+            "trickle": 1500,
             "trickle_ms": 57_600,
-            "max_s": 12,
+            "max_s": 62,
             "no_wall_clock": True,
             "intake": True,
-            "object_heap": 72 * 1024,
+            "object_heap": 64 * 1024,
         }
-        result = finish_agent(start_agent(tmp_path, plan), timeout=60)
+        result = finish_agent(start_agent(tmp_path, plan), timeout=120)
     finally:
         responder.stop()
-    print(f"peak live objects {result.peak_live} bytes in a 72 KB object heap")
-    appended = int(result.output.split("APPENDED ")[1].split()[0])
+    print(
+        f"whole agent with intake, agent objects on the heap: peak live {result.peak_live}"
+        f" bytes, peak with garbage {result.peak_heap} bytes (budget 65536)"
+    )
     assert "MemoryError" not in result.output, result.output
-    assert appended >= 200
+    assert result.stats["up_ms"] / 3_600_000 >= 23, result.stats
+    # How many of the 1,500 receipts a real minute holds depends on the machine's load (888
+    # seen with lint running alongside); the point is a day of them through intake in 64 KB.
+    appended = int(result.output.split("APPENDED ")[1].split()[0])
+    assert appended >= 750
     assert len(_receipt_trcs(responder, "dev-0007")) >= appended - 30
-    assert len(responder.heartbeats) >= 30
+    assert len(responder.heartbeats) >= 200
+    assert 0 < result.peak_live < result.peak_heap <= 65536

@@ -36,9 +36,22 @@ class MicroPythonTestFailed(Exception):
         self.output = output
 
 
+def _is_mp_test(file_path: Path) -> bool:
+    return file_path.suffix == ".py" and file_path.name.startswith("mp_test_")
+
+
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
-    if file_path.suffix == ".py" and file_path.name.startswith("mp_test_"):
+    # A file named on the command line reaches pytest's Python collector, which asks
+    # pytest_pycollect_makemodule below; collecting it here too would run it twice.
+    if _is_mp_test(file_path) and not parent.session.isinitpath(file_path):
         return MicroPythonFile.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> Any:
+    # Never import MicroPython test files into CPython, even when named explicitly.
+    if _is_mp_test(module_path):
+        return MicroPythonFile.from_parent(parent, path=module_path)
     return None
 
 

@@ -123,17 +123,9 @@ class Board:
 
     # -- what main.py asks of every board -----------------------------------------------------
     def spec(self):
-        # This board's board.json, found beside the adapter on the module path.
-        import json
-        import sys
+        from boardspec import load_spec
 
-        for folder in sys.path:
-            try:
-                with open((folder or ".") + "/board.json") as f:
-                    return json.load(f)
-            except (OSError, ValueError):
-                continue
-        return {}
+        return load_spec()
 
     def journal_dir(self):
         # On the LittleFS "vfs" partition mounted at / (mount_storage).

@@ -95,17 +95,9 @@ class Board:
         return "/dz/journal"
 
     def spec(self):
-        # This board's board.json (flash, journal budget, UART), found beside the adapter on
-        # the module path (the dev mount /_dev/0, or where the flash tool put it).
-        import sys
+        from boardspec import load_spec
 
-        for folder in sys.path:
-            try:
-                with open((folder or ".") + "/board.json") as f:
-                    return json.load(f)
-            except (OSError, ValueError):
-                continue
-        return {}
+        return load_spec()
 
     def describe(self):
         return {

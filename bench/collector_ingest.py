@@ -5,17 +5,23 @@ two persistent sessions on a real Mosquitto while no subscriber is connected; th
 subscriber drains its copy and is timed from connect to its last message:
 - baseline: a paho MQTT v5 subscriber that decodes each payload with cbor2 and does nothing
   else (auto PUBACK);
-- daozhang: the collector (validation, exactly-once storage, durable group commit with SQLite
-  WAL + synchronous=FULL or PostgreSQL, acks published, PUBACK after commit).
+- daozhang: `daozhang collect` processes, 1 and then 2 of them on one shared subscription
+  (validation, exactly-once storage, durable group commit with SQLite WAL +
+  synchronous=FULL or PostgreSQL, acks published, PUBACK after commit), timed from the first
+  CONNACK until the store holds every record.
 The figure is records/s and the ratio daozhang / baseline.
 
     .venv/bin/python bench/collector_ingest.py [--db sqlite|postgresql|both] [--records N]
+        [--collectors 1 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -24,9 +30,9 @@ from pathlib import Path
 import cbor2
 import paho.mqtt.client as mqtt
 from daozhang.collector.devicewire import batch_bytes, receipt_body, record_bytes
-from daozhang.collector.service import Collector, CollectorConfig
 from daozhang.services.mosquitto import Mosquitto
 from daozhang.services.postgres import TempPostgres
+from daozhang.store import open_store
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -119,58 +125,102 @@ def baseline(broker: Mosquitto, expected: int) -> float:
     return elapsed
 
 
-def collector(broker: Mosquitto, db_url: str, expected_records: int) -> float:
-    config = CollectorConfig(
-        broker=broker.url,
-        db_url=db_url,
-        group="bench-col",
-        name="bench-col",
-        commit_records=5000,
-        commit_ms=100,
-    )
-    col = Collector(config)
-    start = time.perf_counter()
-    col.connect()
-    runner = threading.Thread(target=col.run)
-    runner.start()
-    deadline = time.monotonic() + 600
-    while col.metrics.records < expected_records and time.monotonic() < deadline:
-        time.sleep(0.002)
-    elapsed = time.perf_counter() - start
-    col.stop()
-    runner.join()
-    if col.metrics.quarantined:
-        raise RuntimeError(f"collector quarantined {col.metrics.quarantined}")
-    if col.metrics.records != expected_records:
-        raise RuntimeError(f"collector stored {col.metrics.records} of {expected_records}")
-    return elapsed
+def collectors(broker: Mosquitto, db_url: str, expected_records: int, n: int) -> float:
+    """Seconds for `n` `daozhang collect` processes (one shared group) to store every record.
+
+    Timed from the first collector's CONNACK (its queued messages start flowing then) to the
+    moment the store holds every record, polled with a separate read connection.
+    """
+    procs = [
+        subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("daozhang")),
+                "collect",
+                "--broker",
+                broker.url,
+                "--db",
+                db_url,
+                "--group",
+                "bench-col",
+                "--name",
+                f"bench-col-{i}",
+                "--commit-records",
+                "5000",
+                "--commit-ms",
+                "100",
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(n)
+    ]
+    connected: list[float] = []
+
+    def watch(proc: subprocess.Popen[str]) -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "connected as" in line:
+                connected.append(time.perf_counter())
+
+    watchers = [threading.Thread(target=watch, args=(p,), daemon=True) for p in procs]
+    for w in watchers:
+        w.start()
+    try:
+        deadline = time.monotonic() + 600
+        with open_store(db_url, migrate=False) as store:
+            while time.monotonic() < deadline:
+                with store.transaction() as tx:
+                    stored, quarantined = tx.execute(
+                        "SELECT (SELECT COUNT(*) FROM records), (SELECT COUNT(*) FROM quarantine)"
+                    )[0]
+                if quarantined:
+                    raise RuntimeError(f"collectors quarantined {quarantined} messages")
+                if stored >= expected_records:
+                    break
+                time.sleep(0.01)
+        end = time.perf_counter()
+        if stored != expected_records:
+            raise RuntimeError(f"collectors stored {stored} of {expected_records}")
+        if not connected:
+            raise RuntimeError("no collector reported its connection")
+        return end - min(connected)
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(30)
 
 
-def run_one(per_message: int, total: int, db: str, work: Path, pg: TempPostgres | None) -> str:
+def run_one(
+    per_message: int, total: int, db: str, n_collectors: int, work: Path, pg: TempPostgres | None
+) -> str:
+    name = f"{db}-{per_message}-{n_collectors}"
     broker = Mosquitto(
-        workdir=work / f"mq-{db}-{per_message}",
+        workdir=work / f"mq-{name}",
         persistence=False,
         extra_config=["max_inflight_messages 1000", "max_queued_messages 1000000"],
     ).start()
     try:
         if db == "sqlite":
-            db_url = f"sqlite:///{work}/bench-{per_message}.db"
+            db_url = f"sqlite:///{work}/bench-{name}.db"
         else:
             assert pg is not None
-            db_url = pg.create_database(f"bench_{per_message}")
+            db_url = pg.create_database(f"bench_{name.replace('-', '_')}")
+        open_store(db_url).close()  # migrated before the clock starts, as in production
         msgs = messages(per_message, total)
         records = sum(len(cbor2.loads(p)["recs"]) for _, p in msgs)
         _session(broker, "bench-base", "bench-base")
-        _session(broker, "bench-col", "bench-col")
+        for i in range(n_collectors):
+            _session(broker, f"bench-col-{i}", "bench-col")
         publish_all(broker, msgs)
         base_s = baseline(broker, len(msgs))
-        col_s = collector(broker, db_url, records)
+        col_s = collectors(broker, db_url, records, n_collectors)
     finally:
         broker.stop()
     base_rate, col_rate = records / base_s, records / col_s
     return (
-        f"| {db} | {per_message} | {records} | {base_rate:,.0f} | {col_rate:,.0f} |"
-        f" {col_rate / base_rate:.2f}x |"
+        f"| {db} | {n_collectors} | {per_message} | {records} | {base_rate:,.0f} |"
+        f" {col_rate:,.0f} | {col_rate / base_rate:.2f}x |"
     )
 
 
@@ -178,6 +228,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--records", type=int, default=100_000, help="records per run")
+    parser.add_argument(
+        "--collectors",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="collector processes sharing the subscription (one row each)",
+    )
     args = parser.parse_args()
     # On the real disk (not tmpfs), so that fsync costs what it costs.
     work = Path(tempfile.mkdtemp(prefix="dz-bench-", dir="/var/tmp"))
@@ -186,12 +243,16 @@ def main() -> None:
         engines = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
         if "postgresql" in engines:
             pg = TempPostgres(workdir=Path(tempfile.mkdtemp(prefix="dz-bench-pg-"))).start()
-        print("| engine | records/msg | records | decode-only rec/s | collector rec/s | ratio |")
-        print("|---|---|---|---|---|---|")
+        print(
+            "| engine | collectors | records/msg | records | decode-only rec/s"
+            " | collectors rec/s | ratio |"
+        )
+        print("|---|---|---|---|---|---|---|")
         for db in engines:
-            for per_message in (1, 10, 50):
-                total = args.records // 5 if per_message == 1 else args.records
-                print(run_one(per_message, total, db, work, pg), flush=True)
+            for n in args.collectors:
+                for per_message in (1, 10, 50):
+                    total = args.records // 5 if per_message == 1 else args.records
+                    print(run_one(per_message, total, db, n, work, pg), flush=True)
     finally:
         if pg is not None:
             pg.stop()

@@ -86,7 +86,7 @@ def test_duplicates_are_stored_once_and_acked_again(
     finally:
         pub.stop()
     assert q(db_url, "SELECT COUNT(*), COUNT(DISTINCT seq) FROM records") == [(20, 20)]
-    assert q(db_url, "SELECT COUNT(*) FROM receipt_history") == [(18,)]
+    assert q(db_url, "SELECT COUNT(*) FROM records WHERE kind = 'r'") == [(18,)]
     assert q(db_url, "SELECT SUM(n_dup) FROM uploads") == [(35,)]
 
 
@@ -230,7 +230,7 @@ def _check_exactly_once(db_url: str, pubs: list[DevicePublisher]) -> None:
         assert [int(s) for s, _ in rows] == list(range(1, len(pub.records) + 1))
         assert [bytes(r) for _, r in rows] == pub.records
         receipts = sum(1 for r in pub.records if cbor2.loads(r)["k"] == "r")
-        assert q(db_url, "SELECT COUNT(*) FROM receipt_history WHERE dev = ?", pub.dev) == [
+        assert q(db_url, "SELECT COUNT(*) FROM records WHERE kind = 'r' AND dev = ?", pub.dev) == [
             (receipts,)
         ]
         assert q(db_url, "SELECT COUNT(*) FROM receipts WHERE dev = ?", pub.dev) == [(receipts,)]

@@ -66,7 +66,10 @@ def test_a_flashed_board_uploads_to_mosquitto_and_the_collector(
         # and uploads them, MAC'd with the key the flash put on the device.
         assert cli_main(["pos", "--board", "field1", "--count", "5", "--seed", "7"]) == 0
         stored = wait_rows(
-            sqlite_url, "SELECT COUNT(*) FROM receipt_history WHERE dev = ?", ("SHOP0001",), 5
+            sqlite_url,
+            "SELECT COUNT(*) FROM records WHERE kind = 'r' AND dev = ?",
+            ("SHOP0001",),
+            5,
         )
         assert stored == 5
         assert wait_rows(sqlite_url, "SELECT COUNT(*) FROM quarantine", (), 0) == 0
@@ -145,7 +148,7 @@ def test_over_tls_the_flashed_ca_is_what_the_board_verifies_the_broker_with(
         assert "heartbeat   │ PASS" in out
         assert cli_main(["pos", "--board", "tls1", "--count", "3", "--seed", "3"]) == 0
         stored = wait_rows(
-            sqlite_url, "SELECT COUNT(*) FROM receipt_history WHERE dev = ?", ("TLS0001",), 3
+            sqlite_url, "SELECT COUNT(*) FROM records WHERE kind = 'r' AND dev = ?", ("TLS0001",), 3
         )
         assert stored == 3
     finally:

@@ -88,10 +88,7 @@ def test_chaos_run_loses_nothing_and_every_cause_is_right(
     # Issue 9. The POS did send full PANs (the agent counts each one it masks) ...
     db = sqlite3.connect(f"file:{out / 'daozhang.db'}?mode=ro", uri=True)
     try:
-        events = [
-            json.loads(body)
-            for (body,) in db.execute("SELECT body_json FROM records WHERE kind = 'd'")
-        ]
+        events = [json.loads(body) for (body,) in db.execute("SELECT body_json FROM diag_events")]
     finally:
         db.close()
     masked_by_agent = sum(e.get("count", 0) for e in events if e.get("ev") == "pan_violation")

@@ -21,6 +21,7 @@ from typing import Any
 
 from daozhang.collector import placement
 from daozhang.collector.accounting import AckState, advance
+from daozhang.collector.batchcheck import check_batch
 from daozhang.collector.quarantine import quarantine
 from daozhang.collector.validate import (
     Record,
@@ -189,6 +190,10 @@ def _sort_records(
 ) -> tuple[list[Record], list[tuple[int, int]]]:
     """New valid records to store, and every seq this batch accounts for."""
     seen = _already_accounted(tx, w, state, recs)
+    if not seen:
+        checked = check_batch(recs)  # the common case: new records that all pass
+        if checked is not None:
+            return checked, [(r.seq, r.seq) for r in checked]
     records: list[Record] = []
     accounted: list[tuple[int, int]] = []
     for rec in recs:
@@ -276,15 +281,12 @@ def _already_accounted(
 _RECEIPT_KEYS = "mid tid bat trc typ ch amt cur pan ck ent lt st rc rrn auth rv sd sm otrc orrn"
 _RECEIPT_KEY_LIST = _RECEIPT_KEYS.split()
 _RECEIPT_COLS = f"{_RECEIPT_KEYS} dev epoch seq t placed_t received_at".split()
-_RECEIPT_INSERT = (
-    f"INTO {{table}} ({', '.join(_RECEIPT_COLS)}) VALUES ({', '.join('?' for _ in _RECEIPT_COLS)})"
-)
 # The latest state of a transaction: the higher seq of the same device epoch, else the newer
 # upload (a reflashed terminal starts a new epoch whose seqs say nothing about the old one).
 _RECEIPT_UPSERT = (
-    "INSERT "
-    + _RECEIPT_INSERT.format(table="receipts")
-    + " ON CONFLICT (mid, tid, bat, trc) DO UPDATE SET "
+    f"INSERT INTO receipts ({', '.join(_RECEIPT_COLS)})"
+    f" VALUES ({', '.join('?' for _ in _RECEIPT_COLS)})"
+    " ON CONFLICT (mid, tid, bat, trc) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _RECEIPT_COLS if c not in ("mid", "tid"))
     + " WHERE receipts.dev <> excluded.dev OR receipts.epoch <> excluded.epoch"
     " OR receipts.seq < excluded.seq"
@@ -303,36 +305,26 @@ def _store(w: GroupWriter, state: AckState, records: list[Record], received_at: 
     placed = placement.place(state, records)
     dev, epoch = state.dev, state.epoch
     w.add_many(
-        "INSERT INTO records (dev, epoch, seq, kind, t, boot, up, placed_t, body_json, raw,"
-        " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO records (dev, epoch, seq, kind, t, boot, up, placed_t, raw, received_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            (dev, epoch, r.seq, r.kind, r.t, r.boot, r.up, p, _json(r.body), r.raw, received_at)
+            (dev, epoch, r.seq, r.kind, r.t, r.boot, r.up, p, r.raw, received_at)
             for r, p in zip(records, placed, strict=True)
         ],
     )
     receipts = []
     diags = []
     for r, p in zip(records, placed, strict=True):
+        b = r.body
         if r.kind == "r":
-            b = r.body
-            receipts.append(
-                (
-                    *map(b.get, _RECEIPT_KEY_LIST),
-                    dev,
-                    epoch,
-                    r.seq,
-                    r.t,
-                    p,
-                    received_at,
-                )
-            )
+            # DESIGN §1.2: the channel defaults to card and the currency to CNY when absent.
+            row = list(map(b.get, _RECEIPT_KEY_LIST))
+            row[_CH] = row[_CH] or "card"
+            row[_CUR] = row[_CUR] or "CNY"
+            receipts.append((*row, dev, epoch, r.seq, r.t, p, received_at))
         else:
-            diags.append(
-                (dev, epoch, r.seq, r.boot, r.up, r.t, p, r.body["ev"], _json(r.body), received_at)
-            )
+            diags.append((dev, epoch, r.seq, r.boot, r.up, r.t, p, b["ev"], _json(b), received_at))
     if receipts:
-        receipts = [_receipt_defaults(row) for row in receipts]
-        w.add_many("INSERT " + _RECEIPT_INSERT.format(table="receipt_history"), receipts)
         w.add_many(_RECEIPT_UPSERT, receipts)
     if diags:
         w.add_many(
@@ -345,15 +337,5 @@ def _store(w: GroupWriter, state: AckState, records: list[Record], received_at: 
 # One encoder for all records: json.dumps with options would build a new one per call.
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default).encode
 
-_CH = _RECEIPT_COLS.index("ch")
-_CUR = _RECEIPT_COLS.index("cur")
-
-
-def _receipt_defaults(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    # DESIGN §1.2: the channel defaults to card and the currency to CNY when absent.
-    if row[_CH] is None or row[_CUR] is None:
-        values = list(row)
-        values[_CH] = values[_CH] or "card"
-        values[_CUR] = values[_CUR] or "CNY"
-        return tuple(values)
-    return row
+_CH = _RECEIPT_KEY_LIST.index("ch")
+_CUR = _RECEIPT_KEY_LIST.index("cur")

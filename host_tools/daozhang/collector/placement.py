@@ -63,7 +63,7 @@ def backfill(tx: Transaction, state: AckState, records: list[Record]) -> None:
             " WHERE dev = ? AND epoch = ? AND boot = ? AND placed_t IS NULL",
             (ref_t, ref_up, *key, boot),
         )
-    for table in ("receipts", "receipt_history", "diag_events"):
+    for table in ("receipts", "diag_events"):
         tx.execute(
             f"UPDATE {table} SET placed_t = (SELECT r.placed_t FROM records r"
             f" WHERE r.dev = {table}.dev AND r.epoch = {table}.epoch AND r.seq = {table}.seq)"

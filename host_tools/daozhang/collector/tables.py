@@ -120,4 +120,16 @@ CREATE TABLE ack_state (
 )
 """
 
-MIGRATIONS: list[Migration] = [Migration(1, "collector_tables", _CORE_V1)]
+# v2, for ingest speed (issue 5): every receipt state is already in `records.raw`, exactly as
+# the device sent it, so `receipt_history` (the same rows again, 27 columns each, read by
+# nothing) and `records.body_json` (a JSON copy of the raw CBOR) are dropped. What needs a
+# record's fields decodes `raw`; `receipts` and `diag_events` keep their columns.
+_CORE_V2 = """
+DROP TABLE receipt_history;
+ALTER TABLE records DROP COLUMN body_json
+"""
+
+MIGRATIONS: list[Migration] = [
+    Migration(1, "collector_tables", _CORE_V1),
+    Migration(2, "lean_records", _CORE_V2),
+]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from daozhang.collector.wire import DEV_PATTERN, MAX_RECORD_BYTES, WireError
 
@@ -24,8 +24,9 @@ def is_int(value: Any, low: int = 0, high: int = INT64_MAX) -> bool:
     return type(value) is int and low <= value <= high
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
+    """A record that passed its checks (a tuple: one is built per record at ingest rate)."""
+
     seq: int
     kind: str  # "r" or "d"
     t: int
@@ -99,11 +100,11 @@ def check_record(value: Any, raw: bytes) -> Record:
     body = value.get("b")
     if not isinstance(body, dict):
         raise WireError("record_schema", "record.b: not a map")
-    _scan_for_full_pan(body, raw)
+    scan_for_full_pan(body, raw)
     if kind == "r":
         _check_receipt(body)
     else:
-        _check_diag(body)
+        check_diag(body)
     return Record(
         seq=seq,  # type: ignore[arg-type]
         kind=kind,
@@ -116,7 +117,7 @@ def check_record(value: Any, raw: bytes) -> Record:
 
 
 _ALNUM = "[0-9A-Za-z]"
-_RECEIPT_TEXT = {
+RECEIPT_TEXT = {
     "mid": re.compile(f"{_ALNUM}{{15}}"),
     "tid": re.compile(f"{_ALNUM}{{8}}"),
     "bat": re.compile(r"\d{6}"),
@@ -131,7 +132,7 @@ _RECEIPT_TEXT = {
     "otrc": re.compile(r"\d{6}"),
     "orrn": re.compile(f"{_ALNUM}{{12}}"),
 }
-_RECEIPT_ENUM = {
+RECEIPT_ENUM = {
     "typ": {"sale", "void", "refund", "preauth", "preauth_void", "preauth_done"}
     | {"preauth_done_void"},
     "ch": {"card", "qr"},
@@ -141,20 +142,20 @@ _RECEIPT_ENUM = {
     "rv": {"98", "96", "A0", "06"},
     "sm": {"T1", "D1", "D0"},
 }
-_RECEIPT_INT = {"amt": 10**15, "lt": 2**40}
-_RECEIPT_REQUIRED = ("mid", "tid", "bat", "trc", "typ", "amt", "st")
+RECEIPT_INT = {"amt": 10**15, "lt": 2**40}
+RECEIPT_REQUIRED = ("mid", "tid", "bat", "trc", "typ", "amt", "st")
 
 
 # key -> (0, pattern) | (1, allowed values) | (2, highest int): one lookup per body key.
 _RECEIPT_SPEC: dict[str, tuple[int, Any]] = {
-    **{k: (0, v) for k, v in _RECEIPT_TEXT.items()},
-    **{k: (1, v) for k, v in _RECEIPT_ENUM.items()},
-    **{k: (2, v) for k, v in _RECEIPT_INT.items()},
+    **{k: (0, v) for k, v in RECEIPT_TEXT.items()},
+    **{k: (1, v) for k, v in RECEIPT_ENUM.items()},
+    **{k: (2, v) for k, v in RECEIPT_INT.items()},
 }
 
 
 def _check_receipt(body: dict[str, Any]) -> None:
-    for key in _RECEIPT_REQUIRED:
+    for key in RECEIPT_REQUIRED:
         if key not in body:
             raise WireError("record_schema", f"receipt: `{key}` is missing")
     for key, value in body.items():
@@ -193,7 +194,7 @@ _DIAG_TEXT = {"why", "kind"}
 _EV = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
-def _check_diag(body: dict[str, Any]) -> None:
+def check_diag(body: dict[str, Any]) -> None:
     ev = body.get("ev")
     if not isinstance(ev, str) or not _EV.fullmatch(ev):
         raise WireError("record_schema", f"diag.ev: {ev!r:.30} is not an event name")
@@ -237,7 +238,7 @@ def luhn_ok(digits: str) -> bool:
 _DIGIT_RUN_BYTES = re.compile(rb"\d{13,19}")
 
 
-def _scan_for_full_pan(body: dict[str, Any], raw: bytes) -> None:
+def scan_for_full_pan(body: dict[str, Any], raw: bytes) -> None:
     """A C-speed scan of the record's bytes; only a suspicious run gets the field-wise check."""
     mid = body.get("mid")
     mid_bytes = mid.encode() if isinstance(mid, str) else b""

@@ -13,7 +13,7 @@ import hmac
 import io
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import cbor2
 
@@ -112,8 +112,7 @@ def decode(data: bytes, what: str) -> Any:
     return value
 
 
-@dataclass(frozen=True)
-class RawRecord:
+class RawRecord(NamedTuple):
     """One element of a batch's `recs`, with the exact bytes the device sent for it."""
 
     raw: bytes
@@ -175,7 +174,7 @@ def decode_batch(data: bytes) -> Batch:
             for _ in range(n):
                 begin = stream.tell()
                 value = decoder.decode()
-                recs.append(RawRecord(raw=data[begin : stream.tell()], value=value))
+                recs.append(RawRecord(data[begin : stream.tell()], value))
     except _DECODE_ERRORS as exc:
         raise WireError("cbor", f"batch: {exc}") from exc
     if stream.tell() != len(data):

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cbor2
+
 from daozhang.errors import InputError, StoreError
 from daozhang.store.engine import Store
 
@@ -203,20 +205,20 @@ def stored_receipts(store: Store) -> Iterator[Stored]:
     try:
         with store.transaction() as tx:
             rows = tx.execute(
-                "SELECT dev, epoch, seq, body_json FROM records WHERE kind = ?"
-                " ORDER BY dev, epoch, seq",
+                "SELECT dev, epoch, seq, raw FROM records WHERE kind = ? ORDER BY dev, epoch, seq",
                 ("r",),
             )
     except Exception as exc:  # noqa: BLE001 -- sqlite3 or psycopg: the engine's own error types
         raise StoreError(
             f"cannot read receipts from {store.url}: {exc} (is it a collector's database?)"
         ) from None
-    for dev, epoch, seq, body_json in rows:
+    for dev, epoch, seq, raw in rows:
         where = f"records({dev}, {epoch}, {seq})"
         try:
-            body = json.loads(body_json)
-        except ValueError as exc:
-            raise InputError(f"{where}: body_json is not JSON: {exc}") from None
+            record = cbor2.loads(bytes(raw))
+            body = record["b"]
+        except (ValueError, LookupError, TypeError, cbor2.CBORDecodeError) as exc:
+            raise InputError(f"{where}: raw is not a CBOR record with a body: {exc}") from None
         yield Stored(dev, int(epoch), int(seq), receipt_key(body, where), int(body.get("amt", 0)))
 
 

@@ -69,7 +69,7 @@ class _SqliteTransaction:
         return list(self._cursor.fetchall())
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        self._cursor.executemany(sql, (tuple(r) for r in rows))
+        self._cursor.executemany(sql, rows)  # sqlite3 takes any sequence per row
 
     def rowcount(self) -> int:
         return self._cursor.rowcount

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from pathlib import Path
+
 import pytest
 from daozhang.cli import main
-from daozhang.collector.service import ensure_durable
-from daozhang.errors import StoreError
+from daozhang.collector.service import Collector, CollectorConfig, ensure_durable
+from daozhang.errors import DaozhangError, StoreError
+from daozhang.services.mosquitto import Mosquitto
 from daozhang.services.ports import free_port
 from daozhang.store import open_store
 from daozhang.store.engine import SqliteStore
@@ -27,9 +32,40 @@ def test_collect_refuses_clearly(
     message: str,
 ) -> None:
     broker = (broker or "mqtt://127.0.0.1:1").format(port=free_port())
-    assert main(["collect", "--broker", broker, "--db", db or sqlite_url]) == 2
+    args = ["collect", "--broker", broker, "--db", db or sqlite_url, "--connect-timeout", "0"]
+    assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("daozhang: ") and message in err
+
+
+def test_collect_waits_for_a_broker_that_starts_later(tmp_path: Path, sqlite_url: str) -> None:
+    port = free_port()
+    url = f"mqtt://127.0.0.1:{port}"
+    collector = Collector(CollectorConfig(broker=url, db_url=sqlite_url, name="late-broker"))
+    connecting = threading.Thread(target=collector.connect)
+    connecting.start()
+    time.sleep(1.5)  # a few refused attempts
+    assert connecting.is_alive()
+    broker = Mosquitto(workdir=tmp_path / "mq", port=port).start()
+    try:
+        connecting.join(15)
+        assert not connecting.is_alive()
+        runner = threading.Thread(target=collector.run)
+        runner.start()
+        assert collector.subscribed.wait(10)
+        collector.stop()
+        runner.join(10)
+    finally:
+        broker.stop()
+
+
+def test_collect_gives_up_after_its_connect_timeout(sqlite_url: str) -> None:
+    url = f"mqtt://127.0.0.1:{free_port()}"
+    config = CollectorConfig(broker=url, db_url=sqlite_url, connect_timeout_s=1.2)
+    started = time.monotonic()
+    with pytest.raises(DaozhangError, match=r"gave up after 1.2 s"):
+        Collector(config).connect()
+    assert 0.4 < time.monotonic() - started < 5
 
 
 def test_acks_need_a_durable_sqlite(sqlite_url: str) -> None:

@@ -9,6 +9,8 @@ import cbor2
 import pytest
 from daozhang.collector.devicewire import batch_bytes, receipt_body, record_bytes
 from daozhang.collector.ingest import Ack, IngestResult, ingest_batch
+from daozhang.collector.prepare import prepare_batch
+from daozhang.collector.writer import read_device
 from daozhang.store import Store, open_store
 
 DEV = "T0001"
@@ -283,3 +285,18 @@ def test_epochs_are_accounted_separately(store: Store) -> None:
     other = batch_bytes(DEV, 7, receipts(1, 2, mid="898310048160000"))
     assert ingest(store, other).acks == [Ack(DEV, 7, 2)]
     assert q(store, "SELECT epoch, upto FROM ack_state ORDER BY epoch") == [(7, 2), (EPOCH, 3)]
+
+
+def test_a_batch_prepared_under_another_key_is_checked_again(store: Store) -> None:
+    """The collector checks uploads before its transaction; the key store decides inside it."""
+    unsigned = batch(receipts(1, 3))
+    prepared = prepare_batch(read_device(store.query, DEV), DEV, unsigned, False)
+    assert prepared.checked is not None  # it passed, for a device without a key ...
+    with store.transaction() as tx:  # ... which then gets one, before the commit
+        tx.execute("INSERT INTO devices (dev, hmac_key) VALUES (?, ?)", (DEV, b"k" * 32))
+    result = ingest(store, unsigned, prepared=prepared)
+    assert result.quarantined == ["mac"] and result.acks == []
+    assert q(store, "SELECT COUNT(*) FROM records") == [(0,)]
+    signed = batch(receipts(1, 3), key=b"k" * 32)
+    still_valid = prepare_batch(read_device(store.query, DEV), DEV, signed, False)
+    assert ingest(store, signed, prepared=still_valid).acks == [Ack(DEV, EPOCH, 3)]

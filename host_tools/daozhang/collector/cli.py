@@ -40,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--session-expiry", type=int, default=3600, help="seconds the broker keeps our session"
     )
     parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="give up if the broker cannot be reached for this long at start"
+        " (default: keep retrying, logging each attempt)",
+    )
+    parser.add_argument(
         "--require-key",
         action="store_true",
         help="quarantine batches of devices that are not in the device store",
@@ -58,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         max_unacked=args.max_unacked,
         require_key=args.require_key,
         tls_dir=args.tls_dir,
+        connect_timeout_s=args.connect_timeout,
     )
     collector = Collector(config)
 

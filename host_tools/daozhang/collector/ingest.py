@@ -21,22 +21,16 @@ from typing import Any
 
 from daozhang.collector import placement
 from daozhang.collector.accounting import AckState, advance
-from daozhang.collector.batchcheck import check_batch
+from daozhang.collector.prepare import Prepared, prepare_batch
 from daozhang.collector.quarantine import quarantine
 from daozhang.collector.validate import (
     Record,
-    check_batch_header,
     check_record,
     mask_secrets,
     seq_of,
 )
 from daozhang.collector.wire import (
-    MAC_BYTES,
-    MAX_BATCH_BYTES,
     WireError,
-    decode_batch,
-    parse_topic,
-    split_mac,
 )
 from daozhang.collector.writer import GroupWriter
 from daozhang.store import Transaction
@@ -72,15 +66,17 @@ def ingest_batch(
     collector: str = "",
     require_key: bool = False,
     writer: GroupWriter | None = None,
+    prepared: Prepared | None = None,
 ) -> IngestResult:
     """Validate, store and account for one batch; return the acks to send after commit.
 
     With a `writer` shared by the messages of one transaction, rows are written when the
-    caller flushes it (before committing); without one, before returning.
+    caller flushes it (before committing); without one, before returning. `prepared` is the
+    batch's `prepare_batch` done before the transaction, used if the device key still matches.
     """
     own = writer is None
     w = writer if writer is not None else GroupWriter()
-    result = _ingest_batch(tx, w, topic_dev, payload, received_at, collector, require_key)
+    result = _ingest_batch(tx, w, topic_dev, payload, received_at, collector, require_key, prepared)
     if own:
         w.flush(tx)
     return result
@@ -94,12 +90,15 @@ def _ingest_batch(
     received_at: float,
     collector: str,
     require_key: bool,
+    prepared: Prepared | None,
 ) -> IngestResult:
     result = IngestResult(channel="up", dev=topic_dev)
     topic = f"dz/v1/{topic_dev}/up"
-    try:
-        batch, header = _authentic_batch(tx, w, topic, topic_dev, payload, require_key)
-    except WireError as exc:
+    device = w.device(tx, topic_dev)
+    if prepared is None or not prepared.valid_for(device):
+        prepared = prepare_batch(device, topic_dev, payload, require_key)
+    if isinstance(prepared.verdict, WireError):
+        exc = prepared.verdict
         if quarantine(
             tx,
             dev=topic_dev if exc.reason != "topic" else None,
@@ -114,9 +113,10 @@ def _ingest_batch(
         else:
             result.duplicates += 1
         return result
+    batch, header = prepared.verdict
     state = w.state(tx, topic_dev, header.epoch, received_at)
     records, accounted = _sort_records(
-        tx, w, topic, state, batch.recs, result, received_at, collector
+        tx, w, topic, state, batch.recs, prepared.checked, result, received_at, collector
     )
     _store(w, state, records, received_at)
     result.stored = len(records)
@@ -156,44 +156,24 @@ def _ingest_batch(
     return result
 
 
-def _authentic_batch(
-    tx: Transaction,
-    w: GroupWriter,
-    topic: str,
-    topic_dev: str,
-    payload: bytes,
-    require_key: bool,
-) -> tuple[Any, Any]:
-    dev, _ = parse_topic(topic)
-    device = w.device(tx, dev)
-    key = device.key
-    limit = MAX_BATCH_BYTES + (MAC_BYTES if key is not None else 0)
-    if len(payload) > limit:
-        raise WireError("too_large", f"{len(payload)} bytes > {limit}")
-    if not device.known and require_key:
-        raise WireError("unknown_device", f"{dev!r} has no key in the device store")
-    body = split_mac(payload, key)
-    batch = decode_batch(body)
-    header = check_batch_header(batch.fields, topic_dev)
-    return batch, header
-
-
 def _sort_records(
     tx: Transaction,
     w: GroupWriter,
     topic: str,
     state: AckState,
     recs: list[Any],
+    checked: list[Record] | None,
     result: IngestResult,
     received_at: float,
     collector: str,
 ) -> tuple[list[Record], list[tuple[int, int]]]:
-    """New valid records to store, and every seq this batch accounts for."""
+    """New valid records to store, and every seq this batch accounts for.
+
+    `checked`: the batch's records when every one passed its checks (`check_batch`).
+    """
     seen = _already_accounted(tx, w, state, recs)
-    if not seen:
-        checked = check_batch(recs)  # the common case: new records that all pass
-        if checked is not None:
-            return checked, [(r.seq, r.seq) for r in checked]
+    if not seen and checked is not None:  # the common case: new records that all pass
+        return checked, [(r.seq, r.seq) for r in checked]
     records: list[Record] = []
     accounted: list[tuple[int, int]] = []
     for rec in recs:

@@ -35,10 +35,11 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from daozhang.collector.ingest import IngestResult
 from daozhang.collector.metrics import Metrics
+from daozhang.collector.prepare import DeviceInfo, Prepared, prepare_batch
 from daozhang.collector.quarantine import quarantine
 from daozhang.collector.timeline import ingest_message
-from daozhang.collector.wire import encode_ack
-from daozhang.collector.writer import GroupWriter
+from daozhang.collector.wire import WireError, encode_ack, parse_topic
+from daozhang.collector.writer import GroupWriter, read_device
 from daozhang.errors import DaozhangError, StoreError, UsageError
 from daozhang.store import Store, Transaction, open_store
 from daozhang.store.engine import SqliteStore
@@ -57,9 +58,10 @@ class CollectorConfig:
     max_unacked: int = 1000
     require_key: bool = False
     tls_dir: str | None = None  # PKI identity folder (ca.pem, client.crt, client.key): mqtts
+    connect_timeout_s: float | None = None  # how long to wait for the broker at start
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Incoming:
     topic: str
     payload: bytes
@@ -68,6 +70,7 @@ class _Incoming:
     retain: bool
     received_at: float
     generation: int  # which connection it came on: a PUBACK is only valid on that one
+    prepared: Prepared | None = None  # an upload's checks, done before the transaction
 
 
 def parse_broker(url: str) -> tuple[str, int]:
@@ -194,12 +197,24 @@ class Collector:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.config.session_expiry_s
         props.ReceiveMaximum = min(self.config.max_unacked, 65535)
-        try:
-            self._client.connect(host, port, keepalive=30, clean_start=False, properties=props)
-        except OSError as exc:
-            raise DaozhangError(
-                f"cannot connect to the broker at {self.config.broker}: {exc}"
-            ) from exc
+        # A collector often starts before its broker (boot order, a broker restart): it waits
+        # and says so, up to `connect_timeout_s` (None: as long as it takes, like a service).
+        limit = self.config.connect_timeout_s
+        deadline = None if limit is None else time.monotonic() + limit
+        delay = 0.5
+        while not self.stopping.is_set():
+            try:
+                self._client.connect(host, port, keepalive=30, clean_start=False, properties=props)
+                break
+            except OSError as exc:
+                if deadline is not None and time.monotonic() + delay > deadline:
+                    waited = f" (gave up after {limit:g} s)" if limit else ""
+                    raise DaozhangError(
+                        f"cannot connect to the broker at {self.config.broker}: {exc}{waited}"
+                    ) from exc
+                _log(f"broker at {self.config.broker} unreachable ({exc}); retry in {delay:g} s")
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 5.0)
         self._client.loop_start()
 
     def run(self) -> None:
@@ -234,29 +249,53 @@ class Collector:
         return len(group)
 
     def _ingest_group(self, group: list[_Incoming], take_more: bool) -> list[IngestResult]:
-        """One transaction over `group`, growing it from the queue when `take_more`."""
-        cfg = self.config
-        deadline = time.monotonic() + cfg.commit_ms / 1000
+        """One transaction over `group`, first grown from the queue when `take_more`.
+
+        The group is gathered and its uploads checked before the transaction opens: the
+        write lock is then held for the writes alone, and other collectors can commit
+        meanwhile.
+        """
+        if take_more:
+            self._gather(group)
         results: list[IngestResult] = []
         writer = GroupWriter()
         with self._store.transaction() as tx:
-            records = 0
             for message in group:
                 results.append(self._ingest(tx, message, writer))
-                records += results[-1].stored
-            while take_more and records < cfg.commit_records and len(group) < cfg.max_unacked:
-                wait = min(deadline - time.monotonic(), cfg.idle_ms / 1000)
-                if wait <= 0:
-                    break
-                try:
-                    message = self._queue.get(timeout=wait)
-                except queue.Empty:
-                    break  # idle: commit now, which also frees the broker's window
-                group.append(message)
-                results.append(self._ingest(tx, message, writer))
-                records += results[-1].stored
             writer.flush(tx)
         return results
+
+    def _gather(self, group: list[_Incoming]) -> None:
+        """Take messages until `commit_records`, `commit_ms` or an idle gap, checking each."""
+        cfg = self.config
+        deadline = time.monotonic() + cfg.commit_ms / 1000
+        devices: dict[str, DeviceInfo] = {}
+        records = sum(self._prepare(message, devices) for message in group)
+        while records < cfg.commit_records and len(group) < cfg.max_unacked:
+            wait = min(deadline - time.monotonic(), cfg.idle_ms / 1000)
+            if wait <= 0:
+                break
+            try:
+                message = self._queue.get(timeout=wait)
+            except queue.Empty:
+                break  # idle: commit now, which also frees the broker's window
+            group.append(message)
+            records += self._prepare(message, devices)
+
+    def _prepare(self, message: _Incoming, devices: dict[str, DeviceInfo]) -> int:
+        """Check an upload without the write lock; how many records it carries."""
+        try:
+            dev, channel = parse_topic(message.topic)
+        except WireError:
+            return 0  # refused inside the transaction, with its quarantine row
+        if channel != "up":
+            return 0
+        device = devices.get(dev)
+        if device is None:
+            device = devices[dev] = read_device(self._store.query, dev)
+        message.prepared = prepare_batch(device, dev, message.payload, self.config.require_key)
+        verdict = message.prepared.verdict
+        return 0 if isinstance(verdict, WireError) else len(verdict[0].recs)
 
     def _ingest(
         self, tx: Transaction, message: _Incoming, writer: GroupWriter | None = None
@@ -270,6 +309,7 @@ class Collector:
             collector=self.config.name,
             require_key=self.config.require_key,
             writer=writer,
+            prepared=message.prepared,
         )
 
     def _recover(self, group: list[_Incoming], exc: Exception) -> list[IngestResult]:

@@ -11,6 +11,7 @@ import hmac
 import json
 
 from daozhang.collector.ingest import IngestResult, ingest_batch
+from daozhang.collector.prepare import Prepared
 from daozhang.collector.quarantine import quarantine
 from daozhang.collector.validate import check_heartbeat
 from daozhang.collector.wire import (
@@ -39,6 +40,7 @@ def ingest_message(
     collector: str = "",
     require_key: bool = False,
     writer: GroupWriter | None = None,
+    prepared: Prepared | None = None,
 ) -> IngestResult:
     """Route one MQTT message by its topic's last level; anything unexpected is quarantined."""
     try:
@@ -56,6 +58,7 @@ def ingest_message(
             collector=collector,
             require_key=require_key,
             writer=writer,
+            prepared=prepared,
         )
     if channel == "hb":
         return ingest_heartbeat(tx, dev, payload, received_at, collector=collector)

@@ -9,19 +9,12 @@ rare read-backs for resends, out-of-order joins and placement).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from daozhang.collector.accounting import AckState, lock_state, save_state
+from daozhang.collector.prepare import DeviceInfo
 from daozhang.store import Transaction
-
-
-@dataclass(frozen=True)
-class DeviceInfo:
-    known: bool
-    key: bytes | None
-    mid: str | None
-    tid: str | None
 
 
 class GroupWriter:
@@ -44,13 +37,7 @@ class GroupWriter:
     def device(self, tx: Transaction, dev: str) -> DeviceInfo:
         info = self._devices.get(dev)
         if info is None:
-            rows = tx.execute("SELECT hmac_key, mid, tid FROM devices WHERE dev = ?", (dev,))
-            if rows:
-                key = bytes(rows[0][0]) if rows[0][0] is not None else None
-                info = DeviceInfo(True, key, rows[0][1], rows[0][2])
-            else:
-                info = DeviceInfo(False, None, None, None)
-            self._devices[dev] = info
+            info = self._devices[dev] = read_device(tx.execute, dev)
         return info
 
     def state(self, tx: Transaction, dev: str, epoch: int, now: float) -> AckState:
@@ -100,3 +87,14 @@ class GroupWriter:
                 if info is not None:
                     self._devices[dev] = DeviceInfo(info.known, info.key, mid, tid)
         self._serving = {}
+
+
+def read_device(
+    query: Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]], dev: str
+) -> DeviceInfo:
+    """The key store's entry for `dev`, through a transaction's or a store's query."""
+    rows = query("SELECT hmac_key, mid, tid FROM devices WHERE dev = ?", (dev,))
+    if not rows:
+        return DeviceInfo(False, None, None, None)
+    key = bytes(rows[0][0]) if rows[0][0] is not None else None
+    return DeviceInfo(True, key, rows[0][1], rows[0][2])

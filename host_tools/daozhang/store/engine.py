@@ -48,6 +48,10 @@ class Store:
         """Fill the dialect-specific type names of a migration's SQL."""
         return sql.format(**_DIALECT_TYPES[self.dialect])
 
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """A read outside any write transaction (it takes no write lock)."""
+        raise NotImplementedError
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -112,6 +116,10 @@ class SqliteStore(Store):
         finally:
             cursor.close()
 
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        # isolation_level=None: outside transaction() each statement is its own read.
+        return [tuple(r) for r in self._conn.execute(sql, tuple(params)).fetchall()]
+
     def close(self) -> None:
         self._conn.close()
 
@@ -162,6 +170,12 @@ class PostgresStore(Store):
                 raise
             else:
                 self._conn.commit()
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        with self._conn.cursor() as cursor:
+            rows = _PgTransaction(cursor).execute(sql, params)
+        self._conn.rollback()  # end the read transaction psycopg opened for it
+        return rows
 
     def close(self) -> None:
         self._conn.close()

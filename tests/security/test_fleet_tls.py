@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from daozhang.collector.service import CollectorConfig
+import pytest
+from daozhang.collector.service import Collector, CollectorConfig
+from daozhang.errors import DaozhangError
 from daozhang.security.fleet import FleetTls
+from daozhang.security.pki import Pki
 from daozhang.services.mosquitto import Mosquitto
 
 from tests.security.mqtt_clients import connect
@@ -41,3 +45,19 @@ def test_collector_refuses_mqtts_without_an_identity(tmp_path: Path, capsys) -> 
         main(["collect", "--broker", "mqtts://127.0.0.1:1", "--db", db, "--tls-dir", missing]) == 2
     )
     assert "TLS identity incomplete" in capsys.readouterr().err
+
+
+def test_collector_does_not_wait_for_a_broker_it_cannot_trust(
+    fleet_broker: Mosquitto, foreign_pki: Pki, tmp_path: Path
+) -> None:
+    """A certificate that fails verification will fail the same way in a minute: say so now."""
+    foreign_pki.issue_collector("main")
+    config = CollectorConfig(
+        broker=fleet_broker.url,
+        db_url=f"sqlite:///{tmp_path / 'c.db'}",
+        tls_dir=str(foreign_pki.collector_dir("main")),
+    )
+    started = time.monotonic()
+    with pytest.raises(DaozhangError, match="failed TLS verification"):
+        Collector(config).connect()
+    assert time.monotonic() - started < 5

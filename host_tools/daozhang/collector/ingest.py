@@ -29,9 +29,7 @@ from daozhang.collector.validate import (
     mask_secrets,
     seq_of,
 )
-from daozhang.collector.wire import (
-    WireError,
-)
+from daozhang.collector.wire import WireError
 from daozhang.collector.writer import GroupWriter
 from daozhang.store import Transaction
 

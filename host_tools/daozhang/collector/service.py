@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import queue
 import sqlite3
+import ssl
 import sys
 import threading
 import time
@@ -206,6 +207,10 @@ class Collector:
             try:
                 self._client.connect(host, port, keepalive=30, clean_start=False, properties=props)
                 break
+            except ssl.SSLCertVerificationError as exc:  # waiting would not change the certs
+                raise DaozhangError(
+                    f"the broker at {self.config.broker} failed TLS verification: {exc}"
+                ) from exc
             except OSError as exc:
                 if deadline is not None and time.monotonic() + delay > deadline:
                     waited = f" (gave up after {limit:g} s)" if limit else ""

@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     issue.set_defaults(handler=_issue)
 
-    revoke = action("revoke", "revoke a device (CRL + password removed); restart the broker")
+    revoke = action("revoke", "revoke a device (CRL + password removed); then SIGHUP the broker")
     revoke.add_argument("device", help="device id, or collector.NAME")
     revoke.set_defaults(handler=_revoke)
 
@@ -83,7 +83,10 @@ def _issue(args: argparse.Namespace) -> int:
 
 def _revoke(args: argparse.Namespace) -> int:
     Pki(args.dir).revoke(args.device)
-    print(f"{args.device}: revoked; restart the broker (or SIGHUP for passwords) to apply")
+    print(
+        f"{args.device}: revoked; send the broker SIGHUP (pkill -HUP -x mosquitto) to apply;"
+        " a connection it already holds stays open until it drops"
+    )
     return 0
 
 

@@ -104,3 +104,12 @@ def test_every_board_compiles(board: str) -> None:
     remote = {f.remote for f in built.files}
     assert {"/main.py", "/board.json", "/lib/board.mpy", "/lib/selftest.mpy"} <= remote
     assert built.manifest().remote == "/fw.json"
+
+
+def test_the_time_floor_seed_is_a_day_behind_and_never_from_an_unset_clock() -> None:
+    from daozhang.flash.layout import TIME_FLOOR_PATH, time_floor_file
+
+    seed = time_floor_file(1_790_000_000.5)
+    assert seed is not None and seed.remote == TIME_FLOOR_PATH
+    assert int(seed.data) == 1_790_000_000 - 86400
+    assert time_floor_file(86400.0) is None  # a laptop that thinks it is 1970

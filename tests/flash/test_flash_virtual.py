@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -120,6 +121,9 @@ def test_three_boards_flash_in_parallel_pass_and_reflash_changes_nothing(
         assert device_sha256(vb.tty, "/secrets/hmac.key") == hashlib.sha256(keys[dev]).hexdigest()
         config = json.loads(mpremote(vb.tty, "fs", "cat", ":/config.json"))
         assert config["dev"] == dev and config["key"] == bytes(keys[dev]).hex()
+        # The time floor: seeded a day behind the laptop, or already raised by the agent.
+        floor = int(mpremote(vb.tty, "fs", "cat", ":/dz/journal.time").strip())
+        assert time.time() - 2 * 86400 < floor <= time.time() + 5
 
     images = [(state / f"vb{n}.img").read_bytes() for n in range(3)]
     # Second flash: nothing to write, nothing removed, self-test passes again.
@@ -317,6 +321,7 @@ def test_dry_run_writes_nothing_and_a_flash_removes_modules_no_longer_shipped(
         out = capsys.readouterr().out
         assert "write  /lib/journal.mpy" in out and "write  /main.py" in out
         assert "write  /secrets/hmac.key" in out  # no key registered yet: it is a change
+        assert "write  /dz/journal.time" in out  # a clockless board can check certificates
         assert nothing_written(vb.tty)
 
         assert flash(*argv) == 0

@@ -26,12 +26,14 @@ from daozhang.flash.layout import (
     JOURNAL_MIN_BYTES,
     SECRET_HMAC,
     SECRET_SLOTS,
+    TIME_FLOOR_PATH,
     broker_of,
     check_filesystem,
     check_override,
     check_room,
     config_file,
     split_broker,
+    time_floor_file,
     tls_files,
 )
 from daozhang.flash.link import DeviceError, Port
@@ -123,7 +125,7 @@ class Flasher:
         opts = self.options
         progress("probing", 0.02)
         port.check_present()
-        wanted_paths = [CONFIG_PATH, SECRET_HMAC, *SECRET_SLOTS.values()]
+        wanted_paths = [CONFIG_PATH, SECRET_HMAC, TIME_FLOOR_PATH, *SECRET_SLOTS.values()]
         dev_probe = probe(port, ["/fw.json", *wanted_paths, *_planned_paths(opts.board)])
         device_mpy = dev_probe.mpy
         if opts.mpy_override is not None:
@@ -144,6 +146,9 @@ class Flasher:
         files.extend(tls_files(opts.tls))
         if key is not None:
             files.append(DeviceFile(SECRET_HMAC, key))
+        floor = time_floor_file(time.time())
+        if dev_probe.hashes.get(TIME_FLOOR_PATH) is None and floor is not None:
+            files.append(floor)  # only when it has none: a floor the device keeps is its own
         manifest = fw.manifest()
         files.append(manifest)  # last: the manifest says the flash completed
         changed = [f for f in files if dev_probe.hashes.get(f.remote) != f.sha256]

@@ -30,6 +30,21 @@ SECRET_SLOTS = {
 # Where the virtual board's TLS adapter reads the broker's CA today (DER); written beside the
 # slot until the adapters read the slot.
 CA_DER = "/ca.der"
+# firmware/timefloor.py's last-known wall time, beside the journal at /dz/journal
+# (firmware/main.py). Seeded at the first flash so that a board without NTP or modem time can
+# check certificate dates, and open TLS, before its first ack sets the clock.
+TIME_FLOOR_PATH = "/dz/journal.time"
+# The floor must never be later than real time (certificates would look expired), so it is
+# the laptop's time less a day of skew, and an unset laptop clock (before 2026) seeds nothing.
+_FLOOR_MARGIN_S = 86400
+_EARLIEST_PLAUSIBLE = 1_767_225_600  # 2026-01-01 00:00 UTC
+
+
+def time_floor_file(now: float) -> DeviceFile | None:
+    """The time floor to seed a device with, or None when the host clock is not believable."""
+    if now < _EARLIEST_PLAUSIBLE:
+        return None
+    return DeviceFile(TIME_FLOOR_PATH, str(int(now) - _FLOOR_MARGIN_S).encode())
 
 
 def split_broker(url: str) -> tuple[str, str, int]:

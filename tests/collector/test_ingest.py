@@ -300,3 +300,33 @@ def test_a_batch_prepared_under_another_key_is_checked_again(store: Store) -> No
     signed = batch(receipts(1, 3), key=b"k" * 32)
     still_valid = prepare_batch(read_device(store.query, DEV), DEV, signed, False)
     assert ingest(store, signed, prepared=still_valid).acks == [Ack(DEV, EPOCH, 3)]
+
+
+def test_a_schema_1_store_upgrades_without_losing_records(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Core migration 2 drops receipt_history and records.body_json; records and acks stay."""
+    from daozhang.collector.tables import MIGRATIONS
+    from daozhang.store import schema
+    from daozhang.store.migrate import migrate
+
+    payload = batch(receipts(1, 4))
+    monkeypatch.setattr(schema, "COMPONENTS", [("core", MIGRATIONS[:1])])
+    with open_store(db_url) as old:
+        with old.transaction() as tx:  # what a schema-1 collector wrote
+            tx.execute(
+                "INSERT INTO records (dev, epoch, seq, kind, t, boot, up, body_json, raw,"
+                " received_at) VALUES (?, ?, 1, 'r', 5, 1, 0, '{}', ?, 1.0)",
+                (DEV, EPOCH, receipts(1, 1)[0]),
+            )
+            tx.execute(
+                "INSERT INTO ack_state (dev, epoch, upto, max_seen, first_at, updated_at)"
+                " VALUES (?, ?, 1, 1, 1.0, 1.0)",
+                (DEV, EPOCH),
+            )
+    monkeypatch.setattr(schema, "COMPONENTS", [("core", MIGRATIONS)])
+    with open_store(db_url, migrate=False) as store:
+        assert migrate(store) == ["core/0002_lean_records"]
+        assert q(store, "SELECT seq FROM records") == [(1,)]
+        assert ingest(store, payload).acks == [Ack(DEV, EPOCH, 4)]
+        assert q(store, "SELECT COUNT(*) FROM records") == [(4,)]

@@ -312,18 +312,17 @@ def test_a_schema_1_store_upgrades_without_losing_records(
 
     payload = batch(receipts(1, 4))
     monkeypatch.setattr(schema, "COMPONENTS", [("core", MIGRATIONS[:1])])
-    with open_store(db_url) as old:
-        with old.transaction() as tx:  # what a schema-1 collector wrote
-            tx.execute(
-                "INSERT INTO records (dev, epoch, seq, kind, t, boot, up, body_json, raw,"
-                " received_at) VALUES (?, ?, 1, 'r', 5, 1, 0, '{}', ?, 1.0)",
-                (DEV, EPOCH, receipts(1, 1)[0]),
-            )
-            tx.execute(
-                "INSERT INTO ack_state (dev, epoch, upto, max_seen, first_at, updated_at)"
-                " VALUES (?, ?, 1, 1, 1.0, 1.0)",
-                (DEV, EPOCH),
-            )
+    with open_store(db_url) as old, old.transaction() as tx:  # what a schema-1 collector wrote
+        tx.execute(
+            "INSERT INTO records (dev, epoch, seq, kind, t, boot, up, body_json, raw,"
+            " received_at) VALUES (?, ?, 1, 'r', 5, 1, 0, '{}', ?, 1.0)",
+            (DEV, EPOCH, receipts(1, 1)[0]),
+        )
+        tx.execute(
+            "INSERT INTO ack_state (dev, epoch, upto, max_seen, first_at, updated_at)"
+            " VALUES (?, ?, 1, 1, 1.0, 1.0)",
+            (DEV, EPOCH),
+        )
     monkeypatch.setattr(schema, "COMPONENTS", [("core", MIGRATIONS)])
     with open_store(db_url, migrate=False) as store:
         assert migrate(store) == ["core/0002_lean_records"]

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from daozhang.errors import StoreError
+from daozhang.store import pg_bulk
 
 Row = tuple[Any, ...]
 
@@ -130,8 +131,9 @@ _QMARK = re.compile(r"\?")
 class _PgTransaction:
     dialect = "postgresql"
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: Any, column_types: dict[str, dict[str, str]]) -> None:
         self._cursor = cursor
+        self._column_types = column_types  # per table, kept by the store for its connection
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         self._cursor.execute(_QMARK.sub("%s", sql.replace("%", "%%")), tuple(params))
@@ -140,7 +142,27 @@ class _PgTransaction:
         return [tuple(r) for r in self._cursor.fetchall()]
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        self._cursor.executemany(_QMARK.sub("%s", sql.replace("%", "%%")), list(rows))
+        rows = list(rows)
+        insert = pg_bulk.parse_insert(sql) if len(rows) > 1 else None
+        types = self._types(insert[0], insert[1]) if insert is not None else {}
+        if insert is None or not types.keys() >= set(insert[1]):  # PostgreSQL says what's wrong
+            self._cursor.executemany(_QMARK.sub("%s", sql.replace("%", "%%")), rows)
+            return
+        table, columns, tail = insert
+        for statement, params in pg_bulk.statements(table, columns, types, tail, rows):
+            self._cursor.execute(statement, params)
+
+    def _types(self, table: str, columns: list[str]) -> dict[str, str]:
+        types = self._column_types.get(table)
+        if types is None or not types.keys() >= set(columns):  # new, or migrated since
+            self._cursor.execute(
+                "SELECT column_name, format_type(atttypid, atttypmod) FROM information_schema"
+                ".columns JOIN pg_attribute ON attrelid = %s::regclass AND attname = column_name"
+                " WHERE table_schema = current_schema() AND table_name = %s",
+                (table, table),
+            )
+            types = self._column_types[table] = {n: t for n, t in self._cursor.fetchall()}
+        return types
 
     def rowcount(self) -> int:
         return int(self._cursor.rowcount)
@@ -159,12 +181,13 @@ class PostgresStore(Store):
             self._conn = psycopg.connect(url, autocommit=False)
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to PostgreSQL at {_redact(url)}: {exc}") from exc
+        self._column_types: dict[str, dict[str, str]] = {}
 
     @contextmanager
     def transaction(self) -> Iterator[_PgTransaction]:
         with self._conn.cursor() as cursor:
             try:
-                yield _PgTransaction(cursor)
+                yield _PgTransaction(cursor, self._column_types)
             except BaseException:
                 self._conn.rollback()
                 raise
@@ -173,7 +196,7 @@ class PostgresStore(Store):
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with self._conn.cursor() as cursor:
-            rows = _PgTransaction(cursor).execute(sql, params)
+            rows = _PgTransaction(cursor, self._column_types).execute(sql, params)
         self._conn.rollback()  # end the read transaction psycopg opened for it
         return rows
 

@@ -17,7 +17,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from daozhang.collector.devicewire import batch_bytes
-from daozhang.collector.service import parse_broker
+from daozhang.collector.subscription import parse_broker
 
 
 class DevicePublisher:

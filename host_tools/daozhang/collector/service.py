@@ -1,13 +1,13 @@
 """The collector process: a shared MQTT v5 subscription in front of `ingest`, group commit,
 PUBACK only after the commit is durable, end-to-end acks to the devices.
 
-Threads: paho's network thread only queues what arrives (blocking when the bounded queue is
-full, which pushes back on the broker through TCP); the committer thread (the caller of
-`run()`) owns the database connection. It opens a transaction, ingests messages as they come,
-and commits after `commit_records` new records, `commit_ms` milliseconds, or a short idle gap
-(which under load means the broker's in-flight window is used up: only a commit frees it).
-After the commit returns — SQLite WAL with synchronous=FULL, or PostgreSQL — it publishes one
-ack per (dev, epoch) heard from in the group, duplicates included, then PUBACKs the group.
+Threads: paho's network thread only queues what arrives (`subscription.py`); the committer
+thread (the caller of `run()`) owns the database connection. It gathers messages, checking each
+upload as it comes (`prepare.py`), until `commit_records` records, `commit_ms` milliseconds or a
+short idle gap (which under load means the broker's in-flight window is used up: only a commit
+frees it); then one transaction writes the group. After the commit returns — SQLite WAL with
+synchronous=FULL, or PostgreSQL — it publishes one ack per (dev, epoch) heard from in the group,
+duplicates included, then PUBACKs the group.
 
 A crash at any point loses nothing: un-PUBACKed messages stay in the persistent session and
 come back (their records are then duplicates: stored once, acked again), and devices keep
@@ -16,32 +16,21 @@ every record until an ack covers it.
 
 from __future__ import annotations
 
-import queue
 import sqlite3
-import ssl
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from daozhang.collector.ingest import IngestResult
 from daozhang.collector.metrics import Metrics
-from daozhang.collector.prepare import DeviceInfo, Prepared, prepare_batch
+from daozhang.collector.prepare import DeviceInfo, prepare_batch
 from daozhang.collector.quarantine import quarantine
+from daozhang.collector.subscription import Incoming, Subscription, log
 from daozhang.collector.timeline import ingest_message
-from daozhang.collector.wire import WireError, encode_ack, parse_topic
+from daozhang.collector.wire import WireError, parse_topic
 from daozhang.collector.writer import GroupWriter, read_device
-from daozhang.errors import DaozhangError, StoreError, UsageError
+from daozhang.errors import StoreError
 from daozhang.store import Store, Transaction, open_store
 from daozhang.store.engine import SqliteStore
 
@@ -60,25 +49,6 @@ class CollectorConfig:
     require_key: bool = False
     tls_dir: str | None = None  # PKI identity folder (ca.pem, client.crt, client.key): mqtts
     connect_timeout_s: float | None = None  # how long to wait for the broker at start
-
-
-@dataclass
-class _Incoming:
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-    retain: bool
-    received_at: float
-    generation: int  # which connection it came on: a PUBACK is only valid on that one
-    prepared: Prepared | None = None  # an upload's checks, done before the transaction
-
-
-def parse_broker(url: str) -> tuple[str, int]:
-    parsed = urlparse(url)
-    if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
-        raise UsageError(f"bad broker URL {url!r}: expected mqtt://HOST:PORT or mqtts://...")
-    return parsed.hostname, parsed.port or (8883 if parsed.scheme == "mqtts" else 1883)
 
 
 def ensure_durable(store: Store) -> None:
@@ -104,123 +74,30 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.OperationalError | psycopg.errors.UniqueViolation)
 
 
-def _log(message: str) -> None:
-    sys.stderr.write(f"daozhang collect: {message}\n")
-    sys.stderr.flush()
-
-
 class Collector:
     def __init__(self, config: CollectorConfig, metrics: Metrics | None = None) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
         self.stopping = threading.Event()
-        self.subscribed = threading.Event()
-        # QoS 1 messages are bounded by the Receive Maximum we announce; the margin is for
-        # QoS 0 heartbeats, which no window bounds.
-        self._queue: queue.Queue[_Incoming] = queue.Queue(maxsize=config.max_unacked + 1000)
-        self._generation = 0
         # Migrate and check durability now, so that a bad --db fails before any connection;
         # the committer thread opens its own connection in `run()` (SQLite's are per thread).
         with open_store(config.db_url) as store:
             ensure_durable(store)
         self._store: Store = store
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=config.name,
-            protocol=mqtt.MQTTv5,
-            manual_ack=True,
+        self._sub = Subscription(
+            broker=config.broker,
+            name=config.name,
+            group=config.group,
+            max_unacked=config.max_unacked,
+            session_expiry_s=config.session_expiry_s,
+            tls_dir=config.tls_dir,
+            metrics=self.metrics,
+            stopping=self.stopping,
         )
-        if config.broker.startswith("mqtts:"):
-            if not config.tls_dir:
-                raise UsageError("an mqtts:// broker needs --tls-dir (see `daozhang pki issue`)")
-            from daozhang.security.tlsclient import client_context
-
-            self._client.tls_set_context(client_context(Path(config.tls_dir)))
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_subscribe = self._on_subscribe
-        self._client.on_message = self._on_message
-        self._client.reconnect_delay_set(1, 5)
-
-    # -- paho's thread -------------------------------------------------------------------
-
-    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        if reason.is_failure:
-            _log(f"broker refused the connection: {reason}")
-            return
-        self._generation += 1
-        _log(f"connected as {self.config.name!r} (session present: {flags.session_present})")
-        share = f"$share/{self.config.group}/dz/v1/+"
-        client.subscribe(
-            [
-                (f"{share}/up", SubscribeOptions(qos=1)),
-                (f"{share}/status", SubscribeOptions(qos=1)),
-                (f"{share}/hb", SubscribeOptions(qos=0)),
-            ]
-        )
-
-    def _on_subscribe(self, client: Any, userdata: Any, mid: int, codes: Any, props: Any) -> None:
-        failed = [c for c in codes if c.is_failure]
-        if failed:
-            _log(f"subscription refused: {failed}")
-            return
-        _log(f"subscribed to $share/{self.config.group}/dz/v1/+/{{up,status,hb}}")
-        self.subscribed.set()
-
-    def _on_disconnect(
-        self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any
-    ) -> None:
-        if not self.stopping.is_set():
-            _log(f"disconnected ({reason}); reconnecting")
-
-    def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        try:
-            topic = msg.topic
-        except UnicodeDecodeError:
-            topic = "(topic not UTF-8) " + bytes(msg._topic).hex()[:200]
-        incoming = _Incoming(
-            topic,
-            bytes(msg.payload),
-            msg.mid,
-            msg.qos,
-            bool(msg.retain),
-            time.time(),
-            self._generation,
-        )
-        if msg.qos:
-            self.metrics.add_unacked(1)
-        self._queue.put(incoming)  # blocks when full: TCP backpressure to the broker
-
-    # -- the committer -----------------------------------------------------------------------
+        self.subscribed = self._sub.subscribed
 
     def connect(self) -> None:
-        host, port = parse_broker(self.config.broker)
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self.config.session_expiry_s
-        props.ReceiveMaximum = min(self.config.max_unacked, 65535)
-        # A collector often starts before its broker (boot order, a broker restart): it waits
-        # and says so, up to `connect_timeout_s` (None: as long as it takes, like a service).
-        limit = self.config.connect_timeout_s
-        deadline = None if limit is None else time.monotonic() + limit
-        delay = 0.5
-        while not self.stopping.is_set():
-            try:
-                self._client.connect(host, port, keepalive=30, clean_start=False, properties=props)
-                break
-            except ssl.SSLCertVerificationError as exc:  # waiting would not change the certs
-                raise DaozhangError(
-                    f"the broker at {self.config.broker} failed TLS verification: {exc}"
-                ) from exc
-            except OSError as exc:
-                if deadline is not None and time.monotonic() + delay > deadline:
-                    waited = f" (gave up after {limit:g} s)" if limit else ""
-                    raise DaozhangError(
-                        f"cannot connect to the broker at {self.config.broker}: {exc}{waited}"
-                    ) from exc
-                _log(f"broker at {self.config.broker} unreachable ({exc}); retry in {delay:g} s")
-                self.stopping.wait(delay)
-                delay = min(delay * 2, 5.0)
-        self._client.loop_start()
+        self._sub.connect(self.config.connect_timeout_s)
 
     def run(self) -> None:
         """Commit groups until `stop()`; then finish the group at hand and disconnect."""
@@ -230,8 +107,7 @@ class Collector:
             while not self.stopping.is_set():
                 self.run_group(timeout=0.2)
         finally:
-            self._client.disconnect()
-            self._client.loop_stop()
+            self._sub.close()
             self._store.close()
 
     def stop(self) -> None:
@@ -239,9 +115,8 @@ class Collector:
 
     def run_group(self, timeout: float) -> int:
         """Take one group of messages through commit, acks and PUBACKs; how many it held."""
-        try:
-            first = self._queue.get(timeout=timeout)
-        except queue.Empty:
+        first = self._sub.take(timeout)
+        if first is None:
             return 0
         group = [first]
         started = time.monotonic()
@@ -253,7 +128,7 @@ class Collector:
         self._after_commit(group, results, elapsed)
         return len(group)
 
-    def _ingest_group(self, group: list[_Incoming], take_more: bool) -> list[IngestResult]:
+    def _ingest_group(self, group: list[Incoming], take_more: bool) -> list[IngestResult]:
         """One transaction over `group`, first grown from the queue when `take_more`.
 
         The group is gathered and its uploads checked before the transaction opens: the
@@ -270,7 +145,7 @@ class Collector:
             writer.flush(tx)
         return results
 
-    def _gather(self, group: list[_Incoming]) -> None:
+    def _gather(self, group: list[Incoming]) -> None:
         """Take messages until `commit_records`, `commit_ms` or an idle gap, checking each."""
         cfg = self.config
         deadline = time.monotonic() + cfg.commit_ms / 1000
@@ -280,14 +155,13 @@ class Collector:
             wait = min(deadline - time.monotonic(), cfg.idle_ms / 1000)
             if wait <= 0:
                 break
-            try:
-                message = self._queue.get(timeout=wait)
-            except queue.Empty:
+            message = self._sub.take(wait)
+            if message is None:
                 break  # idle: commit now, which also frees the broker's window
             group.append(message)
             records += self._prepare(message, devices)
 
-    def _prepare(self, message: _Incoming, devices: dict[str, DeviceInfo]) -> int:
+    def _prepare(self, message: Incoming, devices: dict[str, DeviceInfo]) -> int:
         """Check an upload without the write lock; how many records it carries."""
         try:
             dev, channel = parse_topic(message.topic)
@@ -303,7 +177,7 @@ class Collector:
         return 0 if isinstance(verdict, WireError) else len(verdict[0].recs)
 
     def _ingest(
-        self, tx: Transaction, message: _Incoming, writer: GroupWriter | None = None
+        self, tx: Transaction, message: Incoming, writer: GroupWriter | None = None
     ) -> IngestResult:
         return ingest_message(
             tx,
@@ -317,11 +191,11 @@ class Collector:
             prepared=message.prepared,
         )
 
-    def _recover(self, group: list[_Incoming], exc: Exception) -> list[IngestResult]:
+    def _recover(self, group: list[Incoming], exc: Exception) -> list[IngestResult]:
         """The group's transaction failed: retry it, or isolate the message that breaks it."""
         while _transient(exc):
             self.metrics.commit_retries += 1  # only this thread writes it
-            _log(f"database error, retrying {len(group)} messages: {exc}")
+            log(f"database error, retrying {len(group)} messages: {exc}")
             time.sleep(0.2)
             self._reopen_store()
             # Sorted by device: two collectors then lock ack rows in the same order.
@@ -330,10 +204,10 @@ class Collector:
                 return self._ingest_group(group, take_more=False)
             except Exception as again:  # noqa: BLE001 - as above
                 exc = again
-        _log(f"a message broke the group commit ({exc!r}); committing one by one")
+        log(f"a message broke the group commit ({exc!r}); committing one by one")
         return [self._ingest_alone(message) for message in group]
 
-    def _ingest_alone(self, message: _Incoming) -> IngestResult:
+    def _ingest_alone(self, message: Incoming) -> IngestResult:
         while True:
             try:
                 with self._store.transaction() as tx:
@@ -345,9 +219,9 @@ class Collector:
                     continue
                 return self._quarantine_internal(message, exc)
 
-    def _quarantine_internal(self, message: _Incoming, exc: Exception) -> IngestResult:
+    def _quarantine_internal(self, message: Incoming, exc: Exception) -> IngestResult:
         """A message that makes ingest fail is a bug to fix, never a reason to stall."""
-        _log(f"quarantined a message on {message.topic[:80]} after an internal error: {exc!r}")
+        log(f"quarantined a message on {message.topic[:80]} after an internal error: {exc!r}")
         with self._store.transaction() as tx:
             quarantine(
                 tx,
@@ -365,18 +239,18 @@ class Collector:
         try:
             self._store.close()
         except Exception as exc:  # noqa: BLE001 - it may be gone already; a new one is opened
-            _log(f"closing the broken database connection: {exc!r}")
+            log(f"closing the broken database connection: {exc!r}")
         while not self.stopping.is_set():
             try:
                 self._store = open_store(self.config.db_url, migrate=False)
                 return
             except StoreError as exc:
-                _log(f"database unavailable, retrying: {exc}")
+                log(f"database unavailable, retrying: {exc}")
                 time.sleep(1.0)
         raise StoreError("stopping while the database is unavailable")
 
     def _after_commit(
-        self, group: list[_Incoming], results: list[IngestResult], elapsed: float
+        self, group: list[Incoming], results: list[IngestResult], elapsed: float
     ) -> None:
         now = time.time()
         acks: dict[tuple[str, int], int] = {}
@@ -387,18 +261,9 @@ class Collector:
             for ack in result.acks:
                 key = (ack.dev, ack.epoch)
                 acks[key] = max(acks.get(key, 0), ack.upto)
-        for (dev, epoch), upto in acks.items():
-            self._client.publish(f"dz/v1/{dev}/ack", encode_ack(epoch, upto, now), qos=0)
+        self._sub.send_acks(acks, now)
         self.metrics.observe_commit(elapsed, len(acks))
-        pubacked = 0
-        for message in group:
-            # After a reconnect the broker resends what was not PUBACKed, under packet ids
-            # that may now name other messages: an old id is never acked on a new connection.
-            if message.qos and message.generation == self._generation:
-                self._client.ack(message.mid, message.qos)
-            if message.qos:
-                pubacked += 1
-        self.metrics.add_unacked(-pubacked)
+        self._sub.puback(group)
 
 
 def run_collector(

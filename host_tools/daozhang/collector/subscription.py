@@ -1,0 +1,199 @@
+"""The collector's MQTT side: one paho v5 client on the shared subscription, its bounded queue,
+and the acks and PUBACKs the committer sends back through it (service.py is the other side).
+
+paho's network thread only queues what arrives, blocking when the queue is full, which pushes
+back on the broker through TCP. QoS 1 messages are bounded by the Receive Maximum announced at
+CONNECT; the queue's margin is for QoS 0 heartbeats, which no window bounds.
+"""
+
+from __future__ import annotations
+
+import queue
+import ssl
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from daozhang.collector.metrics import Metrics
+from daozhang.collector.prepare import Prepared
+from daozhang.collector.wire import encode_ack
+from daozhang.errors import DaozhangError, UsageError
+
+
+@dataclass
+class Incoming:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    retain: bool
+    received_at: float
+    generation: int  # which connection it came on: a PUBACK is only valid on that one
+    prepared: Prepared | None = None  # an upload's checks, done before the transaction
+
+
+def parse_broker(url: str) -> tuple[str, int]:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
+        raise UsageError(f"bad broker URL {url!r}: expected mqtt://HOST:PORT or mqtts://...")
+    return parsed.hostname, parsed.port or (8883 if parsed.scheme == "mqtts" else 1883)
+
+
+def log(message: str) -> None:
+    sys.stderr.write(f"daozhang collect: {message}\n")
+    sys.stderr.flush()
+
+
+class Subscription:
+    def __init__(
+        self,
+        *,
+        broker: str,
+        name: str,
+        group: str,
+        max_unacked: int,
+        session_expiry_s: int,
+        tls_dir: str | None,
+        metrics: Metrics,
+        stopping: threading.Event,
+    ) -> None:
+        self.broker, self.name, self.group = broker, name, group
+        self.max_unacked = max_unacked
+        self.session_expiry_s = session_expiry_s
+        self.metrics = metrics
+        self.stopping = stopping
+        self.subscribed = threading.Event()
+        self._queue: queue.Queue[Incoming] = queue.Queue(maxsize=max_unacked + 1000)
+        self._generation = 0
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=name, protocol=mqtt.MQTTv5, manual_ack=True
+        )
+        if broker.startswith("mqtts:"):
+            if not tls_dir:
+                raise UsageError("an mqtts:// broker needs --tls-dir (see `daozhang pki issue`)")
+            from daozhang.security.tlsclient import client_context
+
+            self._client.tls_set_context(client_context(Path(tls_dir)))
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+        self._client.reconnect_delay_set(1, 5)
+
+    # -- the committer's side ----------------------------------------------------------------
+
+    def connect(self, timeout_s: float | None) -> None:
+        """Connect and start paho's thread; wait for a broker that is down (up to `timeout_s`).
+
+        A collector often starts before its broker (boot order, a broker restart): it waits
+        and says so, as long as it takes when `timeout_s` is None, like a service.
+        """
+        host, port = parse_broker(self.broker)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self.session_expiry_s
+        props.ReceiveMaximum = min(self.max_unacked, 65535)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        delay = 0.5
+        while not self.stopping.is_set():
+            try:
+                self._client.connect(host, port, keepalive=30, clean_start=False, properties=props)
+                break
+            except ssl.SSLCertVerificationError as exc:  # waiting would not change the certs
+                raise DaozhangError(
+                    f"the broker at {self.broker} failed TLS verification: {exc}"
+                ) from exc
+            except OSError as exc:
+                if deadline is not None and time.monotonic() + delay > deadline:
+                    waited = f" (gave up after {timeout_s:g} s)" if timeout_s else ""
+                    raise DaozhangError(
+                        f"cannot connect to the broker at {self.broker}: {exc}{waited}"
+                    ) from exc
+                log(f"broker at {self.broker} unreachable ({exc}); retry in {delay:g} s")
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 5.0)
+        self._client.loop_start()
+
+    def take(self, timeout: float) -> Incoming | None:
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def send_acks(self, acks: dict[tuple[str, int], int], now: float) -> None:
+        """`ack {epoch, upto, now}` (QoS 0) to each device heard from in a committed group."""
+        for (dev, epoch), upto in acks.items():
+            self._client.publish(f"dz/v1/{dev}/ack", encode_ack(epoch, upto, now), qos=0)
+
+    def puback(self, group: list[Incoming]) -> None:
+        pubacked = 0
+        for message in group:
+            # After a reconnect the broker resends what was not PUBACKed, under packet ids
+            # that may now name other messages: an old id is never acked on a new connection.
+            if message.qos and message.generation == self._generation:
+                self._client.ack(message.mid, message.qos)
+            if message.qos:
+                pubacked += 1
+        self.metrics.add_unacked(-pubacked)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    # -- paho's thread -------------------------------------------------------------------
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            log(f"broker refused the connection: {reason}")
+            return
+        self._generation += 1
+        log(f"connected as {self.name!r} (session present: {flags.session_present})")
+        share = f"$share/{self.group}/dz/v1/+"
+        client.subscribe(
+            [
+                (f"{share}/up", SubscribeOptions(qos=1)),
+                (f"{share}/status", SubscribeOptions(qos=1)),
+                (f"{share}/hb", SubscribeOptions(qos=0)),
+            ]
+        )
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: int, codes: Any, props: Any) -> None:
+        failed = [c for c in codes if c.is_failure]
+        if failed:
+            log(f"subscription refused: {failed}")
+            return
+        log(f"subscribed to $share/{self.group}/dz/v1/+/{{up,status,hb}}")
+        self.subscribed.set()
+
+    def _on_disconnect(
+        self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
+        if not self.stopping.is_set():
+            log(f"disconnected ({reason}); reconnecting")
+
+    def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:
+            topic = "(topic not UTF-8) " + bytes(msg._topic).hex()[:200]
+        incoming = Incoming(
+            topic,
+            bytes(msg.payload),
+            msg.mid,
+            msg.qos,
+            bool(msg.retain),
+            time.time(),
+            self._generation,
+        )
+        if msg.qos:
+            self.metrics.add_unacked(1)
+        self._queue.put(incoming)  # blocks when full: TCP backpressure to the broker

@@ -196,3 +196,16 @@ def test_a_short_cell_glued_to_a_known_id_in_a_raw_page_is_not_a_pan(tmp_path: P
     db.commit()
     db.close()
     assert {f.masked for _, f in scan([path]).findings} == {mask(VISA)}
+
+
+def test_digits_inside_a_hex_key_are_not_a_pan_but_a_pan_beside_cbor_keys_is():
+    # Seen in a chaos run: a device's HMAC key in /config.json, whose 13 decimal digits in a
+    # row ("2156081930917") pass Luhn and start like a card number.
+    config = b'{"dev": "dz0008", "key": "a893cbae46b1904383c6a7ad6092a45bbe2156081930917b9bf9d92"}'
+    assert is_full_pan("2156081930917")
+    assert list(scan_bytes(config)) == []
+    # The same run with too little hex around it to be a key is still reported ...
+    assert [f.masked for f in scan_bytes(b'{"x": "be2156081930917b9"}')] == ["215608***0917"]
+    # ... and so is a PAN in a CBOR map, whose neighbours include the hex-letter byte `c`.
+    record = cbor2.dumps({"pan": "4111111111111111", "tid": "10000001", "cur": "abcdef"})
+    assert [f.masked for f in scan_bytes(record)] == ["411111******1111"]

@@ -130,6 +130,30 @@ def _key_before(data: bytes | mmap.mmap, start: int) -> str:
     return found.group(1).decode().lower() if found else ""
 
 
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+_HEX_BLOB = 32  # a key, a hash, a MAC in hex: 32 hex characters or more
+_HEX_LOOK = 256
+
+
+def _in_hex_blob(data: bytes | mmap.mmap, start: int, end: int) -> bool:
+    """The digits sit inside a long hex string (a key or hash in a config file, a log line).
+
+    Random hex holds a Luhn-valid run of 13 decimal digits often enough to matter (a 64-digit
+    HMAC key in hex does in roughly one device in a hundred). A card number is never glued to
+    hex letters: in CBOR its header byte (`m`-`s`, `M`-`S`) is not hex, and in text a quote or
+    a space bounds it.
+    """
+    left = start
+    while left > max(0, start - _HEX_LOOK) and data[left - 1] in _HEX:
+        left -= 1
+    right = end
+    while right < min(len(data), end + _HEX_LOOK) and data[right] in _HEX:
+        right += 1
+    if right - left < _HEX_BLOB:
+        return False
+    return not bytes(data[left:right]).isdigit()  # a letter in it: hex, not a long number
+
+
 def _is_id_key(key: str) -> bool:
     # In CBOR a short text string's header byte is itself a letter (0x61-0x77) glued to the
     # key and to the value: `{"mid": "4023..."}` is `c` `mid` `o` `4023...`.
@@ -152,6 +176,8 @@ def _scan_window(data: bytes, base: int, known_values: set[str]) -> list[Finding
             if not is_full_pan(digits) or is_known(digits, known_values):
                 continue
             if _is_id_key(_key_before(data, match.start())):
+                continue
+            if _in_hex_blob(data, match.start(), match.end()):
                 continue
             results.append(Finding(base + match.start(), "pan", mask(digits)))
     return results
@@ -183,7 +209,7 @@ def _plain_run(
     text = digits_only.decode()
     if not is_full_pan(text) or is_known(text, known_values):
         return []
-    if _is_id_key(_key_before(data, start)):
+    if _is_id_key(_key_before(data, start)) or _in_hex_blob(data, start, end):
         return []
     return [Finding(start, "pan", mask(text))]
 

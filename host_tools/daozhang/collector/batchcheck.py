@@ -22,6 +22,7 @@ from daozhang.collector.validate import (
     RECEIPT_ENUM,
     RECEIPT_INT,
     RECEIPT_REQUIRED,
+    RECEIPT_SPEC,
     RECEIPT_TEXT,
     Record,
     check_diag,
@@ -36,7 +37,7 @@ _JOINED_TEXT = {
     key: re.compile(f"(?:{rule.pattern})(?:\n(?:{rule.pattern}))*")
     for key, rule in RECEIPT_TEXT.items()
 }
-_RECEIPT_KEYS = frozenset((*RECEIPT_TEXT, *RECEIPT_ENUM, *RECEIPT_INT))
+_RECEIPT_KEYS = frozenset(RECEIPT_SPEC)
 
 
 def _all_uint(values: list[Any], low: int = 0, high: int = INT64_MAX) -> bool:

@@ -147,7 +147,7 @@ RECEIPT_REQUIRED = ("mid", "tid", "bat", "trc", "typ", "amt", "st")
 
 
 # key -> (0, pattern) | (1, allowed values) | (2, highest int): one lookup per body key.
-_RECEIPT_SPEC: dict[str, tuple[int, Any]] = {
+RECEIPT_SPEC: dict[str, tuple[int, Any]] = {
     **{k: (0, v) for k, v in RECEIPT_TEXT.items()},
     **{k: (1, v) for k, v in RECEIPT_ENUM.items()},
     **{k: (2, v) for k, v in RECEIPT_INT.items()},
@@ -159,7 +159,7 @@ def _check_receipt(body: dict[str, Any]) -> None:
         if key not in body:
             raise WireError("record_schema", f"receipt: `{key}` is missing")
     for key, value in body.items():
-        spec = _RECEIPT_SPEC.get(key)
+        spec = RECEIPT_SPEC.get(key)
         if spec is None:
             continue  # unknown keys are kept and ignored
         kind, rule = spec

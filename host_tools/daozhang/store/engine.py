@@ -144,13 +144,14 @@ class _PgTransaction:
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         rows = list(rows)
         insert = pg_bulk.parse_insert(sql) if len(rows) > 1 else None
-        types = self._types(insert[0], insert[1]) if insert is not None else {}
-        if insert is None or not types.keys() >= set(insert[1]):  # PostgreSQL says what's wrong
-            self._cursor.executemany(_QMARK.sub("%s", sql.replace("%", "%%")), rows)
-            return
-        table, columns, tail = insert
-        for statement, params in pg_bulk.statements(table, columns, types, tail, rows):
-            self._cursor.execute(statement, params)
+        if insert is not None:
+            table, columns, tail = insert
+            types = self._types(table, columns)
+            if types.keys() >= set(columns):  # else row by row: PostgreSQL says what's wrong
+                for statement, params in pg_bulk.statements(table, columns, types, tail, rows):
+                    self._cursor.execute(statement, params)
+                return
+        self._cursor.executemany(_QMARK.sub("%s", sql.replace("%", "%%")), rows)
 
     def _types(self, table: str, columns: list[str]) -> dict[str, str]:
         types = self._column_types.get(table)

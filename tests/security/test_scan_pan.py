@@ -209,3 +209,14 @@ def test_digits_inside_a_hex_key_are_not_a_pan_but_a_pan_beside_cbor_keys_is():
     # ... and so is a PAN in a CBOR map, whose neighbours include the hex-letter byte `c`.
     record = cbor2.dumps({"pan": "4111111111111111", "tid": "10000001", "cur": "abcdef"})
     assert [f.masked for f in scan_bytes(record)] == ["411111******1111"]
+
+
+def test_a_long_digit_run_cut_by_a_scan_window_is_not_a_pan():
+    # Seen in a chaos run's database: an index page glues mid, tid, batch and trace into one
+    # 35-digit run, whose last 13 digits pass Luhn. A nearby candidate that needs the full
+    # regexes (here a spaced number) opened a window starting inside the run.
+    glued = b"89844120000000610000006000001000003"
+    assert is_full_pan(glued[-13:].decode())
+    # The window opens 64 bytes before the candidate: 13 digits before the run's end.
+    page = b"\x01" * 100 + glued + b"O" * 51 + b"1234 5678 9012 3456 7" + b"\x00" * 40
+    assert list(scan_bytes(page)) == []

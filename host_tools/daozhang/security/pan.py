@@ -131,6 +131,7 @@ def _key_before(data: bytes | mmap.mmap, start: int) -> str:
 
 
 _HEX = frozenset(b"0123456789abcdefABCDEF")
+_DIGITS = frozenset(b"0123456789")
 _HEX_BLOB = 32  # a key, a hash, a MAC in hex: 32 hex characters or more
 _HEX_LOOK = 256
 
@@ -235,6 +236,12 @@ def scan_bytes(data: bytes | mmap.mmap, known: Iterable[str] = ()) -> Iterator[F
                 continue
             start = max(0, chunk_start + pos - _MARGIN)
             stop = min(size, chunk_start + end + _MARGIN)
+            # Never cut a digit run at a window's edge: its tail would look like a run of
+            # its own (SQLite index pages glue mid, tid, batch and trace into 35 digits).
+            while start > 0 and data[start - 1] in _DIGITS:
+                start -= 1
+            while stop < size and data[stop] in _DIGITS:
+                stop += 1
             if windows and start <= windows[-1][1]:
                 windows[-1] = (windows[-1][0], stop)
             else:

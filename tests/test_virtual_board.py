@@ -49,6 +49,9 @@ def test_mpremote_copies_a_file_that_survives_a_power_cut(board: VirtualBoard, s
 
     board.stop(power_cut=True)  # SIGKILL: no chance to flush anything more
     assert not board.running()
+    # How each board process ended is kept, for a board that dies under a console session.
+    ended = (board.root / "relay.log").read_text().splitlines()[-1]
+    assert ended.endswith("board process ended: signal SIGKILL"), ended
     board.start(state / "vb1.img", 1024 * 1024)
     assert board.board_pid() != board_pid
 

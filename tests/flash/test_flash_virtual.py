@@ -143,7 +143,7 @@ def test_flash_then_inspect_reads_the_device_and_restarts_the_agent(
     vb.start(state / "solo.img", FLASH, heapsize=HEAP)
     try:
         argv = ["--port", str(vb.tty), "--device-id", "POS0100", "--broker", mosquitto.url]
-        assert flash(*argv) == 0
+        assert flash(*argv, "--set", "hb_s=120", "--set", "keepalive_s=45") == 0
         capsys.readouterr()
         pid = vb.board_pid()
         assert cli_main(["device", "inspect", "--port", str(vb.tty), "--json"]) == 0
@@ -152,6 +152,7 @@ def test_flash_then_inspect_reads_the_device_and_restarts_the_agent(
         assert "interrupts the agent" in captured.err
         assert "agent restarted" in captured.err
         assert report["config"]["dev"] == "POS0100"
+        assert report["config"]["hb_s"] == 120 and report["config"]["keepalive_s"] == 45
         assert report["config"]["key"] == "(hidden)"
         assert report["secrets"]["hmac.key"] == "present, 32 bytes"
         assert report["secrets"]["ca.pem"] == "empty"
@@ -293,6 +294,8 @@ def test_usage_errors_name_the_option(state: Path, capsys: pytest.CaptureFixture
     assert "unknown board 'nosuch'" in one_error_line(capsys)
     assert flash("--port", "a", "--device-id", "POS0001", "--broker", "tcp://x:1") == 2
     assert "expected mqtt://HOST:PORT" in one_error_line(capsys)
+    assert flash("--port", "a", "--device-id", "POS0001", "--set", "port=1") == 2
+    assert "--set 'port=1': unknown agent setting 'port'" in one_error_line(capsys)
 
 
 def test_nothing_answering_on_the_port_is_said_in_one_line() -> None:

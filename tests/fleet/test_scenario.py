@@ -180,6 +180,11 @@ def test_links_can_be_defined_and_override_builtins(tmp_path: Path) -> None:
             r"settlement.causes.network_reversed: not a settlement cause",
         ),
         ("mode = 'ns'\n", r"mode: 'ns' is not one of proxy, netem"),
+        ("[agent]\nkeepalive_s = 2\n", r"agent.keepalive_s: 2 is out of range 5..3600"),
+        (
+            "[agent]\nport = 1883\n",
+            r"agent.port: unknown key \(known here: ack_timeout_s, backoff_base_ms",
+        ),
     ],
 )
 def test_mistakes_are_named_with_file_and_key(tmp_path: Path, extra: str, message: str) -> None:

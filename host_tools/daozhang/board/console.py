@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import termios
+import time
 import tty
 from pathlib import Path
 
@@ -117,7 +118,15 @@ def main() -> int:
     state = Path(sys.argv[1])
     argv = sys.argv[sys.argv.index("--") + 1 :]
     env = dict(os.environ)
-    return relay(state / "tty", argv, env, state)
+    code = relay(state / "tty", argv, env, state)
+    # relay.log: how the board ended (-9 is a power cut; anything else after a console
+    # session is the first thing to look at when a board dies under mpremote).
+    how = f"exit status {code}"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            how = f"signal {signal.Signals(-code).name}"
+    sys.stderr.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} board process ended: {how}\n")
+    return code
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from rich.table import Table
 from daozhang.errors import UsageError
 from daozhang.flash.deploy import Flasher, FlashOptions, FlashResult
 from daozhang.flash.layout import split_broker
+from daozhang.flash.settings import TUNABLE, parse_settings
 from daozhang.paths import board_dir, state_dir
 from daozhang.store import Store, open_store
 
@@ -54,6 +55,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--heartbeat-wait", type=float, default=90.0, help="seconds to wait for the heartbeat"
     )
     parser.add_argument("--jobs", type=int, default=8, help="ports flashed at once (default 8)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"an agent setting for /config.json, repeatable; kept by later flashes "
+        f"(tunable: {', '.join(TUNABLE)})",
+    )
 
 
 def _split(text: str, what: str) -> list[str]:
@@ -69,6 +78,7 @@ def _options(args: argparse.Namespace) -> FlashOptions:
     board_dir(args.board)  # unknown board: one clear line listing the known ones
     if args.broker:
         split_broker(args.broker)
+    settings = parse_settings(args.set)
     tls: dict[str, Path] = {}
     for slot, path in (("ca", args.ca), ("cert", args.client_cert), ("key", args.client_key)):
         if path is not None:
@@ -84,6 +94,7 @@ def _options(args: argparse.Namespace) -> FlashOptions:
         mpy_override=args.mpy,
         heartbeat_wait_s=args.heartbeat_wait,
         check_heartbeat=args.db is not None,
+        settings=settings,
     )
 
 

@@ -59,6 +59,7 @@ class FlashOptions:
     mpy_override: int | None = None
     heartbeat_wait_s: float = HEARTBEAT_WAIT_S
     check_heartbeat: bool = False
+    settings: dict[str, int] = field(default_factory=dict)  # `--set`: agent timers and sizes
 
 
 @dataclass
@@ -142,7 +143,7 @@ class Flasher:
 
         key = self._key(dev)
         files = [f for f in fw.files]
-        files.append(config_file(dev, broker, key or b"", dev_probe.config))
+        files.append(config_file(dev, broker, key or b"", dev_probe.config, opts.settings))
         files.extend(tls_files(opts.tls))
         if key is not None:
             files.append(DeviceFile(SECRET_HMAC, key))

@@ -55,13 +55,21 @@ def split_broker(url: str) -> tuple[str, str, int]:
     return scheme, host, int(port)
 
 
-def config_file(dev: str, broker: str, key: bytes, old: dict[str, Any] | None) -> DeviceFile:
+def config_file(
+    dev: str,
+    broker: str,
+    key: bytes,
+    old: dict[str, Any] | None,
+    settings: dict[str, int] | None = None,
+) -> DeviceFile:
     """`/config.json` in the agent's own format (firmware/config.py: flat keys, unknown keys
     refused): device id, broker host/port/tls and the HMAC key in hex, which is how the agent
     reads it today (the same key is also in its credential slot /secrets/hmac.key). Every other
-    key already on the device (intervals a technician tuned) is kept."""
+    key already on the device (intervals a technician tuned) is kept, and `settings` (checked
+    by flash/settings.py) replace theirs."""
     scheme, host, port = split_broker(broker)
     body = dict(old or {})
+    body.update(settings or {})
     body.update({"dev": dev, "host": host, "port": port, "tls": scheme == "mqtts"})
     body["key"] = key.hex()
     return DeviceFile(CONFIG_PATH, json.dumps(body, sort_keys=True).encode() + b"\n")

@@ -19,6 +19,7 @@ from typing import Any
 
 from daozhang.board.manager import parse_flash_size
 from daozhang.errors import InputError, UsageError
+from daozhang.flash.settings import TUNABLE
 
 # Faults that act on boards (through their proxy, control channel or process) and faults that
 # act on the host side. The value lists the parameters each kind accepts besides the common ones.
@@ -48,20 +49,6 @@ SETTLEMENT_CAUSES = (
     "acquirer_side",
 )
 MODES = ("proxy", "netem")
-# Agent settings a scenario may change (firmware/config.py; written into /config.json after
-# flashing, as a technician tunes a device): timers sized for a run of minutes, not days.
-AGENT_KEYS = (
-    "keepalive_s",
-    "ack_timeout_s",
-    "backoff_base_ms",
-    "backoff_cap_ms",
-    "stable_s",
-    "hb_s",
-    "probe_s",
-    "signal_s",
-    "window",
-    "batch_records",
-)
 RATS = ("wifi", "lte", "gsm")
 _DEV_PREFIX = re.compile(r"^[A-Za-z0-9_-]{1,24}$")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -211,6 +198,13 @@ class _Reader:
             raise self.error(key, f"{value} is out of range {low}..{high}")
         return value
 
+    def optional_integer(self, key: str, low: int, high: int) -> int | None:
+        """An integer in range, or None when the key is absent (still a known key here)."""
+        if key not in self.table:
+            self.used.add(key)
+            return None
+        return self.integer(key, low, low, high)
+
     def text(self, key: str, default: str, choices: tuple[str, ...] = ()) -> str:
         value: str = self.get(key, (str,), default)
         if choices and value not in choices:
@@ -337,7 +331,10 @@ def parse(raw: dict[str, Any], path: Path) -> Scenario:
             )
 
     agent_r = top.sub("agent")
-    agent = {k: agent_r.integer(k, 0, 1, 86_400_000) for k in AGENT_KEYS if k in agent_r.table}
+    # Written into /config.json by the flash (`daozhang flash --set`): timers sized for a run
+    # of minutes, not days; the same keys and limits a technician has.
+    tuned = {k: agent_r.optional_integer(k, *limits) for k, limits in TUNABLE.items()}
+    agent = {k: v for k, v in tuned.items() if v is not None}
     agent_r.done()
 
     settle_r = top.sub("settlement")

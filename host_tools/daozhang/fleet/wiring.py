@@ -258,22 +258,17 @@ class Terminals:
         return sent
 
 
-def _tune(slot: BoardSlot, settings: dict[str, int]) -> None:
-    """The scenario's agent settings into the board's /config.json (over mpremote)."""
-    code = (
-        "import json\nc = json.load(open('/config.json'))\n"
-        f"c.update({json.dumps(settings)})\n"
-        "f = open('/config.json', 'w')\njson.dump(c, f)\nf.close()\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", "mpremote", "connect", str(slot.board.tty), "resume", "exec", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise DaozhangError(f"{slot.device.dev}: cannot set agent settings: {done.stderr[-300:]}")
+def _last_words(slot: BoardSlot) -> str:
+    """The end of a board's console errors and how its last process ended, for a failure."""
+
+    def tail(name: str, size: int) -> str:
+        try:
+            return (slot.board.root / name).read_text(errors="replace")[-size:].strip()
+        except OSError:
+            return ""
+
+    ended = tail("relay.log", 200).rpartition("\n")[2]
+    return f"board log ends {tail('board.log', 300)!r}; relay: {ended or 'no exit logged'}"
 
 
 def _after_listener(lines: list[str]) -> list[str]:
@@ -436,14 +431,14 @@ class Session:
                     "key": creds / "client.key",
                 }
             flasher = Flasher(
-                FlashOptions("virtual", broker, "daozhang sim", tls=tls),
+                FlashOptions(
+                    "virtual", broker, "daozhang sim", tls=tls, settings=dict(self.scenario.agent)
+                ),
                 lambda: open_store(db_url),
             )
             flasher.builds = shared.builds  # one compile for the whole fleet
             result = flasher.flash(str(slot.board.tty), slot.device.dev, lambda *a: None)
             if result.verdict != "fail":
-                if self.scenario.agent:
-                    _tune(slot, dict(self.scenario.agent))
                 slot.power_cut()
                 slot.power_on()
             return result
@@ -458,7 +453,8 @@ class Session:
                 slot.power_cut()
                 result = slot.inside(lambda: flash(slot, path))
             if result.verdict == "fail":
-                return f"{slot.device.dev}: flash failed: {result.error or result.selftest}"
+                why = result.error or result.selftest
+                return f"{slot.device.dev}: flash failed: {why} ({_last_words(slot)})"
             return None
 
         with ThreadPoolExecutor(FLASH_PARALLEL) as pool:
@@ -478,8 +474,7 @@ class Session:
         if waiting:
             tails = []
             for s in waiting:
-                log = (s.board.root / "board.log").read_text(errors="replace")[-300:]
-                tails.append(f"{s.device.dev} (board log ends {log!r})")
+                tails.append(f"{s.device.dev} ({_last_words(s)})")
             raise DaozhangError(
                 f"the agent does not serve its terminal link on {len(waiting)} board(s) after "
                 f"{timeout_s:g} s: " + "; ".join(tails)

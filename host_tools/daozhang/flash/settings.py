@@ -1,0 +1,59 @@
+"""The agent settings a technician may tune at flashing time (`daozhang flash --set KEY=VALUE`).
+
+They are the integer timers and sizes of firmware/config.py, which refuses unknown keys and
+negative numbers on the device; the flash tool refuses them first, before anything is written,
+with the limits the agent would apply. Identity, broker and key are set by their own options.
+"""
+
+from __future__ import annotations
+
+from daozhang.errors import UsageError
+
+# key -> (lowest, highest): firmware/config.py's checks, and bounds no field device needs past.
+TUNABLE: dict[str, tuple[int, int]] = {
+    "keepalive_s": (5, 3600),
+    "connect_ms": (1000, 120_000),
+    "ack_timeout_s": (1, 3600),
+    "window": (1, 16),
+    "batch_records": (1, 256),
+    "batch_bytes": (1024, 8192),
+    "backoff_base_ms": (100, 600_000),
+    "backoff_cap_ms": (100, 86_400_000),
+    "stable_s": (0, 86_400),
+    "hb_s": (1, 86_400),
+    "probe_s": (1, 86_400 * 7),
+    "signal_s": (1, 86_400),
+}
+
+
+def check_key(key: str, where: str) -> None:
+    if key not in TUNABLE:
+        raise UsageError(f"{where}: unknown agent setting {key!r}; tunable: {', '.join(TUNABLE)}")
+
+
+def check_setting(key: str, value: int, where: str) -> int:
+    """`value` if the agent would take it for `key`; else a UsageError naming `where`."""
+    check_key(key, where)
+    low, high = TUNABLE[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise UsageError(f"{where}: {key} must be an integer in {low}..{high}, not {value!r}")
+    return value
+
+
+def parse_settings(pairs: list[str]) -> dict[str, int]:
+    """`["hb_s=120", ...]` (the `--set` options) as a checked dict; the last of a key wins."""
+    settings: dict[str, int] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key, text = key.strip(), text.strip()
+        if not sep or not key:
+            raise UsageError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set hb_s=120")
+        check_key(key, f"--set {pair!r}")
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise UsageError(f"--set {pair!r}: {text!r} is not an integer") from None
+        settings[key] = check_setting(key, value, f"--set {pair!r}")
+    if settings.get("backoff_base_ms", 0) > settings.get("backoff_cap_ms", 86_400_000):
+        raise UsageError("--set: backoff_base_ms must not exceed backoff_cap_ms")
+    return settings

@@ -17,6 +17,7 @@ import re
 from itertools import chain, repeat
 from typing import Any
 
+from daozhang.collector.pan_check import scan_for_full_pan
 from daozhang.collector.validate import (
     INT64_MAX,
     RECEIPT_ENUM,
@@ -26,7 +27,6 @@ from daozhang.collector.validate import (
     RECEIPT_TEXT,
     Record,
     check_diag,
-    scan_for_full_pan,
 )
 from daozhang.collector.wire import MAX_RECORD_BYTES, RawRecord, WireError
 

@@ -21,12 +21,12 @@ from typing import Any
 
 from daozhang.collector import placement
 from daozhang.collector.accounting import AckState, advance
+from daozhang.collector.pan_check import mask_secrets
 from daozhang.collector.prepare import Prepared, prepare_batch
 from daozhang.collector.quarantine import quarantine
 from daozhang.collector.validate import (
     Record,
     check_record,
-    mask_secrets,
     seq_of,
 )
 from daozhang.collector.wire import WireError

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-from daozhang.collector.validate import mask_pans, mask_secrets
+from daozhang.collector.pan_check import mask_pans, mask_secrets
 from daozhang.collector.wire import QUARANTINE_KEEP_BYTES
 from daozhang.store import Transaction
 

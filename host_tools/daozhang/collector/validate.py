@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from daozhang.collector.pan_check import DIGIT_RUN, check_no_full_pan, scan_for_full_pan
 from daozhang.collector.wire import DEV_PATTERN, MAX_RECORD_BYTES, WireError
 
 INT64_MAX = 2**63 - 1
@@ -170,7 +171,7 @@ def _check_receipt(body: dict[str, Any]) -> None:
                 raise WireError(
                     "pan_unmasked",
                     "receipt.pan: not a masked PAN (value withheld)",
-                    tuple(_DIGIT_RUN.findall(value)) if isinstance(value, str) else (),
+                    tuple(DIGIT_RUN.findall(value)) if isinstance(value, str) else (),
                 )
             raise WireError("record_schema", f"receipt.{key}: {value!r:.30} is malformed")
         if kind == 1:
@@ -222,72 +223,6 @@ def check_diag(body: dict[str, Any]) -> None:
         raise WireError("record_schema", "diag lost: needs from <= to, both >= 1")
 
 
-_DIGIT_RUN = re.compile(r"\d{13,19}")
-
-
-def luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
-_DIGIT_RUN_BYTES = re.compile(rb"\d{13,19}")
-
-
-def scan_for_full_pan(body: dict[str, Any], raw: bytes) -> None:
-    """A C-speed scan of the record's bytes; only a suspicious run gets the field-wise check."""
-    mid = body.get("mid")
-    mid_bytes = mid.encode() if isinstance(mid, str) else b""
-    for match in _DIGIT_RUN_BYTES.finditer(raw):
-        run = match.group()
-        if run != mid_bytes and luhn_ok(run.decode()):
-            _check_no_full_pan(body)
-            return
-
-
-def _check_no_full_pan(body: dict[str, Any]) -> None:
-    for key, value in body.items():
-        if key == "mid" or not isinstance(value, str) or len(value) < 13:
-            continue
-        for run in _DIGIT_RUN.findall(value):
-            if luhn_ok(run):
-                raise WireError(
-                    "pan_unmasked", f"b.{key} carries what looks like a full PAN", (run,)
-                )
-
-
-def mask_secrets(raw: bytes, secrets: tuple[str, ...]) -> bytes:
-    """The bytes with each full PAN found by a check masked, length unchanged.
-
-    Quarantine keeps raw bytes, but a full PAN must never be stored; keeping the length keeps
-    the CBOR valid for whoever inspects it.
-    """
-    for secret in secrets:
-        digits = secret.encode()
-        raw = raw.replace(digits, digits[:6] + b"*" * (len(digits) - 10) + digits[-4:])
-    return raw
-
-
-def mask_pans(raw: bytes) -> bytes:
-    """Undecoded bytes with every Luhn-valid 13-19 digit run masked, length unchanged.
-
-    For a message refused before its fields were known: a run that is really a merchant id
-    gets masked too, which costs a little evidence and never leaks a card number.
-    """
-
-    def mask(match: re.Match[bytes]) -> bytes:
-        digits = match.group(0)
-        if not luhn_ok(digits.decode()):
-            return digits
-        return digits[:6] + b"*" * (len(digits) - 10) + digits[-4:]
-
-    return re.sub(rb"\d{13,19}", mask, raw)
-
-
 _HB_INT: tuple[str, ...] = (
     "t",
     "epoch",
@@ -334,7 +269,7 @@ def check_heartbeat(value: Any, topic_dev: str) -> Heartbeat:
     sig = value.get("sig", {})
     if sig is not None and not (isinstance(sig, dict) and all(map(_sig_item_ok, sig.items()))):
         raise WireError("hb_schema", "heartbeat.sig: not a map of numbers and texts")
-    _check_no_full_pan(value)
+    check_no_full_pan(value)
     return Heartbeat(body=value)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from daozhang.board.manager import VirtualBoard
 from daozhang.errors import DaozhangError, UsageError
-from daozhang.fleet import invariants, plan
+from daozhang.fleet import invariants, linkpath, plan
 from daozhang.fleet.netem import Namespace
 from daozhang.fleet.player import Player, describe
 from daozhang.fleet.scenario import Scenario
@@ -154,7 +154,7 @@ class _Run:
             spaces: list[Namespace | None] = [None] * len(s.devices)
             port = free_port()
             if s.mode == "netem":
-                made = wiring.netem_namespaces(list(s.devices), sup, f"{os.getpid() % 100000}")
+                made = linkpath.netem_namespaces(list(s.devices), sup, f"{os.getpid() % 100000}")
                 spaces = list[Namespace | None](made)
                 self.say(f"netem mode: {len(made)} network namespaces, veth pairs, tc shaping")
             security = "TLS, a certificate per device" if s.broker_tls else "plain TCP"
@@ -180,7 +180,7 @@ class _Run:
             paths = [
                 session.open_path(device, broker)
                 if ns is None
-                else wiring.open_netem_path(ns, broker, sup)
+                else linkpath.open_netem_path(ns, broker, sup)
                 for device, ns in zip(s.devices, spaces, strict=True)
             ]
             slots = [

@@ -20,6 +20,7 @@ from typing import Any
 from daozhang.board.manager import parse_flash_size
 from daozhang.errors import InputError, UsageError
 from daozhang.flash.settings import TUNABLE
+from daozhang.fleet.toml_reader import TableReader
 
 # Faults that act on boards (through their proxy, control channel or process) and faults that
 # act on the host side. The value lists the parameters each kind accepts besides the common ones.
@@ -161,96 +162,6 @@ class Scenario:
         return self.receipts_per_board * len(self.devices)
 
 
-class _Reader:
-    """Typed access to one TOML table, with errors naming the file and the key path."""
-
-    def __init__(self, path: Path, where: str, table: Any) -> None:
-        self.path, self.where = path, where
-        if not isinstance(table, dict):
-            raise self.error("", f"expected a table, got {_kind(table)}")
-        self.table: dict[str, Any] = table
-        self.used: set[str] = set()
-
-    def error(self, key: str, message: str) -> InputError:
-        at = ".".join(p for p in (self.where, key) if p) or "top level"
-        return InputError(f"scenario {self.path}: {at}: {message}")
-
-    def get(self, key: str, types: tuple[type, ...], default: Any) -> Any:
-        self.used.add(key)
-        if key not in self.table:
-            return default
-        value = self.table[key]
-        if isinstance(value, bool) and bool not in types:
-            raise self.error(key, f"expected {_names(types)}, got a boolean")
-        if not isinstance(value, types):
-            raise self.error(key, f"expected {_names(types)}, got {_kind(value)}")
-        return value
-
-    def number(self, key: str, default: float, low: float, high: float) -> float:
-        value = float(self.get(key, (int, float), default))
-        if not low <= value <= high:
-            raise self.error(key, f"{value:g} is out of range {low:g}..{high:g}")
-        return value
-
-    def integer(self, key: str, default: int, low: int, high: int) -> int:
-        value: int = self.get(key, (int,), default)
-        if not low <= value <= high:
-            raise self.error(key, f"{value} is out of range {low}..{high}")
-        return value
-
-    def optional_integer(self, key: str, low: int, high: int) -> int | None:
-        """An integer in range, or None when the key is absent (still a known key here)."""
-        if key not in self.table:
-            self.used.add(key)
-            return None
-        return self.integer(key, low, low, high)
-
-    def text(self, key: str, default: str, choices: tuple[str, ...] = ()) -> str:
-        value: str = self.get(key, (str,), default)
-        if choices and value not in choices:
-            raise self.error(key, f"{value!r} is not one of {', '.join(choices)}")
-        return value
-
-    def sub(self, key: str) -> _Reader:
-        self.used.add(key)
-        return _Reader(
-            self.path, f"{self.where}.{key}" if self.where else key, self.table.get(key, {})
-        )
-
-    def items(self, key: str) -> list[_Reader]:
-        self.used.add(key)
-        value = self.table.get(key, [])
-        if not isinstance(value, list):
-            raise self.error(key, f"expected an array of tables ([[{key}]]), got {_kind(value)}")
-        base = f"{self.where}.{key}" if self.where else key
-        return [_Reader(self.path, f"{base}[{i}]", item) for i, item in enumerate(value)]
-
-    def done(self) -> None:
-        unknown = sorted(set(self.table) - self.used)
-        if unknown:
-            known = ", ".join(sorted(self.used)) or "none"
-            raise self.error(unknown[0], f"unknown key (known here: {known})")
-
-
-def _kind(value: Any) -> str:
-    return {dict: "a table", list: "an array", str: "a string", bool: "a boolean"}.get(
-        type(value), type(value).__name__
-    )
-
-
-def _names(types: tuple[type, ...]) -> str:
-    return " or ".join(
-        {
-            int: "an integer",
-            float: "a number",
-            str: "a string",
-            bool: "true/false",
-            list: "an array",
-        }[t]
-        for t in types
-    )
-
-
 def load(path: Path) -> Scenario:
     """Read and validate a scenario file; raises InputError naming file and key."""
     try:
@@ -265,7 +176,7 @@ def load(path: Path) -> Scenario:
 
 
 def parse(raw: dict[str, Any], path: Path) -> Scenario:
-    top = _Reader(path, "", raw)
+    top = TableReader(path, "", raw)
     name = top.text("name", path.stem)
     seed = top.integer("seed", 1, 0, 2**63 - 1)
     mode = top.text("mode", "proxy", MODES)
@@ -372,7 +283,7 @@ def parse(raw: dict[str, Any], path: Path) -> Scenario:
     )
 
 
-def _business_day(r: _Reader) -> BusinessDay:
+def _business_day(r: TableReader) -> BusinessDay:
     date_value = r.get("date", (dt.date, str), dt.date(2026, 11, 19))
     if isinstance(date_value, str):
         try:
@@ -391,7 +302,7 @@ def _business_day(r: _Reader) -> BusinessDay:
     return day
 
 
-def _link(r: _Reader, name: str, base: LinkProfile | None) -> LinkProfile:
+def _link(r: TableReader, name: str, base: LinkProfile | None) -> LinkProfile:
     b = base or LinkProfile(name)
     link = replace(
         b,
@@ -412,10 +323,10 @@ def _link(r: _Reader, name: str, base: LinkProfile | None) -> LinkProfile:
 
 
 def _devices(
-    top: _Reader, count: int, prefix: str, default_link: str, links: dict[str, LinkProfile]
+    top: TableReader, count: int, prefix: str, default_link: str, links: dict[str, LinkProfile]
 ) -> list[Device]:
     groups = top.items("groups")
-    plan: list[tuple[str, int, str, _Reader]] = []
+    plan: list[tuple[str, int, str, TableReader]] = []
     for g in groups:
         plan.append(
             (
@@ -453,7 +364,7 @@ def _devices(
 
 
 def _faults(
-    r: _Reader,
+    r: TableReader,
     seed: int,
     duration_s: float,
     count: int,
@@ -521,7 +432,7 @@ def _faults(
 
 
 def _select(
-    r: _Reader, spec: Any, seed: int, count: int, groups: set[str], devices: list[Device]
+    r: TableReader, spec: Any, seed: int, count: int, groups: set[str], devices: list[Device]
 ) -> tuple[int, ...]:
     """`"all"`, `"group:NAME"`, `"random:N"` (seeded) or an array of board indexes (0-based)."""
     if spec is None:

@@ -13,7 +13,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,240 +21,26 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
 from daozhang.errors import DaozhangError, StoreError
 from daozhang.faults.proxy import FaultProxy
 from daozhang.fleet import invariants, plan
+from daozhang.fleet.linkpath import ProxyPath, broker_listeners
 from daozhang.fleet.netem import Namespace
 from daozhang.fleet.scenario import Device, Scenario
 from daozhang.fleet.supervisor import Supervisor
 from daozhang.fleet.target import BoardSlot
-from daozhang.pos.ledger import Ledger
-from daozhang.pos.link import TerminalLink
-from daozhang.pos.simulator import GaveUp, PosSimulator
+from daozhang.fleet.terminals import PosFleet, Terminals
 from daozhang.security.fleet import FleetTls
 from daozhang.security.pki import Pki
 from daozhang.services.mosquitto import Mosquitto
 from daozhang.settle.rows import BEIJING
-from daozhang.sim.fleet import FleetWorld, Frame, import_settlement
+from daozhang.sim.fleet import FleetWorld, import_settlement
 from daozhang.store import open_store
 
 FLASH_HEAP = "256K"
 FLASH_PARALLEL = 4  # mpremote sessions at once: the machine has 2 cores
-
-
-class PosFleet(Protocol):
-    """The POS simulators of a run, one per board."""
-
-    def done(self) -> bool: ...
-
-    def status(self) -> str: ...
-
-    def ledger(self) -> list[invariants.Sent]: ...
-
-    def errors(self) -> list[str]: ...
-
-    def stop(self) -> None: ...
-
-
-class ProxyPath:
-    """A board's link as the fault proxy shows it (the proxy has no jitter: netem mode does)."""
-
-    def __init__(self, proxy: FaultProxy) -> None:
-        self.proxy = proxy
-        self._down = False
-
-    @property
-    def port(self) -> int:
-        return self.proxy.port
-
-    def apply(self, state: plan.LinkState) -> None:
-        # The board's own link down: nothing can pass either, whatever the path does.
-        self.proxy.blackhole(state.path == plan.BLACKHOLE or not state.link_up)
-        down = state.path == plan.DOWN
-        if down != self._down:
-            self.proxy.refuse(down)
-            if down:
-                self.proxy.reset()
-            self._down = down
-        bytes_per_s = state.kbps * 125.0
-        self.proxy.shape(delay_ms=state.delay_ms, up_bps=bytes_per_s, down_bps=bytes_per_s)
-
-    def reset(self) -> None:
-        self.proxy.reset()
-
-
-class NetemPath(ProxyPath):
-    """netem mode: the proxy runs inside the board's namespace (on its loopback) and forwards
-    over the veth to the broker's listener on the host end; delay, jitter, loss and bandwidth
-    are `tc` on the veth, blackhole/down/reset stay the proxy's."""
-
-    def __init__(self, proxy: FaultProxy, namespace: Namespace) -> None:
-        super().__init__(proxy)
-        self.namespace = namespace
-        self._shape: tuple[int, int, float, int] | None = None
-
-    def apply(self, state: plan.LinkState) -> None:
-        super().apply(plan.LinkState(path=state.path, link_up=state.link_up))
-        shape = (state.delay_ms, state.jitter_ms, state.loss_pct, state.kbps)
-        if shape != self._shape:
-            self.namespace.shape(*shape)
-            self._shape = shape
-
-
-def netem_namespaces(
-    devices: list[Device], supervisor: Supervisor, run_tag: str
-) -> list[Namespace]:
-    """A namespace per board, deleted when the run ends."""
-    spaces = []
-    for device in devices:
-        ns = Namespace.for_board(run_tag, device.index).create()
-        supervisor.adopt(f"netns {ns.name}", ns.delete)
-        spaces.append(ns)
-    return spaces
-
-
-def broker_listeners(spaces: list[Namespace], port: int) -> list[str]:
-    """Mosquitto listens on each veth's host end too (never on a routed address)."""
-    return [f"listener {port} {ns.host_ip}" for ns in spaces]
-
-
-def open_netem_path(namespace: Namespace, broker: Mosquitto, supervisor: Supervisor) -> NetemPath:
-    # Created in the namespace: the proxy's loop thread, its listening socket (the board's
-    # loopback) and its connections to the broker (over the veth) all live there.
-    proxy = namespace.call(lambda: FaultProxy(namespace.host_ip, broker.port).start())
-    supervisor.adopt(f"proxy {namespace.name}", proxy.stop)
-    return NetemPath(proxy, namespace)
-
-
-class _Terminal(threading.Thread):
-    """One POS main board: sends its frames on schedule, stop-and-wait, through power cuts."""
-
-    def __init__(
-        self,
-        slot: BoardSlot,
-        frames: list[Frame],
-        ledger: Path,
-        give_up_s: float,
-        t0: Callable[[], float],
-        stop: threading.Event,
-    ) -> None:
-        super().__init__(name=f"pos-{slot.device.dev}", daemon=True)
-        self.slot, self.frames, self.ledger_path = slot, frames, ledger
-        self.give_up_s, self.t0, self.stopping = give_up_s, t0, stop
-        self.done_frames = 0
-        self.acked = 0
-        self.error: str | None = None
-
-    def run(self) -> None:
-        try:
-            if self.slot.namespace is not None:
-                self.slot.namespace.enter()  # the POS is wired to its board: same network
-            self._run()
-        except Exception as exc:  # noqa: BLE001 -- reported by status() and fails the run
-            self.error = f"{type(exc).__name__}: {exc}"
-
-    def _run(self) -> None:
-        port = self.slot.board.terminal_port
-        if port is None:
-            raise DaozhangError(f"board {self.slot.device.dev} has no terminal link port")
-        ledger = Ledger(self.ledger_path)
-        pos = PosSimulator(TerminalLink(f"tcp:127.0.0.1:{port}"), ledger, give_up_s=self.give_up_s)
-        try:
-            for frame in self.frames:
-                if self.stopping.wait(max(0.0, self.t0() + frame.at_s - time.monotonic())):
-                    return
-                try:
-                    outcome = pos.send(dict(frame.body))
-                except GaveUp:
-                    pass  # unanswered: stays so in the ledger (outcome unknown)
-                else:
-                    self.acked += outcome.seq is not None
-                self.done_frames += 1
-            # What a POS does after a restart: send again whatever never got an answer.
-            pos.resend_unanswered()
-        finally:
-            pos.link.close()
-            ledger.close()
-
-
-class Terminals:
-    """The POS simulators of a run (daozhang.pos), one thread each, ledgers in one folder."""
-
-    def __init__(self, folder: Path, give_up_s: float) -> None:
-        self.folder, self.give_up_s = folder, give_up_s
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._stop = threading.Event()
-        self._t0 = 0.0
-        self.threads: list[_Terminal] = []
-
-    def add(self, slot: BoardSlot, frames: list[Frame]) -> None:
-        self.threads.append(
-            _Terminal(
-                slot,
-                frames,
-                self.folder / f"{slot.device.dev}.jsonl",
-                self.give_up_s,
-                lambda: self._t0,
-                self._stop,
-            )
-        )
-
-    def start(self) -> None:
-        self._t0 = time.monotonic()
-        for t in self.threads:
-            t.start()
-
-    def done(self) -> bool:
-        return not any(t.is_alive() for t in self.threads)
-
-    def errors(self) -> list[str]:
-        return [f"POS {t.slot.device.dev}: {t.error}" for t in self.threads if t.error]
-
-    def status(self) -> str:
-        total = sum(len(t.frames) for t in self.threads)
-        sent = sum(t.done_frames for t in self.threads)
-        acked = sum(t.acked for t in self.threads)
-        return f"POS sent {sent}/{total}, acked {acked}"
-
-    def stop(self) -> None:
-        """Stop selling. A POS blocked on a board that no longer answers is abandoned (its
-        thread is a daemon): stopping never waits more than a few seconds."""
-        self._stop.set()
-        deadline = time.monotonic() + 5
-        for t in self.threads:
-            t.join(timeout=max(0.0, deadline - time.monotonic()))
-
-    def ledger(self) -> list[invariants.Sent]:
-        """Every receipt each POS sent and the answer it got, from the ledgers."""
-        sent: list[invariants.Sent] = []
-        for t in self.threads:
-            if not t.ledger_path.exists():
-                continue
-            outcome: dict[int, tuple[str, int | None]] = {}
-            bodies: dict[int, dict[str, Any]] = {}
-            for event in Ledger.read(t.ledger_path):
-                msg = int(event["id"])
-                if event["ev"] == "sent":
-                    bodies[msg] = event["body"]
-                elif event["ev"] == "acked":
-                    outcome[msg] = ("acked", int(event["seq"]))
-                elif event["ev"] == "refused":
-                    outcome[msg] = ("nak", None)
-            for msg, body in sorted(bodies.items()):
-                result, seq = outcome.get(msg, ("unknown", None))
-                where = f"POS ledger {t.ledger_path}, id {msg}"
-                sent.append(
-                    invariants.Sent(
-                        t.slot.device.dev,
-                        invariants.receipt_key(body, where),
-                        int(body["amt"]),
-                        result,
-                        seq,
-                    )
-                )
-        return sent
 
 
 def _last_words(slot: BoardSlot) -> str:

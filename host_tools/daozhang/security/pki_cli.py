@@ -1,13 +1,16 @@
-"""`daozhang pki init|issue|revoke|crl|list`: the fleet CA and per-device credentials."""
+"""`daozhang pki init|issue|revoke|crl|list|check`: the fleet CA and per-device credentials."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import sys
 from pathlib import Path
 
 from daozhang.errors import UsageError
 from daozhang.security.pki import Pki
+from daozhang.security.pki_health import deadlines, problems
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,9 +58,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=_list)
 
+    check = action(
+        "check",
+        "when the CRL, CA, broker and each identity's certificate expire; exit 1 if any is "
+        "missing, expired or due within --warn-days (for a daily monitoring job)",
+    )
+    check.add_argument(
+        "--warn-days", type=_days, default=30.0, help="warn this many days ahead (default 30)"
+    )
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(handler=_check)
+
+
+def _days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
+    if not 0 <= value <= 3650:
+        raise argparse.ArgumentTypeError(f"{text}: expected 0..3650 days")
+    return value
+
 
 def run(args: argparse.Namespace) -> int:
-    raise UsageError("pki: choose an action (init, issue, revoke, crl, list)")
+    raise UsageError("pki: choose an action (init, issue, revoke, crl, list, check)")
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -107,3 +131,29 @@ def _list(args: argparse.Namespace) -> int:
         auth = "+".join(k for k in ("serial", "password") if entry.get(k)).replace("serial", "cert")
         print(f"{name:34} {entry['role']:9} {state:8} {auth}")
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    now = dt.datetime.now(dt.UTC)
+    found = deadlines(Pki(args.dir))
+    trouble = problems(found, now, args.warn_days)
+    if args.json:
+        rows = [
+            {
+                "kind": d.kind,
+                "name": d.name,
+                "path": str(d.path),
+                "ends": None if d.ends is None else d.ends.isoformat(),
+                "days_left": None if d.ends is None else round(d.days_left(now) or 0.0, 1),
+            }
+            for d in found
+        ]
+        print(json.dumps({"deadlines": rows, "problems": trouble}, indent=2))
+    else:
+        for d in found:
+            left = d.days_left(now)
+            when = "missing" if d.ends is None else f"{d.ends:%Y-%m-%d}  {left:7.0f} days"
+            print(f"{d.kind:9} {d.name:34} {when}")
+    for line in trouble:
+        sys.stderr.write(f"daozhang: {line}\n")
+    return 1 if trouble else 0

@@ -35,7 +35,9 @@ def test_luhn_and_mask():
 
 
 def test_finds_plain_grouped_and_track_data_with_offsets():
-    noise = os.urandom(100).replace(b"4", b"x")
+    # No digits in the noise: one glued to the first PAN would make it another run (about one
+    # run in 25 failed so while the noise kept every digit but 4).
+    noise = os.urandom(100).translate(None, b"0123456789")
     data = (
         noise
         + VISA.encode()

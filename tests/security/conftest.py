@@ -20,6 +20,7 @@ def fleet_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         pki.issue_device(device)
     pki.issue_device("devP03", cert=False, password=True)
     pki.issue_collector("main")
+    pki.issue_collector("spare")  # a second collector process has its own identity
     return pki
 
 

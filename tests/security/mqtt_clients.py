@@ -20,6 +20,8 @@ class Peer:
     refused: str = ""
     messages: list[tuple[str, bytes]] = field(default_factory=list)
     pubacks: dict[int, int] = field(default_factory=dict)  # mid -> v5 reason code
+    dropped: threading.Event = field(default_factory=threading.Event)  # after a CONNACK
+    drop_reason: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def topics(self) -> list[str]:
@@ -88,6 +90,9 @@ def connect(
     def on_disconnect(c: Any, u: Any, flags: Any, reason: Any, props: Any) -> None:
         if not peer.connected.is_set() and not peer.refused:
             peer.refused = f"disconnected: {reason}"
+        elif peer.connected.is_set() and not peer.dropped.is_set():
+            peer.drop_reason = str(reason)
+            peer.dropped.set()
 
     def on_publish(c: Any, u: Any, mid: int, reason: Any, props: Any) -> None:
         with peer.lock:

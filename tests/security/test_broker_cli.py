@@ -26,6 +26,7 @@ def test_write_only_config(tmp_path: Path, capsys):
         "allow_anonymous false",
         "require_certificate true",
         "use_identity_as_username true",
+        "use_username_as_clientid true",
         f"crlfile {pki.crl_path}",
         "listener 18883 127.0.0.1",
     ):

@@ -56,8 +56,8 @@ def test_impostor_matrix(
     spy = _as(peers, connect(port, ca, fleet_pki.collector_dir("main")))
     assert spy.connected.is_set(), spy.refused
     assert subscribe(spy, "dz/v1/+/up", "dz/v1/+/hb", "dz/v1/+/status") == [1, 1, 1]
-    # Collectors share the load with a v5 shared subscription: the ACL allows that too.
-    shared = _as(peers, connect(port, ca, fleet_pki.collector_dir("main")))
+    # Collectors (one identity each) share the load with a v5 shared subscription.
+    shared = _as(peers, connect(port, ca, fleet_pki.collector_dir("spare")))
     assert subscribe(shared, "$share/collectors/dz/v1/+/up") == [1]
 
     good = _as(peers, connect(port, ca, fleet_pki.device_dir("devB02"), client_id="devB02"))
@@ -179,3 +179,31 @@ def test_revoked_certificate_is_refused(
     assert not after.connected.is_set() and after.refused, "revoked certificate accepted"
     other = _as(peers, connect(fleet_broker.port, ca, fleet_pki.device_dir("devA01")))
     assert other.connected.is_set(), other.refused  # the rest of the fleet is unaffected
+
+
+def test_another_devices_client_id_never_takes_over_its_session(
+    fleet_broker: Mosquitto, fleet_pki: Pki, peers: list[Peer]
+) -> None:
+    """MQTT drops a session's holder when a new connection brings the same client id. The
+    broker replaces every client id by the identity, so a device that knows B's id takes over
+    only its own session: B stays connected and keeps its acks."""
+    ca = fleet_pki.ca_cert_path
+    port = fleet_broker.port
+    good = _as(peers, connect(port, ca, fleet_pki.device_dir("devB02"), client_id="devB02"))
+    assert good.connected.is_set(), good.refused
+    subscribe(good, "dz/v1/devB02/ack")
+    attacker = _as(peers, connect(port, ca, fleet_pki.device_dir("devA01"), client_id="devB02"))
+    assert attacker.connected.is_set(), attacker.refused
+    assert not good.dropped.wait(2), f"B was disconnected: {good.drop_reason}"
+    collector = _as(peers, connect(port, ca, fleet_pki.collector_dir("main")))
+    collector.publish("dz/v1/devB02/ack", b"ack for B")
+    deadline = time.monotonic() + 5
+    while not good.topics() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert good.topics() == ["dz/v1/devB02/ack"] and attacker.topics() == []
+
+    # The same identity twice (a collector's certificate copied to a second process): the
+    # newer connection takes the session over: one identity per collector process.
+    twin = _as(peers, connect(port, ca, fleet_pki.collector_dir("main")))
+    assert twin.connected.is_set(), twin.refused
+    assert collector.dropped.wait(5), "two connections held one identity's session"

@@ -123,3 +123,23 @@ def test_signed_batches_through_tls_and_the_collector(
     assert max(_acks(a)) == 5 and max(_acks(b)) == b_seq
     stored = q(sqlite_url, "SELECT raw FROM records WHERE dev = 'devA01' AND seq = 3")
     assert bytes(stored[0][0]) == recs_a[2]  # the conflicting content was not stored
+
+
+def test_two_collectors_on_one_identity_are_told_why_they_keep_dropping(
+    fleet_broker: Mosquitto, fleet_pki: Pki, sqlite_url: str, tmp_path: Path
+) -> None:
+    """The broker gives an identity one session: a certificate copied to a second collector
+    makes the two take it from each other; each says why instead of flapping silently."""
+    tls = ("--tls-dir", str(fleet_pki.collector_dir("main")))
+    first = CollectorProcess(fleet_broker.url, sqlite_url, tmp_path, "c1", *tls).start()
+    second = CollectorProcess(fleet_broker.url, sqlite_url, tmp_path, "c2", *tls)
+    try:
+        second.start(wait=False)
+        hint = b"is another collector using the same identity"
+        _wait(lambda: hint in first.log.read_bytes() + second.log.read_bytes(), timeout=60)
+    finally:
+        second.stop()
+        first.stop()
+    both = first.log.read_text() + second.log.read_text()
+    assert "is another collector using the same identity (--tls-dir)?" in both, both[-2000:]
+    assert "daozhang pki issue NAME --collector" in both

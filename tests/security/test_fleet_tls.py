@@ -16,7 +16,7 @@ from tests.security.mqtt_clients import connect
 
 
 def test_fleet_tls_wires_broker_collector_and_flash(tmp_path: Path) -> None:
-    tls = FleetTls.create(tmp_path / "pki", ["POS0001", "POS0002"])
+    tls = FleetTls.create(tmp_path / "pki", ["POS0001", "POS0002"], collectors=["c0", "c1"])
     broker = Mosquitto(workdir=tmp_path / "b", listeners=tls.listeners(tmp_path / "b")).start()
     try:
         assert broker.url.startswith("mqtts://")
@@ -30,6 +30,13 @@ def test_fleet_tls_wires_broker_collector_and_flash(tmp_path: Path) -> None:
         tls_dir = tls.collector_args()[1]
         config = CollectorConfig(broker=broker.url, db_url="sqlite:///x", tls_dir=tls_dir)
         assert config.tls_dir and Path(tls_dir, "client.crt").is_file()
+        # Two collector processes, one identity each: both hold their sessions at once.
+        ca = Path(args[1])
+        first, second = (connect(broker.port, ca, Path(tls.collector_args(i)[1])) for i in (0, 1))
+        assert first.connected.is_set() and second.connected.is_set()
+        assert not first.dropped.wait(1), first.drop_reason
+        first.close()
+        second.close()
     finally:
         broker.stop()
 

@@ -7,7 +7,11 @@
 - One ACL for both, written with `%u` patterns: a device publishes only under `dz/v1/<its id>/`
   (`up`, `hb`, `status`) and reads only its own `ack` and `cmd`. Collector identities
   (`collector.NAME`) read every device's uploads and write acks and commands.
-The MQTT client id is never part of an identity: a device may pick any client id it likes.
+- Every listener replaces the client id a client sends by its identity
+  (`use_username_as_clientid`): MQTT gives a session to whoever connects with its client id and
+  drops the holder, so without this a device knowing another's id could knock it offline again
+  and again and take its queued acks. Hence one identity per collector process: a second
+  process with the same certificate takes the first one's session over.
 """
 
 from __future__ import annotations
@@ -94,11 +98,16 @@ class FleetListeners:
                 f"crlfile {self.pki.crl_path}",
                 "require_certificate true",
                 "use_identity_as_username true",
+                "use_username_as_clientid true",
             ]
             if self.password_port is not None:
                 self.password_port = self.password_port or free_port()
-                lines += [f"listener {self.password_port} {self.bind}", *server_tls]
+                lines += [
+                    f"listener {self.password_port} {self.bind}",
+                    *server_tls,
+                    "use_username_as_clientid true",
+                ]
         else:
             self.password_port = port
-            lines.append(f"listener {port} {self.bind}")
+            lines += [f"listener {port} {self.bind}", "use_username_as_clientid true"]
         return lines

@@ -29,6 +29,9 @@ from daozhang.collector.prepare import Prepared
 from daozhang.collector.wire import encode_ack
 from daozhang.errors import DaozhangError, UsageError
 
+_SHORT_SESSION_S = 10.0
+_SHORT_SESSIONS_BEFORE_HINT = 3
+
 
 @dataclass
 class Incoming:
@@ -75,6 +78,8 @@ class Subscription:
         self.subscribed = threading.Event()
         self._queue: queue.Queue[Incoming] = queue.Queue(maxsize=max_unacked + 1000)
         self._generation = 0
+        self._connected_at = 0.0
+        self._short_sessions = 0  # sessions in a row the broker ended soon after CONNACK
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=name, protocol=mqtt.MQTTv5, manual_ack=True
         )
@@ -156,6 +161,7 @@ class Subscription:
             log(f"broker refused the connection: {reason}")
             return
         self._generation += 1
+        self._connected_at = time.monotonic()
         log(f"connected as {self.name!r} (session present: {flags.session_present})")
         share = f"$share/{self.group}/dz/v1/+"
         client.subscribe(
@@ -177,8 +183,20 @@ class Subscription:
     def _on_disconnect(
         self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
-        if not self.stopping.is_set():
-            log(f"disconnected ({reason}); reconnecting")
+        if self.stopping.is_set():
+            return
+        log(f"disconnected ({reason}); reconnecting")
+        lasted = time.monotonic() - self._connected_at
+        self._short_sessions = self._short_sessions + 1 if lasted < _SHORT_SESSION_S else 0
+        if self._short_sessions == _SHORT_SESSIONS_BEFORE_HINT:
+            # The broker gives each identity one session (broker/config.py): two processes
+            # with one certificate take it from each other, over and over.
+            log(
+                f"the broker ended {self._short_sessions} sessions in a row within "
+                f"{_SHORT_SESSION_S:g} s: is another collector using the same identity "
+                "(--tls-dir)? Each collector process needs its own: "
+                "`daozhang pki issue NAME --collector`"
+            )
 
     def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:

@@ -116,12 +116,16 @@ class Session:
 
     def start_broker(self, port: int, spaces: list[Namespace]) -> Mosquitto:
         """Mosquitto on `port`: with TLS (the default), a fleet CA, a certificate per device
-        and one for the collectors, identity from the certificate, ACLs by identity."""
+        and one per collector, identity from the certificate, ACLs by identity."""
         s = self.scenario
         extra = broker_listeners(spaces, port)
         listeners = None
         if s.broker_tls:
-            self.tls = FleetTls.create(self.out / "pki", [d.dev for d in s.devices])
+            self.tls = FleetTls.create(
+                self.out / "pki",
+                [d.dev for d in s.devices],
+                collectors=[f"fleet{i}" for i in range(s.collectors)],
+            )
             self.pki = self.tls.pki
             listeners = self.tls.listeners(self.out / "broker")
             # netem mode: the same TLS listener again on each veth's host end.
@@ -137,7 +141,7 @@ class Session:
 
     def collector_argv(self, broker: Mosquitto, db_url: str, index: int) -> list[str]:
         # With TLS: the collectors' certificate, and batches must carry their device's MAC.
-        tls = [] if self.tls is None else [*self.tls.collector_args(), "--require-key"]
+        tls = [] if self.tls is None else [*self.tls.collector_args(index), "--require-key"]
         # A fixed client id per collector: a restarted one resumes its broker session.
         return [
             sys.executable,

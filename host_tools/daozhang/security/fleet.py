@@ -20,17 +20,22 @@ from daozhang.security.pki import Pki
 @dataclass
 class FleetTls:
     pki: Pki
-    collector: str = "main"
+    collectors: tuple[str, ...] = ("main",)
 
     @classmethod
-    def create(cls, root: Path, devices: Iterable[str], collector: str = "main") -> FleetTls:
-        """A fresh PKI with one certificate per device and one collector identity."""
+    def create(
+        cls, root: Path, devices: Iterable[str], collectors: Iterable[str] = ("main",)
+    ) -> FleetTls:
+        """A fresh PKI with one certificate per device and one identity per collector process
+        (the broker gives each identity one session: broker/config.py)."""
         pki = Pki(root)
         pki.init([])
         for dev in devices:
             pki.issue_device(dev)
-        pki.issue_collector(collector)
-        return cls(pki, collector)
+        names = tuple(collectors)
+        for name in names:
+            pki.issue_collector(name)
+        return cls(pki, names)
 
     def add_device(self, dev: str) -> None:
         self.pki.issue_device(dev)
@@ -38,8 +43,9 @@ class FleetTls:
     def listeners(self, workdir: Path, password_port: int | None = None) -> FleetListeners:
         return FleetListeners(self.pki, workdir, password_port=password_port)
 
-    def collector_args(self) -> list[str]:
-        return ["--tls-dir", str(self.pki.collector_dir(self.collector))]
+    def collector_args(self, index: int = 0) -> list[str]:
+        """`daozhang collect` options for collector process `index` (its own identity)."""
+        return ["--tls-dir", str(self.pki.collector_dir(self.collectors[index]))]
 
     def flash_args(self, dev: str) -> list[str]:
         slots = self.pki.device_dir(dev)

@@ -37,34 +37,26 @@ class Deadline:
         return None if self.ends is None else (self.ends - now).total_seconds() / 86_400
 
 
-def _cert_end(path: Path) -> dt.datetime | None:
+def _end(path: Path, crl: bool = False) -> dt.datetime | None:
+    """A certificate's end of validity, or a CRL's next update; None if the file is missing."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return None
     try:
+        if crl:
+            return x509.load_pem_x509_crl(data).next_update_utc
         return x509.load_pem_x509_certificate(data).not_valid_after_utc
     except ValueError as exc:
-        raise DaozhangError(f"{path}: not a PEM certificate ({exc})") from exc
-
-
-def _crl_end(path: Path) -> dt.datetime | None:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    try:
-        return x509.load_pem_x509_crl(data).next_update_utc
-    except ValueError as exc:
-        raise DaozhangError(f"{path}: not a PEM CRL ({exc})") from exc
+        raise DaozhangError(f"{path}: not a PEM {'CRL' if crl else 'certificate'} ({exc})") from exc
 
 
 def deadlines(pki: Pki) -> list[Deadline]:
     """Every deadline of the PKI, soonest first (missing files first of all)."""
     found = [
-        Deadline("CRL", "crl.pem", pki.crl_path, _crl_end(pki.crl_path)),
-        Deadline("CA", "ca.crt", pki.ca_cert_path, _cert_end(pki.ca_cert_path)),
-        Deadline("broker", "server.crt", pki.server_cert_path, _cert_end(pki.server_cert_path)),
+        Deadline("CRL", "crl.pem", pki.crl_path, _end(pki.crl_path, crl=True)),
+        Deadline("CA", "ca.crt", pki.ca_cert_path, _end(pki.ca_cert_path)),
+        Deadline("broker", "server.crt", pki.server_cert_path, _end(pki.server_cert_path)),
     ]
     for name, entry in pki.identities().items():
         if entry.get("revoked") or not entry.get("serial"):
@@ -75,7 +67,7 @@ def deadlines(pki: Pki) -> list[Deadline]:
         else:
             folder = pki.device_dir(name)
         path = folder / "client.crt"
-        found.append(Deadline(role, name, path, _cert_end(path)))
+        found.append(Deadline(role, name, path, _end(path)))
     never = dt.datetime.max.replace(tzinfo=dt.UTC)
     return sorted(found, key=lambda d: (d.ends is not None, d.ends or never, d.name))
 

@@ -26,34 +26,26 @@ TUNABLE: dict[str, tuple[int, int]] = {
 }
 
 
-def check_key(key: str, where: str) -> None:
-    if key not in TUNABLE:
-        raise UsageError(f"{where}: unknown agent setting {key!r}; tunable: {', '.join(TUNABLE)}")
-
-
-def check_setting(key: str, value: int, where: str) -> int:
-    """`value` if the agent would take it for `key`; else a UsageError naming `where`."""
-    check_key(key, where)
-    low, high = TUNABLE[key]
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise UsageError(f"{where}: {key} must be an integer in {low}..{high}, not {value!r}")
-    return value
-
-
 def parse_settings(pairs: list[str]) -> dict[str, int]:
     """`["hb_s=120", ...]` (the `--set` options) as a checked dict; the last of a key wins."""
     settings: dict[str, int] = {}
     for pair in pairs:
-        key, sep, text = pair.partition("=")
-        key, text = key.strip(), text.strip()
+        where = f"--set {pair!r}"
+        key, sep, text = (part.strip() for part in pair.partition("="))
         if not sep or not key:
-            raise UsageError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set hb_s=120")
-        check_key(key, f"--set {pair!r}")
+            raise UsageError(f"{where}: expected KEY=VALUE, e.g. --set hb_s=120")
+        if key not in TUNABLE:
+            raise UsageError(
+                f"{where}: unknown agent setting {key!r}; tunable: {', '.join(TUNABLE)}"
+            )
         try:
             value = int(text, 10)
         except ValueError:
-            raise UsageError(f"--set {pair!r}: {text!r} is not an integer") from None
-        settings[key] = check_setting(key, value, f"--set {pair!r}")
+            raise UsageError(f"{where}: {text!r} is not an integer") from None
+        low, high = TUNABLE[key]
+        if not low <= value <= high:
+            raise UsageError(f"{where}: {key} must be an integer in {low}..{high}, not {value}")
+        settings[key] = value
     if settings.get("backoff_base_ms", 0) > settings.get("backoff_cap_ms", 86_400_000):
         raise UsageError("--set: backoff_base_ms must not exceed backoff_cap_ms")
     return settings

@@ -143,3 +143,41 @@ def test_two_collectors_on_one_identity_are_told_why_they_keep_dropping(
     both = first.log.read_text() + second.log.read_text()
     assert "is another collector using the same identity (--tls-dir)?" in both, both[-2000:]
     assert "daozhang pki issue NAME --collector" in both
+
+
+def test_a_replaced_key_refuses_a_stolen_terminal_on_the_connection_it_holds(
+    fleet_broker: Mosquitto, fleet_pki: Pki, sqlite_url: str, tmp_path: Path
+) -> None:
+    """Revoking a certificate takes effect at the device's next connect; replacing its key in
+    the key store (`daozhang device add DEV --generate --replace`) stops its data at once:
+    every later batch fails the MAC, is quarantined, and moves no ack."""
+    from daozhang.cli import main as cli_main
+
+    with open_store(sqlite_url) as store, store.transaction() as tx:
+        tx.execute("INSERT INTO devices (dev, hmac_key) VALUES (?, ?)", ("devA01", KEY_A))
+    tls = ("--tls-dir", str(fleet_pki.collector_dir("main")), "--require-key")
+    collector = CollectorProcess(fleet_broker.url, sqlite_url, tmp_path, "c1", *tls).start()
+    ca = fleet_pki.ca_cert_path
+    a = connect(fleet_broker.port, ca, fleet_pki.device_dir("devA01"), client_id="devA01")
+    try:
+        assert a.connected.is_set(), a.refused
+        subscribe(a, "dz/v1/devA01/ack")
+        up = "dz/v1/devA01/up"
+        assert (
+            a.publish(up, batch_bytes("devA01", 11, _recs(1, 3, "898310048100001"), key=KEY_A)) == 0
+        )
+        _wait(lambda: 3 in _acks(a))
+
+        argv = ["device", "add", "devA01", "--db", sqlite_url, "--generate", "--replace"]
+        assert cli_main(argv) == 0
+        acks_before = len(_acks(a))
+        later = batch_bytes("devA01", 11, _recs(4, 3, "898310048100001"), key=KEY_A)
+        assert a.publish(up, later) == 0  # the same connection, its old key
+        _wait(lambda: q(sqlite_url, "SELECT reason FROM quarantine") != [])
+        time.sleep(1)  # an ack, were one coming, would have come by now
+        assert len(_acks(a)) == acks_before
+    finally:
+        a.close()
+        collector.stop()
+    assert q(sqlite_url, "SELECT reason FROM quarantine") == [("mac",)]
+    assert q(sqlite_url, "SELECT MAX(seq) FROM records WHERE dev = 'devA01'") == [(3,)]

@@ -109,7 +109,8 @@ def _revoke(args: argparse.Namespace) -> int:
     Pki(args.dir).revoke(args.device)
     print(
         f"{args.device}: revoked; send the broker SIGHUP (pkill -HUP -x mosquitto) to apply;"
-        " a connection it already holds stays open until it drops"
+        " a connection it already holds stays open until it drops. To refuse its data at once:"
+        f" daozhang device add {args.device} --generate --replace --db URL"
     )
     return 0
 

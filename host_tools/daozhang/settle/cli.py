@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from daozhang.errors import InputError, UsageError
-from daozhang.settle.importer import ENCODINGS, FORMATS, import_file, list_imports
+from daozhang.settle.importer import import_file, list_imports
+from daozhang.settle.parse import ENCODINGS, FORMATS
 from daozhang.store import open_store
 
 

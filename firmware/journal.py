@@ -98,7 +98,8 @@ class Journal:
         self._state = state
         self._mounted = True
         journal_state.save(self._path("state"), state)
-        self._delete_acked()
+        # Only after the cursor covering them is durable (the state saved above).
+        self._segs.delete_acked(state.acked, self._path)
         self._used = self._segs.used()
         if len(self._segs) and self._segs.size[-1] < self.segment_bytes:
             self._file = open(self._path(name(self._segs.first[-1])), "ab")
@@ -259,25 +260,16 @@ class Journal:
         for first, last in missing:
             self._declare_missing(first, last)
         if not done:
-            cursor = self._past_lost(cursor)
+            cursor = self._state.past_lost(cursor)
         gaps = [[max(r[0], from_seq), r[1]] for r in self._state.lost]
         gaps = [g for g in gaps if g[0] <= g[1] and g[0] < cursor]
         return items, gaps, cursor
-
-    def _past_lost(self, cursor):
-        for rng in self._state.lost:
-            if rng[0] <= cursor <= rng[1]:
-                cursor = rng[1] + 1
-        return cursor
 
     def _declare_missing(self, first, last):
         # Seqs that should be here and are not (damaged since mount, or deleted after an
         # ack when first <= acked): declare the unacked ones, once.
         state = self._state
-        first = max(first, state.acked + 1)
-        for rng in state.lost:
-            if rng[0] <= first <= rng[1]:
-                first = rng[1] + 1
+        first = state.past_lost(max(first, state.acked + 1))
         if first > last:
             return
         state.add_lost(first, last)
@@ -300,22 +292,12 @@ class Journal:
         state.acked = upto
         state.prune()
         journal_state.save(self._path("state"), state)
-        self._delete_acked()
+        # Only after the cursor covering them is durable (the state saved above).
+        self._segs.delete_acked(state.acked, self._path)
         self._used = self._segs.used()
         self._find_oldest()
         if self._unreported["r"] + self._unreported["d"]:
             self._report_overflow()
-
-    def _delete_acked(self):
-        # Only after the cursor covering them is durable; the newest closed segment stays as
-        # well as the open one, so intake can still recognise a receipt the POS repeats.
-        segs = self._segs
-        count = 0
-        while len(segs) - count > 2 and segs.last[count] <= self._state.acked:
-            os.remove(self._path(name(segs.first[count])))
-            count += 1
-        if count:
-            segs.drop_first(count)
 
     # -- stats ----------------------------------------------------------------------------
     def stats(self):

@@ -75,6 +75,16 @@ class Segments:
         self.size.append(size)
         self.diag.append(diag)
 
+    def delete_acked(self, acked, path_of):
+        # Whole segments at or below the durable cursor `acked`; the newest closed segment
+        # stays as well as the open one, so intake can still recognise a repeated receipt.
+        count = 0
+        while len(self) - count > 2 and self.last[count] <= acked:
+            os.remove(path_of(name(self.first[count])))
+            count += 1
+        if count:
+            self.drop_first(count)
+
     def drop_first(self, count):
         self.first = self.first[count:]
         self.last = self.last[count:]

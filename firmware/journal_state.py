@@ -39,6 +39,13 @@ class State:
     def prune(self):
         self.lost = [r for r in self.lost if r[1] > self.acked]
 
+    def past_lost(self, seq):
+        # The first seq at or after `seq` that is not inside a declared lost range (sorted).
+        for rng in self.lost:
+            if rng[0] <= seq <= rng[1]:
+                seq = rng[1] + 1
+        return seq
+
     def lost_after(self, seq):
         # How many declared lost seqs are above seq.
         return sum(r[1] - max(r[0], seq + 1) + 1 for r in self.lost if r[1] > seq)

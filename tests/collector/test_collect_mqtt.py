@@ -24,6 +24,7 @@ from daozhang.services.ports import free_port
 from daozhang.store import open_store
 
 from tests.collector.procs import CollectorProcess
+from tests.waiting import wait_until
 
 FULL_PAN = "6228480402564890018"
 
@@ -31,15 +32,6 @@ FULL_PAN = "6228480402564890018"
 def q(db_url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     with open_store(db_url, migrate=False) as store, store.transaction() as tx:
         return tx.execute(sql, params)
-
-
-def wait_for(condition: Any, timeout: float = 15) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def stream(n: int, dev_no: int = 0) -> list[bytes]:
@@ -90,13 +82,13 @@ def test_duplicates_are_stored_once_and_acked_again(
         # arrive: batches in one commit share an ack, so acks cannot be counted per batch; the
         # next check needs an ack that only the next batch can cause.
         dups = "SELECT SUM(n_dup) FROM uploads"
-        assert wait_for(lambda: q(db_url, dups) == [(25,)]), q(db_url, dups)
+        assert wait_until(lambda: q(db_url, dups) == [(25,)]), q(db_url, dups)
         time.sleep(1)
         acks_before = pub.acks_seen
         pub.publish_raw("up", first)  # an old batch again: acked again, at the full upto
-        assert wait_for(lambda: pub.acks_seen > acks_before), "the old batch was not acked"
+        assert wait_until(lambda: pub.acks_seen > acks_before), "the old batch was not acked"
         assert pub.acked == 20
-        assert wait_for(lambda: q(db_url, dups) == [(35,)]), q(db_url, dups)
+        assert wait_until(lambda: q(db_url, dups) == [(35,)]), q(db_url, dups)
     finally:
         pub.stop()
     assert q(db_url, "SELECT COUNT(*), COUNT(DISTINCT seq) FROM records") == [(20, 20)]

@@ -15,6 +15,7 @@ from daozhang.store import open_store
 
 from tests.collector.procs import CollectorProcess
 from tests.security.mqtt_clients import Peer, connect, subscribe
+from tests.waiting import wait_until
 
 KEY_A = bytes(range(32))
 KEY_B = bytes(range(32, 64))
@@ -34,12 +35,6 @@ def _recs(first: int, n: int, mid: str) -> list[bytes]:
 
 def _acks(peer: Peer) -> list[int]:
     return [cbor2.loads(p)["upto"] for t, p in list(peer.messages) if t.endswith("/ack")]
-
-
-def _wait(predicate: Any, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not predicate():
-        time.sleep(0.05)
 
 
 def test_signed_batches_through_tls_and_the_collector(
@@ -79,13 +74,13 @@ def test_signed_batches_through_tls_and_the_collector(
 
         good_b()
         assert a.publish(up_a, good_a) == 0
-        _wait(lambda: 5 in _acks(a))
+        wait_until(lambda: 5 in _acks(a))
         assert _acks(a)[-1] == 5
 
         # Replayed batch: identical bytes again -> stored once, acked again.
         acks_before = len(_acks(a))
         assert a.publish(up_a, good_a) == 0
-        _wait(lambda: len(_acks(a)) > acks_before)
+        wait_until(lambda: len(_acks(a)) > acks_before)
         assert _acks(a)[acks_before:] == [5]
         good_b()
 
@@ -106,8 +101,8 @@ def test_signed_batches_through_tls_and_the_collector(
         # the ACL drops it at the broker; the collector never sees it.
         assert a.publish(up_b, batch_bytes("devB02", 22, _recs(100, 1, "x" * 15), key=KEY_B)) == 135
         good_b()
-        _wait(lambda: len(q(sqlite_url, "SELECT id FROM quarantine")) >= 4)
-        _wait(lambda: b_seq in _acks(b))
+        wait_until(lambda: len(q(sqlite_url, "SELECT id FROM quarantine")) >= 4)
+        wait_until(lambda: b_seq in _acks(b))
     finally:
         a.close()
         b.close()
@@ -136,7 +131,7 @@ def test_two_collectors_on_one_identity_are_told_why_they_keep_dropping(
     try:
         second.start(wait=False)
         hint = b"is another collector using the same identity"
-        _wait(lambda: hint in first.log.read_bytes() + second.log.read_bytes(), timeout=60)
+        wait_until(lambda: hint in first.log.read_bytes() + second.log.read_bytes(), timeout=60)
     finally:
         second.stop()
         first.stop()
@@ -166,14 +161,14 @@ def test_a_replaced_key_refuses_a_stolen_terminal_on_the_connection_it_holds(
         assert (
             a.publish(up, batch_bytes("devA01", 11, _recs(1, 3, "898310048100001"), key=KEY_A)) == 0
         )
-        _wait(lambda: 3 in _acks(a))
+        wait_until(lambda: 3 in _acks(a))
 
         argv = ["device", "add", "devA01", "--db", sqlite_url, "--generate", "--replace"]
         assert cli_main(argv) == 0
         acks_before = len(_acks(a))
         later = batch_bytes("devA01", 11, _recs(4, 3, "898310048100001"), key=KEY_A)
         assert a.publish(up, later) == 0  # the same connection, its old key
-        _wait(lambda: q(sqlite_url, "SELECT reason FROM quarantine") != [])
+        wait_until(lambda: q(sqlite_url, "SELECT reason FROM quarantine") != [])
         time.sleep(1)  # an ack, were one coming, would have come by now
         assert len(_acks(a)) == acks_before
     finally:

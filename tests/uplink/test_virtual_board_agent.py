@@ -8,7 +8,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import cbor2
@@ -19,6 +18,7 @@ from daozhang.cli import main as cli_main
 from daozhang.services.mosquitto import Mosquitto
 
 from tests.fakes.ack_responder import AckResponder
+from tests.waiting import wait_until
 
 DEV = "POS-VB-0001"
 # The dev mount runs .py sources: compiling them takes heap a flashed board (.mpy) does not.
@@ -34,15 +34,6 @@ def mpremote(tty: Path, *args: str) -> str:
     )
     assert result.returncode == 0, result.stderr.decode() + result.stdout.decode()
     return result.stdout.decode()
-
-
-def wait_until(what: Callable[[], bool], timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if what():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def diag_events(responder: AckResponder) -> list[dict[str, object]]:

@@ -1,0 +1,176 @@
+"""Where a stored record's time goes on the collector's ingest path, against cbor2.loads.
+
+The collector bench (`collector_ingest.py`) compares whole processes over MQTT. This one takes
+the same messages (50 records each) without MQTT and times each step of the ingest path on its
+own, in one run, as microseconds per record and as a multiple of `cbor2.loads` of the whole
+message (the decode-only subscriber's work besides paho):
+
+- the CPU steps, best of three passes: the split into records with their exact bytes and the
+  contract's limits (`decode_batch`), the batch checks (`check_batch`), and `prepare_batch`
+  (both, plus the header);
+- the row writes, each into a fresh SQLite store on the real disk (WAL, synchronous=FULL), with
+  rows built beforehand, 2,000 records per transaction: the `records` insert alone, the
+  `receipts` upsert alone, and the `records` insert again without fsync (synchronous=OFF) to
+  show what the syncs cost;
+- the whole path: prepare, `ingest_batch` and commit, on a fresh store.
+
+    .venv/bin/python bench/ingest_costs.py [--records N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cbor2
+from collector_ingest import messages
+from daozhang.collector.batchcheck import check_batch
+from daozhang.collector.ingest import (
+    _RECEIPT_KEY_LIST,  # the upsert's own column order: the bench writes the same rows
+    _RECEIPT_UPSERT,
+    ingest_batch,
+)
+from daozhang.collector.prepare import DeviceInfo, prepare_batch
+from daozhang.collector.wire import decode_batch
+from daozhang.collector.writer import GroupWriter, read_device
+from daozhang.store import open_store
+
+PER_MESSAGE = 50
+PER_TRANSACTION = 2000
+_UNKNOWN = DeviceInfo(known=False, key=None, mid=None, tid=None)
+
+
+def best_of(passes: int, step: Callable[[], object]) -> float:
+    best = float("inf")
+    for _ in range(passes):
+        start = time.perf_counter()
+        step()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _fresh_store(work: Path, name: str) -> Path:
+    path = work / f"{name}.db"
+    open_store(f"sqlite:///{path}").close()
+    return path
+
+
+def _write_rows(
+    path: Path, sql: str, rows: list[tuple[Any, ...]], synchronous: str = "FULL"
+) -> float:
+    """Seconds to write `rows` with `sql`, PER_TRANSACTION rows per commit."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    start = time.perf_counter()
+    for i in range(0, len(rows), PER_TRANSACTION):
+        conn.execute("BEGIN IMMEDIATE")
+        if sql:
+            conn.executemany(sql, rows[i : i + PER_TRANSACTION])
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return elapsed
+
+
+def _rows(msgs: list[tuple[str, bytes]]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The `records` and `receipts` rows ingest would write for these messages."""
+    records, receipts = [], []
+    for dev, payload in msgs:
+        batch = decode_batch(payload)
+        epoch = batch.fields["epoch"]
+        for rec in batch.recs:
+            v = rec.value
+            records.append((dev, epoch, v["seq"], "r", v["t"], v["boot"], v["up"], v["t"]))
+            records[-1] += (rec.raw, 0.0)
+            body = {"ch": "card", "cur": "CNY", **v["b"]}  # DESIGN §1.2's defaults, as ingest
+            row = [body.get(key) for key in _RECEIPT_KEY_LIST]
+            receipts.append((*row, dev, epoch, v["seq"], v["t"], v["t"], 0.0))
+    return records, receipts
+
+
+def _whole_path(path: Path, msgs: list[tuple[str, bytes]]) -> float:
+    store = open_store(f"sqlite:///{path}", migrate=False)
+    start = time.perf_counter()
+    for i in range(0, len(msgs), PER_TRANSACTION // PER_MESSAGE):
+        group = msgs[i : i + PER_TRANSACTION // PER_MESSAGE]
+        devices = {dev: read_device(store.query, dev) for dev, _ in group}  # as the collector
+        prepared = [prepare_batch(devices[dev], dev, payload, False) for dev, payload in group]
+        with store.transaction() as tx:
+            writer = GroupWriter()
+            for (dev, payload), prep in zip(group, prepared, strict=True):
+                ingest_batch(tx, dev, payload, 0.0, writer=writer, prepared=prep)
+            writer.flush(tx)
+    elapsed = time.perf_counter() - start
+    store.close()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=50_000)
+    args = parser.parse_args()
+    msgs = messages(PER_MESSAGE, args.records)
+    payloads = [payload for _, payload in msgs]
+    n = sum(len(cbor2.loads(p)["recs"]) for p in payloads)
+    batches = [decode_batch(p) for p in payloads]
+    steps: list[tuple[str, float]] = [
+        (
+            "cbor2.loads of each message (the baseline)",
+            best_of(3, lambda: [*map(cbor2.loads, payloads)]),
+        ),
+        (
+            "decode_batch: split with exact bytes and limits",
+            best_of(3, lambda: [*map(decode_batch, payloads)]),
+        ),
+        (
+            "check_batch: schema, enums, PAN",
+            best_of(3, lambda: [check_batch(b.recs) for b in batches]),
+        ),
+        (
+            "prepare_batch: both, plus the header",
+            best_of(3, lambda: [prepare_batch(_UNKNOWN, d, p, False) for d, p in msgs]),
+        ),
+    ]
+    records, receipts = _rows(msgs)
+    work = Path(tempfile.mkdtemp(prefix="dz-costs-", dir="/var/tmp"))  # the real disk
+    try:
+        insert = (
+            "INSERT INTO records (dev, epoch, seq, kind, t, boot, up, placed_t, raw, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        steps += [
+            (
+                "records insert (10 columns)",
+                _write_rows(_fresh_store(work, "rec"), insert, records),
+            ),
+            (
+                "receipts upsert (27 columns)",
+                _write_rows(_fresh_store(work, "rcp"), _RECEIPT_UPSERT, receipts),
+            ),
+            (
+                "records insert, synchronous=OFF (what the fsyncs cost)",
+                _write_rows(_fresh_store(work, "nosync"), insert, records, "OFF"),
+            ),
+            (
+                "whole path: prepare + ingest_batch + commit",
+                _whole_path(_fresh_store(work, "all"), msgs),
+            ),
+        ]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    loads = steps[0][1]
+    print(f"{n} records, {PER_MESSAGE} per message\n")
+    print("| step | µs/record | × cbor2.loads |")
+    print("|---|---|---|")
+    for name, seconds in steps:
+        print(f"| {name} | {seconds * 1e6 / n:.1f} | {seconds / loads:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

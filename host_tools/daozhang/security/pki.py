@@ -41,6 +41,7 @@ DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{4,32}")
 COLLECTOR_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 COLLECTOR_PREFIX = "collector."
 _SKEW = dt.timedelta(hours=1)  # a device clock slightly behind must still accept a fresh cert
+_ONE_OFF_SKEW = dt.timedelta(minutes=5)  # only the broker checks a one-off cert: host clocks
 
 
 def _now() -> dt.datetime:
@@ -188,8 +189,9 @@ class Pki:
         self,
         common_name: str,
         usage: x509.ObjectIdentifier,
-        days: int,
+        valid_for: dt.timedelta,
         sans: list[x509.GeneralName] | None = None,
+        skew: dt.timedelta = _SKEW,
     ) -> tuple[bytes, bytes, int]:
         ca_cert, ca_key = self._ca()
         key = ec.generate_private_key(ec.SECP256R1())
@@ -201,8 +203,8 @@ class Pki:
             .issuer_name(ca_cert.subject)
             .public_key(key.public_key())
             .serial_number(serial)
-            .not_valid_before(now - _SKEW)
-            .not_valid_after(min(now + dt.timedelta(days=days), ca_cert.not_valid_after_utc))
+            .not_valid_before(now - skew)
+            .not_valid_after(min(now + valid_for, ca_cert.not_valid_after_utc))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
             .add_extension(
@@ -221,7 +223,9 @@ class Pki:
                 sans.append(x509.IPAddress(ipaddress.ip_address(host)))
             except ValueError:
                 sans.append(x509.DNSName(host))
-        cert, key, _ = self._sign(hosts[0] if hosts else "localhost", _SERVER, days, sans)
+        cert, key, _ = self._sign(
+            hosts[0] if hosts else "localhost", _SERVER, dt.timedelta(days=days), sans
+        )
         _write(self.server_key_path, key, secret=True)
         _write(self.server_cert_path, cert)
 
@@ -253,7 +257,7 @@ class Pki:
             raise DaozhangError(f"{name}: already issued (revoke it first to re-issue)")
         entry: dict[str, Any] = {"role": role, "revoked": False, "issued": _now().isoformat()}
         if cert:
-            cert_pem, key_pem, serial = self._sign(name, _CLIENT, days)
+            cert_pem, key_pem, serial = self._sign(name, _CLIENT, dt.timedelta(days=days))
             _write(folder / "client.key", key_pem, secret=True)
             _write(folder / "client.crt", cert_pem)
             _write(folder / "ca.pem", self.ca_cert_path.read_bytes())
@@ -288,6 +292,27 @@ class Pki:
         self.write_crl()
         result: dict[str, Any] = entry
         return result
+
+    def identity_dir(self, name: str) -> Path:
+        """The folder of an identity's credentials: a device id or `collector.NAME`."""
+        if name.startswith(COLLECTOR_PREFIX):
+            return self.collector_dir(name[len(COLLECTOR_PREFIX) :])
+        return self.device_dir(name)
+
+    def sign_one_off(self, name: str, valid_for: dt.timedelta) -> tuple[bytes, bytes]:
+        """A client certificate and key for `name` that nobody keeps: not in the index, never
+        in the PKI directory, valid for `valid_for` (`daozhang pki cut` uses one to take a
+        revoked identity's broker session over). Returns (certificate PEM, key PEM)."""
+        if name not in self.identities():
+            raise DaozhangError(f"{name}: no such identity in {self.root}")
+        cert_pem, key_pem, _ = self._sign(name, _CLIENT, valid_for, skew=_ONE_OFF_SKEW)
+        return cert_pem, key_pem
+
+    def note_cut(self, name: str) -> None:
+        """Record in the index when a cut took `name`'s broker session over."""
+        index = self._index()
+        index["identities"][name].setdefault("cuts", []).append(_now().isoformat())
+        self._save_index(index)
 
     def write_crl(self, days: int = 365) -> None:
         """Re-sign the CRL. OpenSSL refuses every client once it expires: re-run well before."""

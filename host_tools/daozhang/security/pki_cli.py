@@ -1,4 +1,4 @@
-"""`daozhang pki init|issue|revoke|crl|list|check`: the fleet CA and per-device credentials."""
+"""`daozhang pki init|issue|revoke|cut|crl|list|check`: the fleet CA and per-device credentials."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from daozhang.errors import UsageError
+from daozhang.security.cut import cut_connection
 from daozhang.security.pki import Pki
 from daozhang.security.pki_health import deadlines, problems
 
@@ -50,6 +51,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     revoke.add_argument("device", help="device id, or collector.NAME")
     revoke.set_defaults(handler=_revoke)
 
+    cut = action(
+        "cut",
+        "close the broker connection a revoked identity still holds (after revoke and SIGHUP)",
+    )
+    cut.add_argument("device", help="device id, or collector.NAME")
+    cut.add_argument(
+        "--broker", required=True, help="the broker's certificate listener, mqtts://HOST:PORT"
+    )
+    cut.add_argument("--timeout", type=float, default=10.0, help="seconds per connection")
+    cut.set_defaults(handler=_cut)
+
     crl = action("crl", "re-sign the CRL (brokers refuse every client once it expires)")
     crl.add_argument("--days", type=int, default=365)
     crl.set_defaults(handler=_crl)
@@ -81,7 +93,7 @@ def _days(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UsageError("pki: choose an action (init, issue, revoke, crl, list, check)")
+    raise UsageError("pki: choose an action (init, issue, revoke, cut, crl, list, check)")
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -108,10 +120,16 @@ def _issue(args: argparse.Namespace) -> int:
 def _revoke(args: argparse.Namespace) -> int:
     Pki(args.dir).revoke(args.device)
     print(
-        f"{args.device}: revoked; send the broker SIGHUP (pkill -HUP -x mosquitto) to apply;"
-        " a connection it already holds stays open until it drops. To refuse its data at once:"
-        f" daozhang device add {args.device} --generate --replace --db URL"
+        f"{args.device}: revoked; send the broker SIGHUP (pkill -HUP -x mosquitto) to apply,"
+        " then close the connection it may still hold: daozhang pki cut"
+        f" {args.device} --dir {args.dir} --broker mqtts://HOST:PORT. To refuse its data even"
+        f" before that: daozhang device add {args.device} --generate --replace --db URL"
     )
+    return 0
+
+
+def _cut(args: argparse.Namespace) -> int:
+    print(cut_connection(Pki(args.dir), args.device, args.broker, args.timeout))
     return 0
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import ast
+import os
+import select
 import subprocess
 import sys
+import time
+import tty as termios_tty
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,6 +89,62 @@ def test_agent_autostarts_and_mpremote_interrupts_it(state: Path) -> None:
         vb.stop(power_cut=True)
     log = (vb.root / "board.log").read_text()
     assert "Traceback" not in log, log
+
+
+_LOOPING_MAIN = "import time\n\ndef main():\n    while True:\n        time.sleep_ms(10)\n"
+
+
+def _console(tty: Path) -> int:
+    fd = os.open(tty, os.O_RDWR | os.O_NOCTTY)
+    termios_tty.setraw(fd)
+    return fd
+
+
+def _read_for(fd: int, seconds: float) -> bytes:
+    out = b""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.05)
+        if ready:
+            out += os.read(fd, 4096)
+    return out
+
+
+def test_ctrl_c_at_any_moment_interrupts_code_and_never_kills_the_board(
+    board: VirtualBoard, state: Path
+) -> None:
+    """A real board takes Ctrl-C as KeyboardInterrupt in running code and as a character
+    otherwise. The unix port died of one sent during its start-up (measured before the fix:
+    every time at 0-10 ms after power-on), which is what mpremote does right after a flash's
+    power cycle; and of two sent together."""
+    (state / "main.py").write_text(_LOOPING_MAIN)
+    mpremote(board.tty, "fs", "cp", str(state / "main.py"), ":main.py")
+    deaths = []
+    for delay in (0.0, 0.0, 0.005, 0.01, 0.02, 0.05):
+        board.power_cycle(dev=False, autostart=True)
+        fd = _console(board.tty)
+        try:
+            time.sleep(delay)
+            os.write(fd, b"\r\x03")
+            _read_for(fd, 0.3)
+        finally:
+            os.close(fd)
+        if not board.running():
+            deaths.append((delay, (board.root / "relay.log").read_text().splitlines()[-1]))
+            board.start(state / "vb1.img", 1024 * 1024)
+    assert deaths == [], deaths
+
+    board.power_cycle(dev=False, autostart=True)
+    fd = _console(board.tty)
+    try:
+        time.sleep(1.0)  # the agent's loop is running
+        os.write(fd, b"\x03\x03")  # twice at once: the unix port force-quits on that
+        seen = _read_for(fd, 2.0)
+    finally:
+        os.close(fd)
+    assert board.running(), (board.root / "relay.log").read_text().splitlines()[-1]
+    assert b"agent stopped by the console" in seen and seen.endswith(b">>> "), seen
+    assert "print" in mpremote(board.tty, "exec", "print('print')")
 
 
 @pytest.mark.parametrize(

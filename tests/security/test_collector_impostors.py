@@ -138,6 +138,9 @@ def test_two_collectors_on_one_identity_are_told_why_they_keep_dropping(
     both = first.log.read_text() + second.log.read_text()
     assert "is another collector using the same identity (--tls-dir)?" in both, both[-2000:]
     assert "daozhang pki issue NAME --collector" in both
+    # Each names the identity the broker knows it by, not its --name.
+    assert "connected as 'collector.main'" in first.log.read_text()
+    assert "connected as 'c1'" not in both and "connected as 'c2'" not in both
 
 
 def test_a_replaced_key_refuses_a_stolen_terminal_on_the_connection_it_holds(

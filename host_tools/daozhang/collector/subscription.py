@@ -79,6 +79,7 @@ class Subscription:
         self._queue: queue.Queue[Incoming] = queue.Queue(maxsize=max_unacked + 1000)
         self._generation = 0
         self._connected_at = 0.0
+        self.identity = name  # the client id the broker knows this collector by
         self._short_sessions = 0  # sessions in a row the broker ended soon after CONNACK
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=name, protocol=mqtt.MQTTv5, manual_ack=True
@@ -86,9 +87,11 @@ class Subscription:
         if broker.startswith("mqtts:"):
             if not tls_dir:
                 raise UsageError("an mqtts:// broker needs --tls-dir (see `daozhang pki issue`)")
-            from daozhang.security.tlsclient import client_context
+            from daozhang.security.tlsclient import certificate_identity, client_context
 
             self._client.tls_set_context(client_context(Path(tls_dir)))
+            # The broker replaces the client id by the certificate's identity: say that one.
+            self.identity = certificate_identity(Path(tls_dir))
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
@@ -162,7 +165,7 @@ class Subscription:
             return
         self._generation += 1
         self._connected_at = time.monotonic()
-        log(f"connected as {self.name!r} (session present: {flags.session_present})")
+        log(f"connected as {self.identity!r} (session present: {flags.session_present})")
         share = f"$share/{self.group}/dz/v1/+"
         client.subscribe(
             [

@@ -5,6 +5,9 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
 from daozhang.errors import DaozhangError
 
 
@@ -19,3 +22,16 @@ def client_context(folder: Path) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(str(paths[1]), str(paths[2]))
     return context
+
+
+def certificate_identity(folder: Path) -> str:
+    """The CN of the identity's client certificate: what the broker calls the client."""
+    path = folder / "client.crt"
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise DaozhangError(f"{path}: cannot read the client certificate: {exc}") from exc
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not names:
+        raise DaozhangError(f"{path}: the client certificate has no CN")
+    return str(names[0].value)

@@ -12,7 +12,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from daozhang.fleet import plan
 from daozhang.fleet.linkpath import broker_listeners, netem_namespaces, open_netem_path
-from daozhang.fleet.scenario import BUILTIN_LINKS, Device
+from daozhang.fleet.links import BUILTIN_LINKS
+from daozhang.fleet.scenario import Device
 from daozhang.fleet.supervisor import Supervisor
 from daozhang.services.mosquitto import Mosquitto
 from daozhang.services.ports import free_port

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 from daozhang.board.manager import VirtualBoard
+from daozhang.fleet.links import BUILTIN_LINKS
 from daozhang.fleet.plan import Action, LinkChange, LinkState
 from daozhang.fleet.player import Player
-from daozhang.fleet.scenario import BUILTIN_LINKS, Device
+from daozhang.fleet.scenario import Device
 from daozhang.fleet.supervisor import Supervisor
 from daozhang.fleet.target import BoardSlot, FleetTarget, ServiceSlot
 from daozhang.services.mosquitto import Mosquitto

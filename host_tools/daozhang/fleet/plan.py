@@ -15,7 +15,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, replace
 
-from daozhang.fleet.scenario import Device, Fault, Scenario
+from daozhang.fleet.scenario import Device, Scenario
+from daozhang.fleet.scenario_faults import Fault
 
 OPEN, BLACKHOLE, DOWN = "open", "blackhole", "down"
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import cbor2
 
-from daozhang.sim.world import Outage, Scenario, Txn
+from daozhang.sim.model import Outage, Scenario, Txn
 
 HEARTBEAT_S = 3600
 UPLOAD_SLOT_S = 600  # a healthy device's batches leave within ten minutes

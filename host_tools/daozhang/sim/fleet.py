@@ -25,8 +25,9 @@ from daozhang.settle.policy import due
 from daozhang.settle.rows import BEIJING
 from daozhang.sim.device import _receipt
 from daozhang.sim.load import write_files
+from daozhang.sim.model import ACQUIRERS, Merchant, Scenario, Txn
 from daozhang.sim.scenario import _settle
-from daozhang.sim.world import ACQUIRERS, Builder, Merchant, Scenario, Txn
+from daozhang.sim.world import Builder
 from daozhang.store import Store
 
 ACQUIRER_DAY_ROWS = 40

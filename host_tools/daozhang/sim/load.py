@@ -16,7 +16,7 @@ from pathlib import Path
 from daozhang.settle.importer import import_file
 from daozhang.sim.device import Message, messages
 from daozhang.sim.files import csv_bytes, fixed_width_bytes
-from daozhang.sim.world import ACQUIRERS, Scenario
+from daozhang.sim.model import ACQUIRERS, Scenario
 from daozhang.store import Store
 
 COMMIT_EVERY = 400  # messages per transaction: a collector commits in groups too

@@ -13,16 +13,16 @@ from decimal import Decimal
 from typing import Any
 
 from daozhang.settle.policy import due
-from daozhang.sim.world import (
+from daozhang.sim.model import (
     DEBIT_CAP,
     FAIL_REASONS,
     TERMINAL_CAUSES,
-    Builder,
     Scenario,
     Truth,
     Txn,
     fee_of,
 )
+from daozhang.sim.world import Builder
 
 __all__ = ["Scenario", "generate"]
 

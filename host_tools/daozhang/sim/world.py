@@ -1,4 +1,5 @@
-"""A scenario: merchants, terminals, transactions, outages and settlement, with ground truth.
+"""Building a scenario: merchants, terminals, transactions, outages and settlement, with ground
+truth (the data model is `model.py`).
 
 `generate(seed)` builds one week of a small fleet around a date the seed picks (often a public
 holiday). Every injected cause and data value of DESIGN §2.2 appears `cases` times or more,
@@ -12,16 +13,20 @@ these modules; it only sees the store.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
 
 from daozhang.settle.calendar import WorkingCalendar
 from daozhang.settle.policy import Policy
 from daozhang.settle.rows import BEIJING
+from daozhang.sim.model import (
+    ACQUIRERS,
+    TERMINAL_CAUSES,
+    Merchant,
+    Outage,
+    Txn,
+    beijing_time,
+)
 
-ACQUIRERS = ("ACQ01", "ACQ02", "ACQ03")
 HOLIDAY_STARTS = (
     "2024-02-05",
     "2024-09-28",
@@ -33,102 +38,6 @@ HOLIDAY_STARTS = (
     "2025-05-29",
     "2024-06-06",
 )
-TERMINAL_CAUSES = (
-    "network_reversed",
-    "reversal_pending",
-    "reversal_failed",
-    "duplicate_charge_risk",
-    "late_upload",
-    "preauth_open",
-)
-FAIL_REASONS = {"failed": "账户已冻结 account frozen", "bounced": "收款账户已销户 account closed"}
-
-
-@dataclass
-class Truth:
-    status: str
-    cause: str = ""
-    data: str = "complete"
-
-
-@dataclass
-class Merchant:
-    mid: str
-    tid: str
-    dev: str
-    acquirer: str
-    settle_type: str = "T1"
-    fee_rate: str = "0.0060"
-    d0_surcharge: str = "0"
-    status: str = "active"
-    role: str = "normal"  # normal | account | hold | d0 | silent | lost
-    bad_dates: dict[date, str] = field(default_factory=dict)  # payout date -> injected trouble
-
-
-@dataclass
-class Txn:
-    m: Merchant
-    trc: str
-    typ: str
-    amt: int
-    lt: int
-    pan: str = ""
-    ck: str = ""
-    ch: str = "card"
-    rrn: str = ""
-    states: list[tuple[str, int]] = field(default_factory=list)  # (st, time recorded)
-    extra: dict[str, Any] = field(default_factory=dict)  # rv, otrc, orrn, sd, sm
-    detail: dict[str, Any] | None = None  # the acquirer's row, if it has one
-    settle_delay_days: int = 0  # late_upload: the row lands on a later date
-    reported: bool = True  # False: the device never uploads the receipt
-    injected: str = ""  # the terminal-side cause, or a data/acquirer injection
-    due_date: date | None = None
-
-    @property
-    def key(self) -> tuple[str, str, str, str]:
-        return (self.m.mid, self.m.tid, "000001", self.trc)
-
-
-@dataclass
-class Outage:
-    start: int
-    end: int
-    stage: str
-    why: str
-
-
-@dataclass
-class Scenario:
-    seed: int
-    start: date
-    days: int
-    as_of: int
-    merchants: list[Merchant]
-    txns: list[Txn]
-    outages: dict[str, list[Outage]]
-    silent_from: dict[str, int]
-    lost: dict[str, list[tuple[str, ...]]]  # dev -> natural keys (trc) the journal lost
-    missing_files: set[tuple[str, date]]
-    truth: dict[tuple[str, ...], Truth]
-    payouts: list[dict[str, Any]]
-    detail_rows: dict[tuple[str, date], list[dict[str, Any]]]
-
-    @property
-    def as_of_date(self) -> date:
-        return datetime.fromtimestamp(self.as_of, BEIJING).date()
-
-
-def _bj(day: date, seconds: int) -> int:
-    base = datetime(day.year, day.month, day.day, tzinfo=BEIJING)
-    return int(base.timestamp()) + seconds
-
-
-def fee_of(amt: int, rate: str, ck: str, cap: int | None) -> int:
-    fee = int((Decimal(amt) * Decimal(rate)).quantize(Decimal(1), ROUND_HALF_UP))
-    return min(fee, cap) if (ck == "D" and cap is not None) else fee
-
-
-DEBIT_CAP = 2000  # 20 yuan: the usual cap on a debit card's fee
 
 
 class Builder:
@@ -146,7 +55,7 @@ class Builder:
         # Trade on days 0..days-1 and on the as_of day until 15:30; as_of is 16:00 that day.
         self.days = 9
         self.as_of_date = self.start + timedelta(days=self.days)
-        self.as_of = _bj(self.as_of_date, 16 * 3600)
+        self.as_of = beijing_time(self.as_of_date, 16 * 3600)
         self.merchants: list[Merchant] = []
         self.txns: list[Txn] = []
         self.outages: dict[str, list[Outage]] = {}
@@ -210,7 +119,7 @@ class Builder:
 
     def business_time(self, day: date) -> int:
         # Shops trade 08:00-23:30; a few transactions fall after the 23:00 day cut.
-        return _bj(day, self.rng.randrange(8 * 3600, 23 * 3600 + 1800))
+        return beijing_time(day, self.rng.randrange(8 * 3600, 23 * 3600 + 1800))
 
     def outage(self, m: Merchant, start: int, length: int, stage: str = "") -> Outage:
         stage = stage or self.rng.choice(("link", "dns", "tcp", "tls", "mqtt"))
@@ -233,15 +142,15 @@ class Builder:
                 for _ in range(self.rng.randrange(4, 8)):
                     self.sale(m, self.business_time(day), qr=self.rng.random() < 0.2)
             for _ in range(self.rng.randrange(1, 4)):
-                lt = _bj(self.as_of_date, self.rng.randrange(8 * 3600, 15 * 3600 + 1800))
+                lt = beijing_time(self.as_of_date, self.rng.randrange(8 * 3600, 15 * 3600 + 1800))
                 self.sale(m, lt, qr=self.rng.random() < 0.2)
         for m in self.normal():
             # Outages that hurt nothing: at night, or short ones the POS rode through.
             for d in range(self.days):
                 if self.rng.random() < 0.5:
-                    self.outage(m, _bj(self.start + timedelta(days=d), 3 * 3600), 1800)
+                    self.outage(m, beijing_time(self.start + timedelta(days=d), 3 * 3600), 1800)
             day = self.start + timedelta(days=self.rng.randrange(self.days))
-            o = self.outage(m, _bj(day, 12 * 3600 + self.rng.randrange(3600)), 900)
+            o = self.outage(m, beijing_time(day, 12 * 3600 + self.rng.randrange(3600)), 900)
             t = self.sale(m, o.start + 300, st="offline_pending")
             t.states.append(("offline_sent", o.end + 60))
             t.rrn = self.rrn()
@@ -287,7 +196,7 @@ class Builder:
         """A normal merchant and a time whose money is due by as_of."""
         m = self.rng.choice(self.normal())
         day = self.start + timedelta(days=self.rng.randrange(self.days - 3))
-        return m, _bj(day, self.rng.randrange(9 * 3600, 21 * 3600))
+        return m, beijing_time(day, self.rng.randrange(9 * 3600, 21 * 3600))
 
     def terminal_causes(self) -> None:
         for cause in TERMINAL_CAUSES:
@@ -300,7 +209,9 @@ class Builder:
                     t.typ = "preauth"
                 elif cause == "late_upload":
                     # Approved offline in an outage that lasted past the day's cut-off.
-                    o.end = _bj(datetime.fromtimestamp(lt, BEIJING).date(), 23 * 3600 + 1200)
+                    o.end = beijing_time(
+                        datetime.fromtimestamp(lt, BEIJING).date(), 23 * 3600 + 1200
+                    )
                     t = self.sale(m, lt, st="offline_pending")
                     if self.rng.random() < 0.5:
                         t.states.append(("offline_sent", o.end + 30))
@@ -364,7 +275,7 @@ class Builder:
     def data_causes(self) -> None:
         for m in self.merchants:
             if m.role == "silent":
-                self.silent_from[m.dev] = _bj(self.start + timedelta(days=2), 13 * 3600)
+                self.silent_from[m.dev] = beijing_time(self.start + timedelta(days=2), 13 * 3600)
                 for t in self.txns:
                     if t.m is m and t.states[0][1] >= self.silent_from[m.dev] - 1200:
                         t.reported, t.injected = False, "still_buffered"

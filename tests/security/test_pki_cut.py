@@ -150,3 +150,6 @@ def test_cut_stops_when_the_broker_still_accepts_the_revoked_certificate(
     plain = ["pki", "cut", "devK07", "--dir", str(pki.root), "--broker", "mqtt://127.0.0.1:1"]
     assert cli_main(plain) != 0
     assert "mqtts://" in capsys.readouterr().err
+    nowhere = ["pki", "cut", "devK07", "--dir", str(pki.root), "--broker", "mqtts://127.0.0.1:1"]
+    assert cli_main(nowhere) != 0
+    assert "cannot reach the broker at 127.0.0.1:1" in capsys.readouterr().err

@@ -118,8 +118,10 @@ def attempt(host: str, port: int, ca: Path, identity: Path, timeout_s: float) ->
     expiry.SessionExpiryInterval = 0
     try:
         client.connect(host, port, keepalive=30, clean_start=True, properties=expiry)
-    except (ssl.SSLError, OSError) as exc:
+    except ssl.SSLError as exc:
         return Attempt(False, f"TLS: {exc}")
+    except OSError as exc:  # nothing to learn about the certificate from a broker not there
+        raise DaozhangError(f"cannot reach the broker at {host}:{port}: {exc}") from exc
     client.loop_start()
     try:
         if not answered.wait(timeout_s):

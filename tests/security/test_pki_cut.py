@@ -20,7 +20,8 @@ from tests.security.mqtt_clients import Peer, connect
 
 
 @pytest.fixture
-def pki(tmp_path: Path) -> Pki:
+def fleet_pki(tmp_path: Path) -> Pki:
+    """A PKI per test (revocations do not carry over); conftest's `fleet_broker` serves it."""
     pki = Pki(tmp_path / "pki")
     pki.init([])
     for device in ("devK07", "devX08", "devA01"):
@@ -30,13 +31,13 @@ def pki(tmp_path: Path) -> Pki:
 
 
 @pytest.fixture
-def broker(tmp_path: Path, pki: Pki) -> Iterator[Mosquitto]:
-    listeners = FleetListeners(pki, tmp_path / "broker", password_port=0)
-    broker = Mosquitto(workdir=tmp_path / "broker", listeners=listeners).start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
+def pki(fleet_pki: Pki) -> Pki:
+    return fleet_pki
+
+
+@pytest.fixture
+def broker(fleet_broker: Mosquitto) -> Mosquitto:
+    return fleet_broker
 
 
 @pytest.fixture

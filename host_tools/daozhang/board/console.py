@@ -7,13 +7,14 @@ a UART drops it, so a board that logs never blocks on its console. The relay exi
 MicroPython process does; killing that process is a power cut.
 
 Ctrl-C is the relay's job, not the terminal's. On a real board it raises KeyboardInterrupt in
-running code and is an ordinary character otherwise (at the REPL, during boot). The unix port
-gets it as SIGINT, and catches SIGINT only while it runs code: during start-up, and between
-a script's end and the REPL, SIGINT has its default action and ends the process. A Ctrl-C
-from mpremote within ~20 ms of a power-on killed the board that way (measured: 8 of 8 at
-0-10 ms), the cause of a board dying under a console session. So the terminal's ISIG is off,
-and the relay sends SIGINT for a Ctrl-C only while the process catches it (its SigCgt in
-/proc); otherwise it passes the byte on, as a UART would.
+running code and is an ordinary character otherwise (at the REPL, during boot). Here it would
+be SIGINT, and the `micropython` command is CPython hosting the port: until the port installs
+its handler (it does while it runs code), SIGINT meets CPython's own KeyboardInterrupt handler
+or the default action, and the process ends. A Ctrl-C from mpremote within ~20 ms of a
+power-on killed the board that way (measured: 8 of 8 at 0-10 ms), the cause of boards dying
+under a console session. So the board process starts with SIGINT ignored (CPython then leaves
+it alone), the terminal's ISIG is off, and the relay sends SIGINT for a Ctrl-C only while the
+process catches it (SigCgt in /proc); otherwise it passes the byte on, as a UART would.
 """
 
 from __future__ import annotations

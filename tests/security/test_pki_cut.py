@@ -154,3 +154,6 @@ def test_cut_stops_when_the_broker_still_accepts_the_revoked_certificate(
     nowhere = ["pki", "cut", "devK07", "--dir", str(pki.root), "--broker", "mqtts://127.0.0.1:1"]
     assert cli_main(nowhere) != 0
     assert "cannot reach the broker at 127.0.0.1:1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main([*nowhere, "--timeout", "-1"])
+    assert "expected 0.5..300 seconds" in capsys.readouterr().err

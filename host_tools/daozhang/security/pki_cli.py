@@ -59,7 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cut.add_argument(
         "--broker", required=True, help="the broker's certificate listener, mqtts://HOST:PORT"
     )
-    cut.add_argument("--timeout", type=float, default=10.0, help="seconds per connection")
+    cut.add_argument(
+        "--timeout", type=_seconds, default=10.0, help="seconds per connection (default 10)"
+    )
     cut.set_defaults(handler=_cut)
 
     crl = action("crl", "re-sign the CRL (brokers refuse every client once it expires)")
@@ -89,6 +91,16 @@ def _days(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
     if not 0 <= value <= 3650:
         raise argparse.ArgumentTypeError(f"{text}: expected 0..3650 days")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.5 <= value <= 300:
+        raise argparse.ArgumentTypeError(f"{text}: expected 0.5..300 seconds")
     return value
 
 

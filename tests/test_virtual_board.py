@@ -13,8 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from daozhang.board.console import catches_sigint
 from daozhang.board.manager import VirtualBoard
 from daozhang.cli import main as cli_main
+
+from tests.waiting import wait_until
 
 
 def mpremote(tty: Path, *args: str, timeout: float = 30) -> str:
@@ -100,10 +103,10 @@ def _console(tty: Path) -> int:
     return fd
 
 
-def _read_for(fd: int, seconds: float) -> bytes:
+def _read_for(fd: int, seconds: float, until: bytes | None = None) -> bytes:
     out = b""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and (until is None or not out.endswith(until)):
         ready, _, _ = select.select([fd], [], [], 0.05)
         if ready:
             out += os.read(fd, 4096)
@@ -137,9 +140,11 @@ def test_ctrl_c_at_any_moment_interrupts_code_and_never_kills_the_board(
     board.power_cycle(dev=False, autostart=True)
     fd = _console(board.tty)
     try:
-        time.sleep(1.0)  # the agent's loop is running
+        pid = board.board_pid()
+        assert pid is not None
+        assert wait_until(lambda: catches_sigint(pid), timeout=30)  # MicroPython runs code
         os.write(fd, b"\x03\x03")  # twice at once: the unix port force-quits on that
-        seen = _read_for(fd, 2.0)
+        seen = _read_for(fd, 15.0, until=b">>> ")
     finally:
         os.close(fd)
     assert board.running(), (board.root / "relay.log").read_text().splitlines()[-1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import stat
 from pathlib import Path
@@ -14,6 +15,7 @@ from daozhang.cli import main
 from daozhang.errors import DaozhangError, UsageError
 from daozhang.security import passwords
 from daozhang.security.pki import Pki
+from daozhang.security.tlsclient import certificate_identity
 
 
 def _cert(path: Path) -> x509.Certificate:
@@ -113,3 +115,31 @@ def test_password_hash_matches_mosquitto_passwd(tmp_path: Path):
     assert passwords.check_password("s3cret", stored)
     _, _, iterations, salt, _ = stored.split("$")
     assert passwords.hash_password("s3cret", base64.b64decode(salt), int(iterations)) == stored
+
+
+def test_an_identity_folder_names_the_identity_the_broker_knows(tmp_path: Path) -> None:
+    pki = Pki(tmp_path / "pki")
+    pki.init([])
+    pki.issue_collector("main")
+    folder = pki.identity_dir("collector.main")
+    assert folder == pki.collector_dir("main")
+    assert certificate_identity(folder) == "collector.main"
+    (folder / "client.crt").write_text("not a certificate")
+    with pytest.raises(DaozhangError, match=r"client\.crt: cannot read the client certificate"):
+        certificate_identity(folder)
+
+
+def test_a_one_off_certificate_is_short_lived_and_leaves_no_trace(tmp_path: Path) -> None:
+    pki = Pki(tmp_path / "pki")
+    pki.init([])
+    pki.issue_device("POS0001")
+    before = sorted(p.relative_to(pki.root) for p in pki.root.rglob("*"))
+    index = pki.index_path.read_text()
+    cert_pem, _ = pki.sign_one_off("POS0001", dt.timedelta(minutes=5))
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "POS0001"
+    assert cert.not_valid_after_utc - cert.not_valid_before_utc <= dt.timedelta(minutes=10)
+    assert sorted(p.relative_to(pki.root) for p in pki.root.rglob("*")) == before
+    assert pki.index_path.read_text() == index
+    with pytest.raises(DaozhangError, match="no such identity"):
+        pki.sign_one_off("POS9999", dt.timedelta(minutes=5))

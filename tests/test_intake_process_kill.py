@@ -9,6 +9,7 @@ POS was ACKed, exactly once, under the seq it was told; and no receipt state twi
 from __future__ import annotations
 
 import json
+import os
 import random
 import threading
 import time
@@ -42,8 +43,40 @@ def board(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[VirtualBo
         vb.stop(power_cut=True)
 
 
-def power_on(vb: VirtualBoard, image: Path) -> None:
+class ConsoleTap:
+    """What the board prints on its console, kept for a failure message: without a reader the
+    console drops it, like a UART, and an agent's traceback would be lost."""
+
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self.lock = threading.Lock()
+
+    def attach(self, tty: Path, label: str) -> None:
+        with self.lock:
+            self.out += f"\n--- {label} ---\n".encode()
+        fd = os.open(tty, os.O_RDONLY | os.O_NOCTTY)
+        threading.Thread(target=self._read, args=(fd,), daemon=True).start()
+
+    def _read(self, fd: int) -> None:
+        try:
+            while data := os.read(fd, 4096):
+                with self.lock:
+                    self.out += data
+                    del self.out[:-20_000]
+        except OSError:
+            pass  # EIO: the board and its relay are gone (a power cut)
+        finally:
+            os.close(fd)
+
+    def tail(self, size: int = 4000) -> str:
+        with self.lock:
+            return self.out[-size:].decode(errors="replace")
+
+
+def power_on(vb: VirtualBoard, image: Path, tap: ConsoleTap | None = None) -> None:
     vb.start(image, FLASH, heapsize=HEAP, autostart=True)
+    if tap is not None:
+        tap.attach(vb.tty, f"power-on at {time.strftime('%H:%M:%S')}")
     port = vb.terminal_port
     assert port is not None
     assert wait_listening(port, timeout_s=20), (vb.root / "board.log").read_text()
@@ -66,7 +99,8 @@ def test_sigkill_during_intake_loses_and_duplicates_nothing(
     board: VirtualBoard, tmp_path: Path
 ) -> None:
     image = tmp_path / "pk.img"
-    power_on(board, image)
+    tap = ConsoleTap()
+    power_on(board, image, tap)
     port = board.terminal_port
     ledger = Ledger(tmp_path / "ledger.jsonl")
     link = TerminalLink(f"tcp:127.0.0.1:{port}")
@@ -92,13 +126,13 @@ def test_sigkill_during_intake_loses_and_duplicates_nothing(
             time.sleep(rng.uniform(0.05, 0.6))  # at a random moment of the POS's traffic
             board.stop(power_cut=True)  # SIGKILL: no chance to flush anything more
             kills += 1
-            power_on(board, image)
+            power_on(board, image, tap)
     finally:
         stop.set()
         thread.join(timeout=90)
         link.close()
         ledger.close()
-    assert not failure, failure
+    assert not failure, f"{failure}; the board's console:{tap.tail()}"
     assert not thread.is_alive()
     board.stop(power_cut=True)
 

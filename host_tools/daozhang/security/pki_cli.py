@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from daozhang.errors import UsageError
@@ -84,24 +85,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check.set_defaults(handler=_check)
 
 
-def _days(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
-    if not 0 <= value <= 3650:
-        raise argparse.ArgumentTypeError(f"{text}: expected 0..3650 days")
-    return value
+def _bounded(unit: str, low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a number of `unit` within low..high, or a message saying so."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of {unit}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text}: expected {low:g}..{high:g} {unit}")
+        return value
+
+    return parse
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0.5 <= value <= 300:
-        raise argparse.ArgumentTypeError(f"{text}: expected 0.5..300 seconds")
-    return value
+_days = _bounded("days", 0, 3650)
+_seconds = _bounded("seconds", 0.5, 300)
 
 
 def run(args: argparse.Namespace) -> int:

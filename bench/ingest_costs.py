@@ -30,10 +30,11 @@ from typing import Any
 
 import cbor2
 from collector_ingest import messages
+from daozhang.collector.accounting import AckState
 from daozhang.collector.batchcheck import check_batch
-from daozhang.collector.ingest import (
-    _RECEIPT_KEY_LIST,  # the upsert's own column order: the bench writes the same rows
+from daozhang.collector.ingest import (  # the private parts: the bench writes ingest's own rows
     _RECEIPT_UPSERT,
+    _store,
     ingest_batch,
 )
 from daozhang.collector.prepare import DeviceInfo, prepare_batch
@@ -78,20 +79,17 @@ def _write_rows(
     return elapsed
 
 
-def _rows(msgs: list[tuple[str, bytes]]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """The `records` and `receipts` rows ingest would write for these messages."""
-    records, receipts = [], []
+def _rows(msgs: list[tuple[str, bytes]]) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows ingest's own `_store` writes for these messages, by statement."""
+    writer = GroupWriter()
     for dev, payload in msgs:
         batch = decode_batch(payload)
-        epoch = batch.fields["epoch"]
-        for rec in batch.recs:
-            v = rec.value
-            records.append((dev, epoch, v["seq"], "r", v["t"], v["boot"], v["up"], v["t"]))
-            records[-1] += (rec.raw, 0.0)
-            body = {"ch": "card", "cur": "CNY", **v["b"]}  # DESIGN §1.2's defaults, as ingest
-            row = [body.get(key) for key in _RECEIPT_KEY_LIST]
-            receipts.append((*row, dev, epoch, v["seq"], v["t"], v["t"], 0.0))
-    return records, receipts
+        records = check_batch(batch.recs)
+        if records is None:
+            raise SystemExit(f"a bench batch of {dev} does not pass the checks")
+        state = AckState(dev, batch.fields["epoch"], 0, 0, 0, None, None, None)
+        _store(writer, state, records, 0.0)
+    return writer.rows
 
 
 def _whole_path(path: Path, msgs: list[tuple[str, bytes]]) -> float:
@@ -137,13 +135,11 @@ def main() -> None:
             best_of(3, lambda: [prepare_batch(_UNKNOWN, d, p, False) for d, p in msgs]),
         ),
     ]
-    records, receipts = _rows(msgs)
+    rows = _rows(msgs)
+    insert = next(sql for sql in rows if sql.startswith("INSERT INTO records"))
+    records, receipts = rows[insert], rows[_RECEIPT_UPSERT]
     work = Path(tempfile.mkdtemp(prefix="dz-costs-", dir="/var/tmp"))  # the real disk
     try:
-        insert = (
-            "INSERT INTO records (dev, epoch, seq, kind, t, boot, up, placed_t, raw, received_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        )
         steps += [
             (
                 "records insert (10 columns)",

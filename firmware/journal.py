@@ -97,10 +97,7 @@ class Journal:
         self._synced_seq = self.next_seq - 1
         self._state = state
         self._mounted = True
-        journal_state.save(self._path("state"), state)
-        # Only after the cursor covering them is durable (the state saved above).
-        self._segs.delete_acked(state.acked, self._path)
-        self._used = self._segs.used()
+        self._save_and_release()
         if len(self._segs) and self._segs.size[-1] < self.segment_bytes:
             self._file = open(self._path(name(self._segs.first[-1])), "ab")
         for first, last in found.lost:
@@ -291,29 +288,28 @@ class Journal:
             return
         state.acked = upto
         state.prune()
-        journal_state.save(self._path("state"), state)
-        # Only after the cursor covering them is durable (the state saved above).
-        self._segs.delete_acked(state.acked, self._path)
-        self._used = self._segs.used()
+        self._save_and_release()
         self._find_oldest()
         if self._unreported["r"] + self._unreported["d"]:
             self._report_overflow()
+
+    def _save_and_release(self):
+        journal_state.save(self._path("state"), self._state)
+        # Only after the cursor covering them is durable (the state saved above).
+        self._segs.delete_acked(self._state.acked, self._path)
+        self._used = self._segs.used()
 
     # -- stats ----------------------------------------------------------------------------
     def stats(self):
         state = self._state
         last = self.next_seq - 1
-        held = 0
-        for i in range(len(self._segs)):
-            if self._segs.last[i] > state.acked:
-                held += self._segs.size[i]
         return {
             "epoch": state.epoch,
             "boot": state.boot,
             "next_seq": self.next_seq,
             "acked": state.acked,
             "records": max(0, last - state.acked - state.lost_after(state.acked)),
-            "bytes": held,
+            "bytes": self._segs.held_after(state.acked),
             "used": self._used,
             "capacity": self.capacity,
             "oldest_t": self._oldest[0] if self._oldest else None,

@@ -101,6 +101,10 @@ class Segments:
     def diag_used(self):
         return sum(self.diag)
 
+    def held_after(self, acked):
+        # File bytes of the segments that still hold a record past the cursor `acked`.
+        return sum(self.size[i] for i in range(len(self.first)) if self.last[i] > acked)
+
     def find(self, seq):
         # Index of the first segment whose records reach seq (last >= seq), or len().
         for i in range(len(self.first)):

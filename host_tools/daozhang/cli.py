@@ -25,6 +25,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("correlate", "daozhang.correlate.cli", "why money did or did not arrive: findings, reports"),
     ("lookup", "daozhang.correlate.lookup", "one transaction by RRN, or card/amount/time"),
     ("fleet", "daozhang.fleet.cli", "fleet status: one row per device, worst first"),
+    ("quarantine", "daozhang.collector.quarantine_cli", "what the collector refused, and why"),
     ("sim", "daozhang.fleet.sim_cli", "scenarios: generate data, run a fleet, check no loss"),
     ("flash", "daozhang.flash.cli", "compile, write, verify and self-test devices over mpremote"),
     ("device", "daozhang.collector.device_cli", "register, list and inspect devices"),

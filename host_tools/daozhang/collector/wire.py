@@ -100,15 +100,21 @@ def _decoder(data: bytes) -> tuple[cbor2.CBORDecoder, io.BytesIO]:
     return decoder, stream
 
 
-def decode(data: bytes, what: str) -> Any:
-    """One complete CBOR item with the contract's limits; WireError("cbor") otherwise."""
+def decode_leading(data: bytes, what: str) -> tuple[Any, int]:
+    """The first CBOR item of `data` with the contract's limits, and how many bytes follow it."""
     decoder, stream = _decoder(data)
     try:
         value = decoder.decode()
     except _DECODE_ERRORS as exc:
         raise WireError("cbor", f"{what}: {exc}") from exc
-    if stream.tell() != len(data):
-        raise WireError("cbor", f"{what}: {len(data) - stream.tell()} bytes after the item")
+    return value, len(data) - stream.tell()
+
+
+def decode(data: bytes, what: str) -> Any:
+    """One complete CBOR item with the contract's limits; WireError("cbor") otherwise."""
+    value, trailing = decode_leading(data, what)
+    if trailing:
+        raise WireError("cbor", f"{what}: {trailing} bytes after the item")
     return value
 
 

@@ -2,9 +2,12 @@
 
 Each row joins the device (last seen, online/offline from status and LWT), its latest
 heartbeat (backlog: unacked records and the age of the oldest; link; signal) and the sums of
-its heartbeats over the last day (reconnects, successful and failed uploads). The ordering
+its heartbeats over the last day (reconnects, successful and failed uploads) and what the
+collector refused from it over the last day (quarantine, by reason). The ordering
 puts the devices a monitoring desk must look at first on top: silent or offline with unsent
-records, then silent or offline, then a growing backlog or failing uploads, then the rest.
+records, then silent or offline, then a growing backlog, failing uploads or refused messages,
+then the rest. Refusals are named in every row's problem: a backlog that grows because every
+batch fails its MAC (a device re-flashed with another key) says so.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
+from daozhang.collector.quarantine_read import refusals_by_device
 from daozhang.store import Store
 
 DAY_S = 86_400
@@ -34,6 +38,7 @@ class DeviceStatus:
     sync_ok: int
     sync_fail: int
     upto: int | None  # highest contiguous seq stored, for its latest epoch
+    refused: dict[str, int]  # quarantine over the last day: reason -> times, repeats included
     level: int  # 3 worst .. 0 healthy
     problem: str
 
@@ -51,7 +56,13 @@ def _level(row: DeviceStatus, silent_after_s: float, backlog_age_s: float) -> tu
         return 1, f"backlog {row.backlog} records, oldest {row.oldest_s} s"
     if row.sync_fail > row.sync_ok:
         return 1, "uploads failing"
-    return 0, "ok"
+    return (1 if row.refused else 0), ""
+
+
+def refused_text(refused: dict[str, int]) -> str:
+    """`refused 12 (mac 10, record_schema 2)`, most frequent reason first."""
+    ranked = sorted(refused.items(), key=lambda item: (-item[1], item[0]))
+    return f"refused {sum(refused.values())} ({', '.join(f'{r} {n}' for r, n in ranked)})"
 
 
 def fleet_status(
@@ -78,6 +89,7 @@ def fleet_status(
                 " (SELECT MAX(updated_at) FROM ack_state WHERE dev = a.dev)"
             )
         }
+    refused = refusals_by_device(store, now - DAY_S)
     result = []
     for dev, mid, tid, online, last_seen, jrec, jold_s, link, body_json in rows:
         body = json.loads(body_json) if body_json else {}
@@ -99,10 +111,13 @@ def fleet_status(
             sync_ok=ok,
             sync_fail=fail,
             upto=uptos.get(dev),
+            refused=refused.get(dev, {}),
             level=0,
             problem="",
         )
         level, problem = _level(row, silent_after_s, backlog_age_s)
+        refusals = refused_text(row.refused) if row.refused else ""
+        problem = "; ".join(p for p in (problem, refusals) if p) or "ok"
         result.append(_with(row, level, problem))
     result.sort(
         key=lambda r: (-r.level, -(r.backlog or 0) * (r.level > 0), -(r.oldest_s or 0), r.dev)

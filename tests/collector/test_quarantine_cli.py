@@ -155,3 +155,38 @@ def test_fleet_status_names_what_was_refused(
     with open_store(db_url) as store:
         later = {r.dev: r for r in fleet_status(store, NOW + 2 * 86_400)}
     assert later["KEYED-01"].refused == {}
+
+
+def test_lookup_finds_receipts_the_collector_refused(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fill(db_url)
+    assert main(["lookup", "--db", db_url, "--rrn", "000000000002", "--json"]) == 0
+    (doc,) = json.loads(capsys.readouterr().out)
+    assert (doc["kind"], doc["reason"], doc["dev"], doc["seq"]) == (
+        "refused",
+        "record_schema",
+        "PLAIN-01",
+        2,
+    )
+    assert not doc["still_on_terminal"] and doc["receipt"]["typ"] == "steal"
+    # RRN 1: stored from PLAIN-01 (a finding), refused with other content (conflict), and
+    # inside KEYED-01's forged batch, which the terminal still holds.
+    assert main(["lookup", "--db", db_url, "--rrn", "000000000001", "--json"]) == 0
+    docs = json.loads(capsys.readouterr().out)
+    kinds = sorted((d["kind"], d.get("reason"), d.get("still_on_terminal")) for d in docs)
+    assert kinds == [
+        ("refused", "conflict", False),
+        ("refused", "mac", True),
+        ("transaction", None, None),
+    ]
+    # By card: the full PAN was masked before it was stored, and its last four still match.
+    card = ["--card-last4", "1111", "--amount", "1.03", "--around", "2026-05-29 04:30"]
+    assert main(["lookup", "--db", db_url, *card]) == 0
+    text = capsys.readouterr().out
+    assert "refused by the collector · pan_unmasked · ¥1.03" in text
+    assert "quarantine row is its only copy" in text and "采集器拒收" in text
+    ids = {r["reason"]: r["id"] for r in _list(db_url, capsys)["refusals"]}
+    assert f"daozhang quarantine show {ids['pan_unmasked']}" in text
+    assert FULL_PAN not in text
+    assert main(["lookup", "--db", db_url, *card[:3], "2.00", *card[4:]]) == 1

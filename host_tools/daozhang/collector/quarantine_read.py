@@ -8,6 +8,7 @@ limits as the collector, because they are still a sender's bytes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,6 +143,30 @@ def get_refusal(store: Store, refusal_id: int) -> tuple[Refusal, bytes]:
         raise UsageError(f"quarantine: no row with id {refusal_id}")
     *fields, raw = tuple(rows[0])
     return _refusal(tuple(fields)), bytes(raw)
+
+
+def refused_receipts(store: Store) -> Iterator[tuple[Refusal, dict[str, Any]]]:
+    """Every receipt body inside what was refused: a refused record, or a record inside a
+    refused batch. Support staff need these when a receipt is missing from the store: a
+    record refused from an authentic batch was acked and deleted from the terminal, so its
+    quarantine row is the only trace of it; one inside a refused batch is still on the
+    terminal, waiting for an ack that this batch will never get."""
+    for row in store.query(f"SELECT {_COLUMNS}, raw FROM quarantine ORDER BY id"):
+        *fields, raw = tuple(row)
+        decoded = decode_kept(bytes(raw))
+        if decoded.error is None:
+            refusal = _refusal(tuple(fields))
+            for body in _receipt_bodies(decoded.value):
+                yield refusal, body
+
+
+def _receipt_bodies(value: Any) -> Iterator[dict[str, Any]]:
+    records = value.get("recs") if isinstance(value, dict) else None
+    for record in records if isinstance(records, list) else [value]:
+        if isinstance(record, dict) and record.get("k") == "r":
+            body = record.get("b")
+            if isinstance(body, dict):
+                yield body
 
 
 def decode_kept(raw: bytes) -> Decoded:

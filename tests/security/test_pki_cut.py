@@ -157,3 +157,30 @@ def test_cut_stops_when_the_broker_still_accepts_the_revoked_certificate(
     with pytest.raises(SystemExit):
         cli_main([*nowhere, "--timeout", "-1"])
     assert "expected 0.5..300 seconds" in capsys.readouterr().err
+
+
+def test_cut_closes_a_revoked_collectors_connection_too(
+    pki: Pki, broker: Mosquitto, peers: list[Peer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A collector host that is compromised is revoked like a terminal; its identity is
+    `collector.NAME` and its credentials live in another folder, which `cut` must find."""
+    pki.issue_collector("c1")
+    collector = connect(broker.port, pki.ca_cert_path, pki.collector_dir("c1"))
+    peers.append(collector)
+    bystander = _connect(peers, broker, pki, "devA01")
+    assert collector.connected.is_set(), collector.refused
+    pki.revoke("collector.c1")
+    pki.revoke("devX08")
+    _reload_crl(broker, pki, probe="devX08")
+    assert not collector.dropped.wait(1), "revocation alone already closed the connection"
+    assert _cut(pki, broker, "collector.c1") == 0
+    assert "revoked certificate is refused" in capsys.readouterr().out
+    assert collector.dropped.wait(5), "the revoked collector is still connected"
+    again = connect(broker.port, pki.ca_cert_path, pki.collector_dir("c1"))
+    assert not again.connected.is_set() and again.refused
+    assert not bystander.dropped.is_set()
+    assert sorted(p.name for p in pki.collector_dir("c1").iterdir()) == [
+        "ca.pem",
+        "client.crt",
+        "client.key",
+    ]

@@ -30,22 +30,17 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from daozhang.errors import DaozhangError, UsageError
 from daozhang.security import passwords
+from daozhang.security.x509_build import CLIENT, SERVER, SKEW, build_crl, new_ca, now, sign_leaf
 
 DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{4,32}")
 COLLECTOR_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 COLLECTOR_PREFIX = "collector."
-_SKEW = dt.timedelta(hours=1)  # a device clock slightly behind must still accept a fresh cert
 _ONE_OFF_SKEW = dt.timedelta(minutes=5)  # only the broker checks a one-off cert: host clocks
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def _write(path: Path, data: bytes, secret: bool = False) -> None:
@@ -58,23 +53,6 @@ def _write(path: Path, data: bytes, secret: bool = False) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,  # "EC PRIVATE KEY": what mbedtls parses
-        serialization.NoEncryption(),
-    )
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "daozhang fleet"),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
-    )
 
 
 @dataclass(frozen=True)
@@ -143,37 +121,9 @@ class Pki:
     def init(self, hosts: list[str], days: int = 3650, force: bool = False) -> None:
         if self.index_path.exists() and not force:
             raise DaozhangError(f"{self.root}: a PKI already exists here (--force replaces it)")
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = _now()
-        name = _name("daozhang fleet CA")
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - _SKEW)
-            .not_valid_after(now + dt.timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-            .sign(key, hashes.SHA256())
-        )
-        _write(self.ca_key_path, _key_pem(key), secret=True)
-        _write(self.ca_cert_path, cert.public_bytes(serialization.Encoding.PEM))
+        cert_pem, key_pem = new_ca(days)
+        _write(self.ca_key_path, key_pem, secret=True)
+        _write(self.ca_cert_path, cert_pem)
         self._save_index({"version": 1, "identities": {}, "revoked": []})
         self.write_crl()
         self.issue_server(hosts, days=min(days, 825))
@@ -191,30 +141,10 @@ class Pki:
         usage: x509.ObjectIdentifier,
         valid_for: dt.timedelta,
         sans: list[x509.GeneralName] | None = None,
-        skew: dt.timedelta = _SKEW,
+        skew: dt.timedelta = SKEW,
     ) -> tuple[bytes, bytes, int]:
         ca_cert, ca_key = self._ca()
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = _now()
-        serial = x509.random_serial_number()
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(_name(common_name))
-            .issuer_name(ca_cert.subject)
-            .public_key(key.public_key())
-            .serial_number(serial)
-            .not_valid_before(now - skew)
-            .not_valid_after(min(now + valid_for, ca_cert.not_valid_after_utc))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-            )
-        )
-        if sans:
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        cert = builder.sign(ca_key, hashes.SHA256())
-        return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key), serial
+        return sign_leaf(ca_cert, ca_key, common_name, usage, valid_for, sans, skew)
 
     def issue_server(self, hosts: list[str], days: int = 825) -> None:
         sans: list[x509.GeneralName] = []
@@ -224,7 +154,7 @@ class Pki:
             except ValueError:
                 sans.append(x509.DNSName(host))
         cert, key, _ = self._sign(
-            hosts[0] if hosts else "localhost", _SERVER, dt.timedelta(days=days), sans
+            hosts[0] if hosts else "localhost", SERVER, dt.timedelta(days=days), sans
         )
         _write(self.server_key_path, key, secret=True)
         _write(self.server_cert_path, cert)
@@ -255,9 +185,9 @@ class Pki:
         known = index["identities"].get(name)
         if known is not None and not known.get("revoked"):
             raise DaozhangError(f"{name}: already issued (revoke it first to re-issue)")
-        entry: dict[str, Any] = {"role": role, "revoked": False, "issued": _now().isoformat()}
+        entry: dict[str, Any] = {"role": role, "revoked": False, "issued": now().isoformat()}
         if cert:
-            cert_pem, key_pem, serial = self._sign(name, _CLIENT, dt.timedelta(days=days))
+            cert_pem, key_pem, serial = self._sign(name, CLIENT, dt.timedelta(days=days))
             _write(folder / "client.key", key_pem, secret=True)
             _write(folder / "client.crt", cert_pem)
             _write(folder / "ca.pem", self.ca_cert_path.read_bytes())
@@ -284,7 +214,7 @@ class Pki:
         if entry.get("serial") and entry["serial"] not in index["revoked"]:
             index["revoked"].append(entry["serial"])
         entry["revoked"] = True
-        entry["revoked_at"] = _now().isoformat()
+        entry["revoked_at"] = now().isoformat()
         self._save_index(index)
         entries = passwords.read_password_file(self.password_path)
         if entries.pop(name, None) is not None or self.password_path.exists():
@@ -305,40 +235,22 @@ class Pki:
         revoked identity's broker session over). Returns (certificate PEM, key PEM)."""
         if name not in self.identities():
             raise DaozhangError(f"{name}: no such identity in {self.root}")
-        cert_pem, key_pem, _ = self._sign(name, _CLIENT, valid_for, skew=_ONE_OFF_SKEW)
+        cert_pem, key_pem, _ = self._sign(name, CLIENT, valid_for, skew=_ONE_OFF_SKEW)
         return cert_pem, key_pem
 
     def note_cut(self, name: str) -> None:
         """Record in the index when a cut took `name`'s broker session over."""
         index = self._index()
-        index["identities"][name].setdefault("cuts", []).append(_now().isoformat())
+        index["identities"][name].setdefault("cuts", []).append(now().isoformat())
         self._save_index(index)
 
     def write_crl(self, days: int = 365) -> None:
         """Re-sign the CRL. OpenSSL refuses every client once it expires: re-run well before."""
         ca_cert, ca_key = self._ca()
-        now = _now()
-        builder = (
-            x509.CertificateRevocationListBuilder()
-            .issuer_name(ca_cert.subject)
-            .last_update(now - _SKEW)
-            .next_update(now + dt.timedelta(days=days))
-        )
-        for serial in self._index()["revoked"]:
-            builder = builder.add_revoked_certificate(
-                x509.RevokedCertificateBuilder()
-                .serial_number(int(serial, 16))
-                .revocation_date(now)
-                .build()
-            )
-        crl = builder.sign(ca_key, hashes.SHA256())
-        _write(self.crl_path, crl.public_bytes(serialization.Encoding.PEM))
+        serials = [int(serial, 16) for serial in self._index()["revoked"]]
+        _write(self.crl_path, build_crl(ca_cert, ca_key, serials, days))
 
     def ensure_password_file(self) -> Path:
         if not self.password_path.exists():
             _write(self.password_path, b"")
         return self.password_path
-
-
-_SERVER = ExtendedKeyUsageOID.SERVER_AUTH
-_CLIENT = ExtendedKeyUsageOID.CLIENT_AUTH

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -28,6 +25,7 @@ from daozhang.faults.proxy import FaultProxy
 from daozhang.fleet import invariants, plan
 from daozhang.fleet.linkpath import ProxyPath, broker_listeners
 from daozhang.fleet.netem import Namespace
+from daozhang.fleet.provision import provision_fleet
 from daozhang.fleet.scenario import Device, Scenario
 from daozhang.fleet.supervisor import Supervisor
 from daozhang.fleet.target import BoardSlot
@@ -39,22 +37,6 @@ from daozhang.settle.rows import BEIJING
 from daozhang.sim.fleet import FleetWorld, import_settlement
 from daozhang.store import open_store
 
-FLASH_HEAP = "256K"
-FLASH_PARALLEL = 4  # mpremote sessions at once: the machine has 2 cores
-
-
-def _last_words(slot: BoardSlot) -> str:
-    """The end of a board's console errors and how its last process ended, for a failure."""
-
-    def tail(name: str, size: int) -> str:
-        try:
-            return (slot.board.root / name).read_text(errors="replace")[-size:].strip()
-        except OSError:
-            return ""
-
-    ended = tail("relay.log", 200).rpartition("\n")[2]
-    return f"board log ends {tail('board.log', 300)!r}; relay: {ended or 'no exit logged'}"
-
 
 def _after_listener(lines: list[str]) -> list[str]:
     """The settings that follow the first `listener` line (that listener's TLS options)."""
@@ -64,21 +46,6 @@ def _after_listener(lines: list[str]) -> list[str]:
             end = next((j for j, x in enumerate(rest) if x.startswith("listener ")), len(rest))
             return rest[:end]
     return []
-
-
-def _accepts(slot: BoardSlot) -> bool:
-    port = slot.board.terminal_port
-    if port is None:
-        return False
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def _not_landed(what: str, branch: str) -> DaozhangError:
-    return DaozhangError(f"fleet wiring: {what} is not in this build (branch {branch})")
 
 
 class Session:
@@ -201,73 +168,7 @@ class Session:
         db_url: str,
         say: Callable[[str], None],
     ) -> None:
-        from daozhang.flash.deploy import Flasher, FlashOptions, FlashResult
-
-        shared = Flasher(FlashOptions("virtual", None, "daozhang sim"), None)
-
-        def flash(slot: BoardSlot, path: ProxyPath) -> FlashResult:
-            # The flash tool's on-board probe and self-test need more than a 64K heap today;
-            # the agent then runs with the scenario's heap (power cycle below).
-            slot.board.start(slot.image, slot.flash_size, heapsize=FLASH_HEAP, dev=False)
-            scheme = "mqtt" if self.pki is None else "mqtts"
-            broker = f"{scheme}://127.0.0.1:{path.port}"  # through the board's own proxy
-            tls: dict[str, Path] = {}
-            if self.pki is not None:
-                creds = self.pki.device_dir(slot.device.dev)
-                tls = {
-                    "ca": creds / "ca.pem",
-                    "cert": creds / "client.crt",
-                    "key": creds / "client.key",
-                }
-            flasher = Flasher(
-                FlashOptions(
-                    "virtual", broker, "daozhang sim", tls=tls, settings=dict(self.scenario.agent)
-                ),
-                lambda: open_store(db_url),
-            )
-            flasher.builds = shared.builds  # one compile for the whole fleet
-            result = flasher.flash(str(slot.board.tty), slot.device.dev, lambda *a: None)
-            if result.verdict != "fail":
-                slot.power_cut()
-                slot.power_on()
-            return result
-
-        def one(i: int) -> str | None:
-            slot, path = slots[i], paths[i]
-            # In netem mode the whole flash (its reboots too) happens in the board's namespace.
-            result = slot.inside(lambda: flash(slot, path))
-            if result.verdict == "fail":
-                # What a technician does after a failed flash (a USB hiccup, mpremote timing
-                # out on a loaded machine): power-cycle and flash again, once.
-                slot.power_cut()
-                result = slot.inside(lambda: flash(slot, path))
-            if result.verdict == "fail":
-                why = result.error or result.selftest
-                return f"{slot.device.dev}: flash failed: {why} ({_last_words(slot)})"
-            return None
-
-        with ThreadPoolExecutor(FLASH_PARALLEL) as pool:
-            problems = [p for p in pool.map(one, range(len(slots))) if p]
-        if problems:
-            raise DaozhangError("; ".join(problems))
-        say(f"flashed {len(slots)} boards (firmware .mpy, config, per-device HMAC key)")
-        self.wait_agents(slots)
-
-    def wait_agents(self, slots: list[BoardSlot], timeout_s: float = 30) -> None:
-        """Every agent must answer on its terminal link before the POS starts selling."""
-        deadline = time.monotonic() + timeout_s
-        waiting = list(slots)
-        while waiting and time.monotonic() < deadline:
-            waiting = [s for s in waiting if not s.inside(partial(_accepts, s))]
-            time.sleep(0.2)
-        if waiting:
-            tails = []
-            for s in waiting:
-                tails.append(f"{s.device.dev} ({_last_words(s)})")
-            raise DaozhangError(
-                f"the agent does not serve its terminal link on {len(waiting)} board(s) after "
-                f"{timeout_s:g} s: " + "; ".join(tails)
-            )
+        provision_fleet(slots, paths, db_url, self.pki, dict(self.scenario.agent), say)
 
     # --- POS simulators -----------------------------------------------------------------
 

@@ -62,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
     progress("done" if result.ok else "done, with problems (see above)")
     if result.report is not None:
         print(f"\nHTML report: {result.report}")
+    if result.db_url is not None:
+        print("The store stays; what fleet and support staff would look at next:")
+        for command in ("fleet status", "quarantine list"):
+            print(f"  daozhang {command} --db {result.db_url}")
     return 0 if result.ok else 1
 
 

@@ -75,6 +75,7 @@ class RunResult:
     timeline_errors: list[str] = field(default_factory=list)
     summary: list[str] = field(default_factory=list)
     report: Path | None = None
+    db_url: str | None = None  # the store the run filled; it stays for a look afterwards
 
 
 def prepare_out(out: Path) -> None:
@@ -248,7 +249,7 @@ class _Run:
         self.say("invariant (POS acks vs store):\n" + invariants.render(check, only_problems=True))
         self.say("settlement files from the generator, import, correlation")
         summary, report = session.settle_and_correlate(db_url)
-        result.summary, result.report = summary, report
+        result.summary, result.report, result.db_url = summary, report, db_url
         for line in summary:
             self.say(line)
         if report is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date
 
+from daozhang.collector.quarantine_read import Refusal
 from daozhang.correlate.data import Data, Detail, Payout, Timeline
 from daozhang.correlate.finding import (
     ACQUIRER_SIDE_MERCHANTS,
@@ -117,7 +118,12 @@ def _detail_only(d: Detail, data: Data, ctx: Context) -> Finding:
         lt=d.txn_time,
         acquirer=m.acquirer if m else "",
     )
-    f.data, f.confidence = _data_value(f, d, data.timelines.get(dev), ctx)
+    refused = data.refused.get((d.mid, d.rrn)) if d.rrn else None
+    if refused is not None:
+        f.dev = f.dev or refused.dev or ""
+        f.data, f.confidence = _refused(f, refused)
+    else:
+        f.data, f.confidence = _data_value(f, d, data.timelines.get(dev), ctx)
     if d.typ not in ("sale", "preauth_done") or d.check_flag == "B":
         f.status = "not_expected"
         f.row = d
@@ -129,6 +135,24 @@ def _detail_only(d: Detail, data: Data, ctx: Context) -> Finding:
     money(f, d, data, ctx, when, m, d.ck)
     f.confidence = min(conf, f.confidence)
     return f
+
+
+def _refused(f: Finding, q: Refusal) -> tuple[str, float]:
+    """The device did report this receipt; the collector refused it (DESIGN §2.2 has no data
+    value for that: `no_receipt` would say the device never reported it)."""
+    if q.seq is None:
+        template = (
+            "the collector refused the upload carrying this receipt from device {0} at {1}"
+            " ({2}: {3}); nothing in it was acked, so the device still holds it and resends it"
+            " (quarantine row {4})"
+        )
+    else:
+        template = (
+            "the collector refused this receipt from device {0} at {1} ({2}: {3}); it counts"
+            " as accounted for, so the device deleted it: quarantine row {4} is its only copy"
+        )
+    f.add(("quarantine", template, (q.dev or "?", q.last_at, q.reason, q.detail, q.id)))
+    return "refused", 0.95
 
 
 def _data_value(f: Finding, d: Detail, line: Timeline | None, ctx: Context) -> tuple[str, float]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, NamedTuple
 
+from daozhang.collector.quarantine_read import Refusal, refused_receipts
 from daozhang.store import Store, Transaction
 
 
@@ -128,6 +129,9 @@ class Data:
     payout_files: set[tuple[str, str]]
     timelines: dict[str, Timeline]
     terminal_dev: dict[tuple[str, str], str]
+    # Receipts the collector refused (quarantine), by (mid, rrn): a detail row without a
+    # receipt may be one of them, which `no_receipt` ("never reported") would misstate.
+    refused: dict[tuple[str, str], Refusal] = field(default_factory=dict)
 
     def file_imported(self, kind: str, acquirer: str, day: date) -> bool:
         files = self.detail_files if kind == "detail" else self.payout_files
@@ -222,7 +226,17 @@ def load(store: Store, merchant: str | None = None, device: str | None = None) -
         payout_files,
         timelines,
         terminal_dev,
+        _refused(store, merchant),
     )
+
+
+def _refused(store: Store, merchant: str | None) -> dict[tuple[str, str], Refusal]:
+    found: dict[tuple[str, str], Refusal] = {}
+    for refusal, body in refused_receipts(store):
+        mid, rrn = body.get("mid"), body.get("rrn")
+        if isinstance(mid, str) and isinstance(rrn, str) and merchant in (None, mid):
+            found.setdefault((mid, rrn), refusal)
+    return found
 
 
 def _filter(merchant: str | None, device: str | None, prefix: str) -> tuple[str, tuple[Any, ...]]:

@@ -35,7 +35,7 @@ CAUSES = (
     "acquirer_side",
     "unknown",
 )
-DATA_VALUES = ("complete", "still_buffered", "device_data_loss", "no_receipt")
+DATA_VALUES = ("complete", "still_buffered", "device_data_loss", "refused", "no_receipt")
 STATUSES = ("settled", "settled_short", "pending", "gap", "not_expected")
 RESWIPE_S = 900  # a re-swipe of the same card and amount within 15 minutes
 ACQUIRER_SIDE_MERCHANTS = 3  # this many healthy merchants unpaid on one acquirer-day

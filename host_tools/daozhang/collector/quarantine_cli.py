@@ -13,6 +13,7 @@ import dataclasses
 import json
 import sys
 from datetime import datetime
+from typing import Any
 
 from daozhang.collector.quarantine_read import (
     Refusal,
@@ -60,6 +61,11 @@ def run(args: argparse.Namespace) -> int:  # the sub-actions set their own handl
     raise UsageError("quarantine: choose list or show")
 
 
+def _print_json(doc: dict[str, Any]) -> None:
+    json.dump(doc, sys.stdout, indent=1, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
 def _when(t: float) -> str:
     return datetime.fromtimestamp(t, BEIJING).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -74,16 +80,12 @@ def run_list(args: argparse.Namespace) -> int:
         rows = list_refusals(store, dev=args.dev, reason=args.reason, since=since, limit=args.limit)
         totals = reason_totals(store, dev=args.dev, reason=args.reason, since=since)
     if args.json:
-        json.dump(
+        _print_json(
             {
                 "refusals": [dataclasses.asdict(r) for r in rows],
                 "totals": [dataclasses.asdict(t) for t in totals],
-            },
-            sys.stdout,
-            indent=1,
-            ensure_ascii=False,
+            }
         )
-        sys.stdout.write("\n")
         return 0
     out = sys.stdout
     out.write(
@@ -119,19 +121,15 @@ def run_show(args: argparse.Namespace) -> int:
         refusal, raw = get_refusal(store, args.id)
     decoded = decode_kept(raw)
     if args.json:
-        json.dump(
+        _print_json(
             {
                 **dataclasses.asdict(refusal),
                 "raw_hex": raw.hex(),
                 "decoded": decoded.value,
                 "trailing_bytes": decoded.trailing,
                 "decode_error": decoded.error,
-            },
-            sys.stdout,
-            indent=1,
-            ensure_ascii=False,
+            }
         )
-        sys.stdout.write("\n")
         return 0
     out = sys.stdout
     r = refusal

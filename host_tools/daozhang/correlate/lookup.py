@@ -47,7 +47,7 @@ def _fen(text: str) -> int:
 
 @dataclass(frozen=True)
 class CardQuery:
-    """ "Card ending 1234, ¥3,000, around 15:00": what a merchant on the phone can say."""
+    """What a merchant on the phone can say: card ending 1234, ¥3,000, around 15:00."""
 
     last4: str
     fen: int

@@ -30,6 +30,7 @@ CLASSES = (
     "data:complete",
     "data:still_buffered",
     "data:device_data_loss",
+    "data:refused",
     "data:no_receipt",
 )
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import cbor2
 
+from daozhang.security.pan import luhn_ok
 from daozhang.sim.model import Outage, Scenario, Txn
 
 HEARTBEAT_S = 3600
@@ -91,9 +92,23 @@ def _frames(txns: list[Txn]) -> list[tuple[int, Txn, dict[str, Any]]]:
         if t.injected == "no_receipt":
             continue  # the POS never handed it to the co-processor
         for st, when in t.states:
-            out.append((when, t, _receipt(t, st, when)))
+            body = _receipt(t, st, when)
+            if t.injected == "refused":
+                body["pan"] = full_pan(body["pan"])
+            out.append((when, t, body))
     out.sort(key=lambda item: item[0])
     return out
+
+
+def full_pan(masked: str) -> str:
+    """A Luhn-valid card number behind `masked` (first 6, last 4 kept): what a device that
+    failed to mask would upload, and what the collector masks back to `masked`."""
+    head, tail, width = masked[:6], masked[-4:], len(masked) - 10
+    for last_digit in range(10):  # one of ten always makes the Luhn sum right
+        candidate = f"{head}{'0' * (width - 1)}{last_digit}{tail}"
+        if luhn_ok(candidate):
+            return candidate
+    raise ValueError(f"no Luhn-valid number behind {masked}")
 
 
 def pos_frames(sc: Scenario, dev: str) -> list[tuple[int, dict[str, Any]]]:

@@ -78,6 +78,7 @@ def _settle(b: Builder, missing: set[tuple[str, date]]) -> Scenario:
             "still_buffered",
             "device_data_loss",
             "no_receipt",
+            "refused",
         )
         if t.injected in ("unknown", "acquirer_side", "preauth_open") or t.typ == "preauth":
             cleared = False

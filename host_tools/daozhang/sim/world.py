@@ -2,7 +2,8 @@
 truth (the data model is `model.py`).
 
 `generate(seed)` builds one week of a small fleet around a date the seed picks (often a public
-holiday). Every injected cause and data value of DESIGN §2.2 appears `cases` times or more,
+holiday). Every injected cause and data value of DESIGN §2.2 appears `cases` times or more
+(with the project's one added data value, `refused`: see correlate/README.md),
 among noise: healthy devices, outages that hurt nothing, offline approvals uploaded in time,
 QR payments, voids, completed pre-authorisations, and a fee on every transaction.
 
@@ -297,6 +298,12 @@ class Builder:
         ]
         for t in self.rng.sample(candidates, self.cases + 20):
             t.reported, t.injected = False, "no_receipt"
+        # Card receipts the collector refuses: the device uploads them with the full card
+        # number (a co-processor firmware that did not mask it), so each is quarantined as
+        # `pan_unmasked` and correlation must say `refused`, not `no_receipt`.
+        carded = [t for t in candidates if t.pan and not t.injected]
+        for t in self.rng.sample(carded, self.cases):
+            t.reported, t.injected = False, "refused"
 
     def payout_causes(self) -> None:
         for m in self.merchants:

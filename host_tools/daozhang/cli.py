@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -74,6 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("daozhang: interrupted\n")
         return 130
+    except BrokenPipeError:
+        # The reader went away (`daozhang fleet status | head`): stop quietly, as Unix tools
+        # do. stdout goes to /dev/null so that the interpreter's last flush cannot fail too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     return status
 
 

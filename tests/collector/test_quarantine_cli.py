@@ -8,6 +8,10 @@ schema, a record carrying a full PAN, and a conflicting resend.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -190,3 +194,28 @@ def test_lookup_finds_receipts_the_collector_refused(
     assert f"daozhang quarantine show {ids['pan_unmasked']}" in text
     assert FULL_PAN not in text
     assert main(["lookup", "--db", db_url, *card[:3], "2.00", *card[4:]]) == 1
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(sqlite_url: str, tmp_path: Path) -> None:
+    """`daozhang quarantine show ID | head`: the hex dump of an oversized message is far
+    more than a pipe holds, so the command meets a closed pipe and must end quietly."""
+    with open_store(sqlite_url) as store, store.transaction() as tx:
+        ingest_batch(tx, "BIG-0001", b"\xa5" + b"\x00" * 40_000, NOW)
+    (row,) = _refusal_ids(sqlite_url)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daozhang.cli", "quarantine", "show", str(row), "--db", sqlite_url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"quarantine row")
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 128 + signal.SIGPIPE, err
+    assert err == ""
+
+
+def _refusal_ids(url: str) -> list[int]:
+    with open_store(url) as store:
+        return [int(r[0]) for r in store.query("SELECT id FROM quarantine")]

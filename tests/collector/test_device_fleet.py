@@ -8,6 +8,7 @@ import pytest
 from daozhang.cli import main
 from daozhang.collector.devicewire import batch_bytes, heartbeat_bytes, receipt_body, record_bytes
 from daozhang.collector.ingest import Ack, ingest_batch
+from daozhang.collector.metrics import fleet_gauges
 from daozhang.collector.timeline import ingest_heartbeat, ingest_status
 from daozhang.fleet.status import fleet_status
 from daozhang.store import open_store
@@ -84,3 +85,27 @@ def test_fleet_status_sorts_worst_first(db_url: str, capsys: pytest.CaptureFixtu
     assert main(["fleet", "status", "--db", db_url, "--now", str(NOW)]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[1].startswith("GONE") and "lte rsrp=-118" in table[1]
+
+
+def test_backlog_is_what_the_latest_heartbeat_held_less_what_has_been_stored_since(
+    db_url: str,
+) -> None:
+    """A heartbeat is up to an interval old: the 10 records it reported unacked (seqs 1-10 of
+    epoch 5) stop being backlog as they arrive, before the next heartbeat says so."""
+    hb = heartbeat_bytes("LAGS", epoch=5, jrec=10, jold_s=90, next_seq=11)
+    recs = [record_bytes(s, "r", receipt_body(s), t=1_780_000_000) for s in range(1, 11)]
+    with open_store(db_url) as store:
+        with store.transaction() as tx:
+            ingest_status(tx, "LAGS", b"online", NOW - 200)
+            ingest_heartbeat(tx, "LAGS", hb, NOW - 100)
+        (row,) = fleet_status(store, NOW)
+        assert (row.backlog, row.reported_backlog, row.oldest_s) == (10, 10, 90)
+        with store.transaction() as tx:
+            ingest_batch(tx, "LAGS", batch_bytes("LAGS", 5, recs[:4]), NOW - 50)
+        (row,) = fleet_status(store, NOW)
+        assert (row.backlog, row.reported_backlog) == (6, 10)
+        assert fleet_gauges(store)[2] == 6
+        with store.transaction() as tx:
+            ingest_batch(tx, "LAGS", batch_bytes("LAGS", 5, recs[4:]), NOW - 40)
+        (row,) = fleet_status(store, NOW)
+    assert (row.backlog, row.oldest_s, row.problem) == (0, None, "ok")

@@ -128,3 +128,13 @@ def advance(
         if upto == start:
             break  # a hole: upto + 1 is not accounted for
         state.upto = upto  # and read on: the limit may have cut the run short
+
+
+def still_unsent(jrec: int | None, next_seq: int | None, upto: int | None) -> int | None:
+    """What is left now of the backlog a heartbeat reported (`jrec` unacked records, the newest
+    `next_seq - 1`), given `upto` for the heartbeat's epoch: a heartbeat is up to an interval
+    old, and what the collector has accounted for since has arrived, whatever the ack's way
+    back. None when no heartbeat said."""
+    if jrec is None or next_seq is None or upto is None:
+        return jrec
+    return max(0, min(int(jrec), int(next_seq) - 1 - int(upto)))

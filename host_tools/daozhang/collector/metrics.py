@@ -1,7 +1,8 @@
 """Prometheus text exposition for the collector (`--metrics-port`), standard library only.
 
 Counters and the commit-latency histogram are this process's own; the fleet gauges (devices
-online, backlog reported by heartbeats) are read from the store at scrape time, so every
+online; backlog: what heartbeats reported unacked, less what has been stored since) are read
+from the store at scrape time, so every
 collector of a shared subscription reports the same fleet-wide truth.
 """
 
@@ -11,6 +12,7 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from daozhang.collector.accounting import still_unsent
 from daozhang.store import Store, open_store
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -122,7 +124,7 @@ class Metrics:
             metric(
                 "dz_devices_backlog_records",
                 "gauge",
-                "records not yet acked, summed over each device's latest heartbeat",
+                "records each device's latest heartbeat held unacked that are not stored yet",
                 [("", backlog)],
             )
         return "\n".join(lines) + "\n"
@@ -131,11 +133,13 @@ class Metrics:
 def fleet_gauges(store: Store) -> tuple[int, int, int]:
     with store.transaction() as tx:
         ((devices, online),) = tx.execute("SELECT COUNT(*), COALESCE(SUM(online), 0) FROM devices")
-        ((backlog,),) = tx.execute(
-            "SELECT COALESCE(SUM(h.jrec), 0) FROM heartbeats h WHERE h.id ="
-            " (SELECT MAX(id) FROM heartbeats WHERE dev = h.dev)"
+        latest = tx.execute(
+            "SELECT h.jrec, h.next_seq, a.upto FROM heartbeats h LEFT JOIN ack_state a"
+            " ON a.dev = h.dev AND a.epoch = h.epoch"
+            " WHERE h.id = (SELECT MAX(id) FROM heartbeats WHERE dev = h.dev)"
         )
-    return int(devices), int(online), int(backlog)
+    backlog = sum(still_unsent(jrec, next_seq, upto) or 0 for jrec, next_seq, upto in latest)
+    return int(devices), int(online), backlog
 
 
 def serve(metrics: Metrics, port: int, db_url: str, host: str = "127.0.0.1") -> ThreadingHTTPServer:

@@ -1,7 +1,8 @@
 """`fleet status`: one row per device from the store, sorted worst first.
 
 Each row joins the device (last seen, online/offline from status and LWT), its latest
-heartbeat (backlog: unacked records and the age of the oldest; link; signal) and the sums of
+heartbeat (backlog: unacked records and the age of the oldest, less those the collector has
+stored since, the heartbeat being up to an interval old; link; signal) and the sums of
 its heartbeats over the last day (reconnects, successful and failed uploads) and what the
 collector refused from it over the last day (quarantine, by reason). The ordering
 puts the devices a monitoring desk must look at first on top: silent or offline with unsent
@@ -16,6 +17,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
+from daozhang.collector.accounting import still_unsent
 from daozhang.collector.quarantine_read import refusals_by_device
 from daozhang.store import Store
 
@@ -30,8 +32,9 @@ class DeviceStatus:
     online: bool
     last_seen: float | None
     silent_s: float | None  # seconds since anything was heard from it
-    backlog: int | None  # records not yet acked, as of the latest heartbeat
-    oldest_s: int | None  # age of the oldest of them then
+    backlog: int | None  # of the records unacked at the latest heartbeat, those not stored yet
+    reported_backlog: int | None  # unacked records, as the latest heartbeat said
+    oldest_s: int | None  # age of the oldest of them then (None once none are left)
     link: str | None
     signal: dict[str, Any]
     reconnects: int  # over the last day
@@ -71,7 +74,7 @@ def fleet_status(
     with store.transaction() as tx:
         rows = tx.execute(
             "SELECT d.dev, d.mid, d.tid, d.online, d.last_seen, h.jrec, h.jold_s, h.link,"
-            " h.body_json FROM devices d LEFT JOIN heartbeats h ON h.id ="
+            " h.body_json, h.epoch, h.next_seq FROM devices d LEFT JOIN heartbeats h ON h.id ="
             " (SELECT MAX(id) FROM heartbeats WHERE dev = d.dev)"
         )
         sums = {
@@ -89,10 +92,15 @@ def fleet_status(
                 " (SELECT MAX(updated_at) FROM ack_state WHERE dev = a.dev)"
             )
         }
+        accounted = {
+            (str(dev), int(epoch)): int(upto)
+            for dev, epoch, upto in tx.execute("SELECT dev, epoch, upto FROM ack_state")
+        }
     refused = refusals_by_device(store, now - DAY_S)
     result = []
-    for dev, mid, tid, online, last_seen, jrec, jold_s, link, body_json in rows:
+    for dev, mid, tid, online, last_seen, jrec, jold_s, link, body_json, epoch, next_seq in rows:
         body = json.loads(body_json) if body_json else {}
+        backlog = still_unsent(jrec, next_seq, accounted.get((dev, epoch)))
         sig = body.get("sig")
         signal: dict[str, Any] = sig if isinstance(sig, dict) else {}
         recon, ok, fail = sums.get(dev, (0, 0, 0))
@@ -103,8 +111,9 @@ def fleet_status(
             online=bool(online),
             last_seen=last_seen,
             silent_s=None if last_seen is None else max(0.0, now - last_seen),
-            backlog=jrec,
-            oldest_s=jold_s,
+            backlog=backlog,
+            reported_backlog=jrec,
+            oldest_s=jold_s if backlog else None,
             link=link,
             signal=signal,
             reconnects=recon,

@@ -17,6 +17,7 @@ from journal_frame import (
     parse_header,
     segment_header,
 )
+from journal_overflow import Overflow
 from journal_peek import Scan
 from journal_recover import good_prefix, recover
 from journal_segments import Segments, makedirs, name, truncate
@@ -66,9 +67,7 @@ class Journal:
         self._scan = Scan(self.root, self._segs, self._buf)
         self._oldest = None  # (t, up) of the oldest unacked record
         self.next_seq = 1
-        self.overflow_receipts = 0
-        self.overflow_diag = 0
-        self._unreported = {"r": 0, "d": 0}
+        self._overflow = Overflow()
 
     # -- identity -------------------------------------------------------------------------
     @property
@@ -125,7 +124,7 @@ class Journal:
         if not (isinstance(t, int) and isinstance(up, int) and t >= 0 and up >= 0):
             raise ValueError("t and up must be non-negative ints")
         seq = self._append(kind, body, t, up)
-        if seq is not None and self._unreported["r"] + self._unreported["d"]:
+        if seq is not None and self._overflow.pending():
             self._report_overflow()
         return seq
 
@@ -144,12 +143,9 @@ class Journal:
             size = segs.size[-1]
             used = self._used - segs.blocks(size) + segs.blocks(size + length)
         if used > self.capacity or (kind == "d" and segs.diag_used() + length > self.diag_cap):
+            self._overflow.refused(kind)
             if kind == "r":
-                self.overflow_receipts += 1
-                self._unreported["r"] += 1
                 raise JournalFull("journal full: %d of %d bytes used" % (self._used, self.capacity))
-            self.overflow_diag += 1
-            self._unreported["d"] += 1
             return None
         if roll:
             self._roll(seq)
@@ -239,14 +235,7 @@ class Journal:
         self._pending = 0
 
     def _report_overflow(self):
-        for kind in ("r", "d"):
-            count = self._unreported[kind]
-            if count:
-                body = {"ev": "overflow", "count": count, "kind": kind}
-                self._unreported[kind] = 0
-                if self._append("d", body, 0, 0) is None:
-                    self._unreported[kind] += count  # still no room: report it later
-                    self.overflow_diag -= 1  # the report itself is not a dropped record
+        self._overflow.report(lambda body: self._append("d", body, 0, 0))
 
     # -- peek and ack ---------------------------------------------------------------------
     def peek(self, from_seq, max_records=64, max_bytes=7168):
@@ -290,7 +279,7 @@ class Journal:
         state.prune()
         self._save_and_release()
         self._find_oldest()
-        if self._unreported["r"] + self._unreported["d"]:
+        if self._overflow.pending():
             self._report_overflow()
 
     def _save_and_release(self):
@@ -314,7 +303,7 @@ class Journal:
             "capacity": self.capacity,
             "oldest_t": self._oldest[0] if self._oldest else None,
             "oldest_up": self._oldest[1] if self._oldest else None,
-            "overflow_receipts": self.overflow_receipts,
-            "overflow_diag": self.overflow_diag,
+            "overflow_receipts": self._overflow.receipts,
+            "overflow_diag": self._overflow.diag,
             "lost": state.lost_total,
         }

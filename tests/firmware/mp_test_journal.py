@@ -187,6 +187,27 @@ def test_diagnostics_past_a_quarter_of_the_budget_are_dropped_and_counted():
 
 
 @heap("128K")
+def test_overflow_report_counts_each_dropped_diagnostic_once():
+    # While diagnostics are full, every stored receipt tries to report the drops and that
+    # report is dropped too; when room returns, the report must count the real drops only.
+    _, point, j = _journal(budget=64 * 1024)
+    kept = 0
+    for _ in range(2000):  # small diagnostics: the room left is less than a report needs
+        if j.append("d", {"ev": "x"}) is not None:
+            kept += 1
+    dropped = 2000 - kept
+    receipts = [j.append("r", _receipt(n)) for n in range(5)]  # 5 failed report attempts
+    equal(j.stats()["overflow_diag"], dropped, "failed reports are not counted as drops")
+    j.ack(receipts[-1])  # frees the diagnostics' room; the report goes out
+    j.commit()  # peek reads synced records only
+    items, _, _ = j.peek(receipts[-1] + 1, 10, 100000)
+    reports = [b for b in (cbor.decode(raw)["b"] for _, raw in items) if b.get("ev") == "overflow"]
+    equal(reports, [{"ev": "overflow", "count": dropped, "kind": "d"}], "one report, exact count")
+    equal(j.stats()["overflow_diag"], dropped, "drops since mount")
+    unmount(point)
+
+
+@heap("128K")
 def test_mounting_the_same_journal_again_rebuilds_from_flash():
     _, point, j = _journal()
     for i in range(4):

@@ -133,10 +133,13 @@ class Metrics:
 def fleet_gauges(store: Store) -> tuple[int, int, int]:
     with store.transaction() as tx:
         ((devices, online),) = tx.execute("SELECT COUNT(*), COALESCE(SUM(online), 0) FROM devices")
+        # Driven by devices (every heartbeat's device is there): one index probe per device
+        # for its latest heartbeat, not a subquery per heartbeat row, which made the scrape
+        # quadratic in the heartbeats kept.
         latest = tx.execute(
-            "SELECT h.jrec, h.next_seq, a.upto FROM heartbeats h LEFT JOIN ack_state a"
-            " ON a.dev = h.dev AND a.epoch = h.epoch"
-            " WHERE h.id = (SELECT MAX(id) FROM heartbeats WHERE dev = h.dev)"
+            "SELECT h.jrec, h.next_seq, a.upto FROM devices d JOIN heartbeats h"
+            " ON h.id = (SELECT MAX(id) FROM heartbeats WHERE dev = d.dev)"
+            " LEFT JOIN ack_state a ON a.dev = h.dev AND a.epoch = h.epoch"
         )
     backlog = sum(still_unsent(jrec, next_seq, upto) or 0 for jrec, next_seq, upto in latest)
     return int(devices), int(online), backlog

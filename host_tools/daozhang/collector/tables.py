@@ -129,7 +129,16 @@ DROP TABLE receipt_history;
 ALTER TABLE records DROP COLUMN body_json
 """
 
+# v3, for the fleet readers: each device's latest heartbeat is `MAX(id) WHERE dev = ?`, which
+# (dev, received_at) cannot answer without walking all of that device's heartbeats (the
+# Prometheus scrape did that once per heartbeat row: 58 s for 300 devices x 1,000 heartbeats);
+# (dev, id) answers it in one index probe.
+_CORE_V3 = """
+CREATE INDEX heartbeats_latest ON heartbeats (dev, id)
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "collector_tables", _CORE_V1),
     Migration(2, "lean_records", _CORE_V2),
+    Migration(3, "heartbeat_indexes", _CORE_V3),
 ]

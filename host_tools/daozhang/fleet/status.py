@@ -80,8 +80,9 @@ def fleet_status(
         sums = {
             str(dev): (int(recon or 0), int(ok or 0), int(fail or 0))
             for dev, recon, ok, fail in tx.execute(
-                "SELECT dev, SUM(recon), SUM(sync_ok), SUM(sync_fail) FROM heartbeats"
-                " WHERE received_at >= ? GROUP BY dev",
+                # Per device, the last day's range of (dev, received_at): not the whole table.
+                "SELECT d.dev, SUM(h.recon), SUM(h.sync_ok), SUM(h.sync_fail) FROM devices d"
+                " JOIN heartbeats h ON h.dev = d.dev AND h.received_at >= ? GROUP BY d.dev",
                 (now - DAY_S,),
             )
         }

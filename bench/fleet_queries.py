@@ -15,13 +15,12 @@ import argparse
 import json
 import shutil
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from daozhang.collector.metrics import fleet_gauges
 from daozhang.fleet.status import fleet_status
 from daozhang.store import Store, open_store
+from ingest_costs import best_of
 
 NOW = 1_780_000_000.0
 HB_S = 300
@@ -47,15 +46,6 @@ def fill(store: Store, devices: int, per_device: int) -> None:
                 " recon, sync_fail, body_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-
-
-def best_of(passes: int, step: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(passes):
-        start = time.perf_counter()
-        step()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def full_pass(store: Store) -> None:

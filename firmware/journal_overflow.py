@@ -9,8 +9,11 @@ class Overflow:
         self.receipts = 0
         self.diag = 0
         self._unreported = {"r": 0, "d": 0}
+        self._reporting = False
 
     def refused(self, kind):
+        if self._reporting:
+            return  # the report itself, dropped for want of room, is not a refused record
         if kind == "r":
             self.receipts += 1
         else:
@@ -21,14 +24,14 @@ class Overflow:
         return self._unreported["r"] + self._unreported["d"]
 
     def report(self, append_diag):
-        # append_diag(body) -> seq, or None when the diagnostic was dropped (and counted here).
-        for kind in ("r", "d"):
-            count = self._unreported[kind]
-            if count:
-                self._unreported[kind] = 0
-                if append_diag({"ev": "overflow", "count": count, "kind": kind}) is None:
-                    # Still no room: report it later. The dropped report itself is not a
-                    # dropped record; append_diag counted it as one, so take that back.
-                    self._unreported["d"] -= 1
-                    self._unreported[kind] += count
-                    self.diag -= 1
+        # append_diag(body) -> seq, or None when the diagnostic was dropped.
+        self._reporting = True
+        try:
+            for kind in ("r", "d"):
+                count = self._unreported[kind]
+                if count:
+                    self._unreported[kind] = 0
+                    if append_diag({"ev": "overflow", "count": count, "kind": kind}) is None:
+                        self._unreported[kind] += count  # still no room: report it later
+        finally:
+            self._reporting = False

@@ -28,6 +28,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("lookup", "daozhang.correlate.lookup", "one transaction by RRN, or card/amount/time"),
     ("fleet", "daozhang.fleet.cli", "fleet status: one row per device, worst first"),
     ("quarantine", "daozhang.collector.quarantine_cli", "what the collector refused, and why"),
+    ("prune", "daozhang.collector.prune_cli", "age out old heartbeats and status events"),
     ("sim", "daozhang.fleet.sim_cli", "scenarios: generate data, run a fleet, check no loss"),
     ("flash", "daozhang.flash.cli", "compile, write, verify and self-test devices over mpremote"),
     ("device", "daozhang.collector.device_cli", "register, list and inspect devices"),

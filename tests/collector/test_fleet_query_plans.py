@@ -1,9 +1,9 @@
 """The fleet readers stay cheap as heartbeats pile up (one every `hb_s` per device, kept).
 
 Not timed (bench/fleet_queries.py measures it): SQLite's own plan for every statement the
-Prometheus scrape and `fleet status` run must reach heartbeats through an index, never by
-scanning the table. The scrape once ran a subquery per heartbeat row: 58 s for 300 devices
-with 1,000 heartbeats each.
+Prometheus scrape, `fleet status` and correlation run must reach heartbeats through an index,
+never by scanning the table. The scrape once ran a subquery per heartbeat row: 58 s for 300
+devices with 1,000 heartbeats each.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import sqlite3
 from daozhang.collector.devicewire import heartbeat_bytes
 from daozhang.collector.metrics import fleet_gauges
 from daozhang.collector.timeline import ingest_heartbeat
+from daozhang.correlate.data import load
 from daozhang.fleet.status import fleet_status
 from daozhang.store import open_store
 
@@ -28,6 +29,9 @@ def _plans(sqlite_url: str, reader: str) -> list[tuple[str, list[str]]]:
         store._conn.set_trace_callback(statements.append)  # type: ignore[attr-defined]
         if reader == "metrics":
             fleet_gauges(store)
+        elif reader == "correlate":
+            latest = load(store).timelines["DEV2"].last_jrec
+            assert latest == 19
         else:
             fleet_status(store, 1_780_000_100.0)
         store._conn.set_trace_callback(None)  # type: ignore[attr-defined]
@@ -56,3 +60,7 @@ def test_the_metrics_scrape_reads_heartbeats_by_index(sqlite_url: str) -> None:
 
 def test_fleet_status_reads_heartbeats_by_index(sqlite_url: str) -> None:
     _check(_plans(sqlite_url, "fleet"))
+
+
+def test_correlation_reads_each_devices_latest_heartbeat_by_index(sqlite_url: str) -> None:
+    _check(_plans(sqlite_url, "correlate"))

@@ -322,9 +322,11 @@ def _timelines(tx: Transaction, device: str | None) -> dict[str, Timeline]:
     for dev, seen in tx.execute("SELECT dev, last_seen FROM devices WHERE 1 = 1" + where, params):
         lines[dev].last_seen = float(seen) if seen is not None else None
     for dev, seen, jrec in tx.execute(
-        "SELECT h.dev, h.received_at, h.jrec FROM heartbeats h JOIN (SELECT dev,"
-        " MAX(received_at) AS m FROM heartbeats GROUP BY dev) x ON x.dev = h.dev"
-        " AND x.m = h.received_at" + where.replace("dev", "h.dev"),
+        # Each device's last stored heartbeat, one (dev, id) probe each, as fleet status reads
+        # it (a GROUP BY over all heartbeats walked the whole index).
+        "SELECT d.dev, h.received_at, h.jrec FROM devices d JOIN heartbeats h ON h.id ="
+        " (SELECT MAX(id) FROM heartbeats WHERE dev = d.dev) WHERE 1 = 1"
+        + where.replace("dev", "d.dev"),
         params,
     ):
         line = lines[dev]

@@ -30,6 +30,7 @@ def _fill(store: Store, seed: int = 7) -> None:
     """40 days of traffic from four devices; STALE went silent 35 days ago."""
     rng = random.Random(seed)
     seq = {dev: 0 for dev in ("DEV1", "DEV2", "DEV3", "STALE")}
+    terminal = {dev: f"{10_000_001 + n}" for n, dev in enumerate(seq)}  # one each
     with store.transaction() as tx:
         for step in range(400):
             for dev in list(seq):
@@ -43,7 +44,8 @@ def _fill(store: Store, seed: int = 7) -> None:
                     ingest_status(tx, dev, b"online" if step % 10 else b"offline", at)
                 if step % 3 == 0:
                     seq[dev] += 1
-                    rec = record_bytes(seq[dev], "r", receipt_body(seq[dev] * 10 + len(dev)), t=5)
+                    body = receipt_body(seq[dev], tid=terminal[dev])
+                    rec = record_bytes(seq[dev], "r", body, t=5)
                     ingest_batch(tx, dev, batch_bytes(dev, 1, [rec]), at)
                     diag = record_bytes(seq[dev] + 1, "d", {"ev": "link_up"}, t=5)
                     seq[dev] += 1
@@ -79,6 +81,7 @@ def test_prune_keeps_the_window_and_each_devices_latest_and_nothing_else(db_url:
                 ingest_status(tx, "EDGE", b"online", at)
         before = {t: _rows(store, t) for t in TIMELINES}
         evidence = _counts(store, NEVER_PRUNED)
+        assert min(evidence[t] for t in ("records", "receipts", "diag_events")) > 0
         expected = {
             "heartbeats": _survivors(before["heartbeats"], cut, keep_latest=True),
             "status_events": _survivors(before["status_events"], cut, keep_latest=True),

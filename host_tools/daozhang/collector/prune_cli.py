@@ -9,12 +9,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import sys
 import time
 from datetime import datetime
 
-from daozhang.collector.retention import MIN_KEEP_DAYS, NEVER_PRUNED, prune
+from daozhang.collector.retention import MIN_KEEP_DAYS, NEVER_PRUNED, keep_days_problem, prune
 from daozhang.settle.rows import BEIJING
 from daozhang.store import open_store
 
@@ -24,10 +23,9 @@ def _keep_days(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of days, got {text!r}") from None
-    if not math.isfinite(value) or value < MIN_KEEP_DAYS:
-        raise argparse.ArgumentTypeError(
-            f"must be at least {MIN_KEEP_DAYS:g} (fleet status sums the last day), got {text}"
-        )
+    problem = keep_days_problem(value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return value
 
 

@@ -18,6 +18,7 @@ beside the prune (SQLite has one writer) waits at most one chunk for its next co
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from daozhang.errors import UsageError
@@ -60,11 +61,9 @@ def prune(
     chunk_rows: int = CHUNK_ROWS,
 ) -> PruneResult:
     """Delete timeline rows received more than `keep_days` before `now`."""
-    if not keep_days >= MIN_KEEP_DAYS:  # `not >=`: NaN is refused too
-        raise UsageError(
-            f"--keep-days must be at least {MIN_KEEP_DAYS:g}, got {keep_days:g}:"
-            " fleet status sums each device's heartbeats over the last day"
-        )
+    problem = keep_days_problem(keep_days)
+    if problem is not None:
+        raise UsageError(f"--keep-days {problem}")
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
     cut = now - keep_days * DAY_S
@@ -73,6 +72,16 @@ def prune(
         for table, keep_latest in PRUNED_TABLES
     ]
     return PruneResult(cut=cut, keep_days=keep_days, dry_run=dry_run, tables=tables)
+
+
+def keep_days_problem(keep_days: float) -> str | None:
+    """Why `keep_days` cannot be kept (the command line says it too), or None."""
+    if math.isfinite(keep_days) and keep_days >= MIN_KEEP_DAYS:
+        return None
+    return (
+        f"must be at least {MIN_KEEP_DAYS:g} (fleet status sums each device's last day),"
+        f" got {keep_days:g}"
+    )
 
 
 def _latest_ids(store: Store, table: str) -> set[int]:

@@ -26,7 +26,10 @@ from daozhang.pos.ledger import natural_key
 from daozhang.services.ports import wait_listening
 
 HERE = Path(__file__).resolve().parent
-FLASH = 1024 * 1024
+# Room for about 15,000 receipts. The agent has no uplink here, so nothing ever leaves the
+# journal: a run sends 3,100-3,500 receipts (more when restarts are slow on a loaded machine),
+# and on 1 MiB (about 3,900) a slow run filled it and the POS gave up on "NAK full".
+FLASH = 4 * 1024 * 1024
 KILLS = 50
 # The agent runs from source on the board (compiled at boot): more than 64K on the 64-bit
 # unix port, see test_journal_power_cuts.py.

@@ -15,9 +15,12 @@ import cbor2
 import pytest
 from daozhang.board.manager import VirtualBoard
 from daozhang.cli import main as cli_main
-from daozhang.pos import Ledger, TransactionSource
+from daozhang.pos import Ledger, PosSimulator, TerminalLink, TransactionSource
 from daozhang.pos.link import FrameDecoder, encode_frame
+from daozhang.pos.simulator import GaveUp
 from daozhang.services.ports import wait_listening
+
+from tests.fakes.nak_terminal import NakTerminal
 
 TYPES = {"sale", "void", "refund", "preauth", "preauth_void", "preauth_done", "preauth_done_void"}
 STATES = {
@@ -90,6 +93,22 @@ def test_ledger_keeps_acks_and_finds_unanswered_receipts(tmp_path: Path) -> None
     for body in bodies:
         if "pan" in body and body["pan"].isdigit():
             assert body["pan"] not in text  # the ledger never holds a full PAN
+
+
+def test_giving_up_says_what_the_terminal_answered_last() -> None:
+    # A terminal whose journal stays full (it never gets to upload) keeps the POS resending;
+    # when the POS gives up, the reason must be the NAK, not "no answer".
+    body = next(iter(TransactionSource(seed=3)))
+    with NakTerminal("full") as terminal:
+        link = TerminalLink(f"tcp:127.0.0.1:{terminal.port}")
+        sim = PosSimulator(link, None, ack_timeout_s=0.5, give_up_s=0.1, retry_delay_s=0.01)
+        try:
+            with pytest.raises(GaveUp) as caught:
+                sim.send(body)
+        finally:
+            link.close()
+    assert "NAK full (the terminal's journal is full)" in str(caught.value), caught.value
+    assert sim.stats.naks == {"full": terminal.frames} and terminal.frames >= 1
 
 
 @pytest.mark.parametrize(

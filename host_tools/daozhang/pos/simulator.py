@@ -86,9 +86,13 @@ class PosSimulator:
                 self.ledger.sent(msg_id, body)
         outcome = Outcome(body)
         deadline = time.monotonic() + self.give_up_s
+        last = "no answer"  # what the terminal said last, for the give-up message
         while True:
             if time.monotonic() > deadline:
-                raise GaveUp(f"receipt trc={body.get('trc')}: no answer in {self.give_up_s} s")
+                raise GaveUp(
+                    f"receipt trc={body.get('trc')}: not ACKed in {self.give_up_s:g} s"
+                    f" ({outcome.attempts} sends; last: {last})"
+                )
             try:
                 self._connect(deadline)
                 if outcome.attempts:
@@ -97,11 +101,13 @@ class PosSimulator:
                 self.stats.sent += 1
                 self.link.send(b"R", {"id": msg_id, "r": body})
                 reply = self._answer(msg_id)
-            except LinkClosed:
+            except LinkClosed as exc:
+                last = f"link closed ({exc})"
                 self.stats.reconnects += 1
                 time.sleep(self.retry_delay_s)
                 continue
             if reply is None:
+                last = "no answer"
                 continue  # no answer: the same frame again
             kind, message = reply
             if kind == b"A":
@@ -109,6 +115,7 @@ class PosSimulator:
             why = str(message.get("why", "?"))
             self.stats.naks[why] = self.stats.naks.get(why, 0) + 1
             if why in RETRYABLE:
+                last = f"NAK {why}" + (" (the terminal's journal is full)" if why == "full" else "")
                 self.out(f"NAK  {why:<10} trc={body.get('trc')} (kept; sending again)")
                 time.sleep(self.retry_delay_s if why != "full" else max(1.0, self.retry_delay_s))
                 continue

@@ -22,10 +22,11 @@ import math
 from dataclasses import dataclass
 
 from daozhang.errors import UsageError
+from daozhang.fleet.status import SUMMED_WINDOW_S
 from daozhang.store import Store
 
 DAY_S = 86400.0
-MIN_KEEP_DAYS = 1.0  # fleet status sums the last day of heartbeats
+MIN_KEEP_DAYS = SUMMED_WINDOW_S / DAY_S  # fleet status sums each device's last day
 CHUNK_ROWS = 2000
 
 # (table, keep each device's latest row); every one has `id`, `dev` and `received_at`.

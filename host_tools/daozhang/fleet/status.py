@@ -21,7 +21,8 @@ from daozhang.collector.accounting import still_unsent
 from daozhang.collector.quarantine_read import refusals_by_device
 from daozhang.store import Store
 
-DAY_S = 86_400
+# Reconnects and sync results are summed over this window; `prune` keeps at least as much.
+SUMMED_WINDOW_S = 86_400
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def fleet_status(
                 # Per device, the last day's range of (dev, received_at): not the whole table.
                 "SELECT d.dev, SUM(h.recon), SUM(h.sync_ok), SUM(h.sync_fail) FROM devices d"
                 " JOIN heartbeats h ON h.dev = d.dev AND h.received_at >= ? GROUP BY d.dev",
-                (now - DAY_S,),
+                (now - SUMMED_WINDOW_S,),
             )
         }
         uptos = {
@@ -97,7 +98,7 @@ def fleet_status(
             (str(dev), int(epoch)): int(upto)
             for dev, epoch, upto in tx.execute("SELECT dev, epoch, upto FROM ack_state")
         }
-    refused = refusals_by_device(store, now - DAY_S)
+    refused = refusals_by_device(store, now - SUMMED_WINDOW_S)
     result = []
     for dev, mid, tid, online, last_seen, jrec, jold_s, link, body_json, epoch, next_seq in rows:
         body = json.loads(body_json) if body_json else {}

@@ -358,3 +358,29 @@ def test_inspect_a_board_without_daozhang_says_so(
         assert "no daozhang firmware on this device (flash it first)" in one_error_line(capsys)
     finally:
         vb.stop(power_cut=True)
+
+
+def test_a_board_lost_in_mid_session_is_said_with_how_it_ended(state: Path) -> None:
+    import os
+    import signal
+    import threading
+
+    from daozhang.flash.link import DeviceGone, Port
+
+    vb = VirtualBoard.named("gone")
+    vb.start(state / "gone.img", FLASH, heapsize=HEAP)
+    try:
+        pid = vb.board_pid()
+        assert pid is not None
+        # The power goes while mpremote runs code on the board (a USB board unplugged).
+        cut = threading.Timer(1.5, os.kill, (pid, signal.SIGKILL))
+        cut.start()
+        slow = "import time\nfor i in range(100):\n print(i)\n time.sleep(0.1)"
+        with pytest.raises(DeviceGone) as caught:
+            Port(str(vb.tty), timeout_s=30).mpremote("exec", slow)
+        cut.join()
+    finally:
+        vb.stop(power_cut=True)
+    message = str(caught.value)
+    assert "the device went away during the session" in message, message
+    assert "virtual board 'gone': " in message and "board process ended: signal SIGKILL" in message

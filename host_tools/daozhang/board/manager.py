@@ -221,6 +221,38 @@ class VirtualBoard:
                     _signal(pid, signal.SIGKILL)
         return True
 
+    def how_it_ended(self, wait_s: float = 2.0, log_lines: int = 3) -> str | None:
+        """How the board process last ended (the relay's log) and the last lines it wrote to
+        stderr, or None if it is running or never ran: why a console session lost the board.
+
+        The relay writes its line after the board process is gone; this waits up to `wait_s`
+        for that, so that a session that has just lost the board does not read the previous end.
+        """
+        deadline = time.monotonic() + wait_s
+        while (
+            self.relay_pid() is not None
+            and self.board_pid() is None
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+        if self.board_pid() is not None or self.relay_pid() is not None:
+            return None
+        try:
+            relay_lines = (self.root / "relay.log").read_text(errors="replace").splitlines()
+        except OSError:
+            return None
+        ended = [line for line in relay_lines if "board process ended" in line]
+        if not ended:
+            return None
+        report = ended[-1]
+        try:
+            tail = (self.root / "board.log").read_text(errors="replace").strip().splitlines()
+        except OSError:
+            tail = []
+        if tail:
+            report += "; its log ends: " + " | ".join(tail[-log_lines:])
+        return report
+
     def power_cycle(self, dev: bool | None = None, autostart: bool | None = None) -> Path:
         """Cut the power and start again as last started (optionally changing `dev` and
         `autostart`): the virtual board's "reboot", as unplugging a USB board is."""
@@ -259,6 +291,13 @@ def list_boards() -> list[VirtualBoard]:
     if not root.is_dir():
         return []
     return [VirtualBoard(p.name, p) for p in sorted(root.iterdir()) if p.is_dir()]
+
+
+def board_of_console_link(port: str) -> VirtualBoard | None:
+    """The virtual board whose `tty` link is `port`, whether or not it still runs (the link
+    goes when the board does)."""
+    path = os.path.abspath(port)
+    return next((board for board in list_boards() if str(board.tty) == path), None)
 
 
 def board_on_port(port: str) -> VirtualBoard | None:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from daozhang.board.manager import board_of_console_link
 from daozhang.errors import DaozhangError
 
 
@@ -36,6 +37,15 @@ class PortBusy(DeviceError):
 
 class NoAnswer(DeviceError):
     pass
+
+
+class DeviceGone(DeviceError):
+    """The port failed in the middle of a session: the device reset, lost power or was
+    unplugged (on Linux a serial port whose device went away answers with EIO)."""
+
+
+# What mpremote (pyserial) prints last when the port dies under it.
+_GONE_MARKERS = ("[Errno 5]", "device disconnected")
 
 
 def _port_busy(port: str) -> bool:
@@ -99,6 +109,8 @@ class Port:
                     "(close mpremote, screen, Thonny or the IDE using it)"
                 )
             return NoDevice(f"{self.port}: cannot open the port: {last}")
+        if any(marker in last for marker in _GONE_MARKERS):
+            return self._gone(last)
         if "could not enter raw repl" in last:
             return NoAnswer(
                 f"{self.port}: no MicroPython REPL answered (wrong port, or the device is "
@@ -110,6 +122,17 @@ class Port:
                 "heap for the REPL; on a virtual board give it more (--heap 256K)"
             )
         return DeviceError(f"{self.port}: {last}")
+
+    def _gone(self, last: str) -> DeviceGone:
+        message = (
+            f"{self.port}: the device went away during the session (it reset, lost power or "
+            f"was unplugged; mpremote: {last})"
+        )
+        board = board_of_console_link(self.port)
+        ended = board.how_it_ended() if board is not None else None
+        if board is not None and ended is not None:
+            message += f"; virtual board {board.name!r}: {ended}"
+        return DeviceGone(message)
 
     def exec_json(self, code: str, marker: str, timeout_s: float | None = None) -> Any:
         """Run `code` on the device; it prints one line `MARKER <json>`."""

@@ -44,8 +44,9 @@ class DeviceGone(DeviceError):
     unplugged (on Linux a serial port whose device went away answers with EIO)."""
 
 
-# What mpremote (pyserial) prints last when the port dies under it.
-_GONE_MARKERS = ("[Errno 5]", "device disconnected")
+# What mpremote (pyserial) prints last when the port dies under it: CPython's words for EIO,
+# not MicroPython's ("OSError: [Errno 5] EIO" is the device's own flash failing).
+_GONE_MARKERS = ("Input/output error", "device disconnected")
 
 
 def _port_busy(port: str) -> bool:

@@ -336,14 +336,18 @@ def test_dry_run_writes_nothing_and_a_flash_removes_modules_no_longer_shipped(
         (tmp_path / "retired.mpy").write_bytes(b"M\x06old")
         mpremote(vb.tty, "fs", "cp", str(tmp_path / "fw.json"), ":/fw.json")
         mpremote(vb.tty, "fs", "cp", str(tmp_path / "retired.mpy"), ":/lib/retired.mpy")
+        # The CA as DER, which flashes before the agent read the PEM slot wrote at the root.
+        mpremote(vb.tty, "fs", "cp", str(tmp_path / "retired.mpy"), ":/ca.der")
 
         assert flash(*argv, "--dry-run") == 0
         out = capsys.readouterr().out
-        assert "1 to write, 1 to remove" in out and "remove /lib/retired.mpy" in out
+        assert "1 to write, 2 to remove" in out and "remove /lib/retired.mpy" in out
+        assert "remove /ca.der" in out
         assert flash(*argv) == 0
-        assert changes(capsys.readouterr().out)[0][:2] == (1, 1)  # the manifest; the module
+        assert changes(capsys.readouterr().out)[0][:2] == (1, 2)  # the manifest; module, CA
         listing = mpremote(vb.tty, "exec", "import os; print(os.listdir('/lib'))")
         assert "retired.mpy" not in listing and "journal.mpy" in listing
+        assert "ca.der" not in mpremote(vb.tty, "exec", "import os; print(os.listdir('/'))")
     finally:
         vb.stop(power_cut=True)
 

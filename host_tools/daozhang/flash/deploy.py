@@ -24,6 +24,7 @@ from daozhang.flash.build import Build, Compiler, DeviceFile, build, choose_comp
 from daozhang.flash.layout import (
     CONFIG_PATH,
     JOURNAL_MIN_BYTES,
+    RETIRED_PATHS,
     SECRET_HMAC,
     SECRET_SLOTS,
     TIME_FLOOR_PATH,
@@ -126,7 +127,13 @@ class Flasher:
         opts = self.options
         progress("probing", 0.02)
         port.check_present()
-        wanted_paths = [CONFIG_PATH, SECRET_HMAC, TIME_FLOOR_PATH, *SECRET_SLOTS.values()]
+        wanted_paths = [
+            CONFIG_PATH,
+            SECRET_HMAC,
+            TIME_FLOOR_PATH,
+            *SECRET_SLOTS.values(),
+            *RETIRED_PATHS,
+        ]
         dev_probe = probe(port, ["/fw.json", *wanted_paths, *_planned_paths(opts.board)])
         device_mpy = dev_probe.mpy
         if opts.mpy_override is not None:
@@ -155,6 +162,7 @@ class Flasher:
         changed = [f for f in files if dev_probe.hashes.get(f.remote) != f.sha256]
         keep = {f.remote for f in files}
         removed = [p for p in dev_probe.old_files if p not in keep and p.startswith("/lib/")]
+        removed += [p for p in RETIRED_PATHS if dev_probe.hashes.get(p) is not None]
         result.written = [f.remote for f in changed]
         if key is None:  # dry run, no key registered yet: the flash will make one
             result.written.insert(-1 if changed else 0, SECRET_HMAC)

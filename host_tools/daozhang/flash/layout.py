@@ -27,9 +27,9 @@ SECRET_SLOTS = {
     "cert": "/secrets/client.crt",
     "key": "/secrets/client.key",
 }
-# Where the virtual board's TLS adapter reads the broker's CA today (DER); written beside the
-# slot until the adapters read the slot.
-CA_DER = "/ca.der"
+# Files earlier flashes wrote that nothing reads any more; a flash removes them where found.
+# /ca.der: the CA as DER for the TLS adapters, before the agent read the slot (tlscreds.py).
+RETIRED_PATHS = ("/ca.der",)
 # firmware/timefloor.py's last-known wall time, beside the journal at /dz/journal
 # (firmware/main.py). Seeded at the first flash so that a board without NTP or modem time can
 # check certificate dates, and open TLS, before its first ack sets the clock.
@@ -76,16 +76,15 @@ def config_file(
 
 
 def tls_files(tls: dict[str, Path]) -> list[DeviceFile]:
-    """The TLS credential slots; the CA also as DER where the board adapter reads it."""
-    files = [DeviceFile(SECRET_SLOTS[slot], path.read_bytes()) for slot, path in tls.items()]
+    """The TLS credential slots, the CA checked to be a PEM certificate before anything is
+    written (the agent would only find out at its first TLS session)."""
     if "ca" in tls:
         pem = tls["ca"].read_text(errors="replace")
         try:
-            der = ssl.PEM_cert_to_DER_cert(pem)
+            ssl.PEM_cert_to_DER_cert(pem)
         except ValueError as exc:
             raise UsageError(f"--ca {tls['ca']}: not a PEM certificate ({exc})") from exc
-        files.append(DeviceFile(CA_DER, der))
-    return files
+    return [DeviceFile(SECRET_SLOTS[slot], path.read_bytes()) for slot, path in tls.items()]
 
 
 def broker_of(config: dict[str, Any] | None) -> str | None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+from pathlib import Path
+
 import pytest
 from daozhang.errors import UsageError
 from daozhang.flash.build import (
@@ -113,3 +117,22 @@ def test_the_time_floor_seed_is_a_day_behind_and_never_from_an_unset_clock() -> 
     assert seed is not None and seed.remote == TIME_FLOOR_PATH
     assert int(seed.data) == 1_790_000_000 - 86400
     assert time_floor_file(86400.0) is None  # a laptop that thinks it is 1970
+
+
+def test_tls_files_fill_the_slots_and_refuse_a_ca_that_is_not_pem(tmp_path: Path) -> None:
+    from daozhang.flash.layout import RETIRED_PATHS, SECRET_SLOTS, tls_files
+
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-subj", "/CN=test ca", "-days", "2", "-keyout", str(tmp_path / "ca.key"),
+         "-out", str(tmp_path / "ca.pem")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    files = tls_files({"ca": tmp_path / "ca.pem"})
+    assert [(f.remote, f.data) for f in files] == [
+        (SECRET_SLOTS["ca"], (tmp_path / "ca.pem").read_bytes())
+    ]
+    assert not {f.remote for f in files} & set(RETIRED_PATHS)  # no DER copy any more
+    (tmp_path / "junk.pem").write_text("not a certificate\n")
+    with pytest.raises(UsageError, match=re.escape("junk.pem: not a PEM certificate")):
+        tls_files({"ca": tmp_path / "junk.pem"})

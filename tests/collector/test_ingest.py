@@ -325,7 +325,11 @@ def test_a_schema_1_store_upgrades_without_losing_records(
         )
     monkeypatch.setattr(schema, "COMPONENTS", [("core", MIGRATIONS)])
     with open_store(db_url, migrate=False) as store:
-        assert migrate(store) == ["core/0002_lean_records", "core/0003_heartbeat_indexes"]
+        assert migrate(store) == [
+            "core/0002_lean_records",
+            "core/0003_heartbeat_indexes",
+            "core/0004_inbox",
+        ]
         assert q(store, "SELECT seq FROM records") == [(1,)]
         assert ingest(store, payload).acks == [Ack(DEV, EPOCH, 4)]
         assert q(store, "SELECT COUNT(*) FROM records") == [(4,)]

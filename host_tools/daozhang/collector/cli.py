@@ -37,6 +37,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="QoS 1 messages held before their PUBACK (MQTT v5 Receive Maximum)",
     )
     parser.add_argument(
+        "--max-inbox",
+        type=_records,
+        default=200_000,
+        metavar="RECORDS",
+        help="records that may be acked from the inbox before they are stored; past it, a chunk"
+        " is stored after every group (0: store every record before acking it)",
+    )
+    parser.add_argument(
         "--session-expiry", type=int, default=3600, help="seconds the broker keeps our session"
     )
     parser.add_argument(
@@ -53,6 +61,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _records(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of records") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     config = CollectorConfig(
         broker=args.broker,
@@ -63,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         commit_records=args.commit_records,
         commit_ms=args.commit_ms,
         max_unacked=args.max_unacked,
+        max_inbox=args.max_inbox,
         require_key=args.require_key,
         tls_dir=args.tls_dir,
         connect_timeout_s=args.connect_timeout,

@@ -16,7 +16,7 @@ accounted for, so one bad record cannot stall a device forever.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from daozhang.collector import placement
@@ -49,6 +49,8 @@ class IngestResult:
     dev: str | None
     acks: list[Ack] = field(default_factory=list)
     stored: int = 0  # new records
+    accepted: int = 0  # records acked from the inbox, stored when projected (inbox.py)
+    projected: bool = False  # this result stored an inbox row: its message was counted before
     duplicates: int = 0  # records (or refused bytes) seen before, identical
     quarantined: list[str] = field(default_factory=list)  # one reason per new quarantine row
     backlog: int | None = None  # a heartbeat's count of records the device still holds
@@ -65,16 +67,21 @@ def ingest_batch(
     require_key: bool = False,
     writer: GroupWriter | None = None,
     prepared: Prepared | None = None,
+    verified: bool = False,
 ) -> IngestResult:
     """Validate, store and account for one batch; return the acks to send after commit.
 
     With a `writer` shared by the messages of one transaction, rows are written when the
     caller flushes it (before committing); without one, before returning. `prepared` is the
     batch's `prepare_batch` done before the transaction, used if the device key still matches.
+    `verified`: the payload is a batch whose MAC was checked and stripped when it came in
+    (an inbox row): a key rotated since must not turn it into a forgery.
     """
     own = writer is None
     w = writer if writer is not None else GroupWriter()
-    result = _ingest_batch(tx, w, topic_dev, payload, received_at, collector, require_key, prepared)
+    result = _ingest_batch(
+        tx, w, topic_dev, payload, received_at, collector, require_key, prepared, verified
+    )
     if own:
         w.flush(tx)
     return result
@@ -89,10 +96,13 @@ def _ingest_batch(
     collector: str,
     require_key: bool,
     prepared: Prepared | None,
+    verified: bool,
 ) -> IngestResult:
     result = IngestResult(channel="up", dev=topic_dev)
     topic = f"dz/v1/{topic_dev}/up"
     device = w.device(tx, topic_dev)
+    if verified:
+        device, require_key = replace(device, known=True, key=None), False
     if prepared is None or not prepared.valid_for(device):
         prepared = prepare_batch(device, topic_dev, payload, require_key)
     if isinstance(prepared.verdict, WireError):

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from daozhang.collector.accounting import still_unsent
+from daozhang.collector.inbox import pending_records
 from daozhang.store import Store, open_store
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -23,6 +24,7 @@ class Metrics:
         self._lock = threading.Lock()
         self.messages: dict[str, int] = {}
         self.records = 0
+        self.accepted = 0
         self.duplicates = 0
         self.quarantined: dict[str, int] = {}
         self.acks_sent = 0
@@ -33,9 +35,20 @@ class Metrics:
         self._latency_sum = 0.0
         self._latency_count = 0
 
-    def count_message(self, channel: str, stored: int, duplicates: int, reasons: list[str]) -> None:
+    def count_message(
+        self,
+        channel: str,
+        stored: int,
+        duplicates: int,
+        reasons: list[str],
+        accepted: int = 0,
+        projected: bool = False,
+    ) -> None:
+        """One message handled; `projected`: an inbox row stored, its message counted already."""
         with self._lock:
-            self.messages[channel] = self.messages.get(channel, 0) + 1
+            if not projected:
+                self.messages[channel] = self.messages.get(channel, 0) + 1
+            self.accepted += accepted
             self.records += stored
             self.duplicates += duplicates
             for reason in reasons:
@@ -55,7 +68,7 @@ class Metrics:
                 if seconds <= bound:
                     self._bucket_counts[i] += 1
 
-    def render(self, fleet: Callable[[], tuple[int, int, int]] | None = None) -> str:
+    def render(self, fleet: Callable[[], tuple[int, int, int, int]] | None = None) -> str:
         lines: list[str] = []
 
         def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
@@ -75,6 +88,12 @@ class Metrics:
                 "counter",
                 "records stored (new)",
                 [("", self.records)],
+            )
+            metric(
+                "dz_collector_inbox_accepted_total",
+                "counter",
+                "records acked from the inbox (the fast ack path), stored when projected",
+                [("", self.accepted)],
             )
             metric(
                 "dz_collector_duplicates_total",
@@ -116,7 +135,7 @@ class Metrics:
             lines.append(f"{name}_sum {self._latency_sum:g}")
             lines.append(f"{name}_count {self._latency_count}")
         if fleet is not None:
-            devices, online, backlog = fleet()
+            devices, online, backlog, inbox = fleet()
             metric("dz_devices", "gauge", "devices known to the store", [("", devices)])
             metric(
                 "dz_devices_online", "gauge", "devices whose last status is online", [("", online)]
@@ -127,10 +146,16 @@ class Metrics:
                 "records each device's latest heartbeat held unacked that are not stored yet",
                 [("", backlog)],
             )
+            metric(
+                "dz_inbox_records",
+                "gauge",
+                "records acked but not stored yet (the inbox, every collector's)",
+                [("", inbox)],
+            )
         return "\n".join(lines) + "\n"
 
 
-def fleet_gauges(store: Store) -> tuple[int, int, int]:
+def fleet_gauges(store: Store) -> tuple[int, int, int, int]:
     with store.transaction() as tx:
         ((devices, online),) = tx.execute("SELECT COUNT(*), COALESCE(SUM(online), 0) FROM devices")
         # Driven by devices (every heartbeat's device is there): one index probe per device
@@ -141,14 +166,15 @@ def fleet_gauges(store: Store) -> tuple[int, int, int]:
             " ON h.id = (SELECT MAX(id) FROM heartbeats WHERE dev = d.dev)"
             " LEFT JOIN ack_state a ON a.dev = h.dev AND a.epoch = h.epoch"
         )
+        inbox = pending_records(tx)
     backlog = sum(still_unsent(jrec, next_seq, upto) or 0 for jrec, next_seq, upto in latest)
-    return int(devices), int(online), backlog
+    return int(devices), int(online), backlog, inbox
 
 
 def serve(metrics: Metrics, port: int, db_url: str, host: str = "127.0.0.1") -> ThreadingHTTPServer:
     """Serve /metrics on host:port in a daemon thread; returns the server to shut down."""
 
-    def fleet() -> tuple[int, int, int]:
+    def fleet() -> tuple[int, int, int, int]:
         # One short-lived connection per scrape: the committer's connection is its own.
         with open_store(db_url, migrate=False) as store:
             return fleet_gauges(store)

@@ -12,14 +12,14 @@ from daozhang.collector.wire import WireError
 from daozhang.security.pan import luhn_ok, mask
 
 DIGIT_RUN = re.compile(r"\d{13,19}")
-_DIGIT_RUN_BYTES = re.compile(rb"\d{13,19}")
+DIGIT_RUN_BYTES = re.compile(rb"\d{13,19}")
 
 
 def scan_for_full_pan(body: dict[str, Any], raw: bytes) -> None:
     """A C-speed scan of the record's bytes; only a suspicious run gets the field-wise check."""
     mid = body.get("mid")
     mid_bytes = mid.encode() if isinstance(mid, str) else b""
-    for match in _DIGIT_RUN_BYTES.finditer(raw):
+    for match in DIGIT_RUN_BYTES.finditer(raw):
         run = match.group()
         if run != mid_bytes and luhn_ok(run.decode()):
             check_no_full_pan(body)
@@ -60,4 +60,4 @@ def mask_pans(raw: bytes) -> bytes:
         digits = match.group(0).decode()
         return mask(digits).encode() if luhn_ok(digits) else match.group(0)
 
-    return _DIGIT_RUN_BYTES.sub(masked, raw)
+    return DIGIT_RUN_BYTES.sub(masked, raw)

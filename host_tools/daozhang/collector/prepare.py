@@ -57,6 +57,13 @@ def authentic_batch(
     device: DeviceInfo, topic_dev: str, payload: bytes, require_key: bool
 ) -> tuple[Batch, BatchHeader]:
     """Topic, size, the MAC on the raw bytes before any decoding, then CBOR and the header."""
+    batch = decode_batch(authentic_body(device, topic_dev, payload, require_key))
+    header = check_batch_header(batch.fields, topic_dev)
+    return batch, header
+
+
+def authentic_body(device: DeviceInfo, topic_dev: str, payload: bytes, require_key: bool) -> bytes:
+    """The batch bytes, MAC checked and stripped: what may be decoded (topic, size, key)."""
     check_dev(topic_dev)
     key = device.key
     limit = MAX_BATCH_BYTES + (MAC_BYTES if key is not None else 0)
@@ -64,7 +71,4 @@ def authentic_batch(
         raise WireError("too_large", f"{len(payload)} bytes > {limit}")
     if not device.known and require_key:
         raise WireError("unknown_device", f"{topic_dev!r} has no key in the device store")
-    body = split_mac(payload, key)
-    batch = decode_batch(body)
-    header = check_batch_header(batch.fields, topic_dev)
-    return batch, header
+    return split_mac(payload, key)

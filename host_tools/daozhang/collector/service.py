@@ -9,6 +9,12 @@ frees it); then one transaction writes the group. After the commit returns — S
 synchronous=FULL, or PostgreSQL — it publishes one ack per (dev, epoch) heard from in the group,
 duplicates included, then PUBACKs the group.
 
+An upload that only needs its seqs to be acked (authentic, well-formed, continuing its
+device's run; `inbox.py`) is written whole as one `inbox` row in that transaction and acked
+from there; its records are stored behind the ack (`projector.py`) when the uploads pause, or
+after every group once the inbox holds `max_inbox` records. Every other upload is stored
+record by record before its ack, after its device's inbox rows.
+
 A crash at any point loses nothing: un-PUBACKed messages stay in the persistent session and
 come back (their records are then duplicates: stored once, acked again), and devices keep
 every record until an ack covers it.
@@ -16,15 +22,16 @@ every record until an ack covers it.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from daozhang.collector.inbox import ingest_upload, pending_records, screen
 from daozhang.collector.ingest import IngestResult
 from daozhang.collector.metrics import Metrics
 from daozhang.collector.prepare import DeviceInfo, prepare_batch
+from daozhang.collector.projector import Projector, is_transient
 from daozhang.collector.quarantine import quarantine
 from daozhang.collector.subscription import Incoming, Subscription, log
 from daozhang.collector.timeline import ingest_message
@@ -46,9 +53,18 @@ class CollectorConfig:
     commit_ms: int = 50
     idle_ms: float = 3.0
     max_unacked: int = 1000
+    # Records the inbox may hold (acked, not stored yet; inbox.py) before this collector
+    # stores a chunk after every group. 0: no inbox, every record stored before its ack.
+    max_inbox: int = 200_000
     require_key: bool = False
     tls_dir: str | None = None  # PKI identity folder (ca.pem, client.crt, client.key): mqtts
     connect_timeout_s: float | None = None  # how long to wait for the broker at start
+
+
+_DRAIN_ON_STOP_S = 5.0
+# A pause in the uploads long enough to store an inbox chunk in: not the broker refilling its
+# window after a PUBACK, which takes well under a millisecond.
+_LULL_S = 0.02
 
 
 def ensure_durable(store: Store) -> None:
@@ -62,23 +78,13 @@ def ensure_durable(store: Store) -> None:
             )
 
 
-def _transient(exc: BaseException) -> bool:
-    """A database error worth retrying the whole group for (lock, deadlock, lost link)."""
-    if isinstance(exc, sqlite3.OperationalError):
-        text = str(exc).lower()
-        return "locked" in text or "busy" in text or "i/o" in text
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - psycopg is a dependency
-        return False
-    return isinstance(exc, psycopg.OperationalError | psycopg.errors.UniqueViolation)
-
-
 class Collector:
     def __init__(self, config: CollectorConfig, metrics: Metrics | None = None) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
         self.stopping = threading.Event()
+        self._projector = Projector(config.name, config.commit_records)
+        self._inbox = 0  # records in the inbox, as this collector last knew (others add too)
         # Migrate and check durability now, so that a bad --db fails before any connection;
         # the committer thread opens its own connection in `run()` (SQLite's are per thread).
         with open_store(config.db_url) as store:
@@ -103,15 +109,42 @@ class Collector:
         """Commit groups until `stop()`; then finish the group at hand and disconnect."""
         self._store = open_store(self.config.db_url, migrate=False)
         ensure_durable(self._store)
+        with self._store.transaction() as tx:
+            self._inbox = pending_records(tx)  # what a crash or another collector left
         try:
             while not self.stopping.is_set():
-                self.run_group(timeout=0.2)
+                taken = self.run_group(timeout=_LULL_S if self._inbox > 0 else 0.2)
+                if taken == 0 or self._inbox > self.config.max_inbox:
+                    self.project_some()
+            self._drain_inbox(_DRAIN_ON_STOP_S)
         finally:
             self._sub.close()
             self._store.close()
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def project_some(self) -> int:
+        """Store one chunk of the inbox; how many records it covered (0: it is empty)."""
+        try:
+            done = self._projector.chunk(self._store)
+        except Exception as exc:  # noqa: BLE001 - only transient errors come out: retry
+            log(f"database error while storing the inbox, retrying: {exc}")
+            time.sleep(0.2)
+            self._reopen_store()
+            return 0
+        # Found rows: maybe more are left (another collector's too); none: the inbox is empty.
+        self._inbox = max(1, self._inbox - done.records) if done.records else 0
+        for result in done.results:
+            self._count(result)
+        return done.records
+
+    def _drain_inbox(self, seconds: float) -> None:
+        """On stop, store what this collector acked, for a while; the rest waits for the
+        next collector to start (or for another one of the group)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and self._inbox > 0:
+            self.project_some()
 
     def run_group(self, timeout: float) -> int:
         """Take one group of messages through commit, acks and PUBACKs; how many it held."""
@@ -141,7 +174,7 @@ class Collector:
         writer = GroupWriter()
         with self._store.transaction() as tx:
             for message in group:
-                results.append(self._ingest(tx, message, writer))
+                results += self._ingest(tx, message, writer)
             writer.flush(tx)
         return results
 
@@ -172,28 +205,48 @@ class Collector:
         device = devices.get(dev)
         if device is None:
             device = devices[dev] = read_device(self._store.query, dev)
+        if self.config.max_inbox > 0:
+            message.screened = screen(device, dev, message.payload, self.config.require_key)
+            if message.screened is not None:
+                return message.screened.records
         message.prepared = prepare_batch(device, dev, message.payload, self.config.require_key)
         verdict = message.prepared.verdict
         return 0 if isinstance(verdict, WireError) else len(verdict[0].recs)
 
     def _ingest(
-        self, tx: Transaction, message: Incoming, writer: GroupWriter | None = None
-    ) -> IngestResult:
-        return ingest_message(
-            tx,
-            message.topic,
-            message.payload,
-            message.received_at,
-            retained=message.retain,
-            collector=self.config.name,
-            require_key=self.config.require_key,
-            writer=writer,
-            prepared=message.prepared,
-        )
+        self, tx: Transaction, message: Incoming, writer: GroupWriter
+    ) -> list[IngestResult]:
+        """The message's results: an upload's come after those of the inbox rows it had to
+        wait for (`ingest_upload`)."""
+        dev, channel = _dev_and_channel(message.topic)
+        if dev is not None and channel == "up":
+            return ingest_upload(
+                tx,
+                writer,
+                dev,
+                message.payload,
+                message.received_at,
+                collector=self.config.name,
+                require_key=self.config.require_key,
+                screened=message.screened,
+                prepared=message.prepared,
+            )
+        return [
+            ingest_message(
+                tx,
+                message.topic,
+                message.payload,
+                message.received_at,
+                retained=message.retain,
+                collector=self.config.name,
+                require_key=self.config.require_key,
+                writer=writer,
+            )
+        ]
 
     def _recover(self, group: list[Incoming], exc: Exception) -> list[IngestResult]:
         """The group's transaction failed: retry it, or isolate the message that breaks it."""
-        while _transient(exc):
+        while is_transient(exc):
             self.metrics.commit_retries += 1  # only this thread writes it
             log(f"database error, retrying {len(group)} messages: {exc}")
             time.sleep(0.2)
@@ -205,19 +258,22 @@ class Collector:
             except Exception as again:  # noqa: BLE001 - as above
                 exc = again
         log(f"a message broke the group commit ({exc!r}); committing one by one")
-        return [self._ingest_alone(message) for message in group]
+        return [result for message in group for result in self._ingest_alone(message)]
 
-    def _ingest_alone(self, message: Incoming) -> IngestResult:
+    def _ingest_alone(self, message: Incoming) -> list[IngestResult]:
         while True:
             try:
+                writer = GroupWriter()
                 with self._store.transaction() as tx:
-                    return self._ingest(tx, message)
+                    results = self._ingest(tx, message, writer)
+                    writer.flush(tx)
+                return results
             except Exception as exc:  # noqa: BLE001 - a poison message goes to quarantine
-                if _transient(exc):
+                if is_transient(exc):
                     time.sleep(0.2)
                     self._reopen_store()
                     continue
-                return self._quarantine_internal(message, exc)
+                return [self._quarantine_internal(message, exc)]
 
     def _quarantine_internal(self, message: Incoming, exc: Exception) -> IngestResult:
         """A message that makes ingest fail is a bug to fix, never a reason to stall."""
@@ -255,15 +311,31 @@ class Collector:
         now = time.time()
         acks: dict[tuple[str, int], int] = {}
         for result in results:
-            self.metrics.count_message(
-                result.channel, result.stored, result.duplicates, result.quarantined
-            )
+            self._count(result)
+            self._inbox += result.accepted
             for ack in result.acks:
                 key = (ack.dev, ack.epoch)
                 acks[key] = max(acks.get(key, 0), ack.upto)
         self._sub.send_acks(acks, now)
         self.metrics.observe_commit(elapsed, len(acks))
         self._sub.puback(group)
+
+    def _count(self, result: IngestResult) -> None:
+        self.metrics.count_message(
+            result.channel,
+            result.stored,
+            result.duplicates,
+            result.quarantined,
+            accepted=result.accepted,
+            projected=result.projected,
+        )
+
+
+def _dev_and_channel(topic: str) -> tuple[str | None, str | None]:
+    try:
+        return parse_topic(topic)
+    except WireError:
+        return None, None
 
 
 def run_collector(

@@ -24,6 +24,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from daozhang.collector.inbox import Screened
 from daozhang.collector.metrics import Metrics
 from daozhang.collector.prepare import Prepared
 from daozhang.collector.wire import encode_ack
@@ -43,6 +44,7 @@ class Incoming:
     received_at: float
     generation: int  # which connection it came on: a PUBACK is only valid on that one
     prepared: Prepared | None = None  # an upload's checks, done before the transaction
+    screened: Screened | None = None  # or the fast ack path's, when it can take the upload
 
 
 def parse_broker(url: str) -> tuple[str, int]:

@@ -137,8 +137,21 @@ _CORE_V3 = """
 CREATE INDEX heartbeats_latest ON heartbeats (dev, id)
 """
 
+# v4, the fast ack path (collector/inbox.py): an upload acked before its records are stored
+# is kept whole here, MAC stripped, until `project` stores them and deletes the row.
+_CORE_V4 = """
+CREATE TABLE inbox (
+    id {id},
+    dev TEXT NOT NULL, epoch BIGINT NOT NULL, seq_from BIGINT NOT NULL, seq_to BIGINT NOT NULL,
+    body {blob} NOT NULL,
+    received_at DOUBLE PRECISION NOT NULL, collector TEXT NOT NULL
+);
+CREATE INDEX inbox_dev ON inbox (dev, id)
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "collector_tables", _CORE_V1),
     Migration(2, "lean_records", _CORE_V2),
     Migration(3, "heartbeat_indexes", _CORE_V3),
+    Migration(4, "inbox", _CORE_V4),
 ]

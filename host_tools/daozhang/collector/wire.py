@@ -23,6 +23,7 @@ MAX_RECORD_BYTES = 512  # DESIGN §1.2
 MAX_HEARTBEAT_BYTES = 2048
 MAX_STATUS_BYTES = 16
 MAX_DEPTH = 8  # interface A: depth <= 8
+MAX_BATCH_KEYS = 16  # v dev epoch boot recs gaps, and room for keys newer firmware adds
 QUARANTINE_KEEP_BYTES = 65536  # what a quarantine row keeps of an oversized message
 
 TOPIC_PREFIX = "dz/v1/"
@@ -156,7 +157,7 @@ def decode_batch(data: bytes) -> Batch:
     malformed: without a sound structure no record boundary can be trusted.
     """
     count, pos = _head(data, 0, 5, "batch")
-    if count > 16:
+    if count > MAX_BATCH_KEYS:
         raise WireError("cbor", f"batch: map of {count} keys")
     decoder, stream = _decoder(data)
     stream.seek(pos)

@@ -12,7 +12,10 @@ message (the decode-only subscriber's work besides paho):
   rows built beforehand, 2,000 records per transaction: the `records` insert alone, the
   `receipts` upsert alone, and the `records` insert again without fsync (synchronous=OFF) to
   show what the syncs cost;
-- the whole path: prepare, `ingest_batch` and commit, on a fresh store.
+- the whole path: prepare, `ingest_batch` and commit, on a fresh store;
+- the inbox path (collector/inbox.py): `screen` alone (CPU), then screen, `ingest_upload` and
+  commit on a fresh store (what an ack waits for), then storing those inbox rows
+  (`Projector.chunk`, what follows the ack).
 
     .venv/bin/python bench/ingest_costs.py [--records N]
 """
@@ -32,12 +35,14 @@ import cbor2
 from collector_ingest import messages
 from daozhang.collector.accounting import AckState
 from daozhang.collector.batchcheck import check_batch
+from daozhang.collector.inbox import ingest_upload, screen
 from daozhang.collector.ingest import (  # the private parts: the bench writes ingest's own rows
     _RECEIPT_UPSERT,
     _store,
     ingest_batch,
 )
 from daozhang.collector.prepare import DeviceInfo, prepare_batch
+from daozhang.collector.projector import Projector
 from daozhang.collector.wire import decode_batch
 from daozhang.collector.writer import GroupWriter, read_device
 from daozhang.store import open_store
@@ -109,6 +114,34 @@ def _whole_path(path: Path, msgs: list[tuple[str, bytes]]) -> float:
     return elapsed
 
 
+def _inbox_path(path: Path, msgs: list[tuple[str, bytes]]) -> tuple[float, float]:
+    """Seconds to ack every message from the inbox, and then to store the inbox."""
+    store = open_store(f"sqlite:///{path}", migrate=False)
+    start = time.perf_counter()
+    for i in range(0, len(msgs), PER_TRANSACTION // PER_MESSAGE):
+        group = msgs[i : i + PER_TRANSACTION // PER_MESSAGE]
+        devices = {dev: read_device(store.query, dev) for dev, _ in group}
+        screened = [screen(devices[dev], dev, payload, False) for dev, payload in group]
+        with store.transaction() as tx:
+            writer = GroupWriter()
+            for (dev, payload), taken in zip(group, screened, strict=True):
+                ingest_upload(
+                    tx, writer, dev, payload, 0.0, collector="", require_key=False, screened=taken
+                )
+            writer.flush(tx)
+    acked = time.perf_counter()
+    projector = Projector("bench", PER_TRANSACTION)
+    while projector.chunk(store).records:
+        pass
+    stored = time.perf_counter()
+    with store.transaction() as tx:
+        ((count,),) = tx.execute("SELECT COUNT(*) FROM records")
+    store.close()
+    if count != sum(len(cbor2.loads(p)["recs"]) for _, p in msgs):
+        raise RuntimeError(f"the inbox path stored {count} records")
+    return acked - start, stored - acked
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=50_000)
@@ -134,6 +167,10 @@ def main() -> None:
             "prepare_batch: both, plus the header",
             best_of(3, lambda: [prepare_batch(_UNKNOWN, d, p, False) for d, p in msgs]),
         ),
+        (
+            "screen: the inbox's checks (MAC, CBOR, header, seqs, digit runs)",
+            best_of(3, lambda: [screen(_UNKNOWN, d, p, False) for d, p in msgs]),
+        ),
     ]
     rows = _rows(msgs)
     insert = next(sql for sql in rows if sql.startswith("INSERT INTO records"))
@@ -157,6 +194,11 @@ def main() -> None:
                 "whole path: prepare + ingest_batch + commit",
                 _whole_path(_fresh_store(work, "all"), msgs),
             ),
+        ]
+        acked, stored = _inbox_path(_fresh_store(work, "inbox"), msgs)
+        steps += [
+            ("inbox path to the ack: screen + ingest_upload + commit", acked),
+            ("inbox path behind the ack: storing the inbox rows", stored),
         ]
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -53,8 +53,8 @@ class CollectorConfig:
     commit_ms: int = 50
     idle_ms: float = 3.0
     max_unacked: int = 1000
-    # Records the inbox may hold (acked, not stored yet; inbox.py) before this collector
-    # stores a chunk after every group. 0: no inbox, every record stored before its ack.
+    # Records the inbox may hold (acked, not stored yet; inbox.py). Past it, uploads take the
+    # full path and a chunk is stored after every group. 0: no inbox at all.
     max_inbox: int = 200_000
     require_key: bool = False
     tls_dir: str | None = None  # PKI identity folder (ca.pem, client.crt, client.key): mqtts
@@ -63,8 +63,9 @@ class CollectorConfig:
 
 _DRAIN_ON_STOP_S = 5.0
 # A pause in the uploads long enough to store an inbox chunk in: not the broker refilling its
-# window after a PUBACK, which takes well under a millisecond.
-_LULL_S = 0.02
+# window after a PUBACK (well under a millisecond), nor another collector's commit holding
+# SQLite's write lock for a few tens of ms (storing then would hold it longer still).
+_LULL_S = 0.1
 
 
 def ensure_durable(store: Store) -> None:
@@ -205,7 +206,8 @@ class Collector:
         device = devices.get(dev)
         if device is None:
             device = devices[dev] = read_device(self._store.query, dev)
-        if self.config.max_inbox > 0:
+        if self._inbox < self.config.max_inbox:
+            # Past the bound, acking ahead would only add an inbox row to every stored record.
             message.screened = screen(device, dev, message.payload, self.config.require_key)
             if message.screened is not None:
                 return message.screened.records

@@ -38,6 +38,21 @@ def test_collect_refuses_clearly(
     assert err.startswith("daozhang: ") and message in err
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("-1", "must be at least 0, got -1"), ("lots", "expected a whole number, got 'lots'")],
+)
+def test_collect_refuses_a_bad_max_inbox(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str], value: str, message: str
+) -> None:
+    args = ["collect", "--broker", "mqtt://127.0.0.1:1", "--db", sqlite_url, "--max-inbox", value]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --max-inbox" in err and message in err
+
+
 def test_collect_waits_for_a_broker_that_starts_later(tmp_path: Path, sqlite_url: str) -> None:
     port = free_port()
     url = f"mqtt://127.0.0.1:{port}"

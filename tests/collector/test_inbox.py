@@ -24,27 +24,13 @@ from daozhang.collector.writer import GroupWriter, read_device
 from daozhang.services.postgres import TempPostgres
 from daozhang.store import Store, open_store
 
+from tests.collector.test_ingest import batch, q, receipts
+
 DEV = "T0001"
 EPOCH = 0xDEADBEEF
 NOW = 1_780_000_000.0
 FULL_PAN = "6228480402564890018"  # passes the Luhn check
 OPEN = DeviceInfo(False, None, None, None)  # a device the key store does not know
-
-
-def receipts(first: int, last: int, **extra: Any) -> list[bytes]:
-    return [
-        record_bytes(s, "r", receipt_body(s, **extra), t=1_780_000_000 + s, up=s * 1000)
-        for s in range(first, last + 1)
-    ]
-
-
-def batch(recs: list[bytes], **kw: Any) -> bytes:
-    return batch_bytes(DEV, EPOCH, recs, **kw)
-
-
-def q(store: Store, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    with store.transaction() as tx:
-        return tx.execute(sql, params)
 
 
 # --- the screen says yes only where the full path accounts for the same seqs ----------------

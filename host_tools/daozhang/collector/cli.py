@@ -7,6 +7,7 @@ import signal
 import socket
 from types import FrameType
 
+from daozhang.collector.args import whole_number
 from daozhang.collector.metrics import serve
 from daozhang.collector.service import Collector, CollectorConfig
 
@@ -38,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-inbox",
-        type=_records,
+        type=whole_number(0),
         default=200_000,
         metavar="RECORDS",
         help="records that may be acked from the inbox before they are stored; past it, a chunk"
@@ -59,16 +60,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="quarantine batches of devices that are not in the device store",
     )
-
-
-def _records(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of records") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
+from daozhang.collector.args import whole_number
 from daozhang.collector.quarantine_read import (
     Refusal,
     decode_kept,
@@ -30,16 +31,6 @@ from daozhang.store import open_store
 HEX_ROW = 16
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = sub.add_parser("list", help="refused messages and records, newest first")
@@ -47,11 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     listing.add_argument("--dev", help="only this device")
     listing.add_argument("--reason", help="only this reason (e.g. mac, record_schema)")
     listing.add_argument("--since", help='"YYYY-MM-DD HH:MM" Beijing time: refused since')
-    listing.add_argument("--limit", type=_positive, default=50, help="rows to list (50)")
+    listing.add_argument("--limit", type=whole_number(1), default=50, help="rows to list (50)")
     listing.add_argument("--json", action="store_true", help="JSON instead of a table")
     listing.set_defaults(handler=run_list)
     show = sub.add_parser("show", help="one refused message: reason, bytes, decoded")
-    show.add_argument("id", type=_positive, help="the row id from `quarantine list`")
+    show.add_argument("id", type=whole_number(1), help="the row id from `quarantine list`")
     show.add_argument("--db", required=True, help="sqlite:///FILE or postgresql://...")
     show.add_argument("--json", action="store_true", help="JSON instead of text")
     show.set_defaults(handler=run_show)

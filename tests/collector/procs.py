@@ -61,7 +61,12 @@ class CollectorProcess:
         return code
 
     def stop(self) -> None:
+        """As an operator stops it: SIGTERM (it stores its inbox for up to 5 s), then SIGKILL."""
         if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
         self.process = None

@@ -12,7 +12,7 @@ import cbor2
 import pytest
 from daozhang.collector import inbox
 from daozhang.collector.devicewire import batch_bytes, receipt_body, record_bytes
-from daozhang.collector.inbox import accept, ingest_upload, pending_records, project, screen
+from daozhang.collector.inbox import accept, ingest_upload, pending_records, screen
 from daozhang.collector.ingest import Ack, IngestResult, ingest_batch
 from daozhang.collector.keys import add_device, new_key
 from daozhang.collector.pan_check import mask_pans
@@ -192,26 +192,24 @@ def second_url(db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> s
     return server.create_database(f"t_{uuid.uuid4().hex[:12]}")
 
 
-def _via_inbox(store: Store, payload: bytes, received_at: float) -> list[IngestResult]:
+def via_inbox(
+    store: Store, payload: bytes, received_at: float, dev: str = DEV
+) -> list[IngestResult]:
     """One upload as the collector takes it: screened outside the transaction, then in."""
-    screened = screen(read_device(store.query, DEV), DEV, payload, False)
+    screened = screen(read_device(store.query, dev), dev, payload, False)
     w = GroupWriter()
     with store.transaction() as tx:
         results = ingest_upload(
-            tx, w, DEV, payload, received_at, collector="test", require_key=False, screened=screened
+            tx, w, dev, payload, received_at, collector="test", require_key=False, screened=screened
         )
         w.flush(tx)
     return results
 
 
 def _project_all(store: Store) -> None:
-    while True:
-        w = GroupWriter()
-        with store.transaction() as tx:
-            done = project(tx, w, records=7)  # small chunks: rows of one device in several
-            w.flush(tx)
-        if not done.results:
-            return
+    projector = Projector("test", chunk_records=7)  # small chunks: a device's rows in several
+    while projector.chunk(store).records:
+        pass
 
 
 @pytest.mark.parametrize("project_every", [1, 3, 1000])
@@ -227,7 +225,7 @@ def test_the_inbox_path_stores_exactly_what_the_full_path_stores(
             with full.transaction() as tx:
                 result = ingest_batch(tx, DEV, payload, received_at, collector="test")
             full_acks += [a.upto for a in result.acks]
-            results = _via_inbox(fast, payload, received_at)
+            results = via_inbox(fast, payload, received_at)
             fast_acks += [a.upto for r in results for a in r.acks]
             accepted += sum(r.accepted for r in results)
             if i % project_every == project_every - 1:
@@ -242,9 +240,9 @@ def test_the_inbox_path_stores_exactly_what_the_full_path_stores(
 
 def test_an_upload_with_a_hole_waits_for_the_inbox_rows_of_its_device(db_url: str) -> None:
     with open_store(db_url) as store:
-        assert [r.accepted for r in _via_inbox(store, batch(receipts(1, 5)), NOW)] == [5]
+        assert [r.accepted for r in via_inbox(store, batch(receipts(1, 5)), NOW)] == [5]
         assert q(store, "SELECT COUNT(*) FROM records") == [(0,)]
-        results = _via_inbox(store, batch(receipts(8, 9)), NOW + 1)
+        results = via_inbox(store, batch(receipts(8, 9)), NOW + 1)
         # The inbox row is stored first (its ack was sent before), then the hole's batch.
         assert [(r.projected, r.stored, r.acks) for r in results] == [
             (True, 5, []),
@@ -252,18 +250,18 @@ def test_an_upload_with_a_hole_waits_for_the_inbox_rows_of_its_device(db_url: st
         ]
         assert q(store, "SELECT COUNT(*) FROM inbox") == [(0,)]
         # With a hole in the run, even a batch that continues `upto` takes the full path.
-        assert [r.accepted for r in _via_inbox(store, batch(receipts(6, 6)), NOW + 2)] == [0]
-        assert [r.acks for r in _via_inbox(store, batch(receipts(7, 7)), NOW + 3)] == [
+        assert [r.accepted for r in via_inbox(store, batch(receipts(6, 6)), NOW + 2)] == [0]
+        assert [r.acks for r in via_inbox(store, batch(receipts(7, 7)), NOW + 3)] == [
             [Ack(DEV, EPOCH, 9)]
         ]
         # The run is whole again: the inbox takes the next one.
-        assert [r.accepted for r in _via_inbox(store, batch(receipts(10, 12)), NOW + 4)] == [3]
+        assert [r.accepted for r in via_inbox(store, batch(receipts(10, 12)), NOW + 4)] == [3]
 
 
 def test_what_was_acked_before_a_crash_is_stored_by_the_next_collector(db_url: str) -> None:
     store = open_store(db_url)
     for i in range(4):
-        _via_inbox(store, batch(receipts(10 * i + 1, 10 * i + 10)), NOW + i)
+        via_inbox(store, batch(receipts(10 * i + 1, 10 * i + 10)), NOW + i)
     store.close()  # the acking collector dies here: 40 records acked, none stored
     with open_store(db_url) as store:
         with store.transaction() as tx:
@@ -317,8 +315,8 @@ def test_an_inbox_row_that_breaks_projection_is_quarantined_and_the_rest_stored(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with open_store(sqlite_url) as store:
-        _via_inbox(store, batch(receipts(1, 2)), NOW)
-        _via_inbox(store, batch(receipts(3, 4)), NOW + 1)
+        via_inbox(store, batch(receipts(1, 2)), NOW)
+        via_inbox(store, batch(receipts(3, 4)), NOW + 1)
         real = inbox.ingest_batch
 
         def breaks_on_seq_1(*args: Any, **kw: Any) -> IngestResult:

@@ -25,12 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from daozhang.collector.ingest import Ack, IngestResult, ingest_batch
-from daozhang.collector.pan_check import DIGIT_RUN_BYTES
+from daozhang.collector.pan_check import holds_pan_like_run
 from daozhang.collector.prepare import DeviceInfo, Prepared, authentic_body
 from daozhang.collector.validate import INT64_MAX, check_batch_header
 from daozhang.collector.wire import MAX_BATCH_KEYS, WireError, decode
 from daozhang.collector.writer import GroupWriter
-from daozhang.security.pan import luhn_ok
 from daozhang.store import Transaction
 
 _INSERT = (
@@ -87,26 +86,15 @@ def screen(
     last: int = seqs[-1]
     if first < 1 or last > INT64_MAX or seqs != list(range(first, last + 1)):
         return None
-    if _may_hold_a_pan(body, recs):
+    # A full PAN must be masked before any of these bytes are kept: the record checks do it.
+    mids = {
+        r["b"]["mid"].encode()
+        for r in recs
+        if type(r.get("b")) is dict and type(r["b"].get("mid")) is str
+    }
+    if holds_pan_like_run(body, mids):
         return None
     return Screened(topic_dev, header.epoch, first, last, body, device.known, device.key)
-
-
-def _may_hold_a_pan(body: bytes, recs: list[Any]) -> bool:
-    """A Luhn-valid 13-19 digit run that is not a merchant id of the batch: let the record
-    checks decide (and mask it) before any of these bytes are kept."""
-    mids: set[bytes] | None = None
-    for match in DIGIT_RUN_BYTES.finditer(body):
-        if mids is None:
-            mids = {
-                r["b"]["mid"].encode()
-                for r in recs
-                if type(r.get("b")) is dict and type(r["b"].get("mid")) is str
-            }
-        run = match.group()
-        if run not in mids and luhn_ok(run.decode()):
-            return True
-    return False
 
 
 def accept(

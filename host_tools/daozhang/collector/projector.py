@@ -13,26 +13,12 @@ inbox, and its seqs stay accounted for (they were acked).
 
 from __future__ import annotations
 
-import sqlite3
-
 from daozhang.collector.inbox import Projection, project
 from daozhang.collector.ingest import IngestResult
 from daozhang.collector.quarantine import quarantine
 from daozhang.collector.subscription import log
 from daozhang.collector.writer import GroupWriter
-from daozhang.store import Store
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A database error worth retrying the whole transaction for (lock, deadlock, lost link)."""
-    if isinstance(exc, sqlite3.OperationalError):
-        text = str(exc).lower()
-        return "locked" in text or "busy" in text or "i/o" in text
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - psycopg is a dependency
-        return False
-    return isinstance(exc, psycopg.OperationalError | psycopg.errors.UniqueViolation)
+from daozhang.store import Store, is_transient
 
 
 class Projector:

@@ -31,14 +31,14 @@ from daozhang.collector.inbox import ingest_upload, pending_records, screen
 from daozhang.collector.ingest import IngestResult
 from daozhang.collector.metrics import Metrics
 from daozhang.collector.prepare import DeviceInfo, prepare_batch
-from daozhang.collector.projector import Projector, is_transient
+from daozhang.collector.projector import Projector
 from daozhang.collector.quarantine import quarantine
 from daozhang.collector.subscription import Incoming, Subscription, log
 from daozhang.collector.timeline import ingest_message
 from daozhang.collector.wire import WireError, parse_topic
 from daozhang.collector.writer import GroupWriter, read_device
 from daozhang.errors import StoreError
-from daozhang.store import Store, Transaction, open_store
+from daozhang.store import Store, Transaction, is_transient, open_store
 from daozhang.store.engine import SqliteStore
 
 
@@ -125,20 +125,19 @@ class Collector:
     def stop(self) -> None:
         self.stopping.set()
 
-    def project_some(self) -> int:
-        """Store one chunk of the inbox; how many records it covered (0: it is empty)."""
+    def project_some(self) -> None:
+        """Store one chunk of the inbox (`_inbox` 0 once a chunk finds it empty)."""
         try:
             done = self._projector.chunk(self._store)
         except Exception as exc:  # noqa: BLE001 - only transient errors come out: retry
             log(f"database error while storing the inbox, retrying: {exc}")
             time.sleep(0.2)
             self._reopen_store()
-            return 0
+            return
         # Found rows: maybe more are left (another collector's too); none: the inbox is empty.
         self._inbox = max(1, self._inbox - done.records) if done.records else 0
         for result in done.results:
             self._count(result)
-        return done.records
 
     def _drain_inbox(self, seconds: float) -> None:
         """On stop, store what this collector acked, for a while; the rest waits for the

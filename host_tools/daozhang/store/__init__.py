@@ -5,6 +5,6 @@ lets several collectors share one database. Callers write SQL once, with `?` pla
 the portable subset both engines accept; `Store.transaction()` commits on a clean exit.
 """
 
-from daozhang.store.engine import Row, Store, Transaction, open_store
+from daozhang.store.engine import Row, Store, Transaction, is_transient, open_store
 
-__all__ = ["Row", "Store", "Transaction", "open_store"]
+__all__ = ["Row", "Store", "Transaction", "is_transient", "open_store"]

@@ -24,6 +24,18 @@ _DIALECT_TYPES = {
 }
 
 
+def is_transient(exc: BaseException) -> bool:
+    """A database error worth retrying the whole transaction for (lock, deadlock, lost link)."""
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        return "locked" in text or "busy" in text or "i/o" in text
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    return isinstance(exc, psycopg.OperationalError | psycopg.errors.UniqueViolation)
+
+
 class Transaction(Protocol):
     """What a caller may do inside `Store.transaction()`."""
 

@@ -16,7 +16,7 @@ default `--max-inbox` (200,000): the acked figure is the burst rate, the stored 
 collectors sustain; `--max-inbox 0` gives the path without the inbox.
 
     .venv/bin/python bench/collector_ingest.py [--db sqlite|postgresql|both] [--records N]
-        [--collectors 1 2] [--max-inbox N]
+        [--collectors 1 2] [--per-message 1 10 50] [--max-inbox N]
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ from pathlib import Path
 import cbor2
 import paho.mqtt.client as mqtt
 from daozhang.collector.devicewire import batch_bytes, receipt_body, record_bytes
+from daozhang.collector.ingest import _RECEIPT_KEY_LIST as RECEIPT_FIELDS
 from daozhang.services.mosquitto import Mosquitto
 from daozhang.services.postgres import TempPostgres
-from daozhang.store import open_store
+from daozhang.store import Store, open_store
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -127,6 +128,96 @@ def baseline(broker: Mosquitto, expected: int) -> float:
     client.disconnect()
     client.loop_stop()
     return elapsed
+
+
+# The receipt fields the collector stores, but the two it defaults (added after them).
+_FLOOR_RECEIPT_KEYS = [k for k in RECEIPT_FIELDS if k not in ("ch", "cur")]
+_FLOOR_RECEIPTS = (
+    f"INSERT INTO receipts ({', '.join(_FLOOR_RECEIPT_KEYS)}, ch, cur, dev, epoch, seq, t,"
+    f" received_at) VALUES ({', '.join('?' * (len(_FLOOR_RECEIPT_KEYS) + 7))})"
+)
+_FLOOR_RECORDS = (
+    "INSERT INTO records (dev, epoch, seq, kind, t, boot, up, raw, received_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def store_floor(broker: Mosquitto, db_url: str, expected: int) -> float:
+    """Seconds for the least a storing subscriber does to drain `expected` messages.
+
+    It decodes each payload with cbor2 and writes the rows the collector writes for a new
+    receipt (`records`, with each record's bytes re-encoded, and `receipts`, a plain INSERT)
+    in one durable commit per 5,000 records or 100 ms, as the collector's defaults in this
+    bench. It checks nothing (no MAC, no schema, no resend or order handling, no acks, PUBACK
+    on receipt): no collector can store faster on this store, so its ratio to the decode-only
+    subscriber bounds the stored ratio any collector can reach here.
+    """
+    count = [0]
+    done = threading.Event()
+    records: list[tuple[object, ...]] = []
+    receipts: list[tuple[object, ...]] = []
+    last_commit = [time.perf_counter()]
+    stores: list[Store] = []  # opened by paho's thread, which alone writes (SQLite's rule)
+
+    def commit() -> None:
+        if not stores:
+            stores.append(open_store(db_url, migrate=False))
+        store = stores[0]
+        with store.transaction() as tx:
+            tx.executemany(_FLOOR_RECORDS, records)
+            tx.executemany(_FLOOR_RECEIPTS, receipts)
+        records.clear()
+        receipts.clear()
+        last_commit[0] = time.perf_counter()
+
+    failed: list[BaseException] = []
+
+    def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        try:
+            take(msg.payload)
+        except BaseException as exc:  # paho's thread would die silently: report it instead
+            failed.append(exc)
+            done.set()
+
+    def take(payload: bytes) -> None:
+        batch = cbor2.loads(payload)
+        dev, epoch, now = batch["dev"], batch["epoch"], time.time()
+        for r in batch["recs"]:
+            seq, t, body = r["seq"], r["t"], r["b"]
+            records.append((dev, epoch, seq, r["k"], t, r["boot"], r["up"], cbor2.dumps(r), now))
+            receipts.append(
+                (
+                    *map(body.get, _FLOOR_RECEIPT_KEYS),
+                    body.get("ch") or "card",  # DESIGN §1.2's defaults, as the collector
+                    body.get("cur") or "CNY",
+                    *(dev, epoch, seq, t, now),
+                )
+            )
+        count[0] += 1
+        last = count[0] >= expected
+        if last or len(records) >= 5000 or time.perf_counter() - last_commit[0] > 0.1:
+            commit()
+        if last:
+            stores[0].close()
+            done.set()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-floor", protocol=mqtt.MQTTv5)
+    client.on_message = on_message
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    props.ReceiveMaximum = 1000
+    start = time.perf_counter()
+    client.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
+    client.loop_start()
+    try:
+        if not done.wait(600) or failed:
+            raise RuntimeError(f"store floor got {count[0]} of {expected}") from (failed or [None])[
+                0
+            ]
+        return time.perf_counter() - start
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 def collectors(
@@ -222,23 +313,30 @@ def run_one(
     try:
         if db == "sqlite":
             db_url = f"sqlite:///{work}/bench-{name}.db"
+            floor_url = f"sqlite:///{work}/bench-{name}-floor.db"
         else:
             assert pg is not None
             db_url = pg.create_database(f"bench_{name.replace('-', '_')}")
-        open_store(db_url).close()  # migrated before the clock starts, as in production
+            floor_url = pg.create_database(f"bench_{name.replace('-', '_')}_floor")
+        for url in (db_url, floor_url):
+            open_store(url).close()  # migrated before the clock starts, as in production
         msgs = messages(per_message, total)
         records = sum(len(cbor2.loads(p)["recs"]) for _, p in msgs)
         _session(broker, "bench-base", "bench-base")
+        _session(broker, "bench-floor", "bench-floor")
         for i in range(n_collectors):
             _session(broker, f"bench-col-{i}", "bench-col")
         publish_all(broker, msgs)
         base_s = baseline(broker, len(msgs))
+        floor_s = store_floor(broker, floor_url, len(msgs))
         acked_s, stored_s = collectors(broker, db_url, records, n_collectors, max_inbox)
     finally:
         broker.stop()
     base_rate, acked_rate, stored_rate = records / base_s, records / acked_s, records / stored_s
+    floor_rate = records / floor_s
     return (
         f"| {db} | {n_collectors} | {per_message} | {records} | {base_rate:,.0f} |"
+        f" {floor_rate:,.0f} ({floor_rate / base_rate:.2f}x) |"
         f" {acked_rate:,.0f} ({acked_rate / base_rate:.2f}x) |"
         f" {stored_rate:,.0f} ({stored_rate / base_rate:.2f}x) |"
     )
@@ -256,6 +354,13 @@ def main() -> None:
         help="collector processes sharing the subscription (one row each)",
     )
     parser.add_argument(
+        "--per-message",
+        type=int,
+        nargs="+",
+        default=[1, 10, 50],
+        help="records per message (one row each)",
+    )
+    parser.add_argument(
         "--max-inbox",
         type=int,
         help="passed to the collectors (0: no inbox, every record stored before its ack)",
@@ -270,12 +375,12 @@ def main() -> None:
             pg = TempPostgres(workdir=Path(tempfile.mkdtemp(prefix="dz-bench-pg-"))).start()
         print(
             "| engine | collectors | records/msg | records | decode-only rec/s"
-            " | acked rec/s (ratio) | stored rec/s (ratio) |"
+            " | store floor rec/s (ratio) | acked rec/s (ratio) | stored rec/s (ratio) |"
         )
-        print("|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|")
         for db in engines:
             for n in args.collectors:
-                for per_message in (1, 10, 50):
+                for per_message in args.per_message:
                     total = args.records // 5 if per_message == 1 else args.records
                     row = run_one(per_message, total, db, n, work, pg, args.max_inbox)
                     print(row, flush=True)

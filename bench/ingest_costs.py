@@ -50,7 +50,7 @@ from daozhang.store import Store, Transaction, open_store
 T = TypeVar("T")
 PER_MESSAGE = 50
 PER_TRANSACTION = 2000
-_UNKNOWN = DeviceInfo(known=False, key=None, mid=None, tid=None)
+_UNKNOWN = DeviceInfo(key=None, mid=None, tid=None)
 
 
 def best_of(passes: int, step: Callable[[], object]) -> float:

@@ -180,6 +180,17 @@ def test_bad_inputs_are_quarantined_while_good_traffic_continues(
     assert q(db_url, "SELECT COUNT(*) FROM records WHERE dev = 'EVIL'") == [(0,)]
 
 
+def _scrape_until(port: int, wanted: str, seconds: float = 10) -> str:
+    """The collector's /metrics page, once it holds `wanted` (or at the deadline)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        url = f"http://127.0.0.1:{port}/metrics"
+        text: str = urllib.request.urlopen(url, timeout=10).read().decode()
+        if wanted in text or time.monotonic() > deadline:
+            return text
+        time.sleep(0.05)
+
+
 def test_heartbeats_status_and_lwt_make_a_timeline(
     mosquitto: Mosquitto, db_url: str, tmp_path: Path
 ) -> None:
@@ -206,9 +217,9 @@ def test_heartbeats_status_and_lwt_make_a_timeline(
             time.sleep(0.05)
         assert q(db_url, "SELECT jrec, link, recon FROM heartbeats") == [(42, "up", 2)]
         assert q(db_url, "SELECT online FROM devices WHERE dev = 'HB01'") == [(1,)]
-        text = (
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-        )
+        # The records were acked from the inbox: they count as stored once a pause in the
+        # uploads (100 ms) has let the collector store them.
+        text = _scrape_until(port, "dz_collector_records_total 10")
         assert 'dz_collector_messages_total{channel="up"}' in text
         assert "dz_collector_records_total 10" in text
         assert "dz_devices_backlog_records 42" in text
@@ -226,6 +237,32 @@ def test_heartbeats_status_and_lwt_make_a_timeline(
         assert proc.terminate() == 0  # SIGTERM: finish the group, disconnect, exit 0
     finally:
         proc.stop()
+
+
+def test_a_new_device_is_acked_from_the_inbox_after_its_first_upload(
+    mosquitto: Mosquitto, db_url: str, tmp_path: Path
+) -> None:
+    """The first commit puts the device in `devices`; that must not change what the collector
+    checked the next uploads with (a key store cache once made them all take the full path)."""
+    port = free_port()
+    proc = CollectorProcess(
+        mosquitto.url, db_url, tmp_path, "c1", "--metrics-port", str(port)
+    ).start()
+    # window 1: each batch waits for the previous one's ack, so each is its own group.
+    pub = DevicePublisher(mosquitto.url, "NEW01", 1, stream(60), per_batch=10, window=1)
+    try:
+        assert pub.start().run(20)
+        text = _scrape_until(port, "dz_collector_records_total 60")
+    finally:
+        pub.stop()
+        proc.stop()
+    assert q(db_url, "SELECT COUNT(*) FROM records WHERE dev = 'NEW01'") == [(60,)]
+    accepted = [
+        int(float(line.split()[1]))
+        for line in text.splitlines()
+        if line.startswith("dz_collector_inbox_accepted_total ")
+    ]
+    assert accepted and accepted[0] >= 60  # every batch; a resend would add its records
 
 
 def _durable_seqs(db_url: str, dev: str, upto: int) -> list[int]:

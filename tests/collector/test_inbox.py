@@ -30,7 +30,7 @@ DEV = "T0001"
 EPOCH = 0xDEADBEEF
 NOW = 1_780_000_000.0
 FULL_PAN = "6228480402564890018"  # passes the Luhn check
-OPEN = DeviceInfo(False, None, None, None)  # a device the key store does not know
+OPEN = DeviceInfo(None, None, None)  # a device without a key (or not in the key store)
 
 
 # --- the screen says yes only where the full path accounts for the same seqs ----------------
@@ -55,7 +55,7 @@ def _agrees(device: DeviceInfo, payload: bytes, require_key: bool = False) -> bo
 
 
 KEY = bytes(range(32))
-KEYED = DeviceInfo(True, KEY, None, None)
+KEYED = DeviceInfo(KEY, None, None)
 GOOD = batch(receipts(1, 3))
 
 
@@ -69,7 +69,8 @@ CASES: dict[str, tuple[DeviceInfo, bytes, bool, bool]] = {
     "keyed, MAC right": (KEYED, batch(receipts(1, 3), key=KEY), False, True),
     "keyed, MAC wrong": (KEYED, batch(receipts(1, 3), key=bytes(32)), False, False),
     "keyed, MAC missing": (KEYED, GOOD, False, False),
-    "unknown device, keys required": (OPEN, GOOD, True, False),
+    "no key (unknown, or only heard from), keys required": (OPEN, GOOD, True, False),
+    "keyed, keys required": (KEYED, batch(receipts(1, 3), key=KEY), True, True),
     "dev of another device": (OPEN, batch_bytes("T0002", EPOCH, receipts(1, 3)), False, False),
     "gaps": (OPEN, batch(receipts(1, 3), gaps=[[4, 9]]), False, False),
     "a hole inside": (OPEN, batch([*receipts(1, 2), *receipts(4, 4)]), False, False),
@@ -281,7 +282,7 @@ def test_a_key_rotated_after_the_ack_does_not_make_the_acked_batch_a_forgery(
         old, new = new_key(), new_key()
         add_device(store, DEV, key=old)
         payload = batch(receipts(1, 3), key=old)
-        device = DeviceInfo(True, old, None, None)
+        device = DeviceInfo(old, None, None)
         screened = screen(device, DEV, payload, True)
         assert screened is not None
         w = GroupWriter()
@@ -298,7 +299,7 @@ def test_a_screened_upload_is_checked_again_when_the_key_changed_meanwhile(db_ur
     with open_store(db_url) as store:
         old = new_key()
         payload = batch(receipts(1, 3), key=old)
-        screened = screen(DeviceInfo(True, old, None, None), DEV, payload, False)
+        screened = screen(DeviceInfo(old, None, None), DEV, payload, False)
         assert screened is not None
         add_device(store, DEV, key=new_key())  # the key store says otherwise by the commit
         w = GroupWriter()

@@ -7,9 +7,15 @@ from typing import Any
 
 import cbor2
 import pytest
-from daozhang.collector.devicewire import batch_bytes, receipt_body, record_bytes
+from daozhang.collector.devicewire import (
+    batch_bytes,
+    heartbeat_bytes,
+    receipt_body,
+    record_bytes,
+)
 from daozhang.collector.ingest import Ack, IngestResult, ingest_batch
 from daozhang.collector.prepare import prepare_batch
+from daozhang.collector.timeline import ingest_heartbeat
 from daozhang.collector.writer import read_device
 from daozhang.store import Store, open_store
 
@@ -271,6 +277,18 @@ def test_records_without_a_clock_are_placed_from_uptime(store: Store) -> None:
 def test_unknown_devices_are_refused_when_keys_are_required(store: Store) -> None:
     result = ingest(store, batch(receipts(1, 1)), require_key=True)
     assert (result.acks, result.quarantined) == ([], ["unknown_device"])
+
+
+def test_a_heartbeat_does_not_let_a_keyless_device_past_the_key_requirement(
+    store: Store,
+) -> None:
+    """A heartbeat or status message puts the device in `devices` (no key): still refused."""
+    with store.transaction() as tx:
+        ingest_heartbeat(tx, DEV, heartbeat_bytes(DEV, t=1_780_000_000), 1_780_000_000.0)
+    assert q(store, "SELECT dev, hmac_key FROM devices") == [(DEV, None)]
+    result = ingest(store, batch(receipts(1, 1)), require_key=True)
+    assert (result.acks, result.quarantined) == ([], ["unknown_device"])
+    assert q(store, "SELECT COUNT(*) FROM records") == [(0,)]
 
 
 def test_same_refused_bytes_are_one_quarantine_row(store: Store) -> None:

@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--require-key",
         action="store_true",
-        help="quarantine batches of devices that are not in the device store",
+        help="quarantine batches of devices that have no key in the device store",
     )
 
 

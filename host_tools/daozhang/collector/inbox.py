@@ -48,11 +48,10 @@ class Screened:
     seq_from: int
     seq_to: int
     body: bytes
-    known: bool  # the device's entry the screen assumed, and its key: as `Prepared`
-    key: bytes | None
+    key: bytes | None  # the HMAC key the screen assumed: as `Prepared`
 
     def valid_for(self, device: DeviceInfo) -> bool:
-        return (self.known, self.key) == (device.known, device.key)
+        return self.key == device.key
 
     @property
     def records(self) -> int:
@@ -94,7 +93,7 @@ def screen(
     }
     if holds_pan_like_run(body, mids):
         return None
-    return Screened(topic_dev, header.epoch, first, last, body, device.known, device.key)
+    return Screened(topic_dev, header.epoch, first, last, body, device.key)
 
 
 def accept(

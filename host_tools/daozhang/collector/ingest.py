@@ -102,7 +102,7 @@ def _ingest_batch(
     topic = f"dz/v1/{topic_dev}/up"
     device = w.device(tx, topic_dev)
     if verified:
-        device, require_key = replace(device, known=True, key=None), False
+        device, require_key = replace(device, key=None), False
     if prepared is None or not prepared.valid_for(device):
         prepared = prepare_batch(device, topic_dev, payload, require_key)
     if isinstance(prepared.verdict, WireError):

@@ -25,7 +25,8 @@ from daozhang.collector.wire import (
 
 @dataclass(frozen=True)
 class DeviceInfo:
-    known: bool
+    """A device's entry in the key store (key None: no key, or no entry at all)."""
+
     key: bytes | None
     mid: str | None
     tid: str | None
@@ -33,13 +34,12 @@ class DeviceInfo:
 
 @dataclass(frozen=True)
 class Prepared:
-    known: bool  # the device's entry the checks assumed ...
-    key: bytes | None  # ... and its HMAC key
+    key: bytes | None  # the HMAC key the checks assumed: all they depend on in the key store
     verdict: tuple[Batch, BatchHeader] | WireError  # the error: the batch fails as a whole
     checked: list[Record] | None  # every record passed (the batch fast path), else None
 
     def valid_for(self, device: DeviceInfo) -> bool:
-        return (self.known, self.key) == (device.known, device.key)
+        return self.key == device.key
 
 
 def prepare_batch(
@@ -49,8 +49,8 @@ def prepare_batch(
     try:
         batch, header = authentic_batch(device, topic_dev, payload, require_key)
     except WireError as exc:
-        return Prepared(device.known, device.key, exc, None)
-    return Prepared(device.known, device.key, (batch, header), check_batch(batch.recs))
+        return Prepared(device.key, exc, None)
+    return Prepared(device.key, (batch, header), check_batch(batch.recs))
 
 
 def authentic_batch(
@@ -69,6 +69,7 @@ def authentic_body(device: DeviceInfo, topic_dev: str, payload: bytes, require_k
     limit = MAX_BATCH_BYTES + (MAC_BYTES if key is not None else 0)
     if len(payload) > limit:
         raise WireError("too_large", f"{len(payload)} bytes > {limit}")
-    if not device.known and require_key:
+    # The key, not the row: a heartbeat or status message puts any device in `devices`.
+    if key is None and require_key:
         raise WireError("unknown_device", f"{topic_dev!r} has no key in the device store")
     return split_mac(payload, key)

@@ -62,6 +62,9 @@ class CollectorConfig:
 
 
 _DRAIN_ON_STOP_S = 5.0
+# Key store entries kept between groups to check uploads before the transaction; more than
+# this many device ids (a flood of unknown ones) starts the cache over.
+_MAX_CACHED_DEVICES = 100_000
 # A pause in the uploads long enough to store an inbox chunk in: not the broker refilling its
 # window after a PUBACK (well under a millisecond), nor another collector's commit holding
 # SQLite's write lock for a few tens of ms (storing then would hold it longer still).
@@ -86,6 +89,9 @@ class Collector:
         self.stopping = threading.Event()
         self._projector = Projector(config.name, config.commit_records)
         self._inbox = 0  # records in the inbox, as this collector last knew (others add too)
+        # The key store as the last transactions read it. Checks made with it before a
+        # transaction are proposals: ingest redoes them if the entry changed meanwhile.
+        self._devices: dict[str, DeviceInfo] = {}
         # Migrate and check durability now, so that a bad --db fails before any connection;
         # the committer thread opens its own connection in `run()` (SQLite's are per thread).
         with open_store(config.db_url) as store:
@@ -173,17 +179,20 @@ class Collector:
         results: list[IngestResult] = []
         writer = GroupWriter()
         with self._store.transaction() as tx:
+            writer.load_devices(tx, {dev for m in group if (dev := _upload_dev(m.topic))})
             for message in group:
                 results += self._ingest(tx, message, writer)
             writer.flush(tx)
+        if len(self._devices) > _MAX_CACHED_DEVICES:
+            self._devices = {}
+        self._devices.update(writer.devices)
         return results
 
     def _gather(self, group: list[Incoming]) -> None:
         """Take messages until `commit_records`, `commit_ms` or an idle gap, checking each."""
         cfg = self.config
         deadline = time.monotonic() + cfg.commit_ms / 1000
-        devices: dict[str, DeviceInfo] = {}
-        records = sum(self._prepare(message, devices) for message in group)
+        records = sum(map(self._prepare, group))
         while records < cfg.commit_records and len(group) < cfg.max_unacked:
             wait = min(deadline - time.monotonic(), cfg.idle_ms / 1000)
             if wait <= 0:
@@ -192,9 +201,9 @@ class Collector:
             if message is None:
                 break  # idle: commit now, which also frees the broker's window
             group.append(message)
-            records += self._prepare(message, devices)
+            records += self._prepare(message)
 
-    def _prepare(self, message: Incoming, devices: dict[str, DeviceInfo]) -> int:
+    def _prepare(self, message: Incoming) -> int:
         """Check an upload without the write lock; how many records it carries."""
         try:
             dev, channel = parse_topic(message.topic)
@@ -202,9 +211,9 @@ class Collector:
             return 0  # refused inside the transaction, with its quarantine row
         if channel != "up":
             return 0
-        device = devices.get(dev)
+        device = self._devices.get(dev)
         if device is None:
-            device = devices[dev] = read_device(self._store.query, dev)
+            device = self._devices[dev] = read_device(self._store.query, dev)
         if self._inbox < self.config.max_inbox:
             # Past the bound, acking ahead would only add an inbox row to every stored record.
             message.screened = screen(device, dev, message.payload, self.config.require_key)
@@ -337,6 +346,11 @@ def _dev_and_channel(topic: str) -> tuple[str | None, str | None]:
         return parse_topic(topic)
     except WireError:
         return None, None
+
+
+def _upload_dev(topic: str) -> str | None:
+    dev, channel = _dev_and_channel(topic)
+    return dev if channel == "up" else None
 
 
 def run_collector(

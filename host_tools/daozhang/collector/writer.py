@@ -40,6 +40,18 @@ class GroupWriter:
             info = self._devices[dev] = read_device(tx.execute, dev)
         return info
 
+    def load_devices(self, tx: Transaction, devs: set[str]) -> None:
+        """Read the key store's entries of `devs` in one query (one round trip on PostgreSQL,
+        where a query per device cost a fifth of the time to ack a group)."""
+        wanted = sorted(devs - self._devices.keys())
+        for start in range(0, len(wanted), 500):  # well under SQLite's limit of parameters
+            self._devices.update(read_devices(tx.execute, wanted[start : start + 500]))
+
+    @property
+    def devices(self) -> dict[str, DeviceInfo]:
+        """Every key store entry read in this transaction: current as of its commit."""
+        return self._devices
+
     def state(self, tx: Transaction, dev: str, epoch: int, now: float) -> AckState:
         """The (dev, epoch) accounting row, locked once for the whole transaction."""
         state = self._states.get((dev, epoch))
@@ -85,16 +97,26 @@ class GroupWriter:
             if info is None or (info.mid, info.tid) != (mid, tid):
                 tx.execute("UPDATE devices SET mid = ?, tid = ? WHERE dev = ?", (mid, tid, dev))
                 if info is not None:
-                    self._devices[dev] = DeviceInfo(info.known, info.key, mid, tid)
+                    self._devices[dev] = DeviceInfo(info.key, mid, tid)
         self._serving = {}
 
 
-def read_device(
-    query: Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]], dev: str
-) -> DeviceInfo:
+Query = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
+
+
+def read_device(query: Query, dev: str) -> DeviceInfo:
     """The key store's entry for `dev`, through a transaction's or a store's query."""
-    rows = query("SELECT hmac_key, mid, tid FROM devices WHERE dev = ?", (dev,))
-    if not rows:
-        return DeviceInfo(False, None, None, None)
-    key = bytes(rows[0][0]) if rows[0][0] is not None else None
-    return DeviceInfo(True, key, rows[0][1], rows[0][2])
+    return read_devices(query, [dev])[dev]
+
+
+def read_devices(query: Query, devs: list[str]) -> dict[str, DeviceInfo]:
+    """The key store's entries for `devs` (unknown ones too), in one query."""
+    if not devs:
+        return {}
+    marks = ", ".join("?" for _ in devs)
+    rows = query(f"SELECT dev, hmac_key, mid, tid FROM devices WHERE dev IN ({marks})", (*devs,))
+    found = {
+        str(dev): DeviceInfo(bytes(key) if key is not None else None, mid, tid)
+        for dev, key, mid, tid in rows
+    }
+    return {dev: found.get(dev, DeviceInfo(None, None, None)) for dev in devs}

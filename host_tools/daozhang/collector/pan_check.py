@@ -14,13 +14,40 @@ from daozhang.security.pan import luhn_ok, mask
 
 DIGIT_RUN = re.compile(r"\d{13,19}")
 _DIGIT_RUN_BYTES = re.compile(rb"\d{13,19}")
+_RUN_MIN, _RUN_MAX = 13, 19
+# Every ASCII digit to b"1", every other byte to b"0": runs of digits become runs of b"1"
+# that bytes.find locates at C speed.
+_DIGIT_MAP = bytes(0x31 if 0x30 <= i <= 0x39 else 0x30 for i in range(256))
+_LONG_ENOUGH = b"1" * _RUN_MIN
+
+
+def digit_runs(raw: bytes) -> list[bytes]:
+    """What `re.findall(rb"\\d{13,19}", raw)` returns, found without the regex.
+
+    The regex restarts at every digit of every shorter run (a receipt is full of 6-12 digit
+    fields), which made this scan cost as much as decoding the batch. Here bytes.find jumps
+    from one run of at least 13 digits to the next; each is cut as the regex cuts it: greedy
+    pieces of 19 from its start, the last kept when it has at least 13.
+    """
+    marks = raw.translate(_DIGIT_MAP)
+    runs: list[bytes] = []
+    start = marks.find(_LONG_ENOUGH)
+    while start >= 0:
+        end = marks.find(b"0", start)
+        if end < 0:
+            end = len(raw)
+        if end - start <= _RUN_MAX:
+            runs.append(raw[start:end])  # the usual run: one merchant id
+        else:
+            for piece in range(start, end - _RUN_MIN + 1, _RUN_MAX):
+                runs.append(raw[piece : min(piece + _RUN_MAX, end)])
+        start = marks.find(_LONG_ENOUGH, end)
+    return runs
 
 
 def holds_pan_like_run(raw: bytes, allowed: Container[bytes]) -> bool:
     """A C-speed scan of undecoded bytes: a Luhn-valid 13-19 digit run not in `allowed`."""
-    return any(
-        run not in allowed and luhn_ok(run.decode()) for run in _DIGIT_RUN_BYTES.findall(raw)
-    )
+    return any(run not in allowed and luhn_ok(run.decode()) for run in digit_runs(raw))
 
 
 def scan_for_full_pan(body: dict[str, Any], raw: bytes) -> None:

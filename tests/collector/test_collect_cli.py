@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from daozhang.cli import main
-from daozhang.collector.service import Collector, CollectorConfig, ensure_durable
+from daozhang.collector.committer import ensure_durable
+from daozhang.collector.service import Collector, CollectorConfig
 from daozhang.errors import DaozhangError, StoreError
 from daozhang.services.mosquitto import Mosquitto
 from daozhang.services.ports import free_port

@@ -1,5 +1,5 @@
-"""Correlation run while a collector still holds acked records in its inbox says so: their
-receipts are missing from the findings, which would otherwise look complete."""
+"""Correlation or a lookup run while a collector still holds acked records in its inbox says
+so: their receipts are missing from the findings, which would otherwise look complete."""
 
 from __future__ import annotations
 
@@ -36,3 +36,28 @@ def test_correlate_names_the_records_not_stored_yet(
         Projector("c", chunk_records=2000).chunk(store)
     assert main(argv) == 0
     assert "not stored yet" not in capsys.readouterr().err
+
+
+def test_lookup_names_the_records_not_stored_yet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Support staff look a sale up by RRN: it is acked (the terminal deleted it) but still in
+    the inbox, so lookup finds nothing, and must say why that may be."""
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    sc = generate(2024, cases=3)
+    with open_store(url) as store:
+        load(store, sc, tmp_path / "files")
+        body = receipt_body(900_001, rrn="LATE00000001")
+        recs = [record_bytes(1, "r", body, t=int(sc.as_of) - 3600)]
+        (result,) = via_inbox(store, batch_bytes("LATE0001", 5, recs), sc.as_of, "LATE0001")
+        assert result.accepted == 1
+    as_of = datetime.fromtimestamp(sc.as_of, BEIJING).strftime("%Y-%m-%d %H:%M")
+    argv = ["lookup", "--db", url, "--as-of", as_of, "--rrn", "LATE00000001", "--json"]
+    assert main(argv) == 1  # not found ...
+    err = capsys.readouterr().err
+    assert "lookup: note: 1 records acked by the collectors are not stored yet" in err
+    with open_store(url) as store:
+        Projector("c", chunk_records=2000).chunk(store)
+    assert main(argv) == 0  # ... until the collector stores it
+    out = capsys.readouterr()
+    assert "LATE00000001" in out.out and "not stored yet" not in out.err

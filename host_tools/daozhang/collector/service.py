@@ -15,9 +15,10 @@ from there; its records are stored behind the ack (`projector.py`) when the uplo
 after every group once the inbox holds `max_inbox` records. Every other upload is stored
 record by record before its ack, after its device's inbox rows.
 
-A crash at any point loses nothing: un-PUBACKed messages stay in the persistent session and
-come back (their records are then duplicates: stored once, acked again), and devices keep
-every record until an ack covers it.
+The database side (the transaction, retries, isolating a message that breaks a group) is
+`committer.py`. A crash at any point loses nothing: un-PUBACKed messages stay in the
+persistent session and come back (their records are then duplicates: stored once, acked
+again), and devices keep every record until an ack covers it.
 """
 
 from __future__ import annotations
@@ -27,19 +28,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from daozhang.collector.committer import Committer, ensure_durable
 from daozhang.collector.inbox import ingest_upload, pending_records, screen
 from daozhang.collector.ingest import IngestResult
 from daozhang.collector.metrics import Metrics
-from daozhang.collector.prepare import DeviceInfo, prepare_batch
+from daozhang.collector.prepare import prepare_batch
 from daozhang.collector.projector import Projector
-from daozhang.collector.quarantine import quarantine
 from daozhang.collector.subscription import Incoming, Subscription, log
 from daozhang.collector.timeline import ingest_message
 from daozhang.collector.wire import WireError, parse_topic
-from daozhang.collector.writer import GroupWriter, read_device
-from daozhang.errors import StoreError
-from daozhang.store import Store, Transaction, is_transient, open_store
-from daozhang.store.engine import SqliteStore
+from daozhang.collector.writer import GroupWriter
+from daozhang.store import Transaction, open_store
 
 
 @dataclass
@@ -62,24 +61,10 @@ class CollectorConfig:
 
 
 _DRAIN_ON_STOP_S = 5.0
-# Key store entries kept between groups to check uploads before the transaction; more than
-# this many device ids (a flood of unknown ones) starts the cache over.
-_MAX_CACHED_DEVICES = 100_000
 # A pause in the uploads long enough to store an inbox chunk in: not the broker refilling its
 # window after a PUBACK (well under a millisecond), nor another collector's commit holding
 # SQLite's write lock for a few tens of ms (storing then would hold it longer still).
 _LULL_S = 0.1
-
-
-def ensure_durable(store: Store) -> None:
-    """Refuse to ack from a database that could lose a commit on power loss."""
-    if isinstance(store, SqliteStore):
-        mode, sync = store.durability()
-        if mode != "wal" or sync < 2:
-            raise StoreError(
-                f"SQLite at {store.path} runs journal_mode={mode}, synchronous={sync}:"
-                " acks need WAL with synchronous=FULL (2) or EXTRA (3)"
-            )
 
 
 class Collector:
@@ -89,14 +74,11 @@ class Collector:
         self.stopping = threading.Event()
         self._projector = Projector(config.name, config.commit_records)
         self._inbox = 0  # records in the inbox, as this collector last knew (others add too)
-        # The key store as the last transactions read it. Checks made with it before a
-        # transaction are proposals: ingest redoes them if the entry changed meanwhile.
-        self._devices: dict[str, DeviceInfo] = {}
         # Migrate and check durability now, so that a bad --db fails before any connection;
         # the committer thread opens its own connection in `run()` (SQLite's are per thread).
         with open_store(config.db_url) as store:
             ensure_durable(store)
-        self._store: Store = store
+        self._committer: Committer | None = None
         self._sub = Subscription(
             broker=config.broker,
             name=config.name,
@@ -114,11 +96,12 @@ class Collector:
 
     def run(self) -> None:
         """Commit groups until `stop()`; then finish the group at hand and disconnect."""
-        self._store = open_store(self.config.db_url, migrate=False)
-        ensure_durable(self._store)
-        with self._store.transaction() as tx:
-            self._inbox = pending_records(tx)  # what a crash or another collector left
+        committer = self._committer = Committer(
+            self.config.db_url, self.config.name, self._ingest, self.metrics, self.stopping
+        )
         try:
+            with committer.store.transaction() as tx:
+                self._inbox = pending_records(tx)  # what a crash or another collector left
             while not self.stopping.is_set():
                 taken = self.run_group(timeout=_LULL_S if self._inbox > 0 else 0.2)
                 if taken == 0 or self._inbox > self.config.max_inbox:
@@ -126,7 +109,13 @@ class Collector:
             self._drain_inbox(_DRAIN_ON_STOP_S)
         finally:
             self._sub.close()
-            self._store.close()
+            committer.close()
+
+    @property
+    def committer(self) -> Committer:
+        if self._committer is None:
+            raise RuntimeError("the committer runs in run()")
+        return self._committer
 
     def stop(self) -> None:
         self.stopping.set()
@@ -134,11 +123,11 @@ class Collector:
     def project_some(self) -> None:
         """Store one chunk of the inbox (`_inbox` 0 once a chunk finds it empty)."""
         try:
-            done = self._projector.chunk(self._store)
+            done = self._projector.chunk(self.committer.store)
         except Exception as exc:  # noqa: BLE001 - only transient errors come out: retry
             log(f"database error while storing the inbox, retrying: {exc}")
             time.sleep(0.2)
-            self._reopen_store()
+            self.committer.reopen()
             return
         # Found rows: maybe more are left (another collector's too); none: the inbox is empty.
         self._inbox = max(1, self._inbox - done.records) if done.records else 0
@@ -159,34 +148,17 @@ class Collector:
             return 0
         group = [first]
         started = time.monotonic()
+        # The group is gathered and its uploads checked before the transaction opens: the
+        # write lock is then held for the writes alone, and other collectors can commit
+        # meanwhile.
         try:
-            results = self._ingest_group(group, take_more=True)
-        except Exception as exc:  # noqa: BLE001 - any failure: retry or isolate, never stall
-            results = self._recover(group, exc)
+            self._gather(group)
+        except Exception as exc:  # noqa: BLE001 - the key store read failed: the transaction
+            log(f"checking uploads before the commit failed: {exc!r}")  # checks them anyway
+        results = self.committer.commit(group)
         elapsed = time.monotonic() - started
         self._after_commit(group, results, elapsed)
         return len(group)
-
-    def _ingest_group(self, group: list[Incoming], take_more: bool) -> list[IngestResult]:
-        """One transaction over `group`, first grown from the queue when `take_more`.
-
-        The group is gathered and its uploads checked before the transaction opens: the
-        write lock is then held for the writes alone, and other collectors can commit
-        meanwhile.
-        """
-        if take_more:
-            self._gather(group)
-        results: list[IngestResult] = []
-        writer = GroupWriter()
-        with self._store.transaction() as tx:
-            writer.load_devices(tx, {dev for m in group if (dev := _upload_dev(m.topic))})
-            for message in group:
-                results += self._ingest(tx, message, writer)
-            writer.flush(tx)
-        if len(self._devices) > _MAX_CACHED_DEVICES:
-            self._devices = {}
-        self._devices.update(writer.devices)
-        return results
 
     def _gather(self, group: list[Incoming]) -> None:
         """Take messages until `commit_records`, `commit_ms` or an idle gap, checking each."""
@@ -211,9 +183,7 @@ class Collector:
             return 0  # refused inside the transaction, with its quarantine row
         if channel != "up":
             return 0
-        device = self._devices.get(dev)
-        if device is None:
-            device = self._devices[dev] = read_device(self._store.query, dev)
+        device = self.committer.device(dev)
         if self._inbox < self.config.max_inbox:
             # Past the bound, acking ahead would only add an inbox row to every stored record.
             message.screened = screen(device, dev, message.payload, self.config.require_key)
@@ -254,67 +224,6 @@ class Collector:
             )
         ]
 
-    def _recover(self, group: list[Incoming], exc: Exception) -> list[IngestResult]:
-        """The group's transaction failed: retry it, or isolate the message that breaks it."""
-        while is_transient(exc):
-            self.metrics.commit_retries += 1  # only this thread writes it
-            log(f"database error, retrying {len(group)} messages: {exc}")
-            time.sleep(0.2)
-            self._reopen_store()
-            # Sorted by device: two collectors then lock ack rows in the same order.
-            group.sort(key=lambda m: m.topic)
-            try:
-                return self._ingest_group(group, take_more=False)
-            except Exception as again:  # noqa: BLE001 - as above
-                exc = again
-        log(f"a message broke the group commit ({exc!r}); committing one by one")
-        return [result for message in group for result in self._ingest_alone(message)]
-
-    def _ingest_alone(self, message: Incoming) -> list[IngestResult]:
-        while True:
-            try:
-                writer = GroupWriter()
-                with self._store.transaction() as tx:
-                    results = self._ingest(tx, message, writer)
-                    writer.flush(tx)
-                return results
-            except Exception as exc:  # noqa: BLE001 - a poison message goes to quarantine
-                if is_transient(exc):
-                    time.sleep(0.2)
-                    self._reopen_store()
-                    continue
-                return [self._quarantine_internal(message, exc)]
-
-    def _quarantine_internal(self, message: Incoming, exc: Exception) -> IngestResult:
-        """A message that makes ingest fail is a bug to fix, never a reason to stall."""
-        log(f"quarantined a message on {message.topic[:80]} after an internal error: {exc!r}")
-        with self._store.transaction() as tx:
-            quarantine(
-                tx,
-                dev=None,
-                topic=message.topic[:200],
-                reason="internal",
-                detail=repr(exc),
-                raw=message.payload,
-                received_at=message.received_at,
-                collector=self.config.name,
-            )
-        return IngestResult(channel="?", dev=None, quarantined=["internal"])
-
-    def _reopen_store(self) -> None:
-        try:
-            self._store.close()
-        except Exception as exc:  # noqa: BLE001 - it may be gone already; a new one is opened
-            log(f"closing the broken database connection: {exc!r}")
-        while not self.stopping.is_set():
-            try:
-                self._store = open_store(self.config.db_url, migrate=False)
-                return
-            except StoreError as exc:
-                log(f"database unavailable, retrying: {exc}")
-                time.sleep(1.0)
-        raise StoreError("stopping while the database is unavailable")
-
     def _after_commit(
         self, group: list[Incoming], results: list[IngestResult], elapsed: float
     ) -> None:
@@ -346,11 +255,6 @@ def _dev_and_channel(topic: str) -> tuple[str | None, str | None]:
         return parse_topic(topic)
     except WireError:
         return None, None
-
-
-def _upload_dev(topic: str) -> str | None:
-    dev, channel = _dev_and_channel(topic)
-    return dev if channel == "up" else None
 
 
 def run_collector(

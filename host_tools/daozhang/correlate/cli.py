@@ -11,7 +11,7 @@ from daozhang.collector.inbox import pending_records
 from daozhang.correlate.engine import analyse, record
 from daozhang.errors import UsageError
 from daozhang.settle.rows import BEIJING
-from daozhang.store import open_store
+from daozhang.store import Store, open_store
 
 
 def parse_time(text: str | None, option: str) -> float | None:
@@ -24,6 +24,21 @@ def parse_time(text: str | None, option: str) -> float | None:
         except ValueError:
             continue
     raise UsageError(f'{option}: expected "YYYY-MM-DD HH:MM" (Beijing time), got {text!r}')
+
+
+def note_unstored(store: Store, command: str, what: str) -> None:
+    """Say on stderr how many acked records a collector has not stored yet (its inbox,
+    collector/inbox.py): their receipts are missing from what `command` read, which may then
+    say `no_receipt` for them, or find nothing."""
+    with store.transaction() as tx:
+        unstored = pending_records(tx)
+    if unstored:
+        print(
+            f"daozhang {command}: note: {unstored} records acked by the collectors are not"
+            f" stored yet (their inbox); {what} not include them: run again once a collector"
+            " has stored them",
+            file=sys.stderr,
+        )
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
@@ -50,17 +65,7 @@ def run(args: argparse.Namespace) -> int:
         result = analyse(store, as_of, args.merchant, args.device, args.policy, args.calendar)
         if not args.no_record:
             record(store, result.as_of, result.findings)
-        with store.transaction() as tx:
-            unstored = pending_records(tx)
-    if unstored:
-        # Acked records a collector has not stored yet (collector/inbox.py): their receipts
-        # are missing from these findings, which may then say `no_receipt` for them.
-        print(
-            f"daozhang correlate: note: {unstored} records acked by the collectors are not"
-            " stored yet (their inbox); these findings do not include them: run again once"
-            " a collector has stored them",
-            file=sys.stderr,
-        )
+        note_unstored(store, "correlate", "these findings do")
     if args.json:
         from daozhang.report.export import write_json
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from daozhang.collector.quarantine_read import Refusal, refused_receipts
 from daozhang.correlate.classify import Finding
-from daozhang.correlate.cli import add_common, parse_time
+from daozhang.correlate.cli import add_common, note_unstored, parse_time
 from daozhang.correlate.engine import analyse
 from daozhang.correlate.render import to_dict
 from daozhang.errors import UsageError
@@ -95,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     with open_store(args.db) as store:
         result = analyse(store, as_of, policy_file=args.policy, calendar_file=args.calendar)
         refused = [(q, body) for q, body in refused_receipts(store) if matches(body)]
+        note_unstored(store, "lookup", "this lookup does")
     if card is None:
         hits = [f for f in result.findings if f.kind == "transaction" and f.rrn == args.rrn]
     else:

@@ -147,6 +147,8 @@ def ingest_upload(
         ack = accept(tx, w, screened, received_at, collector)
         if ack is not None:
             return [IngestResult("up", dev, acks=[ack], accepted=screened.records)]
+    # Even with this collector's inbox off (`--max-inbox 0`): another of the group may have
+    # acked this device's earlier uploads into it, and they must be stored first.
     results = project(tx, w, dev=dev, records=_EVERY_ROW).results
     result = ingest_batch(
         tx,

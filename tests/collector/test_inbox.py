@@ -266,7 +266,7 @@ def test_what_was_acked_before_a_crash_is_stored_by_the_next_collector(db_url: s
     store.close()  # the acking collector dies here: 40 records acked, none stored
     with open_store(db_url) as store:
         with store.transaction() as tx:
-            assert pending_records(tx) == 40
+            assert pending_records(tx.execute) == 40
         projector = Projector("next", chunk_records=25)
         assert projector.chunk(store).records == 20  # rows are never split: 2 of 10
         assert projector.chunk(store).records == 20

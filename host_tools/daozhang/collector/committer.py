@@ -22,7 +22,6 @@ from daozhang.collector.metrics import Metrics
 from daozhang.collector.prepare import DeviceInfo
 from daozhang.collector.quarantine import quarantine
 from daozhang.collector.subscription import Incoming, log
-from daozhang.collector.wire import WireError, parse_topic
 from daozhang.collector.writer import GroupWriter, read_device
 from daozhang.errors import StoreError
 from daozhang.store import Store, Transaction, is_transient, open_store
@@ -88,7 +87,7 @@ class Committer:
         results: list[IngestResult] = []
         writer = GroupWriter()
         with self.store.transaction() as tx:
-            writer.load_devices(tx, {dev for m in group if (dev := _upload_dev(m.topic))})
+            writer.load_devices(tx, {dev for m in group if (dev := m.upload_dev)})
             for message in group:
                 results += self._ingest_one(tx, message, writer)
             writer.flush(tx)
@@ -154,11 +153,3 @@ class Committer:
                 log(f"database unavailable, retrying: {exc}")
                 time.sleep(1.0)
         raise StoreError("stopping while the database is unavailable")
-
-
-def _upload_dev(topic: str) -> str | None:
-    try:
-        dev, channel = parse_topic(topic)
-    except WireError:
-        return None
-    return dev if channel == "up" else None

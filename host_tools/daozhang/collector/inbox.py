@@ -29,7 +29,7 @@ from daozhang.collector.pan_check import holds_pan_like_run
 from daozhang.collector.prepare import DeviceInfo, Prepared, authentic_body
 from daozhang.collector.validate import INT64_MAX, check_batch_header
 from daozhang.collector.wire import MAX_BATCH_KEYS, WireError, decode
-from daozhang.collector.writer import GroupWriter
+from daozhang.collector.writer import GroupWriter, Query
 from daozhang.store import Transaction
 
 _INSERT = (
@@ -223,7 +223,8 @@ def project(
     return done
 
 
-def pending_records(tx: Transaction) -> int:
-    """Records acked but not yet projected, over every collector."""
-    rows = tx.execute("SELECT COALESCE(SUM(seq_to - seq_from + 1), 0) FROM inbox")
+def pending_records(query: Query) -> int:
+    """Records acked but not yet projected, over every collector, through a transaction's
+    query or, for a reader that must not take SQLite's write lock, a store's."""
+    rows = query("SELECT COALESCE(SUM(seq_to - seq_from + 1), 0) FROM inbox", ())
     return int(rows[0][0])

@@ -166,7 +166,7 @@ def fleet_gauges(store: Store) -> tuple[int, int, int, int]:
             " ON h.id = (SELECT MAX(id) FROM heartbeats WHERE dev = d.dev)"
             " LEFT JOIN ack_state a ON a.dev = h.dev AND a.epoch = h.epoch"
         )
-        inbox = pending_records(tx)
+        inbox = pending_records(tx.execute)
     backlog = sum(still_unsent(jrec, next_seq, upto) or 0 for jrec, next_seq, upto in latest)
     return int(devices), int(online), backlog, inbox
 

@@ -36,7 +36,7 @@ from daozhang.collector.prepare import prepare_batch
 from daozhang.collector.projector import Projector
 from daozhang.collector.subscription import Incoming, Subscription, log
 from daozhang.collector.timeline import ingest_message
-from daozhang.collector.wire import WireError, parse_topic
+from daozhang.collector.wire import WireError
 from daozhang.collector.writer import GroupWriter
 from daozhang.store import Transaction, open_store
 
@@ -100,8 +100,8 @@ class Collector:
             self.config.db_url, self.config.name, self._ingest, self.metrics, self.stopping
         )
         try:
-            with committer.store.transaction() as tx:
-                self._inbox = pending_records(tx)  # what a crash or another collector left
+            # What a crash or another collector left.
+            self._inbox = pending_records(committer.store.query)
             while not self.stopping.is_set():
                 taken = self.run_group(timeout=_LULL_S if self._inbox > 0 else 0.2)
                 if taken == 0 or self._inbox > self.config.max_inbox:
@@ -177,12 +177,9 @@ class Collector:
 
     def _prepare(self, message: Incoming) -> int:
         """Check an upload without the write lock; how many records it carries."""
-        try:
-            dev, channel = parse_topic(message.topic)
-        except WireError:
-            return 0  # refused inside the transaction, with its quarantine row
-        if channel != "up":
-            return 0
+        dev = message.upload_dev
+        if dev is None:
+            return 0  # not an upload (a bad topic is refused inside the transaction)
         device = self.committer.device(dev)
         if self._inbox < self.config.max_inbox:
             # Past the bound, acking ahead would only add an inbox row to every stored record.
@@ -198,8 +195,8 @@ class Collector:
     ) -> list[IngestResult]:
         """The message's results: an upload's come after those of the inbox rows it had to
         wait for (`ingest_upload`)."""
-        dev, channel = _dev_and_channel(message.topic)
-        if dev is not None and channel == "up":
+        dev = message.upload_dev
+        if dev is not None:
             return ingest_upload(
                 tx,
                 writer,
@@ -248,13 +245,6 @@ class Collector:
             accepted=result.accepted,
             projected=result.projected,
         )
-
-
-def _dev_and_channel(topic: str) -> tuple[str | None, str | None]:
-    try:
-        return parse_topic(topic)
-    except WireError:
-        return None, None
 
 
 def run_collector(

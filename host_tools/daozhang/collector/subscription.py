@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -27,7 +28,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from daozhang.collector.inbox import Screened
 from daozhang.collector.metrics import Metrics
 from daozhang.collector.prepare import Prepared
-from daozhang.collector.wire import encode_ack
+from daozhang.collector.wire import WireError, encode_ack, parse_topic
 from daozhang.errors import DaozhangError, UsageError
 
 _SHORT_SESSION_S = 10.0
@@ -45,6 +46,17 @@ class Incoming:
     generation: int  # which connection it came on: a PUBACK is only valid on that one
     prepared: Prepared | None = None  # an upload's checks, done before the transaction
     screened: Screened | None = None  # or the fast ack path's, when it can take the upload
+
+    @cached_property
+    def upload_dev(self) -> str | None:
+        """The device of an upload (`dz/v1/{dev}/up`), else None. Parsed once, when the
+        committer thread first asks (a bad topic is refused in the transaction, with its
+        quarantine row)."""
+        try:
+            dev, channel = parse_topic(self.topic)
+        except WireError:
+            return None
+        return dev if channel == "up" else None
 
 
 def parse_broker(url: str) -> tuple[str, int]:

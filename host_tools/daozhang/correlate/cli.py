@@ -26,17 +26,16 @@ def parse_time(text: str | None, option: str) -> float | None:
     raise UsageError(f'{option}: expected "YYYY-MM-DD HH:MM" (Beijing time), got {text!r}')
 
 
-def note_unstored(store: Store, command: str, what: str) -> None:
+def note_unstored(store: Store, command: str) -> None:
     """Say on stderr how many acked records a collector has not stored yet (its inbox,
     collector/inbox.py): their receipts are missing from what `command` read, which may then
     say `no_receipt` for them, or find nothing."""
-    with store.transaction() as tx:
-        unstored = pending_records(tx)
+    unstored = pending_records(store.query)
     if unstored:
         print(
             f"daozhang {command}: note: {unstored} records acked by the collectors are not"
-            f" stored yet (their inbox); {what} not include them: run again once a collector"
-            " has stored them",
+            " stored yet (their inbox), so this run did not see them: run again once a"
+            " collector has stored them",
             file=sys.stderr,
         )
 
@@ -65,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         result = analyse(store, as_of, args.merchant, args.device, args.policy, args.calendar)
         if not args.no_record:
             record(store, result.as_of, result.findings)
-        note_unstored(store, "correlate", "these findings do")
+        note_unstored(store, "correlate")
     if args.json:
         from daozhang.report.export import write_json
 

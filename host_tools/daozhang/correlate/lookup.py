@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     with open_store(args.db) as store:
         result = analyse(store, as_of, policy_file=args.policy, calendar_file=args.calendar)
         refused = [(q, body) for q, body in refused_receipts(store) if matches(body)]
-        note_unstored(store, "lookup", "this lookup does")
+        note_unstored(store, "lookup")
     if card is None:
         hits = [f for f in result.findings if f.kind == "transaction" and f.rrn == args.rrn]
     else:

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cbor2
@@ -103,18 +104,27 @@ def publish_all(broker: Mosquitto, msgs: list[tuple[str, bytes]]) -> None:
     client.loop_stop()
 
 
-def baseline(broker: Mosquitto, expected: int) -> float:
-    """Seconds for a decode-only subscriber to drain `expected` messages."""
+def drain(
+    broker: Mosquitto, client_id: str, expected: int, take: Callable[[bytes], object]
+) -> float:
+    """Seconds for a paho v5 subscriber to pass `expected` messages of its persistent session
+    to `take` (on paho's thread, PUBACK on receipt), timed from before its CONNECT."""
     count = [0]
     done = threading.Event()
+    failed: list[BaseException] = []
 
     def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        cbor2.loads(msg.payload)
+        try:
+            take(msg.payload)
+        except BaseException as exc:  # paho's thread would die silently: report it instead
+            failed.append(exc)
+            done.set()
+            return
         count[0] += 1
         if count[0] >= expected:
             done.set()
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-base", protocol=mqtt.MQTTv5)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     client.on_message = on_message
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 3600
@@ -122,12 +132,19 @@ def baseline(broker: Mosquitto, expected: int) -> float:
     start = time.perf_counter()
     client.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
     client.loop_start()
-    if not done.wait(600):
-        raise RuntimeError(f"baseline got {count[0]} of {expected}")
-    elapsed = time.perf_counter() - start
-    client.disconnect()
-    client.loop_stop()
-    return elapsed
+    try:
+        if not done.wait(600) or failed:
+            cause = failed[0] if failed else None
+            raise RuntimeError(f"{client_id} got {count[0]} of {expected}") from cause
+        return time.perf_counter() - start
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def baseline(broker: Mosquitto, expected: int) -> float:
+    """Seconds for a decode-only subscriber to drain `expected` messages."""
+    return drain(broker, "bench-base", expected, cbor2.loads)
 
 
 # The receipt fields the collector stores, but the two it defaults (added after them).
@@ -152,8 +169,7 @@ def store_floor(broker: Mosquitto, db_url: str, expected: int) -> float:
     on receipt): no collector can store faster on this store, so its ratio to the decode-only
     subscriber bounds the stored ratio any collector can reach here.
     """
-    count = [0]
-    done = threading.Event()
+    taken = [0]
     records: list[tuple[object, ...]] = []
     receipts: list[tuple[object, ...]] = []
     last_commit = [time.perf_counter()]
@@ -162,22 +178,12 @@ def store_floor(broker: Mosquitto, db_url: str, expected: int) -> float:
     def commit() -> None:
         if not stores:
             stores.append(open_store(db_url, migrate=False))
-        store = stores[0]
-        with store.transaction() as tx:
+        with stores[0].transaction() as tx:
             tx.executemany(_FLOOR_RECORDS, records)
             tx.executemany(_FLOOR_RECEIPTS, receipts)
         records.clear()
         receipts.clear()
         last_commit[0] = time.perf_counter()
-
-    failed: list[BaseException] = []
-
-    def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        try:
-            take(msg.payload)
-        except BaseException as exc:  # paho's thread would die silently: report it instead
-            failed.append(exc)
-            done.set()
 
     def take(payload: bytes) -> None:
         batch = cbor2.loads(payload)
@@ -193,31 +199,14 @@ def store_floor(broker: Mosquitto, db_url: str, expected: int) -> float:
                     *(dev, epoch, seq, t, now),
                 )
             )
-        count[0] += 1
-        last = count[0] >= expected
+        taken[0] += 1
+        last = taken[0] >= expected
         if last or len(records) >= 5000 or time.perf_counter() - last_commit[0] > 0.1:
             commit()
         if last:
             stores[0].close()
-            done.set()
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-floor", protocol=mqtt.MQTTv5)
-    client.on_message = on_message
-    props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = 3600
-    props.ReceiveMaximum = 1000
-    start = time.perf_counter()
-    client.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
-    client.loop_start()
-    try:
-        if not done.wait(600) or failed:
-            raise RuntimeError(f"store floor got {count[0]} of {expected}") from (failed or [None])[
-                0
-            ]
-        return time.perf_counter() - start
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    return drain(broker, "bench-floor", expected, take)
 
 
 def collectors(

@@ -34,11 +34,12 @@ from pathlib import Path
 
 import cbor2
 import paho.mqtt.client as mqtt
-from daozhang.collector.devicewire import batch_bytes, receipt_body, record_bytes
+from daozhang.broker.mosquitto import Mosquitto
 from daozhang.collector.ingest import _RECEIPT_KEY_LIST as RECEIPT_FIELDS
-from daozhang.services.mosquitto import Mosquitto
-from daozhang.services.postgres import TempPostgres
-from daozhang.store import Store, open_store
+from daozhang.lab.devicewire import batch_bytes, receipt_body, record_bytes
+from daozhang.lab.postgres import TempPostgres
+from daozhang.schema import open_database
+from daozhang.store import Store
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -177,7 +178,7 @@ def store_floor(broker: Mosquitto, db_url: str, expected: int) -> float:
 
     def commit() -> None:
         if not stores:
-            stores.append(open_store(db_url, migrate=False))
+            stores.append(open_database(db_url, migrate=False))
         with stores[0].transaction() as tx:
             tx.executemany(_FLOOR_RECORDS, records)
             tx.executemany(_FLOOR_RECEIPTS, receipts)
@@ -257,7 +258,7 @@ def collectors(
     try:
         deadline = time.monotonic() + 600
         acked_at = None
-        with open_store(db_url, migrate=False) as store:
+        with open_database(db_url, migrate=False) as store:
             while time.monotonic() < deadline:
                 with store.transaction() as tx:
                     stored, quarantined, acked = tx.execute(
@@ -308,7 +309,7 @@ def run_one(
             db_url = pg.create_database(f"bench_{name.replace('-', '_')}")
             floor_url = pg.create_database(f"bench_{name.replace('-', '_')}_floor")
         for url in (db_url, floor_url):
-            open_store(url).close()  # migrated before the clock starts, as in production
+            open_database(url).close()  # migrated before the clock starts, as in production
         msgs = messages(per_message, total)
         records = sum(len(cbor2.loads(p)["recs"]) for _, p in msgs)
         _session(broker, "bench-base", "bench-base")

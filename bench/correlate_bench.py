@@ -24,10 +24,10 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from daozhang.correlate.engine import analyse
+from daozhang.schema import open_database
 from daozhang.settle.calendar import WorkingCalendar
 from daozhang.settle.policy import Policy, due
-from daozhang.settle.rows import BEIJING
-from daozhang.store import open_store
+from daozhang.units import BEIJING
 
 START = date(2025, 3, 3)
 _DOWN = json.dumps({"ev": "link_down", "stage": "tcp", "why": "timeout"})
@@ -79,7 +79,7 @@ def populate(url: str, n_receipts: int, n_diag: int, seed: int = 7) -> None:
         else:
             diag.append((dev, 1, 10_000_000 + j, 1, 0, t, t, "signal",
                          _SIGNAL, t))  # fmt: skip
-    with open_store(url) as store, store.transaction() as tx:
+    with open_database(url) as store, store.transaction() as tx:
         tx.executemany(
             "INSERT INTO receipts (mid, tid, bat, trc, dev, epoch, seq, typ, ch, amt, cur, pan, ck,"
             " ent, lt, st, rc, rrn, auth, rv, sd, sm, otrc, orrn, t, placed_t, received_at)"
@@ -135,7 +135,7 @@ def main() -> int:
         print(f"populated {args.receipts} receipts, {args.diag} diag events in "
               f"{time.perf_counter() - t0:.1f} s ({path})")  # fmt: skip
     as_of = datetime.combine(START + timedelta(days=DAYS + 3), datetime.min.time(), BEIJING)
-    with open_store(url) as store:
+    with open_database(url) as store:
         t0, c0 = time.perf_counter(), time.process_time()
         with store.transaction() as tx:
             joined = tx.execute(

@@ -17,7 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from daozhang.mp.run import micropython_argv, module_path  # noqa: E402
+from daozhang.lab.mp.run import micropython_argv, module_path  # noqa: E402
 
 HOURS = 24
 

@@ -13,8 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from daozhang.board.manager import VirtualBoard
-from daozhang.services.mosquitto import Mosquitto
+from daozhang.broker.mosquitto import Mosquitto
+from daozhang.lab.board.manager import VirtualBoard
 
 FLASH = 512 * 1024  # a 256K heap: the whole agent runs from flash (bytecode on the unix heap)
 

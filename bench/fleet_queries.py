@@ -19,7 +19,8 @@ from pathlib import Path
 
 from daozhang.collector.metrics import fleet_gauges
 from daozhang.fleet.status import fleet_status
-from daozhang.store import Store, open_store
+from daozhang.schema import open_database
+from daozhang.store import Store
 from ingest_costs import best_of
 
 NOW = 1_780_000_000.0
@@ -63,7 +64,7 @@ def main() -> None:
         print("| heartbeats | full pass s | fleet status s (x pass) | scrape gauges s (x pass) |")
         print("|---|---|---|---|")
         for per_device in args.per_device:
-            with open_store(f"sqlite:///{work}/hb-{per_device}.db") as store:
+            with open_database(f"sqlite:///{work}/hb-{per_device}.db") as store:
                 fill(store, args.devices, per_device)
                 base = best_of(3, lambda: full_pass(store))
                 status = best_of(3, lambda: fleet_status(store, NOW))

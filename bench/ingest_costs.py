@@ -6,16 +6,16 @@ own, in one run, as microseconds per record and as a multiple of `cbor2.loads` o
 message (the decode-only subscriber's work besides paho):
 
 - the CPU steps, best of three passes: the split into records with their exact bytes and the
-  contract's limits (`decode_batch`), the batch checks (`check_batch`), and `prepare_batch`
-  (both, plus the header);
+  contract's limits (`decode_batch`), the batch checks (`check_batch`), and `verify` with its
+  records judged (both, plus the header);
 - the row writes, each into a fresh SQLite store on the real disk (WAL, synchronous=FULL), with
   rows built beforehand, 2,000 records per transaction: the `records` insert alone, the
   `receipts` upsert alone, and the `records` insert again without fsync (synchronous=OFF) to
   show what the syncs cost;
-- the whole path: prepare, `ingest_batch` and commit, on a fresh store;
-- the inbox path (collector/inbox.py): `screen` alone (CPU), then screen, `ingest_upload` and
-  commit on a fresh store (what an ack waits for), then storing those inbox rows
-  (`Projector.chunk`, what follows the ack).
+- the whole path: verify, `ingest_batch` and commit, on a fresh store;
+- the inbox path (collector/inbox.py): the verdict's `inbox` run alone (CPU), then that,
+  `ingest_upload` and commit on a fresh store (what an ack waits for), then storing those inbox
+  rows (`Projector.chunk`, what follows the ack).
 
     .venv/bin/python bench/ingest_costs.py [--records N]
 """
@@ -34,20 +34,36 @@ from typing import Any, TypeVar
 import cbor2
 from collector_ingest import messages
 from daozhang.collector.accounting import AckState
-from daozhang.collector.batchcheck import check_batch
-from daozhang.collector.inbox import ingest_upload, screen
+from daozhang.collector.inbox import Projector, ingest_upload
 from daozhang.collector.ingest import (  # the private parts: the bench writes ingest's own rows
     _RECEIPT_UPSERT,
     _store,
     ingest_batch,
 )
-from daozhang.collector.prepare import DeviceInfo, prepare_batch
-from daozhang.collector.projector import Projector
+from daozhang.collector.keys import DeviceInfo
+from daozhang.collector.verify import Upload, Verdict, check_batch, verify
 from daozhang.collector.wire import decode_batch
 from daozhang.collector.writer import GroupWriter, read_devices
-from daozhang.store import Store, Transaction, open_store
+from daozhang.schema import open_database
+from daozhang.store import Store, Transaction
 
 T = TypeVar("T")
+
+
+def judged(device: DeviceInfo, dev: str, payload: bytes) -> Verdict:
+    """The verdict with its records judged, as the full path has it before the transaction."""
+    verdict = verify(Upload(dev, payload), device, require_key=False)
+    verdict.records  # noqa: B018 - computed on first use
+    return verdict
+
+
+def ackable(device: DeviceInfo, dev: str, payload: bytes) -> Verdict:
+    """The verdict with its inbox run, as the inbox path has it before the transaction."""
+    verdict = verify(Upload(dev, payload), device, require_key=False)
+    verdict.inbox  # noqa: B018 - computed on first use
+    return verdict
+
+
 PER_MESSAGE = 50
 PER_TRANSACTION = 2000
 _UNKNOWN = DeviceInfo(key=None, mid=None, tid=None)
@@ -64,7 +80,7 @@ def best_of(passes: int, step: Callable[[], object]) -> float:
 
 def _fresh_store(work: Path, name: str) -> Path:
     path = work / f"{name}.db"
-    open_store(f"sqlite:///{path}").close()
+    open_database(f"sqlite:///{path}").close()
     return path
 
 
@@ -123,26 +139,26 @@ def _commit_groups(
 
 
 def _whole_path(path: Path, msgs: list[tuple[str, bytes]]) -> float:
-    with open_store(f"sqlite:///{path}", migrate=False) as store:
+    with open_database(f"sqlite:///{path}", migrate=False) as store:
         return _commit_groups(
             store,
             msgs,
-            lambda device, dev, payload: prepare_batch(device, dev, payload, False),
-            lambda tx, w, dev, payload, prep: ingest_batch(
-                tx, dev, payload, 0.0, writer=w, prepared=prep
+            judged,
+            lambda tx, w, dev, payload, verdict: ingest_batch(
+                tx, dev, payload, 0.0, writer=w, verdict=verdict
             ),
         )
 
 
 def _inbox_path(path: Path, msgs: list[tuple[str, bytes]]) -> tuple[float, float]:
     """Seconds to ack every message from the inbox, and then to store the inbox."""
-    store = open_store(f"sqlite:///{path}", migrate=False)
+    store = open_database(f"sqlite:///{path}", migrate=False)
     acking = _commit_groups(
         store,
         msgs,
-        lambda device, dev, payload: screen(device, dev, payload, False),
-        lambda tx, w, dev, payload, taken: ingest_upload(
-            tx, w, dev, payload, 0.0, collector="", require_key=False, screened=taken
+        ackable,
+        lambda tx, w, dev, payload, verdict: ingest_upload(
+            tx, w, dev, payload, 0.0, collector="", require_key=False, verdict=verdict, inbox=True
         ),
     )
     acked = time.perf_counter()
@@ -180,12 +196,12 @@ def main() -> None:
             best_of(3, lambda: [check_batch(b.recs) for b in batches]),
         ),
         (
-            "prepare_batch: both, plus the header",
-            best_of(3, lambda: [prepare_batch(_UNKNOWN, d, p, False) for d, p in msgs]),
+            "verify, records judged: both, plus the header",
+            best_of(3, lambda: [judged(_UNKNOWN, d, p) for d, p in msgs]),
         ),
         (
-            "screen: the inbox's checks (MAC, CBOR, header, seqs, digit runs)",
-            best_of(3, lambda: [screen(_UNKNOWN, d, p, False) for d, p in msgs]),
+            "verify, inbox run: what the inbox acks on (MAC, CBOR, header, seqs, digit runs)",
+            best_of(3, lambda: [ackable(_UNKNOWN, d, p) for d, p in msgs]),
         ),
     ]
     rows = _rows(msgs)
@@ -207,13 +223,13 @@ def main() -> None:
                 _write_rows(_fresh_store(work, "nosync"), insert, records, "OFF"),
             ),
             (
-                "whole path: prepare + ingest_batch + commit",
+                "whole path: verify + ingest_batch + commit",
                 _whole_path(_fresh_store(work, "all"), msgs),
             ),
         ]
         acked, stored = _inbox_path(_fresh_store(work, "inbox"), msgs)
         steps += [
-            ("inbox path to the ack: screen + ingest_upload + commit", acked),
+            ("inbox path to the ack: verify + ingest_upload + commit", acked),
             ("inbox path behind the ack: storing the inbox rows", stored),
         ]
     finally:

@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "host_tools"))
 
-from daozhang.mp.run import run_micropython  # noqa: E402
+from daozhang.lab.mp.run import run_micropython  # noqa: E402
 
 
 def main() -> int:

@@ -8,10 +8,10 @@ import sys
 
 import vfs
 from blockdev import FileBlockDevice
-from clock import Clock
+from dzcore.journal.journal import Journal
+from dzcore.uplink.clock import Clock
+from dzcore.uplink.netdiag import NetDiag
 from fake_ticks import FakeTicks
-from journal import Journal
-from netdiag import NetDiag
 
 _MIN = 60000
 

@@ -6,8 +6,8 @@ import time
 
 import vfs
 from blockdev import FileBlockDevice
-from journal import Journal
-from journal_frame import FRAME_HEAD, MAX_RECORD, encode_record
+from dzcore.journal.frame import FRAME_HEAD, MAX_RECORD, encode_record
+from dzcore.journal.journal import Journal
 
 _BLOCKS = 256  # a 1 MiB flash, LittleFS2 as the boards format it
 _BUDGET = _BLOCKS * 4096 * 3 // 4

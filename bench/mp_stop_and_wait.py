@@ -7,7 +7,7 @@ import socket
 import sys
 import time
 
-import mqtt
+from dzcore.uplink import mqtt
 
 
 def _receipt(i):

@@ -20,10 +20,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from daozhang.collector.devicewire import heartbeat_bytes
 from daozhang.collector.retention import DAY_S, prune
 from daozhang.collector.timeline import ingest_heartbeat
-from daozhang.store import Store, open_store
+from daozhang.lab.devicewire import heartbeat_bytes
+from daozhang.schema import open_database
+from daozhang.store import Store
 from fleet_queries import HB_S, NOW, fill
 
 WRITE_EVERY_S = 0.02
@@ -45,7 +46,7 @@ def with_a_writer(url: str, step: Callable[[Store], object]) -> tuple[float, lis
 
     def writer() -> None:
         hb = heartbeat_bytes("WRITER", jrec=0)
-        with open_store(url) as store:
+        with open_database(url) as store:
             while not done.is_set():
                 start = time.perf_counter()
                 with store.transaction() as tx:
@@ -54,7 +55,7 @@ def with_a_writer(url: str, step: Callable[[Store], object]) -> tuple[float, lis
                 time.sleep(WRITE_EVERY_S)
 
     thread = threading.Thread(target=writer)
-    with open_store(url) as store:
+    with open_database(url) as store:
         thread.start()
         time.sleep(0.5)  # the writer is committing when the step begins
         start = time.perf_counter()
@@ -66,7 +67,7 @@ def with_a_writer(url: str, step: Callable[[Store], object]) -> tuple[float, lis
 
 
 def left(url: str) -> int:
-    with open_store(url) as store:
+    with open_database(url) as store:
         return int(store.query("SELECT COUNT(*) FROM heartbeats WHERE dev <> 'WRITER'")[0][0])
 
 
@@ -80,7 +81,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="dz-prune-", dir="/var/tmp"))  # the real disk
     try:
         chunked, single = work / "chunked.db", work / "single.db"
-        with open_store(f"sqlite:///{chunked}") as store:
+        with open_database(f"sqlite:///{chunked}") as store:
             fill(store, args.devices, per_device)
         shutil.copyfile(chunked, single)  # closed: the WAL is checkpointed into the file
         total = args.devices * per_device

@@ -21,16 +21,16 @@ from pathlib import Path
 
 import cbor2
 from daozhang.collector.ingest import ingest_batch
-from daozhang.fleet import scenario as scenario_mod
-from daozhang.fleet.runner import run_scenario
-from daozhang.store import open_store
+from daozhang.lab.fleet import scenario as scenario_mod
+from daozhang.lab.fleet.runner import run_scenario
+from daozhang.schema import open_database
 
 SOAK = Path(scenario_mod.__file__).with_name("scenarios") / "soak.toml"
 
 
 def baseline(out: Path, truth_file: Path) -> tuple[int, float]:
     """The same receipts, stored by the collector's own ingest path in batches of 50."""
-    from daozhang.fleet.invariants import read_truth
+    from daozhang.lab.fleet.invariants import read_truth
 
     by_dev: dict[str, list[dict[str, object]]] = {}
     for sent in read_truth(truth_file):
@@ -49,7 +49,7 @@ def baseline(out: Path, truth_file: Path) -> tuple[int, float]:
     url = f"sqlite:///{out / 'baseline.db'}"
     n = 0
     started = time.perf_counter()
-    with open_store(url) as store:
+    with open_database(url) as store:
         for dev, bodies in by_dev.items():
             for start in range(0, len(bodies), 50):
                 recs = [

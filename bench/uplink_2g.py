@@ -1,6 +1,6 @@
 """Drain 1,000 buffered receipts through an emulated 2G link (50 kbit/s up, 300 ms RTT).
 
-One run, three figures on the same link (daozhang.faults.proxy shaping a real Mosquitto):
+One run, three figures on the same link (daozhang.lab.faults.proxy shaping a real Mosquitto):
   - daozhang: the agent's uploader under the real MicroPython, real journal, acks from a
     host-side responder (tests/fakes/ack_responder.py);
   - the physical limit: the bytes daozhang put on the wire upstream / 6,250 bytes/s;
@@ -23,9 +23,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from daozhang.faults.proxy import FaultProxy  # noqa: E402
-from daozhang.mp.run import micropython_argv, module_path  # noqa: E402
-from daozhang.services.mosquitto import Mosquitto  # noqa: E402
+from daozhang.broker.mosquitto import Mosquitto  # noqa: E402
+from daozhang.lab.faults.proxy import FaultProxy  # noqa: E402
+from daozhang.lab.mp.run import micropython_argv, module_path  # noqa: E402
 
 from tests.fakes.ack_responder import AckResponder  # noqa: E402
 from tests.uplink.agent_run import agent_config, finish_agent, start_agent  # noqa: E402

@@ -1,6 +1,7 @@
 # What `daozhang device inspect` reads from a device (over mpremote, with the agent stopped):
 # firmware manifest, config with secrets hidden, which credential slots are filled, link and
-# signal, journal statistics and the most recent diagnostic records still on flash.
+# signal, journal statistics, the most recent diagnostic records still on flash, and which
+# version runs, which is staged and how the last update ended (/ota, DESIGN §1.6).
 # Nothing here writes to flash except what mounting the journal does at every boot (a torn
 # tail is truncated). The host reads one line "DZ-INSPECT <json>".
 import json
@@ -62,11 +63,9 @@ def _journal_place(config):
         from main import journal_budget
 
         board = Board()
-        place = getattr(board, "journal_dir", None)  # boards without one use the config
-        if place is not None:
-            return place(), lambda root: journal_budget(board, root)
+        return board.journal_dir(), lambda root: journal_budget(board, root)
     except ImportError:
-        pass
+        pass  # a device flashed without the agent: the config says where
     spec = _load_json("/board.json")
 
     def budget(root):
@@ -77,7 +76,7 @@ def _journal_place(config):
 
 
 def recent_diag(journal, count):
-    import cbor
+    from dzcore import cbor
 
     recent = []  # type: list
     cursor = journal.acked + 1
@@ -101,7 +100,7 @@ def recent_diag(journal, count):
 
 def journal_state(journal_dir, budget, recent):
     try:
-        from journal import Journal
+        from dzcore.journal.journal import Journal
     except ImportError as exc:
         return {"error": "not available: %s" % (exc,)}, []
     try:
@@ -114,6 +113,44 @@ def journal_state(journal_dir, budget, recent):
         return journal.stats(), recent_diag(journal, recent)
     except Exception as exc:
         return {"error": "journal at %s: %r" % (journal_dir, exc)}, []
+
+
+def ota_state(root="/ota"):
+    # The boot pointer, the version staged beside the running one, the last offer's result.
+    try:
+        with open(root + "/boot.json") as f:
+            p = json.load(f)
+    except (OSError, ValueError):
+        p = {}
+    run = p.get("run", "0")
+    out = {
+        "running": "flashed" if run == "0" else "slot " + run,
+        "version": p.get("ver"),
+        "state": p.get("state", "ok"),
+        "last": p.get("last"),
+        "staged": None,
+        "offer": None,
+    }
+    from dzcore import cbor
+
+    for slot in ("a", "b"):
+        if slot == run:
+            continue
+        try:
+            with open(root + "/" + slot + "/manifest.cbor", "rb") as f:
+                out["staged"] = "%s (slot %s)" % (cbor.decode(f.read()).get("version"), slot)
+        except (OSError, ValueError, AttributeError):
+            pass
+    try:
+        with open(root + "/offer.cbor", "rb") as f:
+            offer = cbor.decode(f.read())
+        out["offer"] = "%s %s" % (
+            "".join("%02x" % b for b in offer["id"][:4]),
+            offer.get("result") or "in progress",
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return out
 
 
 def report(recent=10, config_path=_CONFIG):
@@ -129,6 +166,7 @@ def report(recent=10, config_path=_CONFIG):
         "board": _board_state(),
         "journal": stats,
         "diag": diag,
+        "ota": ota_state(),
     }
 
 

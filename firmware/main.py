@@ -1,10 +1,12 @@
 # The agent's entry point. Nothing runs at import: `main()` builds the objects from the board
 # adapter and starts the agent's tasks:
-#   journal   mounted (recovered) first, on the board's flash, within board.json's budget;
-#   intake    serves the terminal link from the POS main board into the journal;
-#   uplink    (agent.py: uploader, MQTT session, netdiag, heartbeat, commands), configured by
-#             /config.json on the flash (firmware/config.py); it also commits diagnostics
-#             every few minutes. Without a readable config the agent still journals receipts.
+#   journal   (dzcore/journal/) mounted (recovered) first, on the board's flash, within
+#             board.json's budget;
+#   intake    (dzcore/intake/) serves the terminal link from the POS main board into the journal;
+#   uplink    (dzcore/uplink/agent.py: uploader, MQTT session, netdiag, heartbeat, commands),
+#             configured by /config.json on the flash (dzcore/uplink/config.py); it also commits
+#             diagnostics every few minutes. Without a readable config the agent still journals
+#             receipts.
 import asyncio
 import os
 import time
@@ -14,7 +16,6 @@ from micropython import const
 _DEFAULT_BUDGET_PCT = const(75)
 _REPORT_INTERVAL_S = const(60)
 _COMMIT_INTERVAL_S = const(180)  # unsynced diagnostics reach flash at least this often
-_JOURNAL_DIR = "/dz/journal"
 
 
 class BootClock:
@@ -35,25 +36,18 @@ class BootClock:
         return int(time.time()) if self._wall else 0
 
 
-def _spec(board):
-    # board.json as the adapter found it; an adapter without spec() gets the defaults.
-    spec = getattr(board, "spec", None)
-    return spec() if spec else {}
-
-
 def journal_budget(board, root):
     # board.json's share of the file system the journal lives on.
-    pct = _spec(board).get("journal_budget_pct", _DEFAULT_BUDGET_PCT)
+    pct = board.spec().get("journal_budget_pct", _DEFAULT_BUDGET_PCT)
     stat = os.statvfs(root)
     return stat[0] * stat[2] * pct // 100
 
 
 def open_journal(board, rng=None):
-    from journal import Journal
-    from journal_segments import makedirs
+    from dzcore.journal.journal import Journal
+    from dzcore.journal.segments import makedirs
 
-    where = getattr(board, "journal_dir", None)
-    root = where() if where else _JOURNAL_DIR
+    root = board.journal_dir()
     makedirs(root)  # statvfs of the file system the journal is on wants a path that exists
     journal = Journal(root, journal_budget(board, root), rng=rng)
     journal.mount()
@@ -95,11 +89,11 @@ def _rand32():
     return int.from_bytes(os.urandom(4), "big")
 
 
-def _uplink_agent(board, config_path):
+def _uplink_agent(board, config_path, ota):
     # -> the uplink Agent, or None without a usable config (said on the console). Built
     # before the journal: its 8 KB batch buffer wants the heap while it is in one piece.
-    import config
-    from agent import Agent
+    from dzcore.uplink import config
+    from dzcore.uplink.agent import Agent
 
     try:
         cfg = config.load(config_path)
@@ -107,14 +101,14 @@ def _uplink_agent(board, config_path):
         print("daozhang agent: no uplink: %s" % exc)
         return None
     print("daozhang agent: %s -> %s:%d" % (cfg["dev"], cfg["host"], cfg["port"]))
-    return Agent(board, cfg, time.ticks_ms, time.ticks_diff, _rand32)
+    return Agent(board, cfg, time.ticks_ms, time.ticks_diff, _rand32, ota)
 
 
-async def _run(board, interval_s, config_path):
-    from intake import Intake
+async def _run(board, interval_s, config_path, ota):
+    from dzcore.intake.intake import Intake
 
-    agent = _uplink_agent(board, config_path)
-    features = _spec(board).get("features", [])
+    agent = _uplink_agent(board, config_path, ota)
+    features = board.spec().get("features", [])
     clock = agent.clock if agent else BootClock("wall_clock" in features)
     journal = open_journal(board)
     if agent:
@@ -124,9 +118,8 @@ async def _run(board, interval_s, config_path):
     journal.commit()
     intake = Intake(journal, clock)
     intake.load()
-    link = getattr(board, "terminal_link", None)
     tasks = [
-        asyncio.create_task(_serve_terminal(link() if link else None, intake)),
+        asyncio.create_task(_serve_terminal(board.terminal_link(), intake)),
         asyncio.create_task(_commit_diagnostics(journal, _COMMIT_INTERVAL_S)),
         asyncio.create_task(_report_state(board, journal, intake, interval_s)),
     ]
@@ -134,16 +127,33 @@ async def _run(board, interval_s, config_path):
         tasks.extend(
             asyncio.create_task(c) for c in agent.tasks(record_boot=False, commit_diag=False)
         )
-    await asyncio.gather(*tasks)
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        # Ending (a version given up, dzcore/ota/boot.py starts the previous one in this
+        # power-on): every task's own cleanup runs (server sockets, sessions), then the journal.
+        for task in tasks:
+            task.cancel()
+        await asyncio.sleep_ms(10)
+        journal.close()
 
 
-def main(board=None, interval_s=_REPORT_INTERVAL_S, config_path="/config.json"):
+def main(board=None, interval_s=_REPORT_INTERVAL_S, config_path="/config.json", ota_root="/ota"):
+    # The version the boot pointer chooses runs (dzcore/ota/boot.py): this one, or an update's.
+    from dzcore.ota.boot import start
+
+    return start(ota_root, run_chosen, board, interval_s, config_path)
+
+
+def run_chosen(slot, slots, board=None, interval_s=_REPORT_INTERVAL_S, config_path="/config.json"):
+    # Runs this version of the agent; `slot`/`slots`: which one it is, for its trial.
     if board is None:
         from board import Board
 
         board = Board()
     try:
-        asyncio.run(_run(board, interval_s, config_path))
+        asyncio.new_event_loop()  # nothing left over from a version that ran before
+        asyncio.run(_run(board, interval_s, config_path, (slot, slots)))
     except MemoryError as exc:
         # Said on stderr (the board's log), not only on a console nobody may be reading:
         # the usual cause is compiling the agent from source in a small heap.
@@ -154,3 +164,9 @@ def main(board=None, interval_s=_REPORT_INTERVAL_S, config_path="/config.json"):
             % exc
         )
         raise
+
+
+# A board runs /main.py at power-on as the script `__main__`: that starts the agent. Importing
+# it (the virtual board's vboot.py, tests) starts nothing.
+if __name__ == "__main__":
+    main()

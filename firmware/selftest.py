@@ -103,7 +103,7 @@ def check_modules(names):
 
 def check_journal():
     try:
-        from journal import Journal
+        from dzcore.journal.journal import Journal
     except ImportError as exc:
         return "n/a", "not available: %s" % (exc,)
     _rmtree(_SCRATCH)
@@ -159,7 +159,7 @@ def _load_config(path):
     # The agent's own reader when the firmware has it (it refuses unknown keys).
     # (optional: firmware without the uplink has no config module)
     try:
-        config = __import__("config")
+        from dzcore.uplink import config
     except ImportError:
         with open(path) as f:
             return json.load(f)
@@ -205,15 +205,16 @@ def _field(text):
 
 def _connect_packet(client_id, user=None, password=None):
     # MQTT 3.1.1 CONNECT, clean session, keepalive 10 s; the config's username/password
-    # when the device uses the broker's password listener.
+    # when the device uses the broker's password listener, sent as the agent sends them
+    # (mqtt_codec.connect), so that the broker's answer is the one the agent will get.
     flags = 0x02
     tail = b""
-    if user:
+    if user is not None:
         flags |= 0x80
         tail += _field(user)
-        if password:
-            flags |= 0x40
-            tail += _field(password)
+    if password is not None:
+        flags |= 0x40
+        tail += _field(password)
     var = b"\x00\x04MQTT\x04" + bytes((flags,)) + b"\x00\x0a" + _field(client_id) + tail
     n = len(var)  # remaining length, MQTT varint (at most two bytes here)
     head = bytes((0x10, n)) if n < 128 else bytes((0x10, (n & 0x7F) | 0x80, n >> 7))
@@ -234,7 +235,7 @@ def check_broker(config_path, dev):
         # The agent's own TLS path: the credential slots, the board's wrap_tls (CA, broker
         # name, client certificate), so a wrong CA or a revoked device fails here, not later.
         try:
-            import tlscreds
+            from dzcore.uplink import tlscreds
 
             creds = tlscreds.load(config.get("secrets") or "/secrets")
         except Exception as exc:

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daozhang.services.mosquitto import Mosquitto
-from daozhang.services.postgres import TempPostgres
+from daozhang.broker.mosquitto import Mosquitto
+from daozhang.lab.postgres import TempPostgres
 
 pytest_plugins = ["tests.mp_harness"]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daozhang.mp.run import DEFAULT_HEAP, run_micropython
+from daozhang.lab.mp.run import DEFAULT_HEAP, run_micropython
 
 TESTS = Path(__file__).resolve().parent
 RUNNER = TESTS / "firmware" / "mp_runner.py"

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daozhang.board.manager import VirtualBoard
-from daozhang.mp.run import run_micropython
-from daozhang.pos import Ledger, PosSimulator, TerminalLink, TransactionSource
-from daozhang.pos.ledger import natural_key
-from daozhang.services.ports import wait_listening
+from daozhang.lab.board.manager import VirtualBoard
+from daozhang.lab.mp.run import run_micropython
+from daozhang.lab.pos import Ledger, PosSimulator, TerminalLink, TransactionSource
+from daozhang.lab.pos.ledger import natural_key
+from daozhang.ports import wait_listening
 
 HERE = Path(__file__).resolve().parent
 # Room for about 14,000 receipts. The agent has no uplink here, so nothing ever leaves the

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from daozhang.mp.run import run_micropython
+from daozhang.lab.mp.run import run_micropython
 
 TESTS = Path(__file__).parent
 RUNNER = TESTS / "firmware" / "mp_runner.py"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from daozhang.services.postgres import TempPostgres
-from daozhang.store import open_store
+from daozhang.lab.postgres import TempPostgres
+from daozhang.schema import open_database
 from daozhang.store.pg_bulk import parse_insert, rounds
 
 _TABLE = """CREATE TABLE t (
@@ -36,7 +36,7 @@ def _rows(rng: random.Random, n: int) -> list[tuple[object, ...]]:
 def _apply(
     url: str, batches: list[tuple[str, list[tuple[object, ...]]]]
 ) -> list[tuple[object, ...]]:
-    with open_store(url, migrate=False) as store:
+    with open_database(url, migrate=False) as store:
         with store.transaction() as tx:
             tx.execute(store.render(_TABLE))
         for sql, rows in batches:

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import cbor2
 import pytest
-from daozhang.board.manager import VirtualBoard
 from daozhang.cli import main as cli_main
-from daozhang.pos import Ledger, PosSimulator, TerminalLink, TransactionSource
-from daozhang.pos.link import FrameDecoder, encode_frame
-from daozhang.pos.simulator import GaveUp
-from daozhang.services.ports import wait_listening
+from daozhang.lab.board.manager import VirtualBoard
+from daozhang.lab.pos import Ledger, PosSimulator, TerminalLink, TransactionSource
+from daozhang.lab.pos.link import FrameDecoder, encode_frame
+from daozhang.lab.pos.simulator import GaveUp
+from daozhang.ports import wait_listening
 
 from tests.fakes.nak_terminal import NakTerminal
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from daozhang.errors import StoreError
-from daozhang.store import open_store, schema
+from daozhang.store import open_store
 from daozhang.store.engine import SqliteStore
 from daozhang.store.migrate import Migration, migrate
 
@@ -26,17 +26,15 @@ def test_transactions_commit_and_roll_back(db_url: str) -> None:
         assert [(k, bytes(v)) for k, v in rows] == [(1, b"\x00\xff")]
 
 
-def test_migrations_apply_once_and_are_recorded(
-    db_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_migrations_apply_once_and_are_recorded(db_url: str) -> None:
     migrations = [
         Migration(1, "first", "CREATE TABLE m1 (id {id}, payload {blob})"),
         Migration(2, "second", "ALTER TABLE m1 ADD COLUMN note TEXT"),
     ]
-    monkeypatch.setattr(schema, "COMPONENTS", [("demo", migrations)])
-    with open_store(db_url, migrate=False) as store:
-        assert migrate(store) == ["demo/0001_first", "demo/0002_second"]
-        assert migrate(store) == []
+    demo = [("demo", migrations)]
+    with open_store(db_url) as store:
+        assert migrate(store, demo) == ["demo/0001_first", "demo/0002_second"]
+        assert migrate(store, demo) == []
         with store.transaction() as tx:
             tx.execute("INSERT INTO m1 (payload, note) VALUES (?, ?)", (b"p", "n"))
             assert tx.execute("SELECT id, note FROM m1") == [(1, "n")]

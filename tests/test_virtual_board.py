@@ -4,31 +4,20 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import select
-import subprocess
-import sys
 import time
 import tty as termios_tty
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daozhang.board.console import catches_sigint
-from daozhang.board.manager import VirtualBoard
 from daozhang.cli import main as cli_main
+from daozhang.lab.board.console import catches_sigint
+from daozhang.lab.board.manager import VirtualBoard
 
+from tests.mpremote_run import mpremote
 from tests.waiting import wait_until
-
-
-def mpremote(tty: Path, *args: str, timeout: float = 30) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "mpremote", "connect", str(tty), "resume", *args],
-        capture_output=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr.decode() + result.stdout.decode()
-    return result.stdout.decode()
 
 
 @pytest.fixture
@@ -80,6 +69,27 @@ def test_control_channel_changes_what_the_board_reports(board: VirtualBoard) -> 
     assert after["link"] == "down"
     assert after["signal"]["rat"] == "lte"
     assert after["signal"]["rsrp"] == -115
+
+
+def test_clock_is_set_like_an_rtc_with_an_offset_and_a_rate(board: VirtualBoard) -> None:
+    # A business day in the past, 300 board seconds per real second: what a fleet run sets.
+    probe = "import board; b = board.Board(); print((b.rtc(), b.wall_time()))"
+    assert (
+        cli_main(["board", "set", "vb1", "--time", "2026-11-19T09:00+08:00", "--rate", "300"]) == 0
+    )
+    set_at = time.time()
+    rtc, (ntp, src) = ast.literal_eval(mpremote(board.tty, "exec", probe).strip())
+    elapsed = time.time() - set_at
+    opens = 1795050000  # 2026-11-19 09:00 Beijing
+    assert opens <= rtc <= opens + 300 * elapsed + 1, (rtc - opens, elapsed)
+    assert src == "ntp" and abs(ntp - rtc) <= 300
+    assert board.control()["link"] == "up"  # the rest of the control is kept
+
+    assert cli_main(["board", "set", "vb1", "--time", "none"]) == 0
+    assert ast.literal_eval(mpremote(board.tty, "exec", probe).strip()) == (None, None)
+    assert cli_main(["board", "set", "vb1", "--time", "host"]) == 0
+    rtc, _ = ast.literal_eval(mpremote(board.tty, "exec", probe).strip())
+    assert abs(rtc - time.time()) < 5
 
 
 def test_agent_autostarts_and_mpremote_interrupts_it(state: Path) -> None:
@@ -179,3 +189,45 @@ def test_image_size_mismatch_is_refused(board: VirtualBoard, state: Path) -> Non
     board.stop()
     with pytest.raises(Exception, match="use the size it was created with"):
         board.start(state / "vb1.img", 2 * 1024 * 1024)
+
+
+@pytest.mark.slow
+def test_readme_example_board_start_then_flash(
+    state: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's own example, as a technician types it: `board start` with no --heap, then
+    `flash`. The agent's bytecode sits on the unix port's heap, so the default heap must hold
+    it (issue 29: it ran out of RAM at 64K)."""
+    monkeypatch.delenv("DAOZHANG_DB", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")  # the result line is not wrapped
+    image = state / "b1.img"
+    assert (
+        cli_main(["board", "start", "--image", str(image), "--flash-size", "4M", "--name", "b1"])
+        == 0
+    )
+    tty = capsys.readouterr().out.strip()
+    try:
+        status = cli_main(
+            [
+                "flash",
+                "--port",
+                tty,
+                "--board",
+                "virtual",
+                "--device-id",
+                "README-01",
+                "--broker",
+                "mqtt://127.0.0.1:9",
+                "--db",
+                f"sqlite:///{state / 'fleet.db'}",
+                "--heartbeat-wait",
+                "0",
+            ]
+        )
+        seen = capsys.readouterr()
+        # No broker listens there: the self-test says so; everything before it must pass.
+        assert "ran out of RAM" not in seen.out + seen.err
+        assert "MemoryError" not in seen.out + seen.err
+        assert re.search(r"\d+ written, 0 removed", seen.out), (status, seen.out, seen.err)
+    finally:
+        VirtualBoard.named("b1").stop(power_cut=True)

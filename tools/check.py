@@ -2,8 +2,11 @@
 
 - ruff (lint and format) on host_tools/, tests/, bench/, tools/, firmware/, boards/;
 - mypy --strict on host_tools/;
+- the host package's import layers (tools/import_layers.py: imports run down, the product
+  never imports the test lab);
 - mypy on firmware/ plus one board at a time, against that board's MicroPython stub set
-  (board.json "stubs": unix, esp32, or a local stub folder such as boards/cat1-quecpython/stubs).
+  (board.json "stubs": unix, esp32, or a local stub folder such as boards/cat1-quecpython/stubs),
+  with boards/contract.py: the board's `Board` must hold to the board contract's Protocol.
 Exit status is non-zero if any step fails; every step runs so all problems show at once.
 """
 
@@ -18,6 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PY_DIRS = ["host_tools", "tests", "bench", "tools", "firmware", "boards"]
+CONTRACT = REPO / "boards" / "contract.py"  # the Protocol every board is checked against
 
 
 def step(title: str, argv: list[str], env: dict[str, str] | None = None) -> bool:
@@ -48,13 +52,14 @@ def main() -> int:
     ok &= step("ruff check", [str(BIN / "ruff"), "check", *PY_DIRS])
     ok &= step("ruff format --check", [str(BIN / "ruff"), "format", "--check", *PY_DIRS])
     ok &= step("mypy --strict host_tools", [str(BIN / "mypy")])
+    ok &= step("import layers", [sys.executable, str(REPO / "tools" / "import_layers.py")])
     for board, typeshed, stub_path in board_runs():
         board_dir = REPO / "boards" / board
         if not (board_dir / "board.py").is_file():
             # The core imports `board`; without an adapter there is nothing to check it against.
             print(f"== boards/{board}: no adapter (board.py) yet; not checked", flush=True)
             continue
-        targets = ["firmware", str(board_dir)]
+        targets = ["firmware", str(board_dir), str(CONTRACT)]
         mypy_path = ":".join(
             str(p) for p in [*stub_path, REPO / "firmware", REPO / "boards" / board]
         )

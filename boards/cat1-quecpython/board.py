@@ -5,6 +5,8 @@
 # The QuecPython modules are passed in (tests give fakes with the documented return shapes);
 # by default they are imported when the board is built, never at import time.
 
+from dzcore.boardbase import BoardBase
+
 # net.getState data_rat -> DESIGN rat: 0 GSM, 1 GSM compact, 3 GSM EGPRS; 7 and up E-UTRAN.
 _GSM_RATS = (0, 1, 3)
 # misc.Power.powerOnReason(): 1 power key, 2 reset key, 3 VBAT, 4 RTC, 5 fault, 6 VBUS.
@@ -12,14 +14,18 @@ _REASONS = {1: "power_on", 2: "soft", 3: "power_on", 4: "power_on", 5: "crash", 
 _UNKNOWN = (99, 255)  # "unknown or undetectable" in net.getSignal
 _CHECKNET_STAGES = {1: "sim", 2: "reg", 3: "pdp"}
 _PROFILE = 1
+# Not yet run on a module: which numbering its sockets give EINPROGRESS (lwIP's 115 or a C
+# library's 119) is not known, so both mean "connecting".
+_EINPROGRESS_NEWLIB = 119
 
 
 def _known(value):
     return isinstance(value, int) and value not in _UNKNOWN
 
 
-class Board:
+class Board(BoardBase):
     name = "cat1-quecpython"
+    connecting_errnos = BoardBase.connecting_errnos + (_EINPROGRESS_NEWLIB,)
 
     def __init__(self, modules=None, wdt_s=60):
         if modules is None:
@@ -34,7 +40,6 @@ class Board:
         self._wdt_cls = modules.get("WDT")
         self._uart_cls = modules.get("UART")
         self._wdt_s = wdt_s
-        self._wdt = None
         self._up = None  # from the dataCall callback; None until the first event
         self.outages = 0  # data-call drops seen by the callback
         self._data.setCallback(self._on_data_call)
@@ -122,40 +127,21 @@ class Board:
         sock.setblocking(False)
         return wrapped
 
-    def feed_watchdog(self):
+    def watchdog(self):
         if self._wdt_cls is None:
-            return
-        if self._wdt is None:
-            self._wdt = self._wdt_cls(self._wdt_s)
-        self._wdt.feed()
-
-    # -- what main.py asks of every board -----------------------------------------------------
-    def spec(self):
-        from boardspec import load_spec
-
-        return load_spec()
+            return None
+        return self._wdt_cls(self._wdt_s)
 
     def journal_dir(self):
         # QuecPython's user file system is mounted at /usr.
         return "/usr/dz/journal"
 
-    def terminal_link(self):
+    def uart(self, conf):
         # The UART to the POS main board: UART(id, baudrate, databits 8, parity 0, stop 1,
         # flow control 0), QuecPython's constructor; polled (no asyncio poll on its UART).
-        from uart_link import UartLink
-
-        conf = self.spec().get("uart", {})
         if self._uart_cls is None:
             return None
-        return UartLink(self._uart_cls(conf.get("id", 2), conf.get("baudrate", 115200), 8, 0, 1, 0))
-
-    def describe(self):
-        return {
-            "board": self.name,
-            "link": "up" if self.link_up() else "down",
-            "signal": self.signal(),
-            "cause": self.reset_cause(),
-        }
+        return self._uart_cls(conf.get("id", 2), conf.get("baudrate", 115200), 8, 0, 1, 0)
 
 
 def _import_modules():

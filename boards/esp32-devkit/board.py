@@ -3,11 +3,15 @@
 # The MicroPython modules are passed in (tests give fakes with the documented shapes); by
 # default they are imported when the board is built, never at import time.
 
+from dzcore.boardbase import BoardBase, tls_client
+
 _UNIX_2000 = 946684800  # seconds from 1970 to 2000: older ESP32 builds count from 2000
+_EINPROGRESS_NEWLIB = 119  # ESP-IDF's sockets number EINPROGRESS as its C library (newlib) does
 
 
-class Board:
+class Board(BoardBase):
     name = "esp32-devkit"
+    connecting_errnos = BoardBase.connecting_errnos + (_EINPROGRESS_NEWLIB,)
 
     def __init__(self, modules=None, wdt_ms=60000):
         if modules is None:
@@ -22,7 +26,6 @@ class Board:
         self._vfs = modules.get("vfs")
         self.wlan = self._network.WLAN(self._network.STA_IF)
         self._wdt_ms = wdt_ms
-        self._wdt = None
         self._ntp_ok = False
 
     # -- storage ----------------------------------------------------------------------------
@@ -100,54 +103,19 @@ class Board:
 
     def wrap_tls(self, sock, host, timeout_ms, creds):
         # TLS buffers come from the GC heap on the ESP32 (about 20 KB more than the agent).
-        # creds (tlscreds.Credentials): fleet CA and device certificate, DER. mbedtls checks
-        # the broker's dates against the system time, which NTP sets on this board.
-        tls = self._tls
-        if tls is None:
+        # mbedtls checks the broker's dates against the system time, which NTP sets.
+        if self._tls is None:
             raise OSError("no TLS on this firmware")
-        ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
-        ctx.verify_mode = tls.CERT_REQUIRED
-        ctx.load_verify_locations(creds.ca)
-        if creds.cert is not None:
-            ctx.load_cert_chain(creds.cert, creds.key)
-        sock.setblocking(True)
-        sock.settimeout(timeout_ms / 1000)
-        wrapped = ctx.wrap_socket(sock, server_hostname=host)
-        sock.setblocking(False)
-        return wrapped
+        return tls_client(self._tls, sock, host, timeout_ms, creds)
 
-    def feed_watchdog(self):
-        if self._wdt is None:
-            self._wdt = self._machine.WDT(timeout=self._wdt_ms)
-        self._wdt.feed()
+    def watchdog(self):
+        return self._machine.WDT(timeout=self._wdt_ms)
 
-    # -- what main.py asks of every board -----------------------------------------------------
-    def spec(self):
-        from boardspec import load_spec
-
-        return load_spec()
-
-    def journal_dir(self):
-        # On the LittleFS "vfs" partition mounted at / (mount_storage).
-        return "/dz/journal"
-
-    def terminal_link(self):
+    def uart(self, conf):
         # The UART to the POS main board, as board.json says (id, tx, rx, baudrate).
-        from uart_link import UartLink
-
-        conf = self.spec().get("uart", {})
-        uart = self._machine.UART(
+        return self._machine.UART(
             conf.get("id", 1), conf.get("baudrate", 115200), tx=conf.get("tx"), rx=conf.get("rx")
         )
-        return UartLink(uart)
-
-    def describe(self):
-        return {
-            "board": self.name,
-            "link": "up" if self.link_up() else "down",
-            "signal": self.signal(),
-            "cause": self.reset_cause(),
-        }
 
 
 def _import_modules():

@@ -5,12 +5,15 @@ import json
 import socket
 import time
 
+from dzcore.boardbase import BoardBase, tls_client
+
 _CONTROL = "/_hw/control.json"
 _DEFAULT_SIGNAL = {"rat": "wifi", "rssi": -60}
 
 
-class Board:
+class Board(BoardBase):
     name = "virtual"
+    # No watchdog() (the host is the watchdog of a virtual board): BoardBase feeds nothing.
 
     def __init__(self, control_path=_CONTROL):
         self._control_path = control_path
@@ -36,13 +39,10 @@ class Board:
     def link_why(self):
         return "control: link down"
 
-    def feed_watchdog(self):
-        pass  # the host is the watchdog of a virtual board
-
     def reset_cause(self):
         return self._control().get("reset_cause", "power_on")
 
-    # -- socket factory (what firmware/dial.py uses) -----------------------------------------
+    # -- socket factory (what firmware/dzcore/uplink/dial.py uses) ---------------------------
     # With the control's link "down" every new connection fails as on a dead link: the name
     # does not resolve and the TCP connect is unreachable. A session already open is dropped
     # by the agent's link watch, as a real board drops it when its interface goes down.
@@ -57,52 +57,40 @@ class Board:
         return socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 
     def wrap_tls(self, sock, host, timeout_ms, creds):
-        # TLS buffers come from libc on the unix port, not the GC heap. The handshake runs
-        # blocking with a timeout; then the socket goes back to non-blocking for asyncio.
-        # creds (tlscreds.Credentials): the fleet CA and this device's certificate, DER.
-        # mbedtls checks the chain, the broker's name (server_hostname) and its dates, the
-        # latter against the host's clock (the unix port's time source).
+        # TLS buffers come from libc on the unix port, not the GC heap. mbedtls checks the
+        # broker's dates against the host's clock (the unix port's time source).
         import tls
 
-        ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
-        ctx.verify_mode = tls.CERT_REQUIRED  # type: ignore[attr-defined]
-        ctx.load_verify_locations(creds.ca)
-        if creds.cert is not None:
-            ctx.load_cert_chain(creds.cert, creds.key)
-        sock.setblocking(True)
-        sock.settimeout(timeout_ms / 1000)
-        wrapped = ctx.wrap_socket(sock, server_hostname=host)
-        sock.setblocking(False)
-        return wrapped
+        return tls_client(tls, sock, host, timeout_ms, creds)
+
+    def _clock(self):
+        # The board's time (unix s), or None with control `"clock": "none"` (a board without
+        # NTP, modem time or a set RTC). By default the host's clock (NTP-disciplined on any
+        # sane host). Control `"clock": {"t": T, "at": A, "rate": R}` sets it as one sets a
+        # real board's RTC: T at host time A, then R seconds per real second, so a simulated
+        # business day can run faster than real time while uptime and every timer stay real.
+        clock = self._control().get("clock")
+        if clock == "none":
+            return None
+        host = time.time()
+        if isinstance(clock, dict):
+            try:
+                return int(clock["t"] + (host - clock["at"]) * clock["rate"])
+            except (KeyError, TypeError):
+                pass  # a control the host did not mean: read as the host's clock
+        return int(host)
 
     def wall_time(self):
-        # The host's clock (NTP-disciplined on any sane host). -> (unix s, source) or None.
-        # Control `"clock": "none"` plays a board without NTP or modem time.
-        if self._control().get("clock") == "none":
-            return None
-        return int(time.time()), "ntp"
+        # -> (unix s, source) or None: the board's NTP, served from the same clock.
+        now = self._clock()
+        return None if now is None else (now, "ntp")
+
+    def rtc(self):
+        # The board's battery RTC: it keeps the time across power cuts and between NTP syncs.
+        return self._clock()
 
     def terminal_link(self):
         # The link to the POS main board: loopback TCP on this board (boards/virtual/terminal.py).
         import terminal
 
         return terminal.from_config()
-
-    def journal_dir(self):
-        # The journal lives on the flash (the LittleFS image mounted at /). Not /journal: a
-        # folder at the root named like a module would shadow `import journal` ("" is on
-        # sys.path).
-        return "/dz/journal"
-
-    def spec(self):
-        from boardspec import load_spec
-
-        return load_spec()
-
-    def describe(self):
-        return {
-            "board": self.name,
-            "link": "up" if self.link_up() else "down",
-            "signal": self.signal(),
-            "cause": self.reset_cause(),
-        }

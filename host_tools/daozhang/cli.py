@@ -13,38 +13,70 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from types import ModuleType
+from typing import Any
 
 from daozhang import __version__
+from daozhang.commands.args import out_of_range
 from daozhang.errors import DaozhangError
 
-# (command, module, one-line help). Keep sorted by the order a newcomer meets them.
-COMMANDS: list[tuple[str, str, str]] = [
-    ("demo", "daozhang.demo", "run the end-to-end demonstration"),
-    ("board", "daozhang.board.cli", "start, stop and control virtual boards"),
-    ("collect", "daozhang.collector.cli", "store device uploads exactly once and ack them"),
-    ("settle", "daozhang.settle.cli", "import acquirer settlement files; list what was imported"),
-    ("correlate", "daozhang.correlate.cli", "why money did or did not arrive: findings, reports"),
-    ("lookup", "daozhang.correlate.lookup", "one transaction by RRN, or card/amount/time"),
-    ("fleet", "daozhang.fleet.cli", "fleet status: one row per device, worst first"),
-    ("quarantine", "daozhang.collector.quarantine_cli", "what the collector refused, and why"),
-    ("prune", "daozhang.collector.prune_cli", "age out old heartbeats and status events"),
-    ("sim", "daozhang.fleet.sim_cli", "scenarios: generate data, run a fleet, check no loss"),
-    ("flash", "daozhang.flash.cli", "compile, write, verify and self-test devices over mpremote"),
-    ("device", "daozhang.collector.device_cli", "register, list and inspect devices"),
-    ("pos", "daozhang.pos.cli", "simulate a POS main board sending receipts to the agent"),
-    ("pki", "daozhang.security.pki_cli", "fleet CA, per-device certificates, revocation"),
-    ("broker", "daozhang.broker.cli", "run Mosquitto with TLS, per-device identity and ACLs"),
-    ("scan-pan", "daozhang.security.scan_cli", "find full card numbers or track data in files"),
+# (command, one-line help); each is the module daozhang.commands.<command> (`-` as `_`).
+# Keep sorted by the order a newcomer meets them.
+COMMANDS: list[tuple[str, str]] = [
+    ("collect", "store device uploads exactly once and ack them"),
+    ("settle", "import acquirer settlement files; list what was imported"),
+    ("correlate", "why money did or did not arrive: findings, reports"),
+    ("lookup", "one transaction by RRN, or card/amount/time"),
+    ("fleet", "fleet status: one row per device, worst first"),
+    ("alerts", "fleet and money alerts to WeCom, DingTalk, Feishu or JSON webhooks"),
+    ("console", "the fleet console: a web page for fleet and support staff, and its users"),
+    ("quarantine", "what the collector refused, and why"),
+    ("prune", "age out old heartbeats and status events"),
+    ("flash", "compile, write, verify and self-test devices over mpremote"),
+    ("device", "register, list and inspect devices; send them signed commands"),
+    ("ota", "over-the-air update bundles"),
+    ("pki", "fleet CA, per-device certificates, revocation"),
+    ("broker", "run Mosquitto with TLS, per-device identity and ACLs"),
+    ("scan-pan", "find full card numbers or track data in files"),
 ]
+
+# Commands of other packages (the test lab's demo, virtual boards, POS and fleet simulators)
+# register under this entry point group, naming a module with `HELP`, `add_arguments` and
+# `run`: the product lists them without importing them by name.
+COMMAND_ENTRY_POINTS = "daozhang.commands"
+
+
+def all_commands() -> list[tuple[str, str, str]]:
+    """The product's commands, then the registered ones, each with its module's help."""
+    registered = [
+        (entry.name, entry.value, importlib.import_module(entry.value).HELP)
+        for entry in sorted(entry_points(group=COMMAND_ENTRY_POINTS), key=lambda e: e.name)
+    ]
+    product = [
+        (name, f"daozhang.commands.{name.replace('-', '_')}", help_text)
+        for name, help_text in COMMANDS
+    ]
+    return [*product, *registered]
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad option in the project's one-line error format."""
+    """argparse that reports a bad option in the project's one-line error format, and holds
+    every option of every command to one rule (`commands/args.py`: no integer past 2^63, no
+    float that is not finite), whatever type its module gave it."""
+
+    def _get_value(self, action: argparse.Action, arg_string: str) -> Any:
+        value = super()._get_value(action, arg_string)
+        problem = out_of_range(value)
+        if problem is not None:
+            raise argparse.ArgumentError(action, problem)
+        return value
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        sys.stderr.write(f"daozhang: {self.prog}: {message}\n")
+        # `daozhang: collect: argument ...`, not `daozhang: daozhang collect: ...`.
+        where = self.prog.removeprefix("daozhang").strip()
+        sys.stderr.write(f"daozhang: {where}: {message}\n" if where else f"daozhang: {message}\n")
         raise SystemExit(2)
 
 
@@ -53,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"daozhang {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for name, module_name, help_text in COMMANDS:
+    for name, module_name, help_text in all_commands():
         module = importlib.import_module(module_name)
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
         _attach(module, command_parser)

@@ -8,10 +8,10 @@ from typing import Any
 
 import cbor2
 import pytest
-from daozhang.collector.batchcheck import check_batch
-from daozhang.collector.devicewire import batch_bytes, receipt_body, record_bytes
 from daozhang.collector.validate import check_record
+from daozhang.collector.verify import check_batch
 from daozhang.collector.wire import RawRecord, WireError, decode_batch
+from daozhang.lab.devicewire import batch_bytes, receipt_body, record_bytes
 
 FULL_PAN = "4111111111111111"  # Luhn-valid
 

@@ -7,13 +7,13 @@ import time
 from pathlib import Path
 
 import pytest
+from daozhang.broker.mosquitto import Mosquitto
 from daozhang.cli import main
 from daozhang.collector.committer import ensure_durable
 from daozhang.collector.service import Collector, CollectorConfig
 from daozhang.errors import DaozhangError, StoreError
-from daozhang.services.mosquitto import Mosquitto
-from daozhang.services.ports import free_port
-from daozhang.store import open_store
+from daozhang.ports import free_port
+from daozhang.schema import COMPONENTS, open_database
 from daozhang.store.engine import SqliteStore
 
 
@@ -57,7 +57,9 @@ def test_collect_refuses_a_bad_max_inbox(
 def test_collect_waits_for_a_broker_that_starts_later(tmp_path: Path, sqlite_url: str) -> None:
     port = free_port()
     url = f"mqtt://127.0.0.1:{port}"
-    collector = Collector(CollectorConfig(broker=url, db_url=sqlite_url, name="late-broker"))
+    collector = Collector(
+        CollectorConfig(broker=url, db_url=sqlite_url, name="late-broker", schema=COMPONENTS)
+    )
     connecting = threading.Thread(target=collector.connect)
     connecting.start()
     time.sleep(1.5)  # a few refused attempts
@@ -77,7 +79,9 @@ def test_collect_waits_for_a_broker_that_starts_later(tmp_path: Path, sqlite_url
 
 def test_collect_gives_up_after_its_connect_timeout(sqlite_url: str) -> None:
     url = f"mqtt://127.0.0.1:{free_port()}"
-    config = CollectorConfig(broker=url, db_url=sqlite_url, connect_timeout_s=1.2)
+    config = CollectorConfig(
+        broker=url, db_url=sqlite_url, connect_timeout_s=1.2, schema=COMPONENTS
+    )
     started = time.monotonic()
     with pytest.raises(DaozhangError, match=r"gave up after 1.2 s"):
         Collector(config).connect()
@@ -85,9 +89,31 @@ def test_collect_gives_up_after_its_connect_timeout(sqlite_url: str) -> None:
 
 
 def test_acks_need_a_durable_sqlite(sqlite_url: str) -> None:
-    with open_store(sqlite_url) as store:
+    with open_database(sqlite_url) as store:
         assert isinstance(store, SqliteStore)
         ensure_durable(store)
         store._conn.execute("PRAGMA synchronous=NORMAL")
         with pytest.raises(StoreError, match="synchronous=FULL"):
             ensure_durable(store)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--metrics-port", "70000", "--metrics-port: must be at most 65,535, got 70000"),
+        ("--metrics-port", "-1", "--metrics-port: must be at least 1, got -1"),
+        ("--max-unacked", "0", "--max-unacked: must be at least 1, got 0"),
+        ("--commit-records", "0", "--commit-records: must be at least 1, got 0"),
+    ],
+)
+def test_collect_refuses_options_it_cannot_run_with(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str], option: str, value: str, message: str
+) -> None:
+    """Issue 29: `daozhang: ...` and exit status 2, not a traceback or a broken session."""
+    args = ["collect", "--broker", "mqtt://127.0.0.1:1", "--db", sqlite_url, option, value]
+    args += ["--connect-timeout", "0"]
+    with pytest.raises(SystemExit) as exit_info:  # refused while the options are read
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "daozhang: collect: argument " + message in err and "Traceback" not in err

@@ -12,36 +12,27 @@ from typing import Any
 
 import cbor2
 import pytest
-from daozhang.collector.devicewire import (
+from daozhang.broker.mosquitto import Mosquitto
+from daozhang.lab.devicewire import (
     batch_bytes,
     heartbeat_bytes,
     receipt_body,
     record_bytes,
 )
-from daozhang.collector.publisher import DevicePublisher, run_all
-from daozhang.services.mosquitto import Mosquitto
-from daozhang.services.ports import free_port
-from daozhang.store import open_store
+from daozhang.lab.publisher import DevicePublisher, run_all
+from daozhang.ports import free_port
+from daozhang.schema import open_database
 
 from tests.collector.procs import CollectorProcess
+from tests.collector.streams import stream
 from tests.waiting import wait_until
 
 FULL_PAN = "6228480402564890018"
 
 
 def q(db_url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    with open_store(db_url, migrate=False) as store, store.transaction() as tx:
+    with open_database(db_url, migrate=False) as store, store.transaction() as tx:
         return tx.execute(sql, params)
-
-
-def stream(n: int, dev_no: int = 0) -> list[bytes]:
-    mid = f"8983100481{dev_no:05d}"
-    return [
-        record_bytes(s, "r", receipt_body(s, mid=mid), t=1_780_000_000 + s, up=s)
-        if s % 7
-        else record_bytes(s, "d", {"ev": "probe", "rtt_ms": s % 300}, t=1_780_000_000 + s)
-        for s in range(1, n + 1)
-    ]
 
 
 @pytest.fixture
@@ -117,7 +108,7 @@ def test_bad_inputs_are_quarantined_while_good_traffic_continues(
     mosquitto: Mosquitto, db_url: str, collector: CollectorProcess
 ) -> None:
     key = bytes(range(32))
-    with open_store(db_url, migrate=False) as store, store.transaction() as tx:
+    with open_database(db_url, migrate=False) as store, store.transaction() as tx:
         tx.execute("INSERT INTO devices (dev, hmac_key) VALUES (?, ?)", ("KEYD", key))
     good = [DevicePublisher(mosquitto.url, f"GOOD{i}", 1, stream(300, i)).start() for i in range(3)]
     signed = DevicePublisher(mosquitto.url, "KEYD", 3, stream(100, 9), key=key).start()
@@ -125,7 +116,9 @@ def test_bad_inputs_are_quarantined_while_good_traffic_continues(
     rec = record_bytes(1, "r", receipt_body(1))
     attacks = [
         ("up", b"\xff\x00garbage", None, "cbor"),
-        ("up", b"\x00" * 9000, None, "too_large"),
+        # Over the collector's limit (8 KB + MAC) yet under the broker's packet limit, which drops
+        # anything larger before a collector sees it.
+        ("up", b"\x00" * 8240, None, "too_large"),
         ("up", batch_bytes("EVIL", 7, [rec])[:-3], None, "cbor"),
         (
             "up",
@@ -391,3 +384,45 @@ def test_two_collectors_one_killed_for_good_lose_and_duplicate_nothing(
     collectors = {c for (c,) in q(db_url, "SELECT DISTINCT collector FROM uploads")}
     assert collectors == {"ca", "cb"}
     _check_exactly_once(db_url, pubs)
+
+
+def test_the_collector_is_bounded_in_bytes(db_url: str, tmp_path: Path) -> None:
+    """Issue 29: CONNECT announces a Maximum Packet Size, so the broker never hands the
+    collector a huge message (60 x 10 MB took it to 685 MB); an oversized upload small enough
+    to keep as evidence still arrives and is quarantined as `too_large`. The collector's own
+    bound, so a broker without the project's packet limit (a cluster configured otherwise):
+    with the limit, the broker drops the publisher before any collector could see it."""
+    broker = Mosquitto(workdir=tmp_path / "open-broker", max_packet_size=0).start()
+    collector = CollectorProcess(broker.url, db_url, tmp_path).start()
+    pub = DevicePublisher(broker.url, "BIGS", 1, stream(20)).start()
+    try:
+        for _ in range(3):
+            pub.publish_raw("up", b"\x00" * (2 * 2**20))  # dropped by the broker, unseen
+        pub.publish_raw("up", b"\x01" * 9000)
+        assert run_all([pub], 30)
+        small = "SELECT COUNT(*) FROM quarantine WHERE LENGTH(raw) = 9000"
+        assert wait_until(lambda: q(db_url, small) == [(1,)], 15)
+        assert q(db_url, "SELECT reason, LENGTH(raw) FROM quarantine") == [("too_large", 9000)]
+    finally:
+        pub.stop()
+        collector.stop()
+        broker.stop()
+
+
+def test_the_local_queue_is_bounded_in_bytes() -> None:
+    from daozhang.collector.subscription import ByteBoundedQueue, Incoming
+
+    stopping = threading.Event()
+    queue = ByteBoundedQueue(100, 10_000, stopping)
+
+    def message(size: int) -> Incoming:
+        return Incoming("dz/v1/BIGS/up", b"x" * size, 1, 1, False, 0.0, 1)
+
+    assert queue.put(message(60_000))  # one message always fits, however large
+    putting = threading.Thread(target=queue.put, args=(message(100),))
+    putting.start()
+    putting.join(0.3)
+    assert putting.is_alive()  # waits: the queue is over its bytes
+    assert queue.get(1) is not None
+    putting.join(2)
+    assert not putting.is_alive() and queue.bytes == 100

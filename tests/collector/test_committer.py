@@ -14,7 +14,8 @@ from daozhang.collector.ingest import IngestResult
 from daozhang.collector.metrics import Metrics
 from daozhang.collector.subscription import Incoming
 from daozhang.collector.writer import GroupWriter
-from daozhang.store import Store, Transaction, open_store
+from daozhang.schema import open_database
+from daozhang.store import Store, Transaction
 
 
 def _message(n: int) -> Incoming:
@@ -44,7 +45,7 @@ class ScriptedIngest:
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'c.db'}"
-    open_store(url).close()
+    open_database(url).close()
     return url
 
 

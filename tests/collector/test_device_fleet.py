@@ -6,12 +6,12 @@ import json
 
 import pytest
 from daozhang.cli import main
-from daozhang.collector.devicewire import batch_bytes, heartbeat_bytes, receipt_body, record_bytes
 from daozhang.collector.ingest import Ack, ingest_batch
 from daozhang.collector.metrics import fleet_gauges
 from daozhang.collector.timeline import ingest_heartbeat, ingest_status
 from daozhang.fleet.status import fleet_status
-from daozhang.store import open_store
+from daozhang.lab.devicewire import batch_bytes, heartbeat_bytes, receipt_body, record_bytes
+from daozhang.schema import open_database
 
 NOW = 1_780_000_000.0
 
@@ -25,7 +25,7 @@ def test_device_add_generates_a_key_the_collector_then_requires(
     key = bytes.fromhex(capsys.readouterr().out.strip())
     assert len(key) == 32
     recs = [record_bytes(1, "r", receipt_body(1), t=5)]
-    with open_store(db_url) as store, store.transaction() as tx:
+    with open_database(db_url) as store, store.transaction() as tx:
         signed = ingest_batch(tx, "POS-0001", batch_bytes("POS-0001", 1, recs, key=key), NOW)
         unsigned = ingest_batch(tx, "POS-0001", batch_bytes("POS-0001", 1, recs), NOW)
     assert signed.acks == [Ack("POS-0001", 1, 1)]
@@ -58,7 +58,7 @@ def test_device_add_refuses_bad_input_clearly(
 
 
 def test_fleet_status_sorts_worst_first(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    with open_store(db_url) as store, store.transaction() as tx:
+    with open_database(db_url) as store, store.transaction() as tx:
         # OKAY: heard a minute ago, nothing pending.
         ingest_status(tx, "OKAY", b"online", NOW - 3600)
         ingest_heartbeat(tx, "OKAY", heartbeat_bytes("OKAY", jrec=0, sync_ok=5), NOW - 60)
@@ -73,7 +73,7 @@ def test_fleet_status_sorts_worst_first(db_url: str, capsys: pytest.CaptureFixtu
         ingest_status(tx, "SLOW", b"online", NOW - 500)
         ingest_heartbeat(tx, "SLOW", heartbeat_bytes("SLOW", jrec=10, jold_s=1200), NOW - 30)
         ingest_batch(tx, "SLOW", batch_bytes("SLOW", 3, [record_bytes(1, "d", {"ev": "x"})]), NOW)
-    with open_store(db_url) as store:
+    with open_database(db_url) as store:
         rows = fleet_status(store, NOW)
     assert [(r.dev, r.level) for r in rows] == [("GONE", 3), ("DOWN", 2), ("SLOW", 1), ("OKAY", 0)]
     assert rows[0].problem == "silent with 50 unsent records"
@@ -94,7 +94,7 @@ def test_backlog_is_what_the_latest_heartbeat_held_less_what_has_been_stored_sin
     epoch 5) stop being backlog as they arrive, before the next heartbeat says so."""
     hb = heartbeat_bytes("LAGS", epoch=5, jrec=10, jold_s=90, next_seq=11)
     recs = [record_bytes(s, "r", receipt_body(s), t=1_780_000_000) for s in range(1, 11)]
-    with open_store(db_url) as store:
+    with open_database(db_url) as store:
         with store.transaction() as tx:
             ingest_status(tx, "LAGS", b"online", NOW - 200)
             ingest_heartbeat(tx, "LAGS", hb, NOW - 100)
@@ -109,3 +109,15 @@ def test_backlog_is_what_the_latest_heartbeat_held_less_what_has_been_stored_sin
             ingest_batch(tx, "LAGS", batch_bytes("LAGS", 5, recs[4:]), NOW - 40)
         (row,) = fleet_status(store, NOW)
     assert (row.backlog, row.oldest_s, row.problem) == (0, None, "ok")
+
+
+def test_fleet_status_shows_the_latest_heartbeat_by_the_terminal_clock(db_url: str) -> None:
+    """A heartbeat delivered late (sent at 10:00, arriving after the 10:05 one) does not replace
+    what the terminal said last (DESIGN §2.3, event time)."""
+    t0 = int(NOW) - 600
+    with open_database(db_url) as store:
+        with store.transaction() as tx:
+            ingest_heartbeat(tx, "LATE", heartbeat_bytes("LATE", t=t0 + 300, jrec=0), NOW - 290)
+            ingest_heartbeat(tx, "LATE", heartbeat_bytes("LATE", t=t0, jrec=40), NOW - 10)
+        (row,) = fleet_status(store, NOW)
+    assert (row.reported_backlog, row.reported_at) == (0, t0 + 300)

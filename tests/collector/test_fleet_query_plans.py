@@ -10,28 +10,29 @@ from __future__ import annotations
 
 import sqlite3
 
-from daozhang.collector.devicewire import heartbeat_bytes
 from daozhang.collector.metrics import fleet_gauges
 from daozhang.collector.timeline import ingest_heartbeat
 from daozhang.correlate.data import load
 from daozhang.fleet.status import fleet_status
-from daozhang.store import open_store
+from daozhang.lab.devicewire import heartbeat_bytes
+from daozhang.schema import open_database
 
 
 def _plans(sqlite_url: str, reader: str) -> list[tuple[str, list[str]]]:
     """(statement, its plan lines) for each statement touching heartbeats that a reader runs."""
-    with open_store(sqlite_url) as store:
+    with open_database(sqlite_url) as store:
         with store.transaction() as tx:
             for dev in ("DEV1", "DEV2"):
                 for n in range(20):
-                    ingest_heartbeat(tx, dev, heartbeat_bytes(dev, jrec=n), 1_780_000_000.0 + n)
+                    hb = heartbeat_bytes(dev, jrec=n, t=1_780_000_000 + n)
+                    ingest_heartbeat(tx, dev, hb, 1_780_000_000.0 + n)
         statements: list[str] = []
         store._conn.set_trace_callback(statements.append)  # type: ignore[attr-defined]
         if reader == "metrics":
             fleet_gauges(store)
         elif reader == "correlate":
-            latest = load(store).timelines["DEV2"].last_jrec
-            assert latest == 19
+            latest = load(store, as_of=1_780_000_100).timelines["DEV2"].last_beat
+            assert latest is not None and latest.jrec == 19
         else:
             fleet_status(store, 1_780_000_100.0)
         store._conn.set_trace_callback(None)  # type: ignore[attr-defined]

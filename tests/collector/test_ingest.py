@@ -7,17 +7,19 @@ from typing import Any
 
 import cbor2
 import pytest
-from daozhang.collector.devicewire import (
+from daozhang.collector.ingest import Ack, IngestResult, ingest_batch
+from daozhang.collector.timeline import ingest_heartbeat
+from daozhang.collector.verify import Upload, verify
+from daozhang.collector.writer import read_device
+from daozhang.lab.devicewire import (
     batch_bytes,
     heartbeat_bytes,
     receipt_body,
     record_bytes,
 )
-from daozhang.collector.ingest import Ack, IngestResult, ingest_batch
-from daozhang.collector.prepare import prepare_batch
-from daozhang.collector.timeline import ingest_heartbeat
-from daozhang.collector.writer import read_device
-from daozhang.store import Store, open_store
+from daozhang.schema import open_database
+from daozhang.security.pan import luhn_ok
+from daozhang.store import Store
 
 DEV = "T0001"
 EPOCH = 0xDEADBEEF
@@ -26,7 +28,7 @@ FULL_PAN = "6228480402564890018"  # passes the Luhn check
 
 @pytest.fixture
 def store(db_url: str) -> Iterator[Store]:
-    with open_store(db_url) as s:
+    with open_database(db_url) as s:
         yield s
 
 
@@ -211,6 +213,15 @@ def test_cbor_tags_in_a_record_are_refused(store: Store) -> None:
         (record_bytes(1, "x", {}), "record_schema"),
         (record_bytes(1, "r", receipt_body(1, amt=-5)), "record_schema"),
         (record_bytes(1, "r", receipt_body(1, amt=True)), "record_schema"),
+        # Full-width and Arabic-Indic digits are digits to Python's `\d`, not to an acquirer.
+        (
+            record_bytes(1, "r", receipt_body(1, trc="\uff11\uff12\uff13\uff14\uff15\uff16")),
+            "record_schema",
+        ),
+        (
+            record_bytes(1, "r", receipt_body(1, bat="\u0661\u0662\u0663\u0664\u0665\u0666")),
+            "record_schema",
+        ),
         (record_bytes(1, "r", receipt_body(1, typ="steal")), "record_schema"),
         (record_bytes(1, "r", receipt_body(1, sd="1340")), "record_schema"),
         (record_bytes(1, "r", receipt_body(1, pan=FULL_PAN)), "pan_unmasked"),
@@ -244,6 +255,22 @@ def test_a_full_pan_is_never_stored(store: Store) -> None:
     # A resend with the same full PAN is recognised as the same refused record.
     assert ingest(store, batch([leaky])).duplicates == 1
     assert q(store, "SELECT COUNT(*) FROM quarantine") == [(1,)]
+
+
+def test_a_qr_sale_keeps_its_order_number_and_channel_id(store: Store) -> None:
+    """DESIGN §2.3: `ord` and `xid` are stored as receipt columns. A 28-digit WeChat id is no
+    card number even when a 19-digit piece of it passes Luhn; a card number standing alone in
+    an id is refused like one anywhere else."""
+    wechat = "4200000001202501078000000001"
+    assert luhn_ok(wechat[:19])
+    qr = record_bytes(1, "r", receipt_body(1, ch="qr", ord="DZ20250107000001", xid=wechat))
+    leaky = record_bytes(2, "r", receipt_body(2, ord=f"ORD{FULL_PAN}"))
+    bad = record_bytes(3, "r", receipt_body(3, xid="with space"))
+    result = ingest(store, batch([qr, leaky, bad]))
+    assert result.quarantined == ["pan_unmasked", "record_schema"]
+    assert q(store, "SELECT ord, xid FROM receipts") == [("DZ20250107000001", wechat)]
+    ((raw,),) = q(store, "SELECT raw FROM quarantine WHERE reason = 'pan_unmasked'")
+    assert FULL_PAN.encode() not in bytes(raw)
 
 
 def test_latest_state_of_a_transaction_wins(store: Store) -> None:
@@ -308,29 +335,30 @@ def test_epochs_are_accounted_separately(store: Store) -> None:
 def test_a_batch_prepared_under_another_key_is_checked_again(store: Store) -> None:
     """The collector checks uploads before its transaction; the key store decides inside it."""
     unsigned = batch(receipts(1, 3))
-    prepared = prepare_batch(read_device(store.query, DEV), DEV, unsigned, False)
-    assert prepared.checked is not None  # it passed, for a device without a key ...
+    prepared = verify(Upload(DEV, unsigned), read_device(store.query, DEV), require_key=False)
+    assert prepared.all_accepted is not None  # it passed, for a device without a key ...
     with store.transaction() as tx:  # ... which then gets one, before the commit
         tx.execute("INSERT INTO devices (dev, hmac_key) VALUES (?, ?)", (DEV, b"k" * 32))
-    result = ingest(store, unsigned, prepared=prepared)
+    result = ingest(store, unsigned, verdict=prepared)
     assert result.quarantined == ["mac"] and result.acks == []
     assert q(store, "SELECT COUNT(*) FROM records") == [(0,)]
     signed = batch(receipts(1, 3), key=b"k" * 32)
-    still_valid = prepare_batch(read_device(store.query, DEV), DEV, signed, False)
-    assert ingest(store, signed, prepared=still_valid).acks == [Ack(DEV, EPOCH, 3)]
+    still_valid = verify(Upload(DEV, signed), read_device(store.query, DEV), require_key=False)
+    assert ingest(store, signed, verdict=still_valid).acks == [Ack(DEV, EPOCH, 3)]
 
 
-def test_a_schema_1_store_upgrades_without_losing_records(
-    db_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_schema_1_store_upgrades_without_losing_records(db_url: str) -> None:
     """Core migration 2 drops receipt_history and records.body_json; records and acks stay."""
     from daozhang.collector.tables import MIGRATIONS
-    from daozhang.store import schema
+    from daozhang.store import open_store
     from daozhang.store.migrate import migrate
 
     payload = batch(receipts(1, 4))
-    monkeypatch.setattr(schema, "COMPONENTS", [("core", MIGRATIONS[:1])])
-    with open_store(db_url) as old, old.transaction() as tx:  # what a schema-1 collector wrote
+    schema_1 = [("core", MIGRATIONS[:1])]
+    with (
+        open_store(db_url, schema_1) as old,
+        old.transaction() as tx,
+    ):  # what a schema-1 collector wrote
         tx.execute(
             "INSERT INTO records (dev, epoch, seq, kind, t, boot, up, body_json, raw,"
             " received_at) VALUES (?, ?, 1, 'r', 5, 1, 0, '{}', ?, 1.0)",
@@ -341,13 +369,10 @@ def test_a_schema_1_store_upgrades_without_losing_records(
             " VALUES (?, ?, 1, 1, 1.0, 1.0)",
             (DEV, EPOCH),
         )
-    monkeypatch.setattr(schema, "COMPONENTS", [("core", MIGRATIONS)])
-    with open_store(db_url, migrate=False) as store:
-        assert migrate(store) == [
-            "core/0002_lean_records",
-            "core/0003_heartbeat_indexes",
-            "core/0004_inbox",
-        ]
+    with open_store(db_url) as store:
+        applied = migrate(store, [("core", MIGRATIONS)])
+        assert applied[:2] == ["core/0002_lean_records", "core/0003_heartbeat_indexes"]
+        assert applied == [f"core/{m.version:04d}_{m.name}" for m in MIGRATIONS[1:]]
         assert q(store, "SELECT seq FROM records") == [(1,)]
         assert ingest(store, payload).acks == [Ack(DEV, EPOCH, 4)]
         assert q(store, "SELECT COUNT(*) FROM records") == [(4,)]

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from daozhang.collector.devicewire import heartbeat_bytes
-from daozhang.collector.metrics import Metrics, fleet_gauges
+import socket
+import sqlite3
+import struct
+import time
+import urllib.request
+
+import pytest
+from daozhang.collector.metrics import Metrics, fleet_gauges, serve
 from daozhang.collector.timeline import ingest_heartbeat, ingest_status
-from daozhang.store import open_store
+from daozhang.lab.devicewire import heartbeat_bytes
+from daozhang.ports import free_port
+from daozhang.schema import open_database
 
 
 def test_counters_histogram_and_fleet_gauges(sqlite_url: str) -> None:
@@ -16,7 +24,7 @@ def test_counters_histogram_and_fleet_gauges(sqlite_url: str) -> None:
     m.count_message("up", 20, 0, [], projected=True)  # stored from there: no new message
     m.observe_commit(0.004, 3)
     m.observe_commit(0.3, 1)
-    with open_store(sqlite_url) as store:
+    with open_database(sqlite_url) as store:
         with store.transaction() as tx:
             ingest_status(tx, "DEV1", b"online", 1.0)
             ingest_heartbeat(tx, "DEV1", heartbeat_bytes("DEV1", jrec=7), 2.0)
@@ -46,3 +54,49 @@ def test_counters_histogram_and_fleet_gauges(sqlite_url: str) -> None:
         "dz_inbox_records 12",
     ]:
         assert expected in lines, expected
+
+
+def _scrape(port: int, timeout: float = 5.0) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout) as r:
+        return str(r.read().decode())
+
+
+def test_a_scrape_takes_no_write_lock(sqlite_url: str) -> None:
+    """Issue 29: the committer holds SQLite's write lock for each commit; a scrape that wanted
+    it too would wait behind it (and hold it up in turn)."""
+    open_database(sqlite_url).close()
+    port = free_port()
+    server = serve(Metrics(), port, sqlite_url)
+    writer = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # a commit in progress
+        assert "dz_inbox_records 0" in _scrape(port, timeout=5)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+        server.shutdown()
+
+
+def test_silent_and_abandoned_scrapers_cost_no_thread_and_no_traceback(
+    sqlite_url: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    open_database(sqlite_url).close()
+    port = free_port()
+    server = serve(Metrics(), port, sqlite_url, timeout_s=0.5)
+    try:
+        silent = socket.create_connection(("127.0.0.1", port))
+        silent.settimeout(5)
+        started = time.monotonic()
+        assert silent.recv(1024) == b""  # the server hung up on it
+        assert time.monotonic() - started < 4
+        silent.close()
+        for _ in range(20):  # ask, then reset the connection before the answer
+            s = socket.create_connection(("127.0.0.1", port))
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.close()
+        assert "dz_collector_records_total" in _scrape(port)
+        time.sleep(0.5)
+    finally:
+        server.shutdown()
+    assert "Traceback" not in capfd.readouterr().err

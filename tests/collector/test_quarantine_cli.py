@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 from daozhang.cli import main
-from daozhang.collector.devicewire import batch_bytes, heartbeat_bytes, receipt_body, record_bytes
 from daozhang.collector.ingest import ingest_batch
 from daozhang.collector.keys import add_device
 from daozhang.collector.timeline import ingest_heartbeat, ingest_status
+from daozhang.collector.wire import mac_of
 from daozhang.fleet.status import fleet_status
-from daozhang.store import open_store
+from daozhang.lab.devicewire import batch_bytes, heartbeat_bytes, receipt_body, record_bytes
+from daozhang.schema import open_database
 
 NOW = 1_780_000_000.0
 KEY = bytes(range(32))
@@ -29,11 +30,15 @@ FULL_PAN = "4111111111111111"
 
 
 def _fill(db_url: str) -> None:
-    with open_store(db_url) as store:
+    with open_database(db_url) as store:
         add_device(store, "KEYED-01", KEY, replace=False, note=None)
         with store.transaction() as tx:
-            ingest_status(tx, "KEYED-01", b"online", NOW - 600)
-            ingest_heartbeat(tx, "KEYED-01", heartbeat_bytes("KEYED-01", jrec=0), NOW - 60)
+            # A keyed device signs its status and heartbeats (DESIGN §2.0): only its batches
+            # below are forged.
+            status = b"online 1.1.1"
+            ingest_status(tx, "KEYED-01", status + mac_of(KEY, status), NOW - 600)
+            beat = heartbeat_bytes("KEYED-01", jrec=0)
+            ingest_heartbeat(tx, "KEYED-01", beat + mac_of(KEY, beat), NOW - 60)
             ingest_status(tx, "PLAIN-01", b"online", NOW - 600)
             ingest_heartbeat(tx, "PLAIN-01", heartbeat_bytes("PLAIN-01", jrec=0), NOW - 60)
             ingest_status(tx, "CLEAN-01", b"online", NOW - 600)
@@ -117,7 +122,7 @@ def test_show_decodes_the_kept_bytes_with_pans_masked(
 def test_show_of_bytes_that_are_not_cbor_says_why(
     sqlite_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with open_store(sqlite_url) as store, store.transaction() as tx:
+    with open_database(sqlite_url) as store, store.transaction() as tx:
         ingest_batch(tx, "PLAIN-02", b"\xff\x00 not cbor", NOW)
     (row,) = _list(sqlite_url, capsys)["refusals"]
     assert row["reason"] == "cbor"
@@ -137,6 +142,7 @@ def test_show_of_bytes_that_are_not_cbor_says_why(
 def test_bad_options_are_refused_clearly(
     sqlite_url: str, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
+    open_database(sqlite_url).close()  # an empty store: quarantine never creates one
     try:
         status = main(["quarantine", *argv, "--db", sqlite_url])
     except SystemExit as exc:  # argparse's own refusals exit from inside main
@@ -149,14 +155,14 @@ def test_fleet_status_names_what_was_refused(
     db_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _fill(db_url)
-    with open_store(db_url) as store:
+    with open_database(db_url) as store:
         rows = {r.dev: r for r in fleet_status(store, NOW)}
     assert rows["KEYED-01"].refused == {"mac": 3}
     assert rows["KEYED-01"].level == 1 and rows["KEYED-01"].problem == "refused 3 (mac 3)"
     assert rows["PLAIN-01"].problem == ("refused 3 (conflict 1, pan_unmasked 1, record_schema 1)")
     assert rows["CLEAN-01"].level == 0 and rows["CLEAN-01"].problem == "ok"
     # A day later the refusals have aged out of the row.
-    with open_store(db_url) as store:
+    with open_database(db_url) as store:
         later = {r.dev: r for r in fleet_status(store, NOW + 2 * 86_400)}
     assert later["KEYED-01"].refused == {}
 
@@ -199,7 +205,7 @@ def test_lookup_finds_receipts_the_collector_refused(
 def test_a_reader_that_stops_early_gets_no_traceback(sqlite_url: str, tmp_path: Path) -> None:
     """`daozhang quarantine show ID | head`: the hex dump of an oversized message is far
     more than a pipe holds, so the command meets a closed pipe and must end quietly."""
-    with open_store(sqlite_url) as store, store.transaction() as tx:
+    with open_database(sqlite_url) as store, store.transaction() as tx:
         ingest_batch(tx, "BIG-0001", b"\xa5" + b"\x00" * 40_000, NOW)
     (row,) = _refusal_ids(sqlite_url)
     proc = subprocess.Popen(
@@ -217,5 +223,5 @@ def test_a_reader_that_stops_early_gets_no_traceback(sqlite_url: str, tmp_path: 
 
 
 def _refusal_ids(url: str) -> list[int]:
-    with open_store(url) as store:
+    with open_database(url) as store:
         return [int(r[0]) for r in store.query("SELECT id FROM quarantine")]

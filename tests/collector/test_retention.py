@@ -13,14 +13,15 @@ import threading
 
 import pytest
 from daozhang.cli import main
-from daozhang.collector.devicewire import batch_bytes, heartbeat_bytes, receipt_body, record_bytes
 from daozhang.collector.ingest import ingest_batch
 from daozhang.collector.metrics import fleet_gauges
 from daozhang.collector.retention import DAY_S, NEVER_PRUNED, prune
 from daozhang.collector.timeline import ingest_heartbeat, ingest_status
 from daozhang.errors import UsageError
 from daozhang.fleet.status import fleet_status
-from daozhang.store import Store, open_store
+from daozhang.lab.devicewire import batch_bytes, heartbeat_bytes, receipt_body, record_bytes
+from daozhang.schema import open_database
+from daozhang.store import Store
 
 NOW = 1_780_000_000.0
 TIMELINES = ("heartbeats", "status_events", "uploads")
@@ -72,7 +73,7 @@ def _counts(store: Store, tables: tuple[str, ...]) -> dict[str, int]:
 
 
 def test_prune_keeps_the_window_and_each_devices_latest_and_nothing_else(db_url: str) -> None:
-    with open_store(db_url) as store:
+    with open_database(db_url) as store:
         _fill(store)
         cut = NOW - 30 * DAY_S
         with store.transaction() as tx:  # on both sides of the cut, and on it (kept)
@@ -109,7 +110,7 @@ def test_prune_keeps_the_window_and_each_devices_latest_and_nothing_else(db_url:
 
 
 def test_what_fleet_status_and_the_scrape_show_is_the_same_after_a_prune(db_url: str) -> None:
-    with open_store(db_url) as store:
+    with open_database(db_url) as store:
         _fill(store)
         status, gauges = fleet_status(store, NOW), fleet_gauges(store)
         prune(store, keep_days=1, now=NOW, chunk_rows=50)
@@ -121,7 +122,7 @@ def test_what_fleet_status_and_the_scrape_show_is_the_same_after_a_prune(db_url:
 
 def test_a_collector_writing_meanwhile_is_not_held_up_or_touched(db_url: str) -> None:
     """The prune's chunks are short transactions: a writer beside it commits throughout."""
-    with open_store(db_url) as store, store.transaction() as tx:
+    with open_database(db_url) as store, store.transaction() as tx:
         for n in range(3000):
             ingest_heartbeat(tx, "OLD", heartbeat_bytes("OLD", jrec=n), NOW - 60 * DAY_S + n)
     written: list[int] = []
@@ -129,7 +130,7 @@ def test_a_collector_writing_meanwhile_is_not_held_up_or_touched(db_url: str) ->
 
     def collector() -> None:
         try:
-            with open_store(db_url) as store:
+            with open_database(db_url) as store:
                 for n in range(150):
                     with store.transaction() as tx:
                         ingest_heartbeat(tx, "NEW", heartbeat_bytes("NEW", jrec=n), NOW + n)
@@ -139,7 +140,7 @@ def test_a_collector_writing_meanwhile_is_not_held_up_or_touched(db_url: str) ->
 
     writer = threading.Thread(target=collector)
     writer.start()
-    with open_store(db_url) as store:
+    with open_database(db_url) as store:
         result = prune(store, keep_days=30, now=NOW, chunk_rows=100)
         writer.join(timeout=120)
         assert not writer.is_alive() and not failures, failures
@@ -152,7 +153,7 @@ def test_a_collector_writing_meanwhile_is_not_held_up_or_touched(db_url: str) ->
 def test_prune_cli_reports_what_it_deleted(
     sqlite_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with open_store(sqlite_url) as store:
+    with open_database(sqlite_url) as store:
         _fill(store)
         expected = {t: len(_rows(store, t)) for t in TIMELINES}
     argv = ["prune", "--db", sqlite_url, "--keep-days", "30", "--now", str(NOW)]
@@ -161,7 +162,7 @@ def test_prune_cli_reports_what_it_deleted(
     assert "heartbeats     would delete " in dry_text and "never pruned: records" in dry_text
     assert main([*argv, "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    with open_store(sqlite_url) as store:
+    with open_database(sqlite_url) as store:
         left = {t: len(_rows(store, t)) for t in TIMELINES}
     assert doc["dry_run"] is False and doc["cut"] == NOW - 30 * DAY_S
     assert {t["table"]: t["deleted"] for t in doc["tables"]} == {
@@ -186,15 +187,15 @@ def test_prune_cli_reports_what_it_deleted(
 def test_prune_refuses_a_bad_keep_days_and_deletes_nothing(
     sqlite_url: str, capsys: pytest.CaptureFixture[str], days: str, message: str
 ) -> None:
-    with open_store(sqlite_url) as store, store.transaction() as tx:
+    with open_database(sqlite_url) as store, store.transaction() as tx:
         ingest_heartbeat(tx, "DEV1", heartbeat_bytes("DEV1"), NOW - 90 * DAY_S)
         ingest_heartbeat(tx, "DEV1", heartbeat_bytes("DEV1"), NOW - 80 * DAY_S)
     with pytest.raises(SystemExit) as exit_info:
         main(["prune", "--db", sqlite_url, "--keep-days", days, "--now", str(NOW)])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "daozhang prune: argument --keep-days: " in err and message in err
-    with open_store(sqlite_url) as store:
+    assert "daozhang: prune: argument --keep-days: " in err and message in err
+    with open_database(sqlite_url) as store:
         assert _counts(store, ("heartbeats",)) == {"heartbeats": 2}
         with pytest.raises(UsageError, match="at least 1"):
             prune(store, keep_days=0.99, now=NOW)

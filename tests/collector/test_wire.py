@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import cbor2
 import pytest
-from daozhang.collector.devicewire import batch_bytes, record_bytes
 from daozhang.collector.wire import WireError, decode_batch, encode_ack, parse_topic, split_mac
+from daozhang.lab.devicewire import batch_bytes, record_bytes
 from hypothesis import given
 from hypothesis import strategies as st
 

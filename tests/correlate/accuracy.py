@@ -6,10 +6,10 @@ from collections import Counter
 from pathlib import Path
 
 from daozhang.correlate.classify import Finding
-from daozhang.correlate.engine import correlate
-from daozhang.sim.load import load
-from daozhang.sim.scenario import generate
-from daozhang.store import open_store
+from daozhang.correlate.engine import analyse
+from daozhang.lab.sim.load import load
+from daozhang.lab.sim.scenario import generate
+from daozhang.schema import open_database
 
 
 def label(status: str, cause: str) -> str:
@@ -20,9 +20,9 @@ def score(url: str, seed: int, workdir: Path, cases: int = 30) -> Counter[tuple[
     """(truth label, predicted label) counts for cause and for data, one seed."""
     sc = generate(seed, cases=cases)
     pairs: Counter[tuple[str, str]] = Counter()
-    with open_store(url) as store:
+    with open_database(url) as store:
         load(store, sc, workdir / f"files-{seed}")
-        findings: list[Finding] = correlate(store, sc.as_of)
+        findings: list[Finding] = analyse(store, sc.as_of).findings
     got = {("r", f.mid, f.tid, f.bat, f.trc): f for f in findings if f.kind == "transaction"}
     for key, truth in sc.truth.items():
         f = got.get(key)

@@ -7,32 +7,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from daozhang.correlate.finding import CAUSES, DATA_VALUES
 
 from tests.correlate.accuracy import matrix, score
 
 SEEDS = (1001, 1002, 1003, 1004, 1005)
-CLASSES = (
-    "network_reversed",
-    "reversal_pending",
-    "reversal_failed",
-    "duplicate_charge_risk",
-    "late_upload",
-    "preauth_open",
-    "timing",
-    "file_missing",
-    "account_problem",
-    "risk_hold",
-    "fee",
-    "acquirer_side",
-    "unknown",
-    "settled",
-    "not_expected",
-    "data:complete",
-    "data:still_buffered",
-    "data:device_data_loss",
-    "data:refused",
-    "data:no_receipt",
-)
+CLASSES = (*CAUSES, "settled", "not_expected", *(f"data:{d}" for d in DATA_VALUES))
 
 
 @pytest.mark.slow

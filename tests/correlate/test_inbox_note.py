@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 from daozhang.cli import main
-from daozhang.collector.devicewire import batch_bytes, receipt_body, record_bytes
-from daozhang.collector.projector import Projector
-from daozhang.settle.rows import BEIJING
-from daozhang.sim.load import load
-from daozhang.sim.scenario import generate
-from daozhang.store import open_store
+from daozhang.collector.inbox import Projector
+from daozhang.lab.devicewire import batch_bytes, receipt_body, record_bytes
+from daozhang.lab.sim.load import load
+from daozhang.lab.sim.scenario import generate
+from daozhang.schema import open_database
+from daozhang.units import BEIJING
 
 from tests.collector.test_inbox import via_inbox
 
@@ -23,7 +23,7 @@ def test_correlate_names_the_records_not_stored_yet(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'r.db'}"
     sc = generate(2024, cases=3)
-    with open_store(url) as store:
+    with open_database(url) as store:
         load(store, sc, tmp_path / "files")
         recs = [record_bytes(s, "r", receipt_body(900_000 + s), t=1) for s in range(1, 4)]
         (result,) = via_inbox(store, batch_bytes("LATE0001", 5, recs), sc.as_of, "LATE0001")
@@ -32,7 +32,7 @@ def test_correlate_names_the_records_not_stored_yet(
     argv = ["correlate", "--db", url, "--as-of", as_of, "--quiet", "--no-record"]
     assert main(argv) == 0
     assert "3 records acked by the collectors are not stored yet" in capsys.readouterr().err
-    with open_store(url) as store:
+    with open_database(url) as store:
         Projector("c", chunk_records=2000).chunk(store)
     assert main(argv) == 0
     assert "not stored yet" not in capsys.readouterr().err
@@ -45,7 +45,7 @@ def test_lookup_names_the_records_not_stored_yet(
     the inbox, so lookup finds nothing, and must say why that may be."""
     url = f"sqlite:///{tmp_path / 'r.db'}"
     sc = generate(2024, cases=3)
-    with open_store(url) as store:
+    with open_database(url) as store:
         load(store, sc, tmp_path / "files")
         body = receipt_body(900_001, rrn="LATE00000001")
         recs = [record_bytes(1, "r", body, t=int(sc.as_of) - 3600)]
@@ -56,7 +56,7 @@ def test_lookup_names_the_records_not_stored_yet(
     assert main(argv) == 1  # not found ...
     err = capsys.readouterr().err
     assert "lookup: note: 1 records acked by the collectors are not stored yet" in err
-    with open_store(url) as store:
+    with open_database(url) as store:
         Projector("c", chunk_records=2000).chunk(store)
     assert main(argv) == 0  # ... until the collector stores it
     out = capsys.readouterr()

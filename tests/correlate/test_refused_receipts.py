@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from daozhang.cli import main
-from daozhang.collector.devicewire import batch_bytes, record_bytes
 from daozhang.collector.ingest import ingest_batch
 from daozhang.collector.keys import add_device
-from daozhang.settle.rows import BEIJING
-from daozhang.sim.load import load
-from daozhang.sim.scenario import generate
-from daozhang.store import open_store
+from daozhang.lab.devicewire import batch_bytes, record_bytes
+from daozhang.lab.sim.load import load
+from daozhang.lab.sim.scenario import generate
+from daozhang.schema import open_database
+from daozhang.units import BEIJING
 
 KEY = b"k" * 32
 FIELDS = ("mid", "tid", "bat", "trc", "typ", "amt", "pan", "ck", "lt", "st", "rrn", "dev")
@@ -37,11 +37,11 @@ def _findings(url: str, as_of: str, out: Path) -> dict[str, dict[str, Any]]:
 def test_a_refused_receipt_is_data_refused_with_its_quarantine_row(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'r.db'}"
     sc = generate(2024, cases=6)
-    with open_store(url) as store:
+    with open_database(url) as store:
         load(store, sc, tmp_path / "files")
     as_of = datetime.fromtimestamp(sc.as_of, BEIJING).strftime("%Y-%m-%d %H:%M")
     before = _findings(url, as_of, tmp_path / "before.json")
-    with open_store(url) as store, store.transaction() as tx:
+    with open_database(url) as store, store.transaction() as tx:
         rows = tx.execute(
             f"SELECT {', '.join(FIELDS)} FROM receipts r WHERE typ = 'sale' AND st = 'approved'"
             " AND rrn IS NOT NULL AND pan IS NOT NULL AND EXISTS (SELECT 1 FROM settle_detail d"
@@ -49,7 +49,7 @@ def test_a_refused_receipt_is_data_refused_with_its_quarantine_row(tmp_path: Pat
         )
     (bad, forged) = [dict(zip(FIELDS, row, strict=True)) for row in rows]
     assert before[bad["rrn"]]["data"] == "complete"
-    with open_store(url) as store:
+    with open_database(url) as store:
         for dev in {bad["dev"], forged["dev"]}:
             add_device(store, dev, KEY, replace=True, note=None)
         with store.transaction() as tx:

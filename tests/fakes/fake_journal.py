@@ -1,6 +1,6 @@
 # A RAM journal implementing interface B (prompts/interfaces.md) exactly, for unit tests of the
-# uploader. The real one is firmware/journal.py; end-to-end tests use that.
-import cbor
+# uploader. The real one is firmware/dzcore/journal/journal.py; end-to-end tests use that.
+from dzcore import cbor
 
 
 class JournalFull(Exception):
@@ -147,4 +147,5 @@ class Journal:
             "overflow_diag": self.overflow_diag,
             "lost": sum(b - a + 1 for a, b in self._lost),
             "boot": self.boot,
+            "capacity": self.budget_bytes,
         }

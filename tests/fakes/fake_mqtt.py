@@ -1,4 +1,4 @@
-# A stand-in for firmware/mqtt.py's MQTTClient that records what would go on the wire.
+# A stand-in for firmware/dzcore/uplink/mqtt.py's MQTTClient that records what would go on the wire.
 class FakeMQTT:
     def __init__(self):
         self.sent = []  # (topic, payload bytes, qos)

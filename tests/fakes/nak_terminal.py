@@ -10,7 +10,7 @@ import socket
 import threading
 
 import cbor2
-from daozhang.pos.link import FrameDecoder, encode_frame
+from daozhang.lab.pos.link import FrameDecoder, encode_frame
 
 NAK = b"N"
 

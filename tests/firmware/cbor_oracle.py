@@ -6,7 +6,7 @@
 import struct
 import sys
 
-import cbor
+from dzcore import cbor
 
 
 def B(h):

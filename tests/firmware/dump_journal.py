@@ -4,10 +4,10 @@
 import json
 import sys
 
-import cbor
 import vfs
 from blockdev import FileBlockDevice
-from journal import Journal
+from dzcore import cbor
+from dzcore.journal.journal import Journal
 
 
 def main():

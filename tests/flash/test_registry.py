@@ -9,7 +9,7 @@ from daozhang.cli import main as cli_main
 from daozhang.collector.keys import add_device
 from daozhang.errors import StoreError
 from daozhang.flash import registry
-from daozhang.store import open_store
+from daozhang.schema import open_database
 
 
 def record(dev: str, result: str = "pass", operator: str = "li") -> registry.FlashRecord:
@@ -29,7 +29,7 @@ def record(dev: str, result: str = "pass", operator: str = "li") -> registry.Fla
 
 
 def test_a_key_is_made_once_and_reused(db_url: str) -> None:
-    with open_store(db_url) as store:
+    with open_database(db_url) as store:
         first = registry.key_for(store, "POS0001")
         again = registry.key_for(store, "POS0001")
         other = registry.key_for(store, "POS0002")
@@ -41,7 +41,7 @@ def test_a_key_is_made_once_and_reused(db_url: str) -> None:
 
 
 def test_a_key_registered_by_hand_is_used_and_a_bad_one_refused(db_url: str) -> None:
-    with open_store(db_url) as store:
+    with open_database(db_url) as store:
         add_device(store, "POS0003", bytes(range(32)))
         assert registry.key_for(store, "POS0003") == bytes(range(32))
         add_device(store, "POS0004", bytes(16))
@@ -52,7 +52,7 @@ def test_a_key_registered_by_hand_is_used_and_a_bad_one_refused(db_url: str) -> 
 def test_registry_keeps_the_latest_flash_and_the_history(
     db_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with open_store(db_url) as store:
+    with open_database(db_url) as store:
         registry.record_flash(store, record("POS0001", "fail", "li"))
         registry.record_flash(store, record("POS0001", "pass", "wang"))
         registry.record_flash(store, record("POS0002"))

@@ -31,6 +31,9 @@ def test_settings_are_parsed_and_the_last_of_a_key_wins() -> None:
         ("hb_s=0", "hb_s must be an integer in 1..86400, not 0"),
         ("batch_bytes=9000", "batch_bytes must be an integer in 1024..8192"),
         ("window=-1", "window must be an integer in 1..16"),
+        # MQTT allows 0 (off) to 65535; the agent needs it on (docs/design.md §1.4).
+        ("keepalive_s=0", "keepalive_s must be an integer in 5..3600, not 0"),
+        ("keepalive_s=65536", "keepalive_s must be an integer in 5..3600, not 65536"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_option(pair: str, message: str) -> None:
@@ -53,7 +56,9 @@ def test_settings_replace_the_devices_own_and_identity_is_never_a_setting() -> N
 
 
 def test_every_tunable_key_is_an_agent_integer_whose_default_is_within_the_limits() -> None:
-    spec = importlib.util.spec_from_file_location("agent_config", FIRMWARE / "config.py")
+    spec = importlib.util.spec_from_file_location(
+        "agent_config", FIRMWARE / "dzcore" / "uplink" / "config.py"
+    )
     assert spec is not None and spec.loader is not None
     agent_config = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(agent_config)
@@ -64,3 +69,20 @@ def test_every_tunable_key_is_an_agent_integer_whose_default_is_within_the_limit
         # The agent takes every value the flash tool lets through.
         agent_config.from_dict({"dev": "POS0001", key: low})
         agent_config.from_dict({"dev": "POS0001", key: high})
+
+
+def test_the_agent_refuses_what_the_flash_tool_refuses_at_the_mqtt_limits() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "agent_config", FIRMWARE / "dzcore" / "uplink" / "config.py"
+    )
+    assert spec is not None and spec.loader is not None
+    agent_config = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(agent_config)
+    for keepalive in (0, 65536):
+        with pytest.raises(agent_config.ConfigError, match=r"keepalive_s must be 1\.\.65535"):
+            agent_config.from_dict({"dev": "POS0001", "keepalive_s": keepalive})
+    # user and password are not --set keys; a device config holding a password alone is
+    # refused by the agent and so by the flash self-test (MQTT-3.1.2-22).
+    assert "password" not in TUNABLE and "user" not in TUNABLE
+    with pytest.raises(agent_config.ConfigError, match="password given without user"):
+        agent_config.from_dict({"dev": "POS0001", "password": "pw"})

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from daozhang.fleet.supervisor import Supervisor
+from daozhang.lab.fleet.supervisor import Supervisor
 
 STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
 # A grandchild that leaves the group with setsid: only the subreaper can find it.

@@ -20,12 +20,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from daozhang.fleet import scenario as scenario_mod
-from daozhang.fleet.invariants import render
-from daozhang.fleet.panscan import scan_run
-from daozhang.fleet.runner import run_scenario
+from daozhang.lab.fleet import scenario as scenario_mod
+from daozhang.lab.fleet.invariants import render
+from daozhang.lab.fleet.panscan import scan_run
+from daozhang.lab.fleet.runner import run_scenario
+from daozhang.lab.sim.fleet import full_pan
 from daozhang.security.scan import scan
-from daozhang.sim.fleet import full_pan
 
 CHAOS = Path(scenario_mod.__file__).with_name("scenarios") / "chaos.toml"
 
@@ -84,6 +84,11 @@ def test_chaos_run_loses_nothing_and_every_cause_is_right(
     reversed_in_outage = [f for f in findings if f.get("cause") == "network_reversed"]
     assert len(reversed_in_outage) >= 20
     assert result.ok
+    # Issue 23: network-caused findings cite the terminal's diagnostics around the sale.
+    (line,) = [x for x in result.summary if x.startswith("network-caused findings citing")]
+    cited, total = (int(n) for n in line.split(": ")[1].split(" (")[0].split(" of "))
+    assert total >= 20 and cited >= 0.95 * total, line
+    assert line.endswith("citing an outage outside that window: 0"), line
 
     # Issue 9. The POS did send full PANs (the agent counts each one it masks) ...
     db = sqlite3.connect(f"file:{out / 'daozhang.db'}?mode=ro", uri=True)

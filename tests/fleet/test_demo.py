@@ -11,27 +11,7 @@ from pathlib import Path
 
 import pytest
 
-
-def descendants(pid: int) -> set[int]:
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        current = todo.pop()
-        for task in Path(f"/proc/{current}/task").glob("*/children"):
-            try:
-                kids = [int(p) for p in task.read_text().split()]
-            except OSError:
-                continue
-            found.update(kids)
-            todo.extend(kids)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
+from tests.fleet.proctree import alive, descendants
 
 
 def mentioning(text: str) -> set[int]:

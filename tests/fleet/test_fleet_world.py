@@ -8,13 +8,13 @@ from pathlib import Path
 
 import cbor2
 from daozhang.collector.ingest import ingest_batch
-from daozhang.correlate.engine import correlate
-from daozhang.fleet import scenario as fleet_scenario
-from daozhang.fleet.scenario import load
-from daozhang.fleet.supervisor import Supervisor
-from daozhang.fleet.wiring import Session
-from daozhang.sim.fleet import Day, fleet_world, import_settlement
-from daozhang.store import open_store
+from daozhang.correlate.engine import analyse
+from daozhang.lab.fleet import scenario as fleet_scenario
+from daozhang.lab.fleet.scenario import load
+from daozhang.lab.fleet.supervisor import Supervisor
+from daozhang.lab.fleet.wiring import Session
+from daozhang.lab.sim.fleet import Day, fleet_world, import_settlement
+from daozhang.schema import open_database
 
 DEVS = [f"dz{i:04d}" for i in range(1, 15)]
 DAY = Day(date(2026, 11, 19), 9 * 3600, 22 * 3600, 100)  # a Thursday
@@ -69,7 +69,7 @@ def test_injected_causes_appear_in_the_truth_and_the_world_is_reproducible() -> 
 
 def test_settlement_files_import_and_the_missing_file_is_missing(tmp_path: Path) -> None:
     w = world()
-    with open_store(f"sqlite:///{tmp_path / 'd.db'}") as store:
+    with open_database(f"sqlite:///{tmp_path / 'd.db'}") as store:
         results = import_settlement(store, w, tmp_path / "settlement")
         # Empty detail files of two acquirers are the same bytes: the second is "already imported".
         assert {r.outcome for r in results} <= {"imported", "already imported"}
@@ -99,7 +99,7 @@ def test_correlation_finds_the_truth_when_every_receipt_is_stored(tmp_path: Path
     # The board side replaced by the collector's own ingest path (what a perfect fleet run
     # stores): then correlation must give every transaction its planned status and cause.
     w = world()
-    with open_store(f"sqlite:///{tmp_path / 'd.db'}") as store:
+    with open_database(f"sqlite:///{tmp_path / 'd.db'}") as store:
         for dev, frames in w.frames.items():
             recs = [
                 {"seq": i + 1, "k": "r", "t": f.body["lt"], "boot": 1, "up": i * 1000, "b": f.body}
@@ -112,7 +112,7 @@ def test_correlation_finds_the_truth_when_every_receipt_is_stored(tmp_path: Path
                 with store.transaction() as tx:
                     assert not ingest_batch(tx, dev, payload, w.scenario.as_of - 3600).quarantined
         import_settlement(store, w, tmp_path / "settlement")
-        findings = correlate(store, w.scenario.as_of)
+        findings = analyse(store, w.scenario.as_of).findings
     got = {("r", f.mid, f.tid, f.bat, f.trc): f for f in findings if f.kind == "transaction"}
     wrong = Counter()
     for key, truth in w.scenario.truth.items():
@@ -131,7 +131,7 @@ def test_the_runs_settlement_step_runs_daozhang_correlate_and_checks_the_truth(
     # collector's ingest path): the real `daozhang correlate`, JSON and HTML out, truth held.
     w = world()
     url = f"sqlite:///{tmp_path / 'd.db'}"
-    with open_store(url) as store:
+    with open_database(url) as store:
         for dev, frames in w.frames.items():
             recs = [
                 {"seq": i + 1, "k": "r", "t": f.body["lt"], "boot": 1, "up": i * 1000, "b": f.body}
@@ -156,4 +156,5 @@ def test_the_runs_settlement_step_runs_daozhang_correlate_and_checks_the_truth(
     assert session.causes_ok, "\n".join(lines)
     assert "  every transaction got the cause its ground truth says" in lines
     assert report is not None and report.read_text().lstrip().lower().startswith("<!doctype html")
-    assert "network_reversed" in (tmp_path / "correlate.txt").read_text()
+    # The table names causes in words (daozhang.words), Chinese first.
+    assert "无应答冲正" in (tmp_path / "correlate.txt").read_text()

@@ -8,7 +8,7 @@ import cbor2
 import pytest
 from daozhang.collector.ingest import ingest_batch
 from daozhang.errors import InputError
-from daozhang.fleet.invariants import (
+from daozhang.lab.fleet.invariants import (
     Sent,
     Stored,
     check,
@@ -17,7 +17,7 @@ from daozhang.fleet.invariants import (
     stored_receipts,
     write_truth,
 )
-from daozhang.store import open_store
+from daozhang.schema import open_database
 
 
 def key(trc: int, st: str = "approved") -> tuple[str, str, str, str, str]:
@@ -168,7 +168,7 @@ def test_stored_receipts_reads_what_the_collector_stored(db_url: str) -> None:
             (2, "d", {"ev": "boot", "cause": "power_on"}),
         ],
     )
-    with open_store(db_url) as store:
+    with open_database(db_url) as store:
         with store.transaction() as tx:
             result = ingest_batch(tx, "dz01", payload, 1795000100.0)
         assert not result.quarantined, result

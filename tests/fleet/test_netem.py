@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from daozhang.fleet.netem import Namespace, NetemUnavailable, preflight
+from daozhang.lab.fleet.netem import Namespace, NetemUnavailable, preflight
 
 pytestmark = [
     pytest.mark.needs_root,

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from daozhang.fleet import plan
-from daozhang.fleet.linkpath import broker_listeners, netem_namespaces, open_netem_path
-from daozhang.fleet.links import BUILTIN_LINKS
-from daozhang.fleet.scenario import Device
-from daozhang.fleet.supervisor import Supervisor
-from daozhang.services.mosquitto import Mosquitto
-from daozhang.services.ports import free_port
+from daozhang.broker.mosquitto import Mosquitto
+from daozhang.lab.fleet import plan
+from daozhang.lab.fleet.linkpath import broker_listeners, netem_namespaces, open_netem_path
+from daozhang.lab.fleet.links import BUILTIN_LINKS
+from daozhang.lab.fleet.scenario import Device
+from daozhang.lab.fleet.supervisor import Supervisor
+from daozhang.ports import free_port
 
 pytestmark = [
     pytest.mark.needs_root,

@@ -8,11 +8,11 @@ import shutil
 from datetime import date
 from pathlib import Path
 
-from daozhang.fleet.panscan import kind_of, scan_run
-from daozhang.pos.ledger import Ledger, mask_pan
+from daozhang.lab.fleet.panscan import kind_of, scan_run
+from daozhang.lab.pos.ledger import Ledger, mask_pan
+from daozhang.lab.sim.fleet import Day, fleet_world, full_pan, import_settlement
+from daozhang.schema import open_database
 from daozhang.security.pan import is_full_pan
-from daozhang.sim.fleet import Day, fleet_world, full_pan, import_settlement
-from daozhang.store import open_store
 
 DEVS = [f"dz{i:04d}" for i in range(1, 8)]
 DAY = Day(date(2026, 11, 19), 9 * 3600, 22 * 3600, 100)
@@ -52,7 +52,7 @@ def _artefacts(folder: Path) -> Path:
     POS ledger fed full PANs, a log."""
     world = fleet_world(5, DEVS, DAY, 80, {}, CAUSES, full_pan_pct=20)
     folder.mkdir()
-    with open_store(f"sqlite:///{folder / 'daozhang.db'}") as store:
+    with open_database(f"sqlite:///{folder / 'daozhang.db'}") as store:
         import_settlement(store, world, folder / "settlement")
     (folder / "pos").mkdir()
     ledger = Ledger(folder / "pos" / f"{DEVS[0]}.jsonl")

@@ -6,8 +6,8 @@ import itertools
 import textwrap
 from pathlib import Path
 
-from daozhang.fleet import scenario
-from daozhang.fleet.plan import (
+from daozhang.lab.fleet import scenario
+from daozhang.lab.fleet.plan import (
     BLACKHOLE,
     DOWN,
     OPEN,
@@ -16,7 +16,7 @@ from daozhang.fleet.plan import (
     outages,
     schedule,
 )
-from daozhang.fleet.scenario import load
+from daozhang.lab.fleet.scenario import load
 
 BASE = """
 seed = 5

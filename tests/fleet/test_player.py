@@ -8,15 +8,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daozhang.board.manager import VirtualBoard
-from daozhang.fleet.links import BUILTIN_LINKS
-from daozhang.fleet.plan import Action, LinkChange, LinkState
-from daozhang.fleet.player import Player
-from daozhang.fleet.scenario import Device
-from daozhang.fleet.supervisor import Supervisor
-from daozhang.fleet.target import BoardSlot, FleetTarget, ServiceSlot
-from daozhang.services.mosquitto import Mosquitto
-from daozhang.services.ports import wait_listening
+from daozhang.broker.mosquitto import Mosquitto
+from daozhang.lab.board.manager import VirtualBoard
+from daozhang.lab.fleet.links import BUILTIN_LINKS
+from daozhang.lab.fleet.plan import Action, LinkChange, LinkState
+from daozhang.lab.fleet.player import Player
+from daozhang.lab.fleet.scenario import Device
+from daozhang.lab.fleet.supervisor import Supervisor
+from daozhang.lab.fleet.target import BoardSlot, FleetTarget, ServiceSlot
+from daozhang.ports import wait_listening
 
 
 class RecordingPath:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from daozhang.errors import InputError, UsageError
-from daozhang.fleet import scenario
-from daozhang.fleet.scenario import load
+from daozhang.lab.fleet import scenario
+from daozhang.lab.fleet.scenario import load
 
 SHIPPED = Path(scenario.__file__).with_name("scenarios")
 

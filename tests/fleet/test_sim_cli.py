@@ -10,9 +10,9 @@ import cbor2
 import pytest
 from daozhang.cli import main
 from daozhang.collector.ingest import ingest_batch
-from daozhang.fleet import runner, scenario
-from daozhang.fleet.invariants import Sent, write_truth
-from daozhang.store import open_store
+from daozhang.lab.fleet import runner, scenario
+from daozhang.lab.fleet.invariants import Sent, write_truth
+from daozhang.schema import open_database
 
 CHAOS = Path(scenario.__file__).with_name("scenarios") / "chaos.toml"
 KEY = {"mid": "898440358120001", "tid": "10000001", "bat": "000001", "st": "approved"}
@@ -53,7 +53,7 @@ def make_db(tmp_path: Path, trcs: list[int]) -> str:
         for seq, trc in enumerate(trcs, 1)
     ]
     payload = cbor2.dumps({"v": 1, "dev": "dz0001", "epoch": 1, "boot": 1, "recs": recs})
-    with open_store(url) as store, store.transaction() as tx:
+    with open_database(url) as store, store.transaction() as tx:
         assert not ingest_batch(tx, "dz0001", payload, 1795000100.0).quarantined
     return url
 

@@ -11,32 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from daozhang.fleet.supervisor import Supervisor
+from daozhang.lab.fleet.supervisor import Supervisor
+
+from tests.fleet.proctree import alive, descendants
 
 HELPER = Path(__file__).with_name("supervised_tree.py")
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
-def descendants(pid: int) -> set[int]:
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        current = todo.pop()
-        for task in Path(f"/proc/{current}/task").glob("*/children"):
-            try:
-                kids = [int(p) for p in task.read_text().split()]
-            except OSError:
-                continue
-            found.update(kids)
-            todo.extend(kids)
-    return found
 
 
 def start_tree(tmp_path: Path) -> tuple[subprocess.Popen[str], set[int]]:
@@ -115,7 +94,7 @@ def test_stop_all_in_process_stops_spawned_and_adopted(tmp_path: Path) -> None:
 SPARE_SCRIPT = """
 import json, subprocess, sys, time
 from pathlib import Path
-from daozhang.fleet.supervisor import Supervisor
+from daozhang.lab.fleet.supervisor import Supervisor
 bystander = subprocess.Popen(["sleep", "600"])  # e.g. a test session's database server
 with Supervisor(Path(sys.argv[1]), grace_s=1, reap_orphans=True, handle_signals=False) as sup:
     # The shell leaves a sleep behind, which the subreaper inherits.

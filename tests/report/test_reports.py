@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 from daozhang.cli import main
-from daozhang.settle.rows import BEIJING
-from daozhang.sim.load import load
-from daozhang.sim.scenario import generate
-from daozhang.store import open_store
+from daozhang.correlate.engine import analyse
+from daozhang.lab.sim.load import load
+from daozhang.lab.sim.scenario import generate
+from daozhang.report.export import document, write_json
+from daozhang.schema import open_database
+from daozhang.units import BEIJING
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -30,10 +32,19 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, Path]:
     work = tmp_path_factory.mktemp("report")
     url = f"sqlite:///{work / 'r.db'}"
     sc = generate(2024, cases=6)
-    with open_store(url) as store:
+    with open_database(url) as store:
         load(store, sc, work / "files")
     as_of = datetime.fromtimestamp(sc.as_of, BEIJING).strftime("%Y-%m-%d %H:%M")
     return url, as_of, work
+
+
+def doc_as_of(doc: dict[str, str]) -> float:
+    return datetime.fromisoformat(doc["as_of"]).timestamp()
+
+
+def test_json_with_no_findings_is_a_document(tmp_path: Path) -> None:
+    write_json(tmp_path / "none.json", 1_780_000_000, [])
+    assert json.loads((tmp_path / "none.json").read_text())["findings"] == []
 
 
 def test_json_csv_and_table(
@@ -58,7 +69,7 @@ def test_json_csv_and_table(
         == 0
     )
     table = capsys.readouterr().out
-    assert "network_reversed" in table and "total" in table
+    assert "无应答冲正" in table and "reversed," in table and "合计" in table
     doc = json.loads(out_json.read_text())
     assert doc["as_of"].startswith(as_of)
     txns = [f for f in doc["findings"] if f["kind"] == "transaction"]
@@ -89,6 +100,10 @@ def test_json_csv_and_table(
         assert all(e["source"] and e["fact"] for e in f["evidence"])
     sources = {e["source"] for f in txns for e in f["evidence"]}
     assert sources >= {"receipt", "diag_event", "settlement_row", "payout", "policy", "heartbeat"}
+    # Written one finding at a time, it is the same document as built whole.
+    with open_database(url, create=False) as store:
+        result = analyse(store, doc_as_of(doc))
+    assert doc == json.loads(json.dumps(document(result.as_of, result.findings)))
     reversed_ = [f for f in txns if f.get("cause") == "network_reversed"]
     assert any(
         e["source"] == "diag_event" and "link down" in e["fact"] for e in reversed_[0]["evidence"]
@@ -142,7 +157,8 @@ def test_html_report_renders_in_chromium(scenario: tuple[str, str, Path], tmp_pa
     ).stdout
     # The timelines exist only if the page's own script ran and drew them.
     assert dom.count('<svg class="timeline"') >= 5
-    assert 'class="down"' in dom and 'class="gap"' in dom and 'class="signal"' in dom
+    assert 'class="outage"' in dom and 'class="signal"' in dom
+    assert 'class="sale captured net"' in dom and 'data-status="gap"' in dom
     assert 'data-rendered="' in dom
     shot = tmp_path / "report.png"
     subprocess.run(
@@ -159,10 +175,10 @@ def test_lookup_by_rrn_and_by_card(
     scenario: tuple[str, str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     url, as_of, _ = scenario
-    with open_store(url) as store, store.transaction() as tx:
+    with open_database(url) as store, store.transaction() as tx:
         rrn, pan, amt, lt = tx.execute(
             "SELECT rrn, pan, amt, lt FROM receipts WHERE st = 'reversed' AND pan IS NOT NULL"
-            " AND rrn IS NOT NULL"
+            " AND rrn IS NOT NULL AND rv = '98'"
             " ORDER BY trc LIMIT 1"
         )[0]
     assert main(["lookup", "--db", url, "--as-of", as_of, "--rrn", rrn, "--json"]) == 0
@@ -186,6 +202,8 @@ def test_lookup_by_rrn_and_by_card(
     hits = json.loads(capsys.readouterr().out)
     assert rrn in {h["rrn"] for h in hits}
     assert main(args) == 0
-    assert "gap · network_reversed" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "结果：未到账，原因：无应答冲正" in text
+    assert "Result: not paid, because: reversed" in text
     assert main(["lookup", "--db", url, "--rrn", "000000000000", "--json"]) == 1
     assert main(["lookup", "--db", url, "--card-last4", "12"]) == 2

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from daozhang.broker.config import FleetListeners
+from daozhang.broker.mosquitto import Mosquitto
 from daozhang.security.pki import Pki
-from daozhang.services.mosquitto import Mosquitto
 
 
 @pytest.fixture(scope="module")

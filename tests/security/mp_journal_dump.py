@@ -3,8 +3,8 @@
 import json
 import sys
 
-import cbor
-from journal import Journal
+from dzcore import cbor
+from dzcore.journal.journal import Journal
 
 j = Journal(sys.argv[1], 4 << 20)
 j.mount()

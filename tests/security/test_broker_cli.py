@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 from daozhang.cli import main
+from daozhang.ports import free_port
 from daozhang.security.pki import Pki
-from daozhang.services.ports import free_port
 
 from tests.security.mqtt_clients import connect
 
@@ -29,6 +29,7 @@ def test_write_only_config(tmp_path: Path, capsys):
         "use_username_as_clientid true",
         f"crlfile {pki.crl_path}",
         "listener 18883 127.0.0.1",
+        "max_packet_size 8288",  # an 8 KB batch + its 32-byte MAC + the PUBLISH header
     ):
         assert line in conf.splitlines()
     acl = (pki.root / "broker" / "acl").read_text()

@@ -12,8 +12,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from daozhang.broker.mosquitto import Mosquitto
 from daozhang.security.pki import Pki
-from daozhang.services.mosquitto import Mosquitto
 
 from tests.security.mqtt_clients import Peer, connect, subscribe
 

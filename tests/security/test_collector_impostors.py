@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import cbor2
-from daozhang.collector.devicewire import batch_bytes, receipt_body, record_bytes
+from daozhang.broker.mosquitto import Mosquitto
+from daozhang.lab.devicewire import batch_bytes, receipt_body, record_bytes
+from daozhang.schema import open_database
 from daozhang.security.pki import Pki
-from daozhang.services.mosquitto import Mosquitto
-from daozhang.store import open_store
 
 from tests.collector.procs import CollectorProcess
 from tests.security.mqtt_clients import Peer, connect, subscribe
@@ -22,7 +22,7 @@ KEY_B = bytes(range(32, 64))
 
 
 def q(db_url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    with open_store(db_url, migrate=False) as store, store.transaction() as tx:
+    with open_database(db_url, migrate=False) as store, store.transaction() as tx:
         return tx.execute(sql, params)
 
 
@@ -40,7 +40,7 @@ def _acks(peer: Peer) -> list[int]:
 def test_signed_batches_through_tls_and_the_collector(
     fleet_broker: Mosquitto, fleet_pki: Pki, sqlite_url: str, tmp_path: Path
 ) -> None:
-    with open_store(sqlite_url) as store, store.transaction() as tx:
+    with open_database(sqlite_url) as store, store.transaction() as tx:
         tx.execute("INSERT INTO devices (dev, hmac_key) VALUES (?, ?)", ("devA01", KEY_A))
         tx.execute("INSERT INTO devices (dev, hmac_key) VALUES (?, ?)", ("devB02", KEY_B))
     collector = CollectorProcess(
@@ -151,7 +151,7 @@ def test_a_replaced_key_refuses_a_stolen_terminal_on_the_connection_it_holds(
     every later batch fails the MAC, is quarantined, and moves no ack."""
     from daozhang.cli import main as cli_main
 
-    with open_store(sqlite_url) as store, store.transaction() as tx:
+    with open_database(sqlite_url) as store, store.transaction() as tx:
         tx.execute("INSERT INTO devices (dev, hmac_key) VALUES (?, ?)", ("devA01", KEY_A))
     tls = ("--tls-dir", str(fleet_pki.collector_dir("main")), "--require-key")
     collector = CollectorProcess(fleet_broker.url, sqlite_url, tmp_path, "c1", *tls).start()

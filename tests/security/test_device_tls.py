@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 from daozhang.broker.config import FleetListeners
-from daozhang.mp.run import micropython_argv, module_path
+from daozhang.broker.mosquitto import Mosquitto
+from daozhang.lab.mp.run import micropython_argv, module_path
+from daozhang.schema import open_database
 from daozhang.security.pki import Pki
 from daozhang.security.scan import scan
-from daozhang.services.mosquitto import Mosquitto
-from daozhang.store import open_store
 
 from tests.collector.procs import CollectorProcess
 from tests.uplink.agent_run import agent_config, finish_agent, start_agent
@@ -66,7 +66,7 @@ def _control(tmp: Path, **control: Any) -> str:
 def test_agent_uploads_over_tls_with_its_certificate(
     fleet_broker: Mosquitto, fleet_pki: Pki, sqlite_url: str, tmp_path: Path
 ) -> None:
-    with open_store(sqlite_url) as store, store.transaction() as tx:
+    with open_database(sqlite_url) as store, store.transaction() as tx:
         tx.execute("INSERT INTO devices (dev, hmac_key) VALUES (?, ?)", ("devA01", KEY))
     collector = CollectorProcess(
         fleet_broker.url,
@@ -83,10 +83,13 @@ def test_agent_uploads_over_tls_with_its_certificate(
     finally:
         collector.stop()
     assert result.acked == result.next_seq - 1 >= 200, result.output
-    with open_store(sqlite_url, migrate=False) as store, store.transaction() as tx:
+    with open_database(sqlite_url, migrate=False) as store, store.transaction() as tx:
         stored = tx.execute("SELECT COUNT(*) FROM records WHERE dev = 'devA01'")[0][0]
         quarantined = tx.execute("SELECT reason FROM quarantine")
+        statuses = tx.execute("SELECT status, session FROM status_events WHERE dev = 'devA01'")
     assert stored >= 200 and quarantined == []
+    # Its status was signed, with its CONNECT counter (an unsigned one would be quarantined).
+    assert statuses and ("online", 1) in statuses, statuses
     # The time floor was persisted from the real clock.
     assert abs(int((tmp_path / "timefloor").read_text()) - time.time()) < 120
     # Every artefact of the run (database, journal, collector log, broker files) holds no

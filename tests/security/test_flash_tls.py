@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
-from daozhang.board.manager import VirtualBoard
+from daozhang.broker.mosquitto import Mosquitto
 from daozhang.cli import main as cli_main
+from daozhang.lab.board.manager import VirtualBoard
+from daozhang.schema import open_database
 from daozhang.security.pki import Pki
 from daozhang.security.scan import scan
-from daozhang.services.mosquitto import Mosquitto
-from daozhang.store import open_store
 
 from tests.collector.procs import CollectorProcess
 
@@ -31,7 +31,7 @@ def test_flashed_board_uploads_over_tls(
     fleet_pki.issue_device(dev)
     slots = fleet_pki.device_dir(dev)
     db_url = f"sqlite:///{tmp_path / 'daozhang.db'}"
-    open_store(db_url).close()
+    open_database(db_url).close()
     # The flash tool registers the device's HMAC key in the collector's store (no heartbeat
     # wait: the agent's first heartbeat comes after its interval).
     monkeypatch.setenv("DAOZHANG_DB", db_url)
@@ -54,7 +54,7 @@ def test_flashed_board_uploads_over_tls(
         deadline = time.monotonic() + 60
         seen: list[tuple[str]] = []
         while time.monotonic() < deadline:
-            with open_store(db_url, migrate=False) as store, store.transaction() as tx:
+            with open_database(db_url, migrate=False) as store, store.transaction() as tx:
                 seen = tx.execute("SELECT ev FROM diag_events WHERE dev = ?", (dev,))
             if ("link_up",) in seen:
                 break
@@ -64,7 +64,7 @@ def test_flashed_board_uploads_over_tls(
     finally:
         board.stop(power_cut=True)
         collector.stop()
-    with open_store(db_url, migrate=False) as store, store.transaction() as tx:
+    with open_database(db_url, migrate=False) as store, store.transaction() as tx:
         links = tx.execute(
             "SELECT body_json FROM diag_events WHERE dev = ? AND ev = 'link_down'", (dev,)
         )

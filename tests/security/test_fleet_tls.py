@@ -6,11 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
+from daozhang.broker.mosquitto import Mosquitto
 from daozhang.collector.service import Collector, CollectorConfig
 from daozhang.errors import DaozhangError
-from daozhang.security.fleet import FleetTls
+from daozhang.lab.fleet.tls import FleetTls
 from daozhang.security.pki import Pki
-from daozhang.services.mosquitto import Mosquitto
 
 from tests.security.mqtt_clients import connect
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from daozhang.broker.config import FleetListeners
+from daozhang.broker.mosquitto import Mosquitto
 from daozhang.cli import main as cli_main
 from daozhang.security.pki import Pki
-from daozhang.services.mosquitto import Mosquitto
 
 from tests.security.mqtt_clients import Peer, connect
 

@@ -1,4 +1,5 @@
-"""firmware/tlscreds.py under the real MicroPython: DER dates, PEM slots, the clock policy."""
+"""firmware/dzcore/uplink/tlscreds.py under the real MicroPython: DER dates, PEM slots, the
+clock policy."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from daozhang.mp.run import run_micropython
+from daozhang.lab.mp.run import run_micropython
 
 UTC = dt.UTC
 
@@ -33,7 +34,8 @@ def _cert(path: Path, not_before: dt.datetime, not_after: dt.datetime) -> None:
 
 
 SCRIPT = """
-import json, sys, tlscreds
+import json, sys
+from dzcore.uplink import tlscreds
 out = {}
 c = tlscreds.load(sys.argv[1])
 out["validity"] = [c.not_before, c.not_after]

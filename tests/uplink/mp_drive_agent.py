@@ -3,7 +3,9 @@
 #   micropython mp_drive_agent.py PLAN.json
 # plan: {"cfg": {...agent config...}, "root": journal dir, "control": control.json path,
 #        "preload": n, "trickle": n, "trickle_ms": agent ms between receipts,
-#        "until_acked": true, "max_s": real seconds}
+#        "until_acked": true, "max_s": real seconds,
+#        "ota_root": folder for updates (the agent then takes offers; a switch prints
+#        OTA_SWITCHED instead of restarting), "until_switched": stop there}
 # Prints "ACKED upto next_seq", "PEAK_HEAP bytes" and "STATS {...}" lines for the host.
 import asyncio
 import gc
@@ -12,13 +14,13 @@ import os
 import sys
 import time
 
-import cbor
-import config
-import termlink
-from agent import Agent
 from board import Board
-from intake import Intake
-from journal import Journal, JournalFull
+from dzcore import cbor
+from dzcore.intake import termlink
+from dzcore.intake.intake import Intake
+from dzcore.journal.journal import Journal, JournalFull
+from dzcore.uplink import config
+from dzcore.uplink.agent import Agent
 
 
 def _rand32():
@@ -62,18 +64,37 @@ def _cap_object_heap(plan):
 
 
 async def _main(plan):
+    if plan.get("ota_root"):
+        # The update's modules are code too: loaded before the object heap is capped, as on
+        # a board that freezes them (the agent imports them when it has an update folder).
+        from dzcore.ota import boot, fetch, slots, stage  # noqa: F401
     code, ballast_size = _cap_object_heap(plan)
     ballast = bytearray(ballast_size) if ballast_size else None
     base = gc.mem_alloc()
     cfg = config.from_dict(plan["cfg"])
     board = Board(control_path=plan.get("control", "/nonexistent"))
     if plan.get("no_wall_clock"):
-        # A board without NTP or a modem clock: time comes from the collector's ack.
+        # A board without NTP, a modem clock or an RTC: time comes from the collector's ack.
         board.wall_time = lambda: None
-    agent = Agent(board, cfg, time.ticks_ms, time.ticks_diff, _rand32)
+        board.rtc = lambda: None
+    ota = None
+    if plan.get("ota_root"):
+        from dzcore.ota.slots import FACTORY, Slots
+
+        slots = Slots(plan["ota_root"])
+        slots.boot()
+        ota = (FACTORY, slots)
+    agent = Agent(board, cfg, time.ticks_ms, time.ticks_diff, _rand32, ota)
     journal = Journal(plan["root"], plan.get("budget", 4 << 20))
     journal.mount()
     agent.attach(journal)
+    switched = []
+
+    def _switched():
+        switched.append(1)
+        print("OTA_SWITCHED", agent.updater.state)
+
+    agent._restart = _switched  # the updater, made at the first offer, takes it
     clock = agent.clock
     # With "intake", receipts come in as terminal-link frames through the real intake (the
     # whole agent); otherwise they are appended directly (a backlog built fast).
@@ -144,6 +165,8 @@ async def _main(plan):
                 "sessions",
                 agent.uplink.sessions,
             )
+        if plan.get("until_switched") and switched:
+            break
         if plan.get("until_acked") and feeder.done():
             # Diagnostics wait for the next receipt or the periodic commit (minutes): the
             # test has no more receipts, so it commits as that timer would.

@@ -4,14 +4,14 @@
 import asyncio
 import binascii
 
-import cbor
-from batch import BatchWriter
+from dzcore import cbor
+from dzcore.uplink.batch import BatchWriter
+from dzcore.uplink.hmac256 import HMAC256
+from dzcore.uplink.uploader import AckTimeout, Uploader
 from fake_journal import Journal
 from fake_mqtt import FakeMQTT
 from fake_ticks import FakeTicks
-from hmac256 import HMAC256
 from mptest import check, equal, heap
-from uploader import AckTimeout, Uploader
 
 TOPIC = "dz/v1/dev-0001/up"
 

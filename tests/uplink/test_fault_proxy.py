@@ -1,4 +1,4 @@
-"""daozhang.faults.proxy against a loopback echo server."""
+"""daozhang.lab.faults.proxy against a loopback echo server."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from daozhang.faults.proxy import FaultProxy
+from daozhang.lab.faults.proxy import FaultProxy
 
 
 @pytest.fixture

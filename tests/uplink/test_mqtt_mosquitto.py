@@ -1,4 +1,5 @@
-"""firmware/mqtt.py under the real MicroPython against the real Mosquitto, watched by paho."""
+"""firmware/dzcore/uplink/mqtt.py under the real MicroPython against the real Mosquitto,
+watched by paho."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as paho
-from daozhang.mp.run import micropython_argv, module_path
-from daozhang.services.mosquitto import Mosquitto
+from daozhang.broker.mosquitto import Mosquitto
+from daozhang.lab.mp.run import micropython_argv, module_path
 
 HERE = Path(__file__).parent
 
@@ -77,3 +78,23 @@ def test_publish_subscribe_status_and_will_with_mosquitto(mosquitto: Mosquitto) 
     finally:
         late.loop_stop()
         late.disconnect()
+
+
+def test_the_brokers_size_limit_passes_a_full_batch_and_refuses_more(mosquitto: Mosquitto) -> None:
+    """`max_packet_size` in the project's broker config: an 8 KB batch with its MAC goes
+    through; a publisher of anything much larger is dropped and delivers nothing."""
+    client, seen = watcher(mosquitto.port, ["dz/v1/dev-0001/up"])
+    try:
+        sender = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="dev-0001")
+        sender.connect("127.0.0.1", mosquitto.port)
+        sender.loop_start()
+        full = b"\xa6" * (8192 + 32)
+        sender.publish("dz/v1/dev-0001/up", full, qos=1).wait_for_publish(timeout=10)
+        assert wait_for(seen, ("dz/v1/dev-0001/up", full))
+        sender.publish("dz/v1/dev-0001/up", b"x" * 65536, qos=1)
+        time.sleep(1.0)
+        sender.loop_stop()
+        assert seen.empty()
+    finally:
+        client.loop_stop()
+        client.disconnect()

@@ -5,35 +5,25 @@ the control channel, a command, and a power cut that leaves the broker's will be
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import cbor2
 import paho.mqtt.client as paho
 import pytest
-from daozhang.board.manager import VirtualBoard
+from daozhang.broker.mosquitto import Mosquitto
 from daozhang.cli import main as cli_main
-from daozhang.services.mosquitto import Mosquitto
+from daozhang.lab.board.manager import VirtualBoard
+from daozhang.remote.wire import encode_command
 
 from tests.fakes.ack_responder import AckResponder
+from tests.mpremote_run import mpremote
 from tests.waiting import wait_until
 
 DEV = "POS-VB-0001"
+KEY = bytes(range(32))  # commands are signed with it (DESIGN §1.5), batches too
 # The dev mount runs .py sources: compiling them takes heap a flashed board (.mpy) does not.
 HEAP = "512K"
-
-
-def mpremote(tty: Path, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "mpremote", "connect", str(tty), "resume", *args],
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr.decode() + result.stdout.decode()
-    return result.stdout.decode()
 
 
 def diag_events(responder: AckResponder) -> list[dict[str, object]]:
@@ -67,6 +57,7 @@ def test_agent_on_a_virtual_board_end_to_end(
                 "dev": DEV,
                 "host": "127.0.0.1",
                 "port": mosquitto.port,
+                "key": KEY.hex(),
                 "hb_s": 5,
                 "keepalive_s": 10,
                 "ack_timeout_s": 5,
@@ -77,7 +68,7 @@ def test_agent_on_a_virtual_board_end_to_end(
     )
     image = tmp_path / "flash.img"
     board = VirtualBoard.named("uplink1")
-    responder = AckResponder(mosquitto.port).start()
+    responder = AckResponder(mosquitto.port, keys={DEV: KEY}).start()
     try:
         board.start(image, 4 * 1024 * 1024, heapsize=HEAP)
         mpremote(board.tty, "fs", "cp", str(config), ":/config.json")  # as the flash tool does
@@ -103,12 +94,13 @@ def test_agent_on_a_virtual_board_end_to_end(
         downs = [e for e in diag_events(responder) if e["ev"] == "link_down"]
         assert downs and downs[0]["stage"] == "link", downs
 
-        # A command from the collector: report now.
+        # A signed command from the host: report now.
         before = len(responder.heartbeats)
         cmd = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="cmd-sender")
         cmd.connect("127.0.0.1", mosquitto.port)
         cmd.loop_start()
-        cmd.publish(f"dz/v1/{DEV}/cmd", cbor2.dumps({"op": "report"}), qos=1).wait_for_publish()
+        signed = encode_command(KEY, DEV, 1, "report", {})
+        cmd.publish(f"dz/v1/{DEV}/cmd", signed, qos=1).wait_for_publish()
         assert wait_until(lambda: len(responder.heartbeats) > before, timeout=4)
         hb = responder.heartbeats[-1]
         assert hb["dev"] == DEV and hb["link"] == "up" and hb["jrec"] >= 0
@@ -116,7 +108,11 @@ def test_agent_on_a_virtual_board_end_to_end(
         cmd.disconnect()
 
         board.stop(power_cut=True)
-        assert wait_until(lambda: (DEV, b"offline") in responder.status, timeout=30)
+        # Its will, signed at CONNECT like every status of a keyed device (`offline E.B.N`).
+        assert wait_until(
+            lambda: any(d == DEV and w.startswith(b"offline ") for d, w in responder.status),
+            timeout=30,
+        )
     finally:
         board.stop(power_cut=True)
         responder.stop()

@@ -5,13 +5,18 @@
 - Optional password listener (TLS server auth only) for boards that cannot hold a client
   certificate: the username comes from the password file.
 - One ACL for both, written with `%u` patterns: a device publishes only under `dz/v1/<its id>/`
-  (`up`, `hb`, `status`) and reads only its own `ack` and `cmd`. Collector identities
-  (`collector.NAME`) read every device's uploads and write acks and commands.
+  (`up`, `hb`, `status`, `reply`: a command's answer, `fetch`: a request for an update's
+  bytes) and reads only its own `ack`, `cmd` and `ota` (update offers and chunks).
+  Collector identities (`collector.NAME`) read every device's uploads and answers and write
+  acks and commands.
 - Every listener replaces the client id a client sends by its identity
   (`use_username_as_clientid`): MQTT gives a session to whoever connects with its client id and
   drops the holder, so without this a device knowing another's id could knock it offline again
   and again and take its queued acks. Hence one identity per collector process: a second
   process with the same certificate takes the first one's session over.
+- The size limit (`max_packet_size`: an 8 KB batch, its MAC and the PUBLISH header) is written
+  for every broker, these listeners included, by `Mosquitto.config_text`
+  (daozhang/broker/mosquitto.py), which `daozhang broker` uses too.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ from pathlib import Path
 
 from daozhang.security.pki import Pki
 
-DEVICE_WRITES = ("up", "hb", "status")
-DEVICE_READS = ("ack", "cmd")
+DEVICE_WRITES = ("up", "hb", "status", "reply", "fetch")
+DEVICE_READS = ("ack", "cmd", "ota")
 
 
 def acl_text(collectors: list[str]) -> str:
@@ -73,7 +78,7 @@ class FleetListeners:
         return acl, self.pki.ensure_password_file()
 
     def lines(self, port: int) -> list[str]:
-        from daozhang.services.ports import free_port
+        from daozhang.ports import free_port
 
         acl, password_file = self._files()
         lines = [

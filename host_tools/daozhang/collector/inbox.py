@@ -3,34 +3,35 @@
 Storing a batch record by record (exact bytes, checks, a `records` row and a `receipts` row
 each) costs about 28 µs per record; acking needs far less. What the ack says (DESIGN §1.3) is
 which seqs are accounted for, and every record of an authentic batch is accounted for whether
-it is later stored or quarantined. So an upload that is authentic (topic, size, key, MAC),
-well-formed at the batch level (CBOR within the contract's limits, the header), holds no
-Luhn-valid digit run but merchant ids, and carries seqs that continue the device's contiguous
-run without a hole, is written as one `inbox` row in the acking transaction and acked at
-once: the ack still means "on disk", as the raw batch. `project` stores its records from
-there, through the same `ingest_batch` as any other upload, behind the ack; deleting the
-inbox row goes in the same transaction, so a crash between the two loses nothing and stores
-nothing twice.
+it is later stored or quarantined. So an upload whose verdict (`verify.py`) names an `inbox`
+run that continues the device's contiguous run without a hole is written as one `inbox` row in
+the acking transaction and acked at once: the ack still means "on disk", as the raw batch.
+`project` stores its records from there, through the same `ingest_batch` as any other upload,
+behind the ack; deleting the inbox row goes in the same transaction, so a crash between the
+two loses nothing and stores nothing twice.
 
-Everything else (gaps, holes, out-of-order seqs, a record without a usable seq, anything the
-screen doubts) takes the full path at once, after the device's inbox rows are projected so
-that ingest sees the uploads in the order they came. The screen may only say yes to what
-`authentic_batch` accepts with the same seqs: tests/collector/test_inbox.py holds it to that,
-and to storing exactly what the full path stores.
+Everything else (gaps, holes, out-of-order seqs, a record without a usable seq) takes the full
+path at once, after the device's inbox rows are projected so that ingest sees the uploads in
+the order they came. tests/collector/test_inbox.py holds the two to storing the same rows.
+
+`Projector` stores the inbox for the collector, in chunks: whenever uploads pause, and after
+every group once the inbox holds more than its bound, so that under sustained load storing
+keeps pace and the inbox stays bounded. A chunk is one transaction. An engine error (a lock,
+a full disk, I/O) leaves the rows where they are, to be stored when the database takes them
+again. An inbox row that breaks the projection for another reason (a bug: its verdict let
+through what cannot be stored) is tried alone and then record by record: each record that
+still breaks is quarantined alone as `internal`, with its seq, and its neighbours are stored.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from daozhang.collector.ingest import Ack, IngestResult, ingest_batch
-from daozhang.collector.pan_check import holds_pan_like_run
-from daozhang.collector.prepare import DeviceInfo, Prepared, authentic_body
-from daozhang.collector.validate import INT64_MAX, check_batch_header
-from daozhang.collector.wire import MAX_BATCH_KEYS, WireError, decode
+from daozhang.collector.ingest import Ack, IngestResult, ingest_batch, ingest_record_by_record
+from daozhang.collector.log import log
+from daozhang.collector.verify import Verdict
 from daozhang.collector.writer import GroupWriter, Query
-from daozhang.store import Transaction
+from daozhang.store import Store, Transaction, is_transient
 
 _INSERT = (
     "INSERT INTO inbox (dev, epoch, seq_from, seq_to, body, received_at, collector)"
@@ -39,93 +40,32 @@ _INSERT = (
 _EVERY_ROW = 2**62  # a device's whole inbox, before an upload of it takes the full path
 
 
-@dataclass(frozen=True)
-class Screened:
-    """An upload the fast path can ack: its MAC checked and stripped, its seqs a run."""
-
-    dev: str
-    epoch: int
-    seq_from: int
-    seq_to: int
-    body: bytes
-    key: bytes | None  # the HMAC key the screen assumed: as `Prepared`
-
-    def valid_for(self, device: DeviceInfo) -> bool:
-        return self.key == device.key
-
-    @property
-    def records(self) -> int:
-        return self.seq_to - self.seq_from + 1
-
-
-def screen(
-    device: DeviceInfo, topic_dev: str, payload: bytes, require_key: bool
-) -> Screened | None:
-    """The checks an ack needs; None sends the upload down the full path."""
-    try:
-        body = authentic_body(device, topic_dev, payload, require_key)
-        batch = decode(body, "batch")
-    except WireError:
-        return None
-    if type(batch) is not dict or len(batch) > MAX_BATCH_KEYS:
-        return None
-    recs = batch.get("recs")
-    if type(recs) is not list or not recs or set(map(type, batch)) != {str}:
-        return None
-    try:
-        header = check_batch_header({k: v for k, v in batch.items() if k != "recs"}, topic_dev)
-    except WireError:
-        return None
-    if header.gaps:
-        return None
-    seqs: list[Any] = [r.get("seq") if type(r) is dict else None for r in recs]
-    if set(map(type, seqs)) != {int}:  # exact: bool is no seq
-        return None
-    first: int = seqs[0]
-    last: int = seqs[-1]
-    if first < 1 or last > INT64_MAX or seqs != list(range(first, last + 1)):
-        return None
-    # A full PAN must be masked before any of these bytes are kept: the record checks do it.
-    mids = {
-        r["b"]["mid"].encode()
-        for r in recs
-        if type(r.get("b")) is dict and type(r["b"].get("mid")) is str
-    }
-    if holds_pan_like_run(body, mids):
-        return None
-    return Screened(topic_dev, header.epoch, first, last, body, device.key)
-
-
 def accept(
     tx: Transaction,
     w: GroupWriter,
-    upload: Screened,
+    verdict: Verdict,
     received_at: float,
     collector: str,
 ) -> Ack | None:
-    """Keep the upload in the inbox and move the ack over it; None if its seqs leave a hole
-    or the device's run has one (the full path then reads back what joins up).
+    """Keep the upload in the inbox and move the ack over it; None if the verdict names no
+    inbox run, or its seqs leave a hole, or the device's run has one (the full path then reads
+    back what joins up).
 
     `max_seen` stays where the stored records leave it: `project` must find these seqs new.
     """
-    state = w.state(tx, upload.dev, upload.epoch, received_at)
-    if state.max_seen > state.upto or upload.seq_from > state.upto + 1:
+    run = verdict.inbox
+    if run is None:
+        return None
+    state = w.state(tx, verdict.dev, run.epoch, received_at)
+    if state.max_seen > state.upto or run.seq_from > state.upto + 1:
         return None
     w.add(
         _INSERT,
-        (
-            upload.dev,
-            upload.epoch,
-            upload.seq_from,
-            upload.seq_to,
-            upload.body,
-            received_at,
-            collector,
-        ),
+        (verdict.dev, run.epoch, run.seq_from, run.seq_to, verdict.body, received_at, collector),
     )
-    state.upto = max(state.upto, upload.seq_to)
-    w.seen(upload.dev, received_at, [])
-    return Ack(upload.dev, upload.epoch, state.upto)
+    state.upto = max(state.upto, run.seq_to)
+    w.seen(verdict.dev, received_at, [])
+    return Ack(verdict.dev, run.epoch, state.upto)
 
 
 def ingest_upload(
@@ -137,16 +77,18 @@ def ingest_upload(
     *,
     collector: str,
     require_key: bool,
-    screened: Screened | None = None,
-    prepared: Prepared | None = None,
+    verdict: Verdict | None = None,
+    inbox: bool = False,
 ) -> list[IngestResult]:
-    """One upload of `dev`: acked from the inbox when `screened` (by `screen`, for the key
-    the store still holds) continues the device's run; else stored by `ingest_batch` after
-    the device's inbox rows. The results of those rows come first."""
-    if screened is not None and screened.valid_for(w.device(tx, dev)):
-        ack = accept(tx, w, screened, received_at, collector)
-        if ack is not None:
-            return [IngestResult("up", dev, acks=[ack], accepted=screened.records)]
+    """One upload of `dev`: with `inbox`, acked from the inbox when its `verdict` (judged
+    under the key the store still holds) names a run that continues the device's; else stored
+    by `ingest_batch` after the device's inbox rows. The results of those rows come first."""
+    if inbox and verdict is not None and verdict.valid_for(w.device(tx, dev)):
+        ack = accept(tx, w, verdict, received_at, collector)
+        run = verdict.inbox
+        if ack is not None and run is not None:
+            accepted = run.seq_to - run.seq_from + 1
+            return [IngestResult("up", dev, acks=[ack], accepted=accepted)]
     # Even with this collector's inbox off (`--max-inbox 0`): another of the group may have
     # acked this device's earlier uploads into it, and they must be stored first.
     results = project(tx, w, dev=dev, records=_EVERY_ROW).results
@@ -158,7 +100,7 @@ def ingest_upload(
         collector=collector,
         require_key=require_key,
         writer=w,
-        prepared=prepared,
+        verdict=verdict,
     )
     return [*results, result]
 
@@ -228,3 +170,60 @@ def pending_records(query: Query) -> int:
     query or, for a reader that must not take SQLite's write lock, a store's."""
     rows = query("SELECT COALESCE(SUM(seq_to - seq_from + 1), 0) FROM inbox", ())
     return int(rows[0][0])
+
+
+class Projector:
+    def __init__(self, collector: str, chunk_records: int) -> None:
+        self.collector = collector
+        self.chunk_records = chunk_records
+
+    def chunk(self, store: Store) -> Projection:
+        """Store about `chunk_records` records of the oldest inbox rows, of any device.
+
+        Transient database errors propagate: the caller reopens its store and calls again.
+        """
+        try:
+            return self._project(store, self.chunk_records)
+        except Exception as exc:  # isolate the row that breaks it
+            if is_transient(exc):
+                raise
+            log(f"an inbox row broke the projection ({exc!r}); storing the oldest alone")
+            return self._project_alone(store)
+
+    def _project(self, store: Store, records: int) -> Projection:
+        writer = GroupWriter()
+        with store.transaction() as tx:
+            done = project(tx, writer, records=records)
+            writer.flush(tx)
+        return done
+
+    def _project_alone(self, store: Store) -> Projection:
+        """The oldest inbox row alone; if it fails again, record by record, each record that
+        breaks quarantined alone with its seq (`ingest_record_by_record`): its neighbours are
+        stored, and every seq stays accounted for (they were acked)."""
+        try:
+            return self._project(store, 1)
+        except Exception as exc:  # a poison row must not stall the inbox
+            if is_transient(exc):
+                raise
+            found = store.query(
+                "SELECT id, dev, seq_from, seq_to, body, received_at, collector FROM inbox"
+                " ORDER BY id LIMIT 1"
+            )
+            if not found:
+                return Projection([], 0)
+            row_id, dev, seq_from, seq_to, body, received_at, collector = found[0]
+            log(f"inbox row {row_id} of {dev} broke the projection ({exc!r}); record by record")
+            result = ingest_record_by_record(
+                store,
+                str(dev),
+                bytes(body),
+                float(received_at),
+                collector=str(collector),
+                verified=True,
+            )
+            with store.transaction() as tx:
+                tx.execute("DELETE FROM inbox WHERE id = ?", (row_id,))
+            result.acks = []  # sent when the row came in
+            result.projected = True
+            return Projection([result], int(seq_to) - int(seq_from) + 1)

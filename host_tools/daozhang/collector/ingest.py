@@ -1,16 +1,12 @@
-"""One MQTT message in, rows out: the pure storage step of the collector (interface C).
+"""One upload in, rows out: the storage step of the collector (no MQTT).
 
-`ingest_batch(tx, topic_dev, payload, received_at)` validates a batch from `dz/v1/{dev}/up`,
-stores each new record exactly once by (dev, epoch, seq), quarantines what fails with its
-bytes and reason, and returns the acks to send once the caller's transaction has committed.
-It runs inside the caller's transaction so that many messages share one durable commit, and
-it needs no MQTT: tests and data loaders call it directly.
-
-Order of checks, cheapest and most dangerous first: topic, size, the device's key and the MAC
-on the raw bytes, then CBOR with limits, then the batch header (dev must match the topic),
-then each record. Only a batch that passed its MAC (or comes from a device without a key) on
-its own topic may move an ack; inside such a batch a bad record is quarantined *and*
-accounted for, so one bad record cannot stall a device forever.
+`ingest_batch(tx, topic_dev, payload, received_at)` takes the verdict of `verify.py` on a batch
+from `dz/v1/{dev}/up` and carries it out in the caller's transaction: a refused batch is
+quarantined whole and moves no ack; each accepted record that is new by (dev, epoch, seq) is
+stored, each refused one quarantined with its bytes and reason, and both are accounted for;
+a record seen before with the same bytes is a duplicate, with other bytes a `conflict`. It
+returns the acks to send once the transaction has committed, so that many messages share one
+durable commit; tests and data loaders call it directly.
 """
 
 from __future__ import annotations
@@ -20,18 +16,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from daozhang.collector import placement
-from daozhang.collector.accounting import AckState, advance
+from daozhang.collector.accounting import AckState, advance, lock_state, save_state
+from daozhang.collector.keys import DeviceInfo
 from daozhang.collector.pan_check import mask_secrets
-from daozhang.collector.prepare import Prepared, prepare_batch
 from daozhang.collector.quarantine import quarantine
-from daozhang.collector.validate import (
-    Record,
-    check_record,
-    seq_of,
-)
-from daozhang.collector.wire import WireError
-from daozhang.collector.writer import GroupWriter
-from daozhang.store import Transaction
+from daozhang.collector.validate import Record
+from daozhang.collector.verify import Refused, Upload, Verdict, verify
+from daozhang.collector.wire import encode_batch
+from daozhang.collector.writer import GroupWriter, read_device
+from daozhang.store import Store, Transaction, is_transient
 
 
 @dataclass(frozen=True)
@@ -66,21 +59,21 @@ def ingest_batch(
     collector: str = "",
     require_key: bool = False,
     writer: GroupWriter | None = None,
-    prepared: Prepared | None = None,
+    verdict: Verdict | None = None,
     verified: bool = False,
 ) -> IngestResult:
-    """Validate, store and account for one batch; return the acks to send after commit.
+    """Verify, store and account for one batch; return the acks to send after commit.
 
     With a `writer` shared by the messages of one transaction, rows are written when the
-    caller flushes it (before committing); without one, before returning. `prepared` is the
-    batch's `prepare_batch` done before the transaction, used if the device key still matches.
+    caller flushes it (before committing); without one, before returning. `verdict` is the
+    batch's `verify` done before the transaction, used if the device key still matches.
     `verified`: the payload is a batch whose MAC was checked and stripped when it came in
     (an inbox row): a key rotated since must not turn it into a forgery.
     """
     own = writer is None
     w = writer if writer is not None else GroupWriter()
     result = _ingest_batch(
-        tx, w, topic_dev, payload, received_at, collector, require_key, prepared, verified
+        tx, w, topic_dev, payload, received_at, collector, require_key, verdict, verified
     )
     if own:
         w.flush(tx)
@@ -95,7 +88,7 @@ def _ingest_batch(
     received_at: float,
     collector: str,
     require_key: bool,
-    prepared: Prepared | None,
+    verdict: Verdict | None,
     verified: bool,
 ) -> IngestResult:
     result = IngestResult(channel="up", dev=topic_dev)
@@ -103,10 +96,10 @@ def _ingest_batch(
     device = w.device(tx, topic_dev)
     if verified:
         device, require_key = replace(device, key=None), False
-    if prepared is None or not prepared.valid_for(device):
-        prepared = prepare_batch(device, topic_dev, payload, require_key)
-    if isinstance(prepared.verdict, WireError):
-        exc = prepared.verdict
+    if verdict is None or not verdict.valid_for(device):
+        verdict = verify(Upload(topic_dev, payload), device, require_key=require_key)
+    if verdict.refusal is not None:
+        exc = verdict.refusal
         if quarantine(
             tx,
             dev=topic_dev if exc.reason != "topic" else None,
@@ -121,11 +114,14 @@ def _ingest_batch(
         else:
             result.duplicates += 1
         return result
-    batch, header = prepared.verdict
+    batch, header = verdict.authentic()
     state = w.state(tx, topic_dev, header.epoch, received_at)
-    records, accounted = _sort_records(
-        tx, w, topic, state, batch.recs, prepared.checked, result, received_at, collector
-    )
+    records, accounted = _sort_records(tx, w, topic, state, verdict, result, received_at, collector)
+    foreign = _foreign_receipts(tx, w, topic_dev, records)
+    if foreign:
+        records = _refuse_foreign(
+            tx, topic, state, records, foreign, result, received_at, collector
+        )
     _store(w, state, records, received_at)
     result.stored = len(records)
     for low, high in header.gaps:
@@ -164,56 +160,134 @@ def _ingest_batch(
     return result
 
 
+def ingest_record_by_record(
+    store: Store,
+    topic_dev: str,
+    payload: bytes,
+    received_at: float,
+    *,
+    collector: str,
+    require_key: bool = False,
+    verified: bool = False,
+) -> IngestResult:
+    """An authentic batch that breaks ingest as a whole (a bug: its verdict let through what
+    cannot be stored), stored one record per transaction: each record that still breaks is
+    quarantined alone as `internal` with its device, epoch and seq, and accounted for, so its
+    neighbours are stored and the device's ack moves on. Engine errors propagate (the caller
+    waits and retries). Already stored records come back as duplicates: a crash half-way
+    through is safe to repeat.
+    """
+    result = IngestResult(channel="up", dev=topic_dev)
+    device = DeviceInfo(None, None, None) if verified else read_device(store.query, topic_dev)
+    verdict = verify(Upload(topic_dev, payload), device, require_key=require_key)
+    if verdict.refusal is not None:  # refused whole: ingest_batch alone quarantines it
+        with store.transaction() as tx:
+            return ingest_batch(tx, topic_dev, payload, received_at, collector=collector)
+    batch, header = verdict.authentic()
+    fields = {k: v for k, v in batch.fields.items() if k != "gaps"}
+    # The declared gaps alone first (no record to blame if that fails), then each record.
+    pieces: list[tuple[Record | Refused | None, bytes]] = []
+    if header.gaps:
+        pieces.append((None, encode_batch(batch.fields, [])))
+    pieces += [(item, encode_batch(fields, [item.raw])) for item in verdict.records]
+    for item, piece in pieces:
+        try:
+            with store.transaction() as tx:
+                done = ingest_batch(
+                    tx, topic_dev, piece, received_at, collector=collector, verified=True
+                )
+        except Exception as exc:  # one record breaks: it alone is quarantined
+            if is_transient(exc) or item is None:
+                raise
+            done = _quarantine_unstorable(
+                store, topic_dev, header.epoch, item, exc, received_at, collector
+            )
+        result.stored += done.stored
+        result.duplicates += done.duplicates
+        result.quarantined += done.quarantined
+        result.acks = done.acks or result.acks
+    return result
+
+
+def _quarantine_unstorable(
+    store: Store,
+    dev: str,
+    epoch: int,
+    item: Record | Refused,
+    exc: Exception,
+    received_at: float,
+    collector: str,
+) -> IngestResult:
+    result = IngestResult(channel="up", dev=dev)
+    with store.transaction() as tx:
+        state = lock_state(tx, dev, epoch, received_at)
+        if quarantine(
+            tx,
+            dev=dev,
+            topic=f"dz/v1/{dev}/up",
+            reason="internal",
+            detail=f"seq {item.seq} passed its checks but could not be stored: {exc!r}",
+            raw=item.raw,
+            received_at=received_at,
+            collector=collector,
+            epoch=epoch,
+            seq=item.seq,
+            secrets=item.error.secrets if isinstance(item, Refused) else (),
+        ):
+            result.quarantined.append("internal")
+        else:
+            result.duplicates += 1
+        if item.seq is not None:
+            advance(tx, state, [(item.seq, item.seq)])
+        save_state(tx, state, received_at)
+    result.acks.append(Ack(dev, epoch, state.upto))
+    return result
+
+
 def _sort_records(
     tx: Transaction,
     w: GroupWriter,
     topic: str,
     state: AckState,
-    recs: list[Any],
-    checked: list[Record] | None,
+    verdict: Verdict,
     result: IngestResult,
     received_at: float,
     collector: str,
 ) -> tuple[list[Record], list[tuple[int, int]]]:
-    """New valid records to store, and every seq this batch accounts for.
-
-    `checked`: the batch's records when every one passed its checks (`check_batch`).
-    """
-    seen = _already_accounted(tx, w, state, recs)
-    if not seen and checked is not None:  # the common case: new records that all pass
-        return checked, [(r.seq, r.seq) for r in checked]
+    """New accepted records to store, and every seq this batch accounts for."""
+    judged = verdict.records
+    seen = _already_accounted(tx, w, state, judged)
+    accepted = verdict.all_accepted
+    if not seen and accepted is not None:  # the common case: new records that all pass
+        return accepted, [(r.seq, r.seq) for r in accepted]
     records: list[Record] = []
     accounted: list[tuple[int, int]] = []
-    for rec in recs:
-        seq = seq_of(rec.value)
+    for item in judged:
+        seq = item.seq
         before = seen.get(seq) if seq is not None else None
+        secrets = item.error.secrets if isinstance(item, Refused) else ()
+        if seq is not None:
+            accounted.append((seq, seq))
         if before is not None:
-            accounted.append((seq, seq))  # type: ignore[arg-type]
-            if before == rec.raw or before == _as_quarantined(rec):
+            if before == item.raw or before == mask_secrets(item.raw, secrets):
                 result.duplicates += 1
                 continue
             reason, detail = "conflict", f"seq {seq} was accounted for with other content"
-            secrets = _secrets_of(rec)
-        else:
-            try:
-                record = check_record(rec.value, rec.raw)
-            except WireError as exc:
-                reason, detail, secrets = exc.reason, exc.detail, exc.secrets
-            else:
-                seen[record.seq] = rec.raw
-                records.append(record)
-                accounted.append((record.seq, record.seq))
-                continue
+        elif isinstance(item, Refused):
+            reason, detail = item.error.reason, item.error.detail
             if seq is not None:
-                seen[seq] = rec.raw
-                accounted.append((seq, seq))
+                seen[seq] = item.raw
+        else:
+            seen[item.seq] = item.raw
+            records.append(item)
+            continue
         if quarantine(
             tx,
             dev=state.dev,
             topic=topic,
             reason=reason,
             detail=detail,
-            raw=rec.raw,
+            raw=item.raw,
             received_at=received_at,
             collector=collector,
             epoch=state.epoch,
@@ -226,24 +300,96 @@ def _sort_records(
     return records, accounted
 
 
-def _secrets_of(rec: Any) -> tuple[str, ...]:
-    try:
-        check_record(rec.value, rec.raw)
-    except WireError as exc:
-        return exc.secrets
-    return ()
+ReceiptKey = tuple[str, str, str, str]
 
 
-def _as_quarantined(rec: Any) -> bytes:
-    """The bytes as quarantine keeps them (full PANs masked), to recognise a resend."""
-    return mask_secrets(rec.raw, _secrets_of(rec))
+def _key(body: dict[str, Any]) -> ReceiptKey:
+    return body["mid"], body["tid"], body["bat"], body["trc"]
+
+
+def _foreign_receipts(
+    tx: Transaction, w: GroupWriter, dev: str, records: list[Record]
+) -> dict[ReceiptKey, str]:
+    """Receipt keys of `records` that another device reported first (their owner), less those
+    of a terminal an operator moved to `dev` since (DESIGN §2.3)."""
+    keys = {(b["mid"], b["tid"], b["bat"], b["trc"]) for _, k, _, _, _, b, _ in records if k == "r"}
+    if not keys:
+        return {}
+    owners = {k: w.owners[k] for k in keys if k in w.owners}
+    # One query per terminal batch (mid, tid, bat), trace numbers in a list: it probes the
+    # primary key, where a row-value IN would scan the whole table on SQLite.
+    by_batch: dict[tuple[str, str, str], list[str]] = {}
+    for mid, tid, bat, trc in sorted(keys - owners.keys()):
+        by_batch.setdefault((mid, tid, bat), []).append(trc)
+    for (mid, tid, bat), trcs in by_batch.items():
+        marks = ", ".join("?" for _ in trcs)
+        owners.update(
+            ((mid, tid, bat, str(trc)), str(owner))
+            for trc, owner in tx.execute(
+                "SELECT trc, dev FROM receipts WHERE mid = ? AND tid = ? AND bat = ?"
+                f" AND trc IN ({marks})",
+                (mid, tid, bat, *trcs),
+            )
+        )
+    for key in keys - owners.keys():
+        w.owners[key] = dev  # first reported here
+    foreign = {k: owner for k, owner in owners.items() if owner != dev}
+    for mid, tid in {(k[0], k[1]) for k in foreign}:
+        latest = tx.execute(
+            "SELECT to_dev FROM terminal_moves WHERE mid = ? AND tid = ? ORDER BY id DESC LIMIT 1",
+            (mid, tid),
+        )
+        if latest and latest[0][0] == dev:
+            for k in [k for k in foreign if (k[0], k[1]) == (mid, tid)]:
+                del foreign[k]
+                w.owners[k] = dev
+    return foreign
+
+
+def _refuse_foreign(
+    tx: Transaction,
+    topic: str,
+    state: AckState,
+    records: list[Record],
+    foreign: dict[ReceiptKey, str],
+    result: IngestResult,
+    received_at: float,
+    collector: str,
+) -> list[Record]:
+    """Quarantine as `conflict` each receipt whose key belongs to another device; it is
+    accounted for (its seq stays in `accounted`) and the rest is stored."""
+    kept: list[Record] = []
+    for r in records:
+        owner = foreign.get(_key(r.body)) if r.kind == "r" else None
+        if owner is None:
+            kept.append(r)
+            continue
+        mid, tid, bat, trc = _key(r.body)
+        if quarantine(
+            tx,
+            dev=state.dev,
+            topic=topic,
+            reason="conflict",
+            detail=f"receipt {mid}/{tid}/{bat}/{trc} belongs to device {owner}"
+            " (`daozhang device move-terminal` if the terminal moved)",
+            raw=r.raw,
+            received_at=received_at,
+            collector=collector,
+            epoch=state.epoch,
+            seq=r.seq,
+            secrets=(),
+        ):
+            result.quarantined.append("conflict")
+        else:
+            result.duplicates += 1
+    return kept
 
 
 def _already_accounted(
-    tx: Transaction, w: GroupWriter, state: AckState, recs: list[Any]
+    tx: Transaction, w: GroupWriter, state: AckState, judged: list[Record | Refused]
 ) -> dict[int, bytes]:
     """seq -> bytes for the seqs of this batch that were stored or quarantined before."""
-    seqs = [s for s in (seq_of(r.value) for r in recs) if s is not None and s <= state.max_seen]
+    seqs = [s for s in (r.seq for r in judged) if s is not None and s <= state.max_seen]
     if not seqs:
         return {}  # the usual case: everything in this batch is above what was ever seen
     w.flush(tx)  # earlier batches of this transaction must be visible to the read
@@ -266,18 +412,34 @@ def _already_accounted(
     return found
 
 
-_RECEIPT_KEYS = "mid tid bat trc typ ch amt cur pan ck ent lt st rc rrn auth rv sd sm otrc orrn"
+_RECEIPT_KEYS = (
+    "mid tid bat trc typ ch amt cur pan ck ent lt st rc rrn auth rv sd sm otrc orrn ord xid"
+)
 _RECEIPT_KEY_LIST = _RECEIPT_KEYS.split()
 _RECEIPT_COLS = f"{_RECEIPT_KEYS} dev epoch seq t placed_t received_at".split()
-# The latest state of a transaction: the higher seq of the same device epoch, else the newer
-# upload (a reflashed terminal starts a new epoch whose seqs say nothing about the old one).
+# The latest state of a transaction: the higher seq of the same device epoch; across epochs
+# (a reflashed terminal's seqs say nothing about the old ones) the later event time. Another
+# device's row is taken over only by the device an operator moved the terminal to (latest
+# `terminal_moves`), at a later event time: checked here, in the statement, because two
+# collectors on PostgreSQL can both find no owner for one key; the second upsert then waits
+# for the first to commit and, finding another device's row, changes nothing. An older upload
+# arriving late never puts a state back (`reversed` stays `reversed`); a state whose time is
+# unknown does not replace a known one.
+_LATER = (
+    " excluded.placed_t IS NOT NULL"
+    " AND (receipts.placed_t IS NULL OR excluded.placed_t >= receipts.placed_t)"
+)
 _RECEIPT_UPSERT = (
     f"INSERT INTO receipts ({', '.join(_RECEIPT_COLS)})"
     f" VALUES ({', '.join('?' for _ in _RECEIPT_COLS)})"
     " ON CONFLICT (mid, tid, bat, trc) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _RECEIPT_COLS if c not in ("mid", "tid"))
-    + " WHERE receipts.dev <> excluded.dev OR receipts.epoch <> excluded.epoch"
-    " OR receipts.seq < excluded.seq"
+    + " WHERE (receipts.dev = excluded.dev AND receipts.epoch = excluded.epoch"
+    " AND receipts.seq < excluded.seq)"
+    f" OR (receipts.dev = excluded.dev AND receipts.epoch <> excluded.epoch AND{_LATER})"
+    f" OR (receipts.dev <> excluded.dev AND{_LATER} AND excluded.dev = (SELECT m.to_dev"
+    " FROM terminal_moves m WHERE m.mid = excluded.mid AND m.tid = excluded.tid"
+    " ORDER BY m.id DESC LIMIT 1))"
 )
 
 

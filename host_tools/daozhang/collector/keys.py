@@ -59,6 +59,43 @@ def add_device(
 
 
 @dataclass(frozen=True)
+class DeviceInfo:
+    """A device's entry in the key store as the collector reads it (key None: no key, or no
+    entry at all); `mid`/`tid`: the terminal it last served."""
+
+    key: bytes | None
+    mid: str | None
+    tid: str | None
+
+
+def move_terminal(
+    store: Store, mid: str, tid: str, to_dev: str, *, note: str | None = None
+) -> str | None:
+    """Give terminal (`mid`, `tid`) to `to_dev`: its receipts, first reported by another
+    device, may then be updated by `to_dev` instead of being quarantined as `conflict`.
+    Nothing is rewritten: the records and receipts stay as each device reported them, and
+    the move is kept in `terminal_moves`. Returns the device that served it before, if any."""
+    if not DEV_PATTERN.fullmatch(to_dev):
+        raise InputError(f"device id {to_dev!r} is not [A-Za-z0-9_-]{{4,32}}")
+    now = time.time()
+    with store.transaction() as tx:
+        if not tx.execute("SELECT 1 FROM devices WHERE dev = ?", (to_dev,)):
+            raise InputError(f"no device {to_dev!r} in the store (`daozhang device add` it first)")
+        before = tx.execute(
+            "SELECT dev FROM device_terminals WHERE mid = ? AND tid = ? AND dev <> ?"
+            " ORDER BY last_seen DESC LIMIT 1",
+            (mid, tid, to_dev),
+        )
+        from_dev = str(before[0][0]) if before else None
+        tx.execute(
+            "INSERT INTO terminal_moves (mid, tid, from_dev, to_dev, moved_at, note)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (mid, tid, from_dev, to_dev, now, note),
+        )
+    return from_dev
+
+
+@dataclass(frozen=True)
 class DeviceRow:
     dev: str
     has_key: bool

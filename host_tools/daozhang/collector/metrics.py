@@ -3,17 +3,24 @@
 Counters and the commit-latency histogram are this process's own; the fleet gauges (devices
 online; backlog: what heartbeats reported unacked, less what has been stored since) are read
 from the store at scrape time, so every
-collector of a shared subscription reports the same fleet-wide truth.
+collector of a shared subscription reports the same fleet-wide truth. So are the gauges the
+alert rules need (`alert_gauges.py`; deploy/prometheus/daozhang.rules.yml), in fixed steps,
+never a series per device.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from daozhang.collector.accounting import still_unsent
+from daozhang.collector.alert_gauges import Gauge, fleet_alert_gauges, money_gauges
 from daozhang.collector.inbox import pending_records
+from daozhang.collector.log import log
 from daozhang.store import Store, open_store
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -30,6 +37,8 @@ class Metrics:
         self.acks_sent = 0
         self.commits = 0
         self.commit_retries = 0
+        self.store_errors: dict[str, int] = {}
+        self.store_waiting_s = 0.0
         self.unacked = 0
         self._bucket_counts = [0] * len(_BUCKETS)
         self._latency_sum = 0.0
@@ -54,6 +63,14 @@ class Metrics:
             for reason in reasons:
                 self.quarantined[reason] = self.quarantined.get(reason, 0) + 1
 
+    def store_trouble(self, exc: Exception | None, waited_s: float) -> None:
+        """An engine error the collector waits out (None: the database is writable again)."""
+        with self._lock:
+            self.store_waiting_s = waited_s
+            if exc is not None:
+                kind = trouble_kind(exc)
+                self.store_errors[kind] = self.store_errors.get(kind, 0) + 1
+
     def add_unacked(self, n: int) -> None:
         with self._lock:
             self.unacked += n
@@ -68,7 +85,11 @@ class Metrics:
                 if seconds <= bound:
                     self._bucket_counts[i] += 1
 
-    def render(self, fleet: Callable[[], tuple[int, int, int, int]] | None = None) -> str:
+    def render(
+        self,
+        fleet: Callable[[], tuple[int, int, int, int]] | None = None,
+        gauges: Callable[[], list[Gauge]] | None = None,
+    ) -> str:
         lines: list[str] = []
 
         def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
@@ -115,6 +136,18 @@ class Metrics:
                 [("", self.commit_retries)],
             )
             metric(
+                "dz_collector_store_errors_total",
+                "counter",
+                "database errors waited out and retried (nothing is given up), by kind",
+                [(f'{{kind="{k}"}}', n) for k, n in sorted(self.store_errors.items())],
+            )
+            metric(
+                "dz_collector_store_waiting_seconds",
+                "gauge",
+                "how long the collector has been waiting for a writable database (0: it is)",
+                [("", self.store_waiting_s)],
+            )
+            metric(
                 "dz_collector_unacked_messages",
                 "gauge",
                 "QoS 1 messages received and not yet PUBACKed",
@@ -152,39 +185,77 @@ class Metrics:
                 "records acked but not stored yet (the inbox, every collector's)",
                 [("", inbox)],
             )
+        for gauge in gauges() if gauges is not None else []:
+            metric(gauge.name, "gauge", gauge.help, gauge.samples)
         return "\n".join(lines) + "\n"
 
 
+def trouble_kind(exc: Exception) -> str:
+    """A short label for an engine error: what an operator would look at first."""
+    text = str(exc).lower()
+    for words, kind in (
+        (("full", "no space"), "disk_full"),
+        (("i/o",), "io"),
+        (("locked", "busy", "deadlock", "lock"), "lock"),
+        (("connect", "closed", "terminat"), "connection"),
+    ):
+        if any(w in text for w in words):
+            return kind
+    return type(exc).__name__
+
+
 def fleet_gauges(store: Store) -> tuple[int, int, int, int]:
-    with store.transaction() as tx:
-        ((devices, online),) = tx.execute("SELECT COUNT(*), COALESCE(SUM(online), 0) FROM devices")
-        # Driven by devices (every heartbeat's device is there): one index probe per device
-        # for its latest heartbeat, not a subquery per heartbeat row, which made the scrape
-        # quadratic in the heartbeats kept.
-        latest = tx.execute(
-            "SELECT h.jrec, h.next_seq, a.upto FROM devices d JOIN heartbeats h"
-            " ON h.id = (SELECT MAX(id) FROM heartbeats WHERE dev = d.dev)"
-            " LEFT JOIN ack_state a ON a.dev = h.dev AND a.epoch = h.epoch"
-        )
-        inbox = pending_records(tx.execute)
+    """Read outside any write transaction: a scrape must never take SQLite's write lock from
+    the committer (each figure is its own read; gauges need no common snapshot)."""
+    ((devices, online),) = store.query("SELECT COUNT(*), COALESCE(SUM(online), 0) FROM devices")
+    # Driven by devices (every heartbeat's device is there): one index probe per device for
+    # its latest heartbeat, not a subquery per heartbeat row, which made the scrape quadratic
+    # in the heartbeats kept.
+    latest = store.query(
+        "SELECT h.jrec, h.next_seq, a.upto FROM devices d JOIN heartbeats h"
+        " ON h.id = (SELECT MAX(id) FROM heartbeats WHERE dev = d.dev)"
+        " LEFT JOIN ack_state a ON a.dev = h.dev AND a.epoch = h.epoch"
+    )
+    inbox = pending_records(store.query)
     backlog = sum(still_unsent(jrec, next_seq, upto) or 0 for jrec, next_seq, upto in latest)
     return int(devices), int(online), backlog, inbox
 
 
-def serve(metrics: Metrics, port: int, db_url: str, host: str = "127.0.0.1") -> ThreadingHTTPServer:
-    """Serve /metrics on host:port in a daemon thread; returns the server to shut down."""
+class _MetricsServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A scraper that hangs up or stalls is its own business: no traceback for it."""
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError):
+            log(f"/metrics request from {client_address[0]} failed: {exc!r}")
+
+
+def serve(
+    metrics: Metrics, port: int, db_url: str, host: str = "127.0.0.1", timeout_s: float = 10.0
+) -> ThreadingHTTPServer:
+    """Serve /metrics on host:port in a daemon thread; returns the server to shut down.
+
+    Each connection gets `timeout_s` to send its request and take the answer: a client that
+    connects and says nothing does not keep a thread for ever."""
 
     def fleet() -> tuple[int, int, int, int]:
         # One short-lived connection per scrape: the committer's connection is its own.
-        with open_store(db_url, migrate=False) as store:
+        with open_store(db_url) as store:
             return fleet_gauges(store)
 
+    def gauges() -> list[Gauge]:
+        # The alert rules' gauges (alert_gauges.py), read as the fleet's are.
+        with open_store(db_url) as store:
+            now = time.time()
+            return fleet_alert_gauges(store, now) + money_gauges(store, now)
+
     class Handler(BaseHTTPRequestHandler):
+        timeout = timeout_s
+
         def do_GET(self) -> None:
             if self.path.split("?")[0] not in ("/metrics", "/"):
                 self.send_error(404)
                 return
-            body = metrics.render(fleet).encode()
+            body = metrics.render(fleet, gauges).encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
@@ -194,6 +265,6 @@ def serve(metrics: Metrics, port: int, db_url: str, host: str = "127.0.0.1") -> 
         def log_message(self, format: str, *args: object) -> None:
             return  # scrapes every few seconds would drown the collector's own log
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    server = _MetricsServer((host, port), Handler)
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     return server

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Container
+from itertools import chain
 from typing import Any
 
 from daozhang.collector.wire import WireError
+from daozhang.contract import RECEIPT_IDS
 from daozhang.security.pan import luhn_ok, mask
 
 DIGIT_RUN = re.compile(r"\d{13,19}")
@@ -50,22 +52,77 @@ def holds_pan_like_run(raw: bytes, allowed: Container[bytes]) -> bool:
     return any(run not in allowed and luhn_ok(run.decode()) for run in digit_runs(raw))
 
 
+_OTHER_DIGIT = re.compile(r"(?![0-9])\d")  # a digit of any script but ASCII's
+
+
+def has_other_digits(*bodies: dict[str, Any]) -> bool:
+    """Whether a value of these bodies holds digits beyond ASCII (full-width, Arabic-Indic,
+    ...), which the byte scan cannot see. The values are rendered and joined at C speed
+    (nested ones by their repr, which keeps such digits as they are): receipts carry ASCII
+    only, and the regex runs on the rare text that is not."""
+    text = "\0".join(map(str, chain.from_iterable(map(dict.values, bodies))))
+    return not text.isascii() and _OTHER_DIGIT.search(text) is not None
+
+
+_ASCII_RUN = re.compile(r"[0-9]+")
+
+
+def id_pieces(body: dict[str, Any]) -> set[bytes]:
+    """The pieces `digit_runs` cuts from digit runs longer than any card number in a
+    receipt's ids (`ord`, `xid`: WeChat's and Alipay's are 28 digits): not card numbers."""
+    pieces: set[bytes] = set()
+    for key in RECEIPT_IDS:
+        value = body.get(key)
+        if type(value) is str:
+            for run in _ASCII_RUN.findall(value):
+                if len(run) > _RUN_MAX:
+                    pieces.update(digit_runs(run.encode()))
+    return pieces
+
+
 def scan_for_full_pan(body: dict[str, Any], raw: bytes) -> None:
-    """Only a record whose bytes hold a suspicious run gets the field-wise check."""
+    """Only a record whose bytes hold a suspicious run, or whose texts hold other digits, gets
+    the field-wise check."""
     mid = body.get("mid")
-    if holds_pan_like_run(raw, (mid.encode() if isinstance(mid, str) else b"",)):
+    allowed = {mid.encode() if isinstance(mid, str) else b""} | id_pieces(body)
+    if holds_pan_like_run(raw, allowed) or has_other_digits(body):
         check_no_full_pan(body)
 
 
-def check_no_full_pan(body: dict[str, Any]) -> None:
-    """WireError("pan_unmasked") naming the field, with the run kept for masking."""
+def check_no_full_pan(body: dict[str, Any], where: str = "b") -> None:
+    """WireError("pan_unmasked") naming the field, with the run kept for masking; texts at any
+    depth are looked at (a nested map or list hides nothing), all but the top-level `mid`."""
     for key, value in body.items():
-        if key == "mid" or not isinstance(value, str) or len(value) < 13:
+        if where == "b" and key == "mid":
             continue
-        for run in DIGIT_RUN.findall(value):
-            if luhn_ok(run):
+        if where == "b" and key in RECEIPT_IDS and isinstance(value, str):
+            _check_id(value, f"{where}.{key}")
+            continue
+        _check_value(value, f"{where}.{str(key)[:20]}")
+
+
+_STANDING_RUN = re.compile(r"(?<!\d)\d{13,19}(?!\d)")
+
+
+def _check_id(value: str, where: str) -> None:
+    """An id is refused for a Luhn-valid run of 13-19 digits standing alone, not for a piece
+    of a longer run (a 28-digit WeChat id is no card number)."""
+    for run in _STANDING_RUN.findall(value):
+        if luhn_ok(run if run.isascii() else "".join(str(int(d)) for d in run)):
+            raise WireError("pan_unmasked", f"{where} carries what looks like a full PAN", (run,))
+
+
+def _check_value(value: Any, where: str) -> None:
+    if isinstance(value, dict):
+        check_no_full_pan(value, where)
+    elif isinstance(value, list):
+        for item in value:
+            _check_value(item, where)
+    elif isinstance(value, str) and len(value) >= 13:
+        for run in DIGIT_RUN.findall(value):  # any Unicode digits: a card number in any script
+            if luhn_ok(run if run.isascii() else "".join(str(int(d)) for d in run)):
                 raise WireError(
-                    "pan_unmasked", f"b.{key} carries what looks like a full PAN", (run,)
+                    "pan_unmasked", f"{where} carries what looks like a full PAN", (run,)
                 )
 
 
@@ -76,7 +133,10 @@ def mask_secrets(raw: bytes, secrets: tuple[str, ...]) -> bytes:
     the CBOR valid for whoever inspects it.
     """
     for secret in secrets:
-        raw = raw.replace(secret.encode(), mask(secret).encode())
+        found = secret.encode()
+        # Digits beyond ASCII take several bytes each: all starred, the length kept.
+        masked = mask(secret).encode() if secret.isascii() else b"*" * len(found)
+        raw = raw.replace(found, masked)
     return raw
 
 

@@ -22,8 +22,11 @@ import math
 from dataclasses import dataclass
 
 from daozhang.errors import UsageError
-from daozhang.fleet.status import SUMMED_WINDOW_S
 from daozhang.store import Store
+
+# `fleet status` sums reconnects and sync results over this window, so `prune` keeps at least
+# as much (defined here, below both, so that the store's retention rule reads no report).
+SUMMED_WINDOW_S = 86_400
 
 DAY_S = 86400.0
 MIN_KEEP_DAYS = SUMMED_WINDOW_S / DAY_S  # fleet status sums each device's last day

@@ -3,21 +3,20 @@ and the acks and PUBACKs the committer sends back through it (service.py is the 
 
 paho's network thread only queues what arrives, blocking when the queue is full, which pushes
 back on the broker through TCP. QoS 1 messages are bounded by the Receive Maximum announced at
-CONNECT; the queue's margin is for QoS 0 heartbeats, which no window bounds.
+CONNECT; the queue's margin is for QoS 0 heartbeats, which no window bounds. Memory is bounded
+in bytes too: CONNECT announces a Maximum Packet Size (the broker drops anything larger
+instead of sending it), and the queue holds at most `max_queue_bytes` of payloads.
 """
 
 from __future__ import annotations
 
-import queue
 import ssl
-import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -25,18 +24,64 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from daozhang.collector.inbox import Screened
+from daozhang.collector.log import log
 from daozhang.collector.metrics import Metrics
-from daozhang.collector.prepare import Prepared
-from daozhang.collector.wire import WireError, encode_ack, parse_topic
+from daozhang.collector.wire import encode_ack
 from daozhang.errors import DaozhangError, UsageError
+from daozhang.security.tlsclient import parse_broker
 
+# The largest packet the broker may send us: a batch is at most 8 KB and a heartbeat 2 KB,
+# but an oversized upload up to what quarantine keeps (64 KB) still arrives, to be refused
+# with its bytes as evidence; past that, the broker drops it unseen.
+MAX_PACKET_BYTES = 65536 + 1024
 _SHORT_SESSION_S = 10.0
 _SHORT_SESSIONS_BEFORE_HINT = 3
 
 
-@dataclass
+class ByteBoundedQueue:
+    """A FIFO of messages bounded in count and in payload bytes; `put` waits while it is full
+    (one message always fits, however large) and gives up only when `stopping` is set: the
+    message is then not PUBACKed, and the broker sends it again."""
+
+    def __init__(self, max_messages: int, max_bytes: int, stopping: threading.Event) -> None:
+        self.max_messages, self.max_bytes = max_messages, max_bytes
+        self.bytes = 0
+        self._items: deque[Incoming] = deque()
+        self._changed = threading.Condition()
+        self._stopping = stopping
+
+    def put(self, item: Incoming) -> bool:
+        with self._changed:
+            while self._items and (
+                len(self._items) >= self.max_messages
+                or self.bytes + len(item.payload) > self.max_bytes
+            ):
+                if self._stopping.is_set():
+                    return False
+                self._changed.wait(0.5)
+            self._items.append(item)
+            self.bytes += len(item.payload)
+            self._changed.notify_all()
+            return True
+
+    def get(self, timeout: float) -> Incoming | None:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not self._items:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._changed.wait(left)
+            item = self._items.popleft()
+            self.bytes -= len(item.payload)
+            self._changed.notify_all()
+            return item
+
+
+@dataclass(frozen=True)
 class Incoming:
+    """One message as MQTT delivered it; what it means is decided by `verify.py`."""
+
     topic: str
     payload: bytes
     mid: int
@@ -44,31 +89,7 @@ class Incoming:
     retain: bool
     received_at: float
     generation: int  # which connection it came on: a PUBACK is only valid on that one
-    prepared: Prepared | None = None  # an upload's checks, done before the transaction
-    screened: Screened | None = None  # or the fast ack path's, when it can take the upload
-
-    @cached_property
-    def upload_dev(self) -> str | None:
-        """The device of an upload (`dz/v1/{dev}/up`), else None. Parsed once, when the
-        committer thread first asks (a bad topic is refused in the transaction, with its
-        quarantine row)."""
-        try:
-            dev, channel = parse_topic(self.topic)
-        except WireError:
-            return None
-        return dev if channel == "up" else None
-
-
-def parse_broker(url: str) -> tuple[str, int]:
-    parsed = urlparse(url)
-    if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
-        raise UsageError(f"bad broker URL {url!r}: expected mqtt://HOST:PORT or mqtts://...")
-    return parsed.hostname, parsed.port or (8883 if parsed.scheme == "mqtts" else 1883)
-
-
-def log(message: str) -> None:
-    sys.stderr.write(f"daozhang collect: {message}\n")
-    sys.stderr.flush()
+    properties: Properties | None = None  # MQTT v5 PUBLISH properties, as sent
 
 
 class Subscription:
@@ -80,6 +101,7 @@ class Subscription:
         group: str,
         max_unacked: int,
         session_expiry_s: int,
+        max_queue_bytes: int = 16 * 2**20,
         tls_dir: str | None,
         metrics: Metrics,
         stopping: threading.Event,
@@ -90,7 +112,7 @@ class Subscription:
         self.metrics = metrics
         self.stopping = stopping
         self.subscribed = threading.Event()
-        self._queue: queue.Queue[Incoming] = queue.Queue(maxsize=max_unacked + 1000)
+        self._queue = ByteBoundedQueue(max_unacked + 1000, max_queue_bytes, stopping)
         self._generation = 0
         self._connected_at = 0.0
         self.identity = name  # the client id the broker knows this collector by
@@ -124,6 +146,7 @@ class Subscription:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.session_expiry_s
         props.ReceiveMaximum = min(self.max_unacked, 65535)
+        props.MaximumPacketSize = MAX_PACKET_BYTES
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         delay = 0.5
         while not self.stopping.is_set():
@@ -146,10 +169,7 @@ class Subscription:
         self._client.loop_start()
 
     def take(self, timeout: float) -> Incoming | None:
-        try:
-            return self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
+        return self._queue.get(timeout)
 
     def send_acks(self, acks: dict[tuple[str, int], int], now: float) -> None:
         """`ack {epoch, upto, now}` (QoS 0) to each device heard from in a committed group."""
@@ -228,7 +248,8 @@ class Subscription:
             bool(msg.retain),
             time.time(),
             self._generation,
+            msg.properties,
         )
-        if msg.qos:
+        # Blocks when full: TCP backpressure to the broker.
+        if self._queue.put(incoming) and msg.qos:
             self.metrics.add_unacked(1)
-        self._queue.put(incoming)  # blocks when full: TCP backpressure to the broker

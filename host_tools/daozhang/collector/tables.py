@@ -149,9 +149,65 @@ CREATE TABLE inbox (
 CREATE INDEX inbox_dev ON inbox (dev, id)
 """
 
+# v5, event time (DESIGN §2.3): readers place a device's heartbeats by the terminal's clock
+# `t`, not by arrival: its latest heartbeat is the one with the highest `t` (then id), and
+# correlation reads a window of `t`.
+_CORE_V5 = """
+CREATE INDEX heartbeats_event ON heartbeats (dev, t, id)
+"""
+
+# v6, a terminal owns its receipts (DESIGN §2.3): a natural key first reported by one device
+# is that device's; another device's receipt with that key is a `conflict` unless an operator
+# moved the terminal to it (`daozhang device move-terminal`), which this table remembers.
+_CORE_V6 = """
+CREATE TABLE terminal_moves (
+    id {id},
+    mid TEXT NOT NULL, tid TEXT NOT NULL, from_dev TEXT, to_dev TEXT NOT NULL,
+    moved_at DOUBLE PRECISION NOT NULL, note TEXT
+);
+CREATE INDEX terminal_moves_terminal ON terminal_moves (mid, tid, id)
+"""
+
+# A keyed device's status carries its journal epoch, boot and session count (signed), so
+# that a recorded `online` / `offline` replayed later is told from a new one.
+_CORE_V7 = """
+ALTER TABLE status_events ADD COLUMN epoch BIGINT;
+ALTER TABLE status_events ADD COLUMN boot BIGINT;
+ALTER TABLE status_events ADD COLUMN session BIGINT;
+CREATE INDEX status_events_counter ON status_events (dev, epoch, id)
+"""
+
+# v8, receipt keys for QR and wallet sales (DESIGN §2.3): the merchant's order number and the
+# channel's transaction id join a receipt without an RRN to the acquirer's row.
+_CORE_V8 = """
+ALTER TABLE receipts ADD COLUMN ord TEXT;
+ALTER TABLE receipts ADD COLUMN xid TEXT;
+CREATE INDEX receipts_ord ON receipts (ord);
+CREATE INDEX receipts_xid ON receipts (xid)
+"""
+
+# v9, `daozhang lookup` by what the caller has (issue 24; IF NOT EXISTS: a store built while
+# this was numbered 7 or 8 on its branch already has them): the slip's terminal and trace, a
+# merchant's day, an amount around a time, each answered by one index range; voids and
+# completions name their original (`otrc`/`orrn`: partial, only the few receipts that carry
+# them); and the device that serves a terminal, for a settlement row no receipt claims.
+_CORE_V9 = """
+CREATE INDEX IF NOT EXISTS receipts_trace ON receipts (tid, trc);
+CREATE INDEX IF NOT EXISTS receipts_merchant_time ON receipts (mid, lt);
+CREATE INDEX IF NOT EXISTS receipts_amount_time ON receipts (amt, lt);
+CREATE INDEX IF NOT EXISTS receipts_orrn ON receipts (orrn) WHERE orrn IS NOT NULL;
+CREATE INDEX IF NOT EXISTS receipts_otrc ON receipts (mid, tid, otrc) WHERE otrc IS NOT NULL;
+CREATE INDEX IF NOT EXISTS device_terminals_terminal ON device_terminals (mid, tid)
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "collector_tables", _CORE_V1),
     Migration(2, "lean_records", _CORE_V2),
     Migration(3, "heartbeat_indexes", _CORE_V3),
     Migration(4, "inbox", _CORE_V4),
+    Migration(5, "heartbeat_event_time", _CORE_V5),
+    Migration(6, "terminal_moves", _CORE_V6),
+    Migration(7, "signed_status", _CORE_V7),
+    Migration(8, "receipt_ids", _CORE_V8),
+    Migration(9, "lookup_indexes", _CORE_V9),
 ]

@@ -1,27 +1,36 @@
 """Heartbeats and online/offline status: the per-device timeline beside the records.
 
-Neither moves an ack. A heartbeat is CBOR (DESIGN §1.3); a device with a key may append the
-same HMAC as on batches, which is checked and stripped when present. Status is the plain
-text `online` / `offline` the device publishes (retained), and its LWT publishes for it.
+Neither moves an ack. A heartbeat is CBOR (DESIGN §1.3); a device with a key appends the
+same HMAC as on batches, and one without it is refused (`mac`): a forged heartbeat would put
+a made-up backlog in `fleet status`. A heartbeat stored already (same epoch, boot, uptime and
+time) is a replay or a redelivery and is stored once.
+
+Status is `online` / `offline`, published by the device (retained) and by its LWT. A device
+with a key sends `online E.B.S` / `offline E.B.S` + HMAC, where E.B.S is its journal epoch,
+boot and CONNECT attempt (the LWT is signed at CONNECT with that attempt's count, so it is
+`offline` of that attempt). Within an epoch the counter only goes up (`offline` after
+`online` of the same attempt); an epoch seen before and left is never taken again: a
+recorded status replayed later, like a redelivered one, changes nothing (counted as a
+duplicate); an unsigned or wrongly signed one is quarantined (`mac`).
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 
 from daozhang.collector.ingest import IngestResult, ingest_batch
-from daozhang.collector.prepare import Prepared
 from daozhang.collector.quarantine import quarantine
 from daozhang.collector.validate import check_heartbeat
+from daozhang.collector.verify import Verdict
 from daozhang.collector.wire import (
     MAC_BYTES,
     MAX_HEARTBEAT_BYTES,
+    MAX_SIGNED_STATUS_BYTES,
     MAX_STATUS_BYTES,
     WireError,
     decode,
-    mac_of,
     parse_topic,
+    split_mac,
 )
 from daozhang.collector.writer import GroupWriter
 from daozhang.store import Transaction
@@ -40,7 +49,7 @@ def ingest_message(
     collector: str = "",
     require_key: bool = False,
     writer: GroupWriter | None = None,
-    prepared: Prepared | None = None,
+    verdict: Verdict | None = None,
 ) -> IngestResult:
     """Route one MQTT message by its topic's last level; anything unexpected is quarantined."""
     try:
@@ -58,7 +67,7 @@ def ingest_message(
             collector=collector,
             require_key=require_key,
             writer=writer,
-            prepared=prepared,
+            verdict=verdict,
         )
     if channel == "hb":
         return ingest_heartbeat(tx, dev, payload, received_at, collector=collector)
@@ -117,15 +126,17 @@ def ingest_heartbeat(
             raise WireError("too_large", f"heartbeat of {len(payload)} bytes")
         rows = tx.execute("SELECT hmac_key FROM devices WHERE dev = ?", (dev,))
         key = bytes(rows[0][0]) if rows and rows[0][0] is not None else None
-        body = payload
-        if key is not None and _signed_by(key, payload):
-            body = payload[:-MAC_BYTES]
+        body = split_mac(payload, key)
         hb = check_heartbeat(decode(body, "heartbeat"), dev)
     except WireError as exc:
         return _refused(tx, dev, topic, exc, payload, received_at, collector, result)
     values = [
         hb.text_field(c) if c in ("fw", "cause", "link") else hb.int_field(c) for c in _HB_COLUMNS
     ]
+    if _heartbeat_stored(tx, dev, hb.int_field("t"), hb.int_field("epoch"), hb.int_field("boot"),
+                         hb.int_field("up")):  # fmt: skip
+        result.duplicates += 1
+        return result
     body_json = json.dumps(hb.body, ensure_ascii=False, separators=(",", ":"), default=repr)
     tx.execute(
         f"INSERT INTO heartbeats (dev, received_at, {', '.join(_HB_COLUMNS)}, body_json)"
@@ -137,10 +148,63 @@ def ingest_heartbeat(
     return result
 
 
-def _signed_by(key: bytes, payload: bytes) -> bool:
-    return len(payload) > MAC_BYTES and hmac.compare_digest(
-        mac_of(key, payload[:-MAC_BYTES]), payload[-MAC_BYTES:]
+def _heartbeat_stored(
+    tx: Transaction, dev: str, t: int | None, epoch: int | None, boot: int | None, up: int | None
+) -> bool:
+    """The same heartbeat again: one device never sends two at one (epoch, boot, uptime)."""
+    if None in (t, epoch, boot, up):
+        return False
+    return bool(
+        tx.execute(
+            "SELECT 1 FROM heartbeats WHERE dev = ? AND t = ? AND epoch = ? AND boot = ?"
+            " AND up = ? LIMIT 1",
+            (dev, t, epoch, boot, up),
+        )
     )
+
+
+_STATUS_RANK = {"online": 0, "offline": 1}
+
+
+def _parse_status(payload: bytes, key: bytes | None) -> tuple[str, tuple[int, int, int] | None]:
+    """-> (word, (epoch, boot, session) or None for an unkeyed device's plain word)."""
+    if key is None:
+        text = payload[:MAX_STATUS_BYTES].decode("ascii", "replace").strip()
+        if len(payload) > MAX_STATUS_BYTES or text not in _STATUS_RANK:
+            raise WireError("status", "status must be `online` or `offline`")
+        return text, None
+    if len(payload) > MAX_SIGNED_STATUS_BYTES:
+        raise WireError("status", f"signed status of {len(payload)} bytes")
+    body = split_mac(payload, key)
+    word, _, counter = body.decode("ascii", "replace").partition(" ")
+    parts = counter.split(".")
+    if (
+        word not in _STATUS_RANK
+        or len(parts) != 3
+        or not all(p.isascii() and p.isdigit() and len(p) <= 12 for p in parts)
+    ):
+        raise WireError("status", "signed status must be `online|offline EPOCH.BOOT.SESSION`")
+    return word, (int(parts[0]), int(parts[1]), int(parts[2]))
+
+
+def _status_is_new(tx: Transaction, dev: str, word: str, counter: tuple[int, int, int]) -> bool:
+    """Whether a signed status is newer than the device's latest signed one."""
+    epoch, boot, session = counter
+    latest = tx.execute(
+        "SELECT epoch, boot, session, status FROM status_events WHERE dev = ? AND epoch IS NOT"
+        " NULL ORDER BY id DESC LIMIT 1",
+        (dev,),
+    )
+    if not latest:
+        return True
+    l_epoch, l_boot, l_session, l_word = latest[0]
+    if epoch != l_epoch:
+        # A new journal (reflash) starts a new epoch; one seen before and left is history.
+        seen = tx.execute(
+            "SELECT 1 FROM status_events WHERE dev = ? AND epoch = ? LIMIT 1", (dev, epoch)
+        )
+        return not seen
+    return (boot, session, _STATUS_RANK[word]) > (l_boot, l_session, _STATUS_RANK[l_word])
 
 
 def ingest_status(
@@ -154,10 +218,17 @@ def ingest_status(
 ) -> IngestResult:
     result = IngestResult(channel="status", dev=dev)
     topic = f"dz/v1/{dev}/status"
-    text = payload[:MAX_STATUS_BYTES].decode("ascii", "replace").strip()
-    if len(payload) > MAX_STATUS_BYTES or text not in ("online", "offline"):
-        exc = WireError("status", "status must be `online` or `offline`")
+    rows = tx.execute("SELECT hmac_key FROM devices WHERE dev = ?", (dev,))
+    key = bytes(rows[0][0]) if rows and rows[0][0] is not None else None
+    try:
+        text, counter = _parse_status(payload, key)
+    except WireError as exc:
         return _refused(tx, dev, topic, exc, payload, received_at, collector, result)
+    if counter is not None and not _status_is_new(tx, dev, text, counter):
+        # Older than the latest: a replay, or two collectors taking an LWT and the next
+        # `online` out of order. Either way it changes nothing.
+        result.duplicates += 1
+        return result
     online = text == "online"
     _touch_device(tx, dev, received_at)
     ((was_online, status_at),) = tx.execute(
@@ -165,9 +236,11 @@ def ingest_status(
     )
     # A retained status replayed to a (re)subscribing collector is not a new event.
     if not (retained and status_at is not None and bool(was_online) == online):
+        epoch, boot, session = counter if counter is not None else (None, None, None)
         tx.execute(
-            "INSERT INTO status_events (dev, status, retained, received_at) VALUES (?, ?, ?, ?)",
-            (dev, text, int(retained), received_at),
+            "INSERT INTO status_events (dev, status, retained, received_at, epoch, boot,"
+            " session) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (dev, text, int(retained), received_at, epoch, boot, session),
         )
         tx.execute(
             "UPDATE devices SET online = ?, status_at = ? WHERE dev = ?",

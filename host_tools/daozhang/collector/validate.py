@@ -12,12 +12,22 @@ import re
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from daozhang import contract
 from daozhang.collector.pan_check import DIGIT_RUN, check_no_full_pan, scan_for_full_pan
 from daozhang.collector.wire import DEV_PATTERN, MAX_RECORD_BYTES, WireError
 
 INT64_MAX = 2**63 - 1
 EPOCH_MAX = 2**32 - 1
 MAX_GAPS = 64
+# Real ranges for a record's clock fields, so that whatever passes can be stored: a time placed
+# from uptime (`t` + `up` difference / 1000, placement.py) then stays far inside a 64-bit column.
+# 2^40 s is beyond the year 36000; 2^48 ms of uptime is some 8,900 years since a boot.
+T_MAX = 2**40
+UP_MAX = 2**48
+RECORD_INT_MAX = {"t": T_MAX, "boot": INT64_MAX, "up": UP_MAX}
+# What a body may hold, at any depth: the types a CBOR decoder gives for the contract's items.
+# CBOR's `undefined` and other simple values have no column or JSON form; byte strings do (hex).
+_STORABLE_LEAF = (str, int, bool, float, bytes, type(None))
 
 
 def is_int(value: Any, low: int = 0, high: int = INT64_MAX) -> bool:
@@ -95,12 +105,15 @@ def check_record(value: Any, raw: bytes) -> Record:
     kind = value.get("k")
     if kind not in ("r", "d"):
         raise WireError("record_schema", f"record.k: {kind!r:.30} is neither 'r' nor 'd'")
-    for key in ("t", "boot", "up"):
-        if not is_int(value.get(key)):
-            raise WireError("record_schema", f"record.{key}: {value.get(key)!r:.30} not an int")
+    for key, highest in RECORD_INT_MAX.items():
+        if not is_int(value.get(key), 0, highest):
+            raise WireError(
+                "record_schema", f"record.{key}: {value.get(key)!r:.30} not an int 0-{highest}"
+            )
     body = value.get("b")
     if not isinstance(body, dict):
         raise WireError("record_schema", "record.b: not a map")
+    check_storable(body)
     scan_for_full_pan(body, raw)
     if kind == "r":
         _check_receipt(body)
@@ -117,39 +130,47 @@ def check_record(value: Any, raw: bytes) -> Record:
     )
 
 
-_ALNUM = "[0-9A-Za-z]"
+def check_storable(body: dict[str, Any], where: str = "b") -> None:
+    """Only text keys and plain values at any depth: what the store and JSON can hold."""
+    for key, value in body.items():
+        if type(key) is not str:
+            raise WireError("record_schema", f"{where}: a {type(key).__name__} key {key!r:.30}")
+        _check_storable_value(value, f"{where}.{key[:20]}")
+
+
+def _check_storable_value(value: Any, where: str) -> None:
+    if type(value) is dict:
+        check_storable(value, where)
+    elif type(value) is list:
+        for item in value:
+            _check_storable_value(item, where)
+    elif not isinstance(value, _STORABLE_LEAF):
+        raise WireError("record_schema", f"{where}: {value!r:.30} cannot be stored")
+
+
+# The contract's character classes as patterns (ASCII only: `\d` would take any Unicode digit).
+_CLASS_PATTERN = {
+    contract.DIGITS: "[0-9]{{{n}}}",
+    contract.ALNUM: "[0-9A-Za-z]{{{n}}}",
+    contract.MMDD: "(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])",
+    contract.CURRENCY: "[A-Z]{{{n}}}|[0-9]{{{n}}}",
+}
 RECEIPT_TEXT = {
-    "mid": re.compile(f"{_ALNUM}{{15}}"),
-    "tid": re.compile(f"{_ALNUM}{{8}}"),
-    "bat": re.compile(r"\d{6}"),
-    "trc": re.compile(r"\d{6}"),
-    "cur": re.compile(r"[A-Z]{3}|\d{3}"),
-    "pan": re.compile(r"\d{6}\*{3,9}\d{4}"),
-    "ent": re.compile(r"\d{3}"),
-    "rc": re.compile(f"{_ALNUM}{{2}}"),
-    "rrn": re.compile(f"{_ALNUM}{{12}}"),
-    "auth": re.compile(f"{_ALNUM}{{6}}"),
-    "sd": re.compile(r"(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])"),
-    "otrc": re.compile(r"\d{6}"),
-    "orrn": re.compile(f"{_ALNUM}{{12}}"),
+    key: re.compile(_CLASS_PATTERN[cls].format(n=length))
+    for key, (length, cls) in contract.RECEIPT_TEXT.items()
 }
-RECEIPT_ENUM = {
-    "typ": {"sale", "void", "refund", "preauth", "preauth_void", "preauth_done"}
-    | {"preauth_done_void"},
-    "ch": {"card", "qr"},
-    "ck": {"D", "C", "U"},
-    "st": {"approved", "declined", "no_response", "reversal_pending", "reversed"}
-    | {"reversal_failed", "voided", "offline_pending", "offline_sent"},
-    "rv": {"98", "96", "A0", "06"},
-    "sm": {"T1", "D1", "D0"},
-}
-RECEIPT_INT = {"amt": 10**15, "lt": 2**40}
-RECEIPT_REQUIRED = ("mid", "tid", "bat", "trc", "typ", "amt", "st")
+RECEIPT_TEXT[contract.MASKED_PAN_KEY] = re.compile(r"[0-9]{6}\*{3,9}[0-9]{4}")
+# The optional ids (`ord`, `xid`): printable ASCII; checked for card numbers by pan_check.
+RECEIPT_ID = {key: re.compile(f"[!-~]{{1,{n}}}") for key, n in contract.RECEIPT_IDS.items()}
+RECEIPT_ENUM = {key: frozenset(values) for key, values in contract.RECEIPT_ENUMS.items()}
+RECEIPT_INT = contract.RECEIPT_INTS
+RECEIPT_REQUIRED = contract.RECEIPT_REQUIRED
 
 
 # key -> (0, pattern) | (1, allowed values) | (2, highest int): one lookup per body key.
 RECEIPT_SPEC: dict[str, tuple[int, Any]] = {
     **{k: (0, v) for k, v in RECEIPT_TEXT.items()},
+    **{k: (0, v) for k, v in RECEIPT_ID.items()},
     **{k: (1, v) for k, v in RECEIPT_ENUM.items()},
     **{k: (2, v) for k, v in RECEIPT_INT.items()},
 }
@@ -182,16 +203,10 @@ def _check_receipt(body: dict[str, Any]) -> None:
             raise WireError("record_schema", f"receipt.{key}: {value!r:.30} is not an int")
 
 
-_DIAG_ENUM = {
-    "stage": {"link", "dhcp", "dns", "tcp", "tls", "mqtt", "ack"},
-    "rat": {"wifi", "lte", "gsm"},
-    "cause": {"power_on", "watchdog", "brownout", "soft", "crash", "unknown"},
-    "src": {"ntp", "ack", "modem"},
-}
-_DIAG_UINT = {"down_ms", "tries", "count", "from", "to"}
-_DIAG_INT = {"dns_ms", "tcp_ms", "tls_ms", "rtt_ms", "rssi", "csq", "rsrp", "rsrq", "sinr"}
-_DIAG_INT |= {"step_s"}
-_DIAG_TEXT = {"why", "kind"}
+_DIAG_ENUM = {key: frozenset(values) for key, values in contract.DIAG_ENUMS.items()}
+_DIAG_UINT = frozenset(contract.DIAG_COUNTS)
+_DIAG_INT = frozenset(contract.DIAG_READINGS)
+_DIAG_TEXT = frozenset(contract.DIAG_TEXTS)
 _EV = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
@@ -208,9 +223,9 @@ def check_diag(body: dict[str, Any]) -> None:
         elif key in _DIAG_INT:
             ok = is_int(value, -(2**31), 2**31)
         elif key in _DIAG_TEXT:
-            ok = isinstance(value, str) and len(value) <= 64
+            ok = isinstance(value, str) and len(value) <= contract.MAX_DIAG_TEXT
         elif key == "reg":
-            ok = is_int(value, 0, 5)
+            ok = is_int(value) and value in contract.REGISTRATION_STATES
         elif key == "cell":
             ok = isinstance(value, str) or is_int(value)
         else:
@@ -223,19 +238,7 @@ def check_diag(body: dict[str, Any]) -> None:
         raise WireError("record_schema", "diag lost: needs from <= to, both >= 1")
 
 
-_HB_INT: tuple[str, ...] = (
-    "t",
-    "epoch",
-    "boot",
-    "up",
-    "heap",
-    "jrec",
-    "jbytes",
-    "jold_s",
-    "next_seq",
-    "ovf",
-)
-_HB_INT += ("recon", "sync_ok", "sync_fail", "conn_ms", "exp_ms")
+_HB_INT = contract.HEARTBEAT_INTS
 
 
 @dataclass(frozen=True)
@@ -261,10 +264,10 @@ def check_heartbeat(value: Any, topic_dev: str) -> Heartbeat:
     for key in _HB_INT:
         if key in value and not is_int(value[key], -INT64_MAX, INT64_MAX):
             raise WireError("hb_schema", f"heartbeat.{key}: {value[key]!r:.30} is not an int")
-    for key in ("fw", "cause"):
+    for key in contract.HEARTBEAT_TEXTS:
         if key in value and not (isinstance(value[key], str) and len(value[key]) <= 64):
             raise WireError("hb_schema", f"heartbeat.{key}: not a short text")
-    if "link" in value and value["link"] not in ("up", "down"):
+    if "link" in value and value["link"] not in contract.HEARTBEAT_LINK:
         raise WireError("hb_schema", f"heartbeat.link: {value['link']!r:.20}")
     sig = value.get("sig", {})
     if sig is not None and not (isinstance(sig, dict) and all(map(_sig_item_ok, sig.items()))):

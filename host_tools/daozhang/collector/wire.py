@@ -17,11 +17,15 @@ from typing import Any, NamedTuple
 
 import cbor2
 
-MAX_BATCH_BYTES = 8192  # DESIGN §1.3: a batch is at most 8 KB
+from daozhang import contract
+
+MAX_BATCH_BYTES = contract.MAX_BATCH_BYTES  # DESIGN §1.3
 MAC_BYTES = 32
-MAX_RECORD_BYTES = 512  # DESIGN §1.2
+MAX_RECORD_BYTES = contract.MAX_RECORD_BYTES  # DESIGN §1.2
 MAX_HEARTBEAT_BYTES = 2048
 MAX_STATUS_BYTES = 16
+# `offline EPOCH.BOOT.SESSION` (three counters of at most 12 digits) + a 32-byte HMAC.
+MAX_SIGNED_STATUS_BYTES = 7 + 1 + 38 + 32
 MAX_DEPTH = 8  # interface A: depth <= 8
 MAX_BATCH_KEYS = 16  # v dev epoch boot recs gaps, and room for keys newer firmware adds
 QUARANTINE_KEEP_BYTES = 65536  # what a quarantine row keeps of an oversized message
@@ -48,6 +52,16 @@ def parse_topic(topic: str) -> tuple[str, str]:
     if not DEV_PATTERN.fullmatch(parts[2]):
         raise WireError("topic", f"device id {parts[2][:40]!r} is not [A-Za-z0-9_-]{{4,32}}")
     return parts[2], parts[3]
+
+
+def upload_device(topic: str) -> str | None:
+    """The device of an upload topic (`dz/v1/{dev}/up`), else None (a bad topic is refused
+    where the message is ingested, with its quarantine row)."""
+    try:
+        dev, channel = parse_topic(topic)
+    except WireError:
+        return None
+    return dev if channel == "up" else None
 
 
 def mac_of(key: bytes, data: bytes) -> bytes:
@@ -189,6 +203,23 @@ def decode_batch(data: bytes) -> Batch:
     if recs is None:
         raise WireError("schema", "batch: no `recs`")
     return Batch(fields=fields, recs=recs)
+
+
+def cbor_head(major: int, value: int) -> bytes:
+    """A CBOR item's head: major type and length (records are spliced in as the bytes they are)."""
+    if value < 24:
+        return bytes([major << 5 | value])
+    for info, width in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if value < 1 << (8 * width):
+            return bytes([major << 5 | info]) + value.to_bytes(width, "big")
+    raise ValueError(f"{value} does not fit a CBOR head")
+
+
+def encode_batch(fields: dict[str, Any], recs: list[bytes]) -> bytes:
+    """A batch of `fields` whose `recs` are these exact record bytes (no MAC)."""
+    parts = [cbor2.dumps(k) + cbor2.dumps(v) for k, v in fields.items()]
+    parts.append(cbor2.dumps("recs") + cbor_head(4, len(recs)) + b"".join(recs))
+    return cbor_head(5, len(parts)) + b"".join(parts)
 
 
 def encode_ack(epoch: int, upto: int, now: float) -> bytes:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from daozhang.collector.accounting import AckState, lock_state, save_state
-from daozhang.collector.prepare import DeviceInfo
+from daozhang.collector.keys import DeviceInfo
 from daozhang.store import Transaction
 
 
@@ -26,6 +26,9 @@ class GroupWriter:
         self._seen: dict[str, float] = {}
         self._terminals: dict[tuple[str, str, str], float] = {}
         self._serving: dict[str, tuple[str, str]] = {}
+        # The device each receipt key written in this transaction belongs to (ingest.py reads
+        # it before the rows are flushed).
+        self.owners: dict[tuple[str, str, str, str], str] = {}
 
     def add(self, sql: str, row: tuple[Any, ...]) -> None:
         self.rows.setdefault(sql, []).append(row)

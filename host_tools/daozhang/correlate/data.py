@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any, NamedTuple
 
 from daozhang.collector.quarantine_read import Refusal, refused_receipts
+from daozhang.settle.notices import Notice
 from daozhang.store import Store, Transaction
 
 
@@ -39,6 +40,8 @@ class Receipt(NamedTuple):
     orrn: str | None
     t: int  # device time of the latest state's record (placed when the clock was unknown)
     received_at: float
+    ord: str | None = None  # the merchant's order number (QR and wallet sales; DESIGN §2.3)
+    xid: str | None = None  # the channel's transaction id
 
 
 class Detail(NamedTuple):
@@ -62,6 +65,8 @@ class Detail(NamedTuple):
     settle_type: str
     check_flag: str
     payout_id: str
+    ord: str = ""
+    xid: str = ""
 
 
 class Payout(NamedTuple):
@@ -87,6 +92,12 @@ class Merchant(NamedTuple):
     d0_surcharge: str
     settle_type: str
     status: str
+    # The merchant's settlement settings (DESIGN §2.3 `settlement_delay`): payouts delayed by
+    # this many days; a reserve of this rate of each payout, released on this date.
+    delay_days: int = 0
+    reserve_rate: str = "0"
+    reserve_release: str = ""
+    terminals: tuple[str, ...] = ()  # terminal numbers registered for it; () = not given
 
 
 @dataclass
@@ -96,15 +107,107 @@ class Outage:
     stage: str
     why: str
 
+    def covers(self, t: int) -> bool:
+        return self.start <= t and (self.end is None or t <= self.end)
+
+
+class Beat(NamedTuple):
+    """A heartbeat on the device's timeline: what the terminal said of itself at `t`."""
+
+    t: int  # event time: the device's clock, or placed from its uptime (`placed`)
+    placed: bool
+    jrec: int | None  # records not acked yet
+    recon: int | None  # reconnects since the previous heartbeat
+    link: str | None
+    fw: str | None = None  # the firmware version it ran
+    boot: int | None = None  # its boot counter, and why that boot happened
+    cause: str | None = None
+
+
+ReceiptKey = tuple[str, str, str, str]  # a receipt's natural key: mid, tid, bat, trc
+RowId = tuple[int, int]  # a settlement row: settle_detail file_id, line
+
+
+def receipt_key(r: Receipt) -> ReceiptKey:
+    return (r.mid, r.tid, r.bat, r.trc)
+
+
+class Reboot(NamedTuple):
+    """A restart of the terminal's agent in event time: from its `boot` diagnostic, or from a
+    heartbeat whose boot counter moved on (then `t` is that heartbeat's, an upper bound)."""
+
+    t: int
+    cause: str  # power_on watchdog brownout soft crash unknown
+    exact: bool  # the boot record's own time, not the next heartbeat's
+
+
+class FirmwareChange(NamedTuple):
+    after: int  # the last heartbeat on the old version
+    t: int  # the first heartbeat on the new one
+    old: str
+    new: str
+
 
 @dataclass
 class Timeline:
+    """One device's facts in event time (the terminal's clock), up to the run's as-of time.
+
+    Nothing here is the host's receive time: a day whose records and heartbeats reached the
+    host hours or weeks late gives the same timeline, and so the same verdicts."""
+
     outages: list[Outage] = field(default_factory=list)
     signal_t: list[int] = field(default_factory=list)
     signal: list[dict[str, Any]] = field(default_factory=list)
     lost: list[tuple[int, int, int, int]] = field(default_factory=list)  # from,to,t_lo,t_hi
-    last_seen: float | None = None
-    last_jrec: int | None = None
+    beats: list[Beat] = field(default_factory=list)  # in event time order
+    boots: list[Reboot] = field(default_factory=list)  # diag `boot` records, in event time
+
+    def reboots_near(self, t: int, before: int, after: int) -> list[Reboot]:
+        """Restarts from `before` s before `t` to `after` s after it: the boot records, and
+        the heartbeats whose boot counter moved on when no boot record explains the move."""
+        lo, hi = t - before, t + after
+        i = bisect.bisect_left(self.boots, lo, key=lambda b: b.t)
+        found = []
+        while i < len(self.boots) and self.boots[i].t <= hi:
+            found.append(self.boots[i])
+            i += 1
+        for prev, beat in self._pairs(lo, hi):
+            if (
+                prev.boot is not None
+                and beat.boot != prev.boot
+                and beat.t >= lo
+                # The restart lies between the two heartbeats, and no boot record says when.
+                and not any(prev.t <= b.t <= beat.t for b in self.boots)
+            ):
+                found.append(Reboot(beat.t, beat.cause or "unknown", False))
+        return sorted(found)
+
+    def firmware_near(self, t: int, before: int, after: int) -> list[FirmwareChange]:
+        return [
+            FirmwareChange(a.t, b.t, a.fw, b.fw)
+            for a, b in self._pairs(t - before, t + after)
+            if a.fw and b.fw and a.fw != b.fw and b.t >= t - before
+        ]
+
+    def _pairs(self, lo: int, hi: int) -> list[tuple[Beat, Beat]]:
+        """Consecutive heartbeats whose interval meets [lo, hi]: found by bisection, a device
+        sends thousands of them."""
+        i = max(0, bisect.bisect_left(self.beats, lo, key=lambda b: b.t) - 1)
+        out = []
+        while i + 1 < len(self.beats) and self.beats[i].t <= hi:
+            out.append((self.beats[i], self.beats[i + 1]))
+            i += 1
+        return out
+
+    @property
+    def last_beat(self) -> Beat | None:
+        """The latest heartbeat: when the device was last connected and said so."""
+        return self.beats[-1] if self.beats else None
+
+    def beat_after(self, t: int) -> Beat | None:
+        """The first heartbeat at or after `t`: the backlog and reconnects just after a sale."""
+        i = bisect.bisect_left(self.beats, t, key=lambda b: b.t)
+        return self.beats[i] if i < len(self.beats) else None
 
     def outages_near(self, t: int, before: int = 900, after: int = 900) -> list[Outage]:
         return [
@@ -114,8 +217,13 @@ class Timeline:
         ]
 
     def signal_at(self, t: int) -> dict[str, Any] | None:
+        before = self.signal_before(t)
+        return before[1] if before is not None else None
+
+    def signal_before(self, t: int) -> tuple[int, dict[str, Any]] | None:
+        """The last signal reading at or before `t`, with its time."""
         i = bisect.bisect_right(self.signal_t, t)
-        return self.signal[i - 1] if i else None
+        return (self.signal_t[i - 1], self.signal[i - 1]) if i else None
 
 
 @dataclass
@@ -132,6 +240,16 @@ class Data:
     # Receipts the collector refused (quarantine), by (mid, rrn): a detail row without a
     # receipt may be one of them, which `no_receipt` ("never reported") would misstate.
     refused: dict[tuple[str, str], Refusal] = field(default_factory=dict)
+    # The acquirers' announced maintenance windows, by acquirer code (settle notices import).
+    notices: dict[str, list[Notice]] = field(default_factory=dict)
+    # Healthy merchants unpaid per (acquirer, expected date), when a scoped load counted them
+    # over the whole acquirer-day (correlate/scope.py); empty for a whole-store load.
+    healthy_by_day: dict[tuple[str, date | None], set[str]] = field(default_factory=dict)
+
+    def window(self, acquirer: str, lo: int, hi: int) -> Notice | None:
+        """The acquirer's announced window overlapping [lo, hi], if any (the longest)."""
+        hits = [n for n in self.notices.get(acquirer, ()) if n.start <= hi and n.end >= lo]
+        return max(hits, key=lambda n: n.end - n.start) if hits else None
 
     def file_imported(self, kind: str, acquirer: str, day: date) -> bool:
         files = self.detail_files if kind == "detail" else self.payout_files
@@ -145,14 +263,14 @@ class Data:
 _R_COLS = (
     "r.mid, r.tid, r.bat, r.trc, r.dev, r.typ, r.amt, r.pan, r.ck, r.lt, r.st,"
     " r.rrn, r.rv, r.sd, r.sm, r.otrc, r.orrn, COALESCE(r.placed_t, r.t),"
-    " r.received_at"
+    " r.received_at, r.ord, r.xid"
 )
 _D_COLS = (
     "d.file_id, d.line, d.settle_date, d.mid, d.tid, d.txn_time, d.typ, d.bat,"
     " d.trc, d.rrn, d.orrn, d.pan, d.ck, d.amt, d.fee, d.settle_amt, d.direction,"
-    " d.settle_type, d.check_flag, d.payout_id"
+    " d.settle_type, d.check_flag, d.payout_id, d.ord, d.xid"
 )
-_N_R = 19  # receipt columns before the detail row's
+_N_R = 21  # receipt columns before the detail row's
 # The RRN match is a join the database does best; the rare fallbacks (no RRN, natural key and
 # amount) are done in memory on the rows this join leaves over.
 _MATCHED_SQL = (
@@ -165,12 +283,23 @@ _UNMATCHED_SQL = (
 )
 
 
-def load(store: Store, merchant: str | None = None, device: str | None = None) -> Data:
+# Heartbeats older than this before the as-of time are not read: a sale's evidence lies within
+# hours of it, and a device silent for longer is silent whatever came before.
+HEARTBEAT_LOOKBACK_S = 40 * 86_400
+
+
+def load(
+    store: Store,
+    merchant: str | None = None,
+    device: str | None = None,
+    as_of: int | None = None,
+) -> Data:
+    """Everything correlation reads; device facts only up to `as_of` in event time."""
     receipts: list[Receipt] = []
     matched: list[Detail | None] = []
     last: tuple[Any, ...] = ()
     make_r, make_d = Receipt._make, Detail._make
-    with store.transaction() as tx:
+    with store.snapshot() as tx:  # one view, no write lock held against collectors
         where, params = _filter(merchant, device, "r.")
         for row in tx.execute(_MATCHED_SQL + where, params):
             key = row[:4]
@@ -206,16 +335,11 @@ def load(store: Store, merchant: str | None = None, device: str | None = None) -
             pparams,
         ):
             payouts[r2[0]] = Payout(*r2)
-        merchants = {
-            r3[0]: Merchant(*r3)
-            for r3 in tx.execute(
-                "SELECT mid, acquirer, fee_rate, debit_cap_fen, d0_surcharge, settle_type, status"
-                " FROM merchants"
-            )
-        }
+        merchants = load_merchants(tx)
+        notices = load_notices(tx)
         detail_files, payout_files = _files(tx)
         terminal_dev = _terminals(tx)
-        timelines = _timelines(tx, device)
+        timelines = _timelines(tx, device, 2**62 if as_of is None else as_of)
     return Data(
         receipts,
         matched,
@@ -227,7 +351,29 @@ def load(store: Store, merchant: str | None = None, device: str | None = None) -
         timelines,
         terminal_dev,
         _refused(store, merchant),
+        notices,
     )
+
+
+def load_merchants(tx: Transaction) -> dict[str, Merchant]:
+    """Every merchant (a small table): the registry of terminal numbers needs them all."""
+    return {
+        r3[0]: Merchant._make((*r3[:-1], tuple(str(r3[-1]).split())))
+        for r3 in tx.execute(
+            "SELECT mid, acquirer, fee_rate, debit_cap_fen, d0_surcharge, settle_type, status,"
+            " delay_days, reserve_rate, reserve_release, terminals FROM merchants"
+        )
+    }
+
+
+def load_notices(tx: Transaction) -> dict[str, list[Notice]]:
+    """The acquirers' announced maintenance windows, by acquirer, earliest first."""
+    notices: dict[str, list[Notice]] = defaultdict(list)
+    for a, lo, hi, what, line in tx.execute(
+        "SELECT acquirer, start_t, end_t, what, line FROM notices ORDER BY start_t"
+    ):
+        notices[str(a)].append(Notice(str(a), int(lo), int(hi), str(what), int(line)))
+    return dict(notices)
 
 
 def _refused(store: Store, merchant: str | None) -> dict[tuple[str, str], Refusal]:
@@ -276,20 +422,23 @@ def _terminals(tx: Transaction) -> dict[tuple[str, str], str]:
     return out
 
 
-def _timelines(tx: Transaction, device: str | None) -> dict[str, Timeline]:
+def _timelines(tx: Transaction, device: str | None, as_of: int) -> dict[str, Timeline]:
     lines: dict[str, Timeline] = defaultdict(Timeline)
     where = " AND dev = ?" if device else ""
     params: tuple[Any, ...] = (device,) if device else ()
     open_down: dict[str, Outage] = {}
     for dev, t, ev, body_json in tx.execute(
         "SELECT dev, COALESCE(placed_t, t), ev, body_json FROM diag_events"
-        " WHERE ev IN ('link_down', 'link_up', 'signal') AND COALESCE(placed_t, t) > 0"
-        + where
-        + " ORDER BY dev, epoch, seq",
-        params,
+        " WHERE ev IN ('link_down', 'link_up', 'signal', 'boot') AND COALESCE(placed_t, t) > 0"
+        " AND COALESCE(placed_t, t) <= ?" + where + " ORDER BY dev, epoch, seq",
+        (as_of, *params),
     ):
         line = lines[dev]
-        if ev == "link_down":
+        if ev == "boot":
+            line.boots.append(
+                Reboot(int(t), str(json.loads(body_json).get("cause", "unknown")), True)
+            )
+        elif ev == "link_down":
             body = json.loads(body_json)
             o = Outage(int(t), None, str(body.get("stage", "?")), str(body.get("why", "")))
             line.outages.append(o)
@@ -319,18 +468,49 @@ def _timelines(tx: Transaction, device: str | None) -> dict[str, Timeline]:
             (dev, epoch, hi),
         )[0][0]
         lines[dev].lost.append((int(lo), int(hi), int(before or 0), int(after or 2**62)))
-    for dev, seen in tx.execute("SELECT dev, last_seen FROM devices WHERE 1 = 1" + where, params):
-        lines[dev].last_seen = float(seen) if seen is not None else None
-    for dev, seen, jrec in tx.execute(
-        # Each device's last stored heartbeat, one (dev, id) probe each, as fleet status reads
-        # it (a GROUP BY over all heartbeats walked the whole index).
-        "SELECT d.dev, h.received_at, h.jrec FROM devices d JOIN heartbeats h ON h.id ="
-        " (SELECT MAX(id) FROM heartbeats WHERE dev = d.dev) WHERE 1 = 1"
-        + where.replace("dev", "d.dev"),
-        params,
-    ):
-        line = lines[dev]
-        if line.last_seen is None or seen > line.last_seen:
-            line.last_seen = float(seen)
-        line.last_jrec = int(jrec) if jrec is not None else None
+    for dev, beat in _beats(tx, device, as_of):
+        lines[dev].beats.append(beat)
+    for line in lines.values():
+        line.beats.sort(key=lambda b: b.t)
+        line.boots.sort()
     return dict(lines)
+
+
+def _beats(tx: Transaction, device: str | None, as_of: int) -> list[tuple[str, Beat]]:
+    """Heartbeats in event time: the device's clock `t`, or, while it did not know the time
+    (`t = 0`), the clock reference its records of the same boot gave the collector (ack_state:
+    `ref_t` at uptime `ref_up`) plus the heartbeat's own uptime. One that cannot be placed is
+    left out: its host receive time says nothing of when the device was connected. Read per
+    device through the (dev, t, id) index: heartbeats pile up, one every few minutes."""
+    devices = [device] if device else [str(r[0]) for r in tx.execute("SELECT dev FROM devices")]
+    refs = {
+        (str(dev), int(epoch)): (ref_boot, ref_t, ref_up)
+        for dev, epoch, ref_boot, ref_t, ref_up in tx.execute(
+            "SELECT dev, epoch, ref_boot, ref_t, ref_up FROM ack_state WHERE ref_t IS NOT NULL"
+        )
+    }
+    out = []
+    for dev in devices:
+        rows = tx.execute(
+            "SELECT t, epoch, boot, up, jrec, recon, link, fw, cause FROM heartbeats"
+            " WHERE dev = ? AND (t = 0 OR t BETWEEN ? AND ?)",
+            (dev, as_of - HEARTBEAT_LOOKBACK_S, as_of),
+        )
+        for clock_t, epoch, boot, up, jrec, recon, link, fw, cause in rows:
+            placed = not clock_t
+            if not placed:
+                t = int(clock_t)
+            else:
+                ref_boot, ref_t, ref_up = refs.get((dev, int(epoch or 0)), (None, None, None))
+                if ref_t is None or ref_boot != boot or up is None or ref_up is None:
+                    continue
+                t = int(ref_t) + (int(up) - int(ref_up)) // 1000
+                if t > as_of:
+                    continue
+            beat = Beat(t, placed, _int(jrec), _int(recon), link, fw, _int(boot), cause)
+            out.append((dev, beat))
+    return out
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if value is not None else None

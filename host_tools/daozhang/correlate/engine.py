@@ -1,4 +1,4 @@
-"""`correlate(store, as_of)`: read once, classify, optionally record the run's findings."""
+"""`analyse(store, as_of)`: read once, classify; `record` keeps a run's findings."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def analyse(
     try:
         # Always the whole store: acquirer_side compares merchants, so one merchant's view
         # alone would call an acquirer's bad day "unknown". The filter applies afterwards.
-        data = load(store)
+        data = load(store, as_of=ctx.as_of)
         findings = classify(data, ctx)
         if merchant is not None:
             findings = [f for f in findings if f.mid == merchant]
@@ -54,17 +54,6 @@ def analyse(
     finally:
         if was_enabled:
             gc.enable()
-
-
-def correlate(
-    store: Store,
-    as_of: float | None = None,
-    merchant: str | None = None,
-    device: str | None = None,
-    policy_file: Path | None = None,
-    calendar_file: Path | None = None,
-) -> list[Finding]:
-    return analyse(store, as_of, merchant, device, policy_file, calendar_file).findings
 
 
 def record(store: Store, as_of: float, findings: list[Finding]) -> int:

@@ -12,10 +12,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from daozhang.correlate.data import Detail, Merchant, Payout, Receipt
+from daozhang.correlate.data import Detail, Merchant, Outage, Payout, Reboot, Receipt
 from daozhang.settle.calendar import WorkingCalendar
+from daozhang.settle.notices import Notice
 from daozhang.settle.policy import Due, Policies, due
-from daozhang.settle.rows import BEIJING
+from daozhang.units import BEIJING
 
 NETWORK_CAUSES = (
     "network_reversed",
@@ -26,24 +27,54 @@ NETWORK_CAUSES = (
 )
 CAUSES = (
     *NETWORK_CAUSES,
+    "terminal_fault",
+    "terminal_misconfigured",
     "preauth_open",
     "timing",
+    "settlement_delay",
     "file_missing",
     "account_problem",
     "risk_hold",
     "fee",
+    "bank_delay",
+    "acquirer_maintenance",
     "acquirer_side",
     "unknown",
 )
 DATA_VALUES = ("complete", "still_buffered", "device_data_loss", "refused", "no_receipt")
 STATUSES = ("settled", "settled_short", "pending", "gap", "not_expected")
 RESWIPE_S = 900  # a re-swipe of the same card and amount within 15 minutes
+OUTAGE_WINDOW_S = 900  # an outage within 15 minutes of a sale is evidence about it
 ACQUIRER_SIDE_MERCHANTS = 3  # this many healthy merchants unpaid on one acquirer-day
+# A payout still "in progress" this many days after its date has left the acquirer and is late
+# at the bank (banks credit a payout the same or the next working day).
+BANK_GRACE_DAYS = 1
+# A restart this soon after a sale that got no response, with the link up, lost the sale's
+# answer on the terminal; one this soon after a sale the terminal never reported lost it.
+REBOOT_AFTER_S = 300
+REBOOT_BEFORE_S = 30
 SILENT_S = 3600  # a device unheard for an hour after a transaction, and still silent
 
 _DAYS_OFF = re.compile(r"\((\d+) day\(s\) off skipped, ([^)]*)\)")
 
 Evidence = tuple[str, str, tuple[Any, ...]]  # (source, template, args): rendered on output
+
+
+# Terminal + amount + time: the terminal's clock and the acquirer's may differ by minutes.
+JOIN_WINDOW_S = 600
+
+
+def joined_by(r: Receipt, d: Detail) -> str:
+    """Which key joined a receipt to its detail row (DESIGN §2.3), said in the evidence."""
+    if r.rrn and r.rrn == d.rrn:
+        return "RRN"
+    if r.ord and r.ord == d.ord:
+        return "order number (ord)"
+    if r.xid and r.xid == d.xid:
+        return "channel transaction id (xid)"
+    if d.trc and (r.tid, r.trc) == (d.tid, d.trc):
+        return "terminal + trace + date"
+    return f"terminal + amount + time (within {JOIN_WINDOW_S // 60} min)"
 
 
 @dataclass(slots=True)
@@ -73,6 +104,13 @@ class Finding:
     row: Detail | None = None
     payout: Payout | None = None
     rule: str = ""
+    outage: Outage | None = None  # the terminal's outage at (or nearest) the sale
+    notice: Notice | None = None  # the acquirer's announced window it fell in
+    held_fen: int = 0  # money the merchant's own settings hold until `expected_date`
+    reboot: Reboot | None = None  # the terminal's restart that lost or broke the sale
+    terminal_checked: bool = False  # restarts and firmware near the sale already cited
+    # (what is wrong, what is registered): the terminal's merchant or terminal number
+    misconfig: tuple[str, str] | None = None
     extra: list[Evidence] | None = None
     also: list[str] | None = None
     awaiting_acquirer: bool = False  # due, file imported, no row/payout: decided across merchants
@@ -122,8 +160,17 @@ class Finding:
                 (
                     "settlement_row",
                     "acquirer row for {0} (file {1} line {2}): flag {3},"
-                    " amount {4}, fee {5}, net {6}",
-                    (d.settle_date, d.file_id, d.line, d.check_flag, d.amt, d.fee, d.settle_amt),
+                    " amount {4}, fee {5}, net {6}" + (", joined by {7}" if r else ""),
+                    (
+                        d.settle_date,
+                        d.file_id,
+                        d.line,
+                        d.check_flag,
+                        d.amt,
+                        d.fee,
+                        d.settle_amt,
+                        joined_by(r, d) if r else "",
+                    ),
                 )
             )
         p = self.payout
@@ -159,6 +206,12 @@ class Context:
         self.as_of_date = datetime.fromtimestamp(self.as_of, BEIJING).date()
         self._due: dict[tuple[int, bool, bool, str, str, str], Due] = {}
         self._bounds: dict[str, tuple[int, int, int]] = {}
+
+    def delayed(self, day: date, working_days: int) -> date:
+        """`day` moved on by the merchant's delayed settlement, in working days."""
+        for _ in range(working_days):
+            day = self.calendar.next_working_day(day)
+        return day
 
     def due(self, lt: int, sm: str, acquirer: str, sd: str) -> Due:
         # The answer depends only on the Beijing day, which side of the day cut and of the D0
@@ -196,3 +249,35 @@ def expected_fee(m: Merchant | None, amt: int, ck: str) -> int | None:
     if ck == "D" and m.debit_cap_fen is not None and fee > m.debit_cap_fen:
         fee = m.debit_cap_fen
     return fee
+
+
+def reserve_until(p: Payout, m: Merchant | None) -> date | None:
+    """The release date when what a payout retained is the merchant's agreed reserve (its rate
+    of the payout, to the fen) and nothing else was held; else None."""
+    if m is None or not m.reserve_release or m.reserve_rate in ("", "0") or p.suspend_fen:
+        return None
+    reserve = (p.plan_fen * int(Decimal(m.reserve_rate) * 1_000_000) + 500_000) // 1_000_000
+    if p.retained_fen <= 0 or abs(p.retained_fen - reserve) > 1:
+        return None
+    return date.fromisoformat(m.reserve_release)
+
+
+def reserve_fact(p: Payout, m: Merchant, until: date) -> Evidence:
+    return (
+        "merchant",
+        "reserve {0} of each payout, released on {1}: {2} fen of payout {3} retained",
+        (m.reserve_rate, until, p.retained_fen, p.payout_id),
+    )
+
+
+def day_end(day: date) -> int:
+    """The last second of a Beijing day, in unix seconds."""
+    return int(datetime(day.year, day.month, day.day, tzinfo=BEIJING).timestamp()) + 86_399
+
+
+def bank_overdue_days(p: Payout, as_of: date) -> int:
+    """Days a payout still in progress is past its date and the bank's grace; 0 when it is not."""
+    if p.state != "in_progress":
+        return 0
+    late = (as_of - date.fromisoformat(p.settle_date)).days - BANK_GRACE_DAYS
+    return max(0, late)

@@ -9,8 +9,16 @@ from __future__ import annotations
 
 from datetime import date
 
-from daozhang.correlate.data import Data, Detail, Merchant
-from daozhang.correlate.finding import Context, Finding, expected_fee
+from daozhang.correlate.data import Data, Detail, Merchant, Payout
+from daozhang.correlate.finding import (
+    Context,
+    Evidence,
+    Finding,
+    bank_overdue_days,
+    expected_fee,
+    reserve_fact,
+    reserve_until,
+)
 from daozhang.settle.policy import Due
 
 
@@ -25,6 +33,8 @@ def money(
             f.status = "pending"
             f.set_cause("timing")
             f.confidence = max(f.confidence, 0.9)
+            return f
+        if _delayed(f, when.expected, m, ctx):
             return f
         if not data.file_imported("detail", acquirer, when.expected):
             f.status = "gap"
@@ -64,6 +74,8 @@ def money(
             f.status = "pending"
             f.set_cause("timing")
             return f
+        if _delayed(f, settle_day, m, ctx):
+            return f
         if not data.file_imported("payout", acquirer, settle_day):
             f.status = "gap"
             f.set_cause("file_missing")
@@ -82,8 +94,14 @@ def money(
     f.payout = p
     share = d.settle_amt
     if p.state == "in_progress":
-        f.status = "pending"
-        f.set_cause("timing")
+        overdue = bank_overdue_days(p, ctx.as_of_date)
+        if overdue:
+            f.status, f.paid_fen, f.short_fen = "gap", 0, share
+            f.set_cause("bank_delay")
+            f.add(_bank_delay_fact(p, overdue))
+        else:
+            f.status = "pending"
+            f.set_cause("timing")
         return f
     if p.state in ("failed", "bounced"):
         f.status, f.paid_fen, f.short_fen = "gap", 0, share
@@ -102,7 +120,18 @@ def money(
         f.short_fen = (short * share + p.plan_fen // 2) // p.plan_fen
         f.paid_fen = share - f.short_fen
         f.status = "settled_short"
-        if p.suspend_fen or p.retained_fen:
+        until = reserve_until(p, m)
+        if until is not None and m is not None and not p.fee_fen:
+            f.add(reserve_fact(p, m, until))
+            if until > ctx.as_of_date:
+                # Not short: retained as agreed, and due on the release date.
+                f.status, f.expected_date = "pending", until
+                f.held_fen, f.short_fen = f.short_fen, 0
+                f.set_cause("settlement_delay")
+            else:
+                f.set_cause("risk_hold")
+                f.add(("merchant", "the reserve's release date {0} has passed", (until,)))
+        elif p.suspend_fen or p.retained_fen:
             f.set_cause("risk_hold")
         elif p.fee_fen:
             f.set_cause("fee")
@@ -131,3 +160,41 @@ def money(
         f.cause = ""  # DESIGN §2.2: no cause for settled money; it stays in the evidence
     f.confidence = 0.99
     return f
+
+
+def _delayed(f: Finding, day: date, m: Merchant | None, ctx: Context) -> bool:
+    """Due on `day` by the rules, but the merchant's delayed settlement (延时结算) moves it on:
+    pending until then (True), or past that too (False, with the setting as evidence)."""
+    if m is None or not m.delay_days:
+        return False
+    later = ctx.delayed(day, m.delay_days)
+    f.add(
+        (
+            "merchant",
+            "merchant setting: settlement delayed {0} working day(s), from {1} to {2}",
+            (m.delay_days, day, later),
+        )
+    )
+    if later <= ctx.as_of_date:
+        return False
+    f.status, f.expected_date, f.held_fen = "pending", later, f.amount_fen
+    f.set_cause("settlement_delay")
+    f.confidence = max(f.confidence, 0.9)
+    return True
+
+
+def _bank_delay_fact(p: Payout, overdue: int) -> tuple[str, str, tuple[object, ...]]:
+    return (
+        "payout",
+        "payout {0} of {1} left the acquirer and is still in progress {2} day(s) past the"
+        " bank's usual time: ask the acquirer for its bank trace number",
+        (p.payout_id, p.settle_date, overdue),
+    )
+
+
+def payout_finding_cause(p: Payout, as_of: date) -> tuple[str, str, list[Evidence]]:
+    """(status, cause, evidence) of a payout still in progress: pending, or late at the bank."""
+    overdue = bank_overdue_days(p, as_of)
+    if overdue:
+        return "gap", "bank_delay", [_bank_delay_fact(p, overdue)]
+    return "pending", "timing", []

@@ -26,8 +26,9 @@ from daozhang.paths import FIRMWARE, board_dir
 MIN_MPY_MAJOR = 6
 # Source files that stay source: MicroPython runs /main.py (never main.mpy) at boot.
 _KEEP_SOURCE = {"main.py"}
-# Board files that run on the host, not on the device.
-_HOST_ONLY = {"vboot.py"}
+# Files that run on the host, not on the device: the virtual board's power-on, and the
+# firmware's freeze list (read by a board build).
+_HOST_ONLY = {"vboot.py", "manifest.py"}
 _MPY_VERSION = re.compile(r"mpy v(\d+)(?:\.(\d+))?")
 
 
@@ -147,10 +148,13 @@ def choose_compiler(device_mpy: int | None, available: list[Compiler]) -> Compil
 
 
 def _sources(board: str) -> list[tuple[Path, str]]:
-    """(source file, module path relative to the device's /lib) for firmware then board."""
+    """(source file, module path relative to the device's /lib) for firmware then board.
+    The firmware's package (dzcore/...) keeps its folders."""
     sources: list[tuple[Path, str]] = []
     for path in sorted(FIRMWARE.rglob("*.py")):
-        sources.append((path, path.relative_to(FIRMWARE).as_posix()))
+        rel = path.relative_to(FIRMWARE).as_posix()
+        if rel not in _HOST_ONLY:
+            sources.append((path, rel))
     bdir = board_dir(board)
     for path in sorted(bdir.glob("*.py")):
         if path.name not in _HOST_ONLY:

@@ -41,6 +41,7 @@ from daozhang.flash.link import DeviceError, Port
 from daozhang.flash.nudge import ReportNudger
 from daozhang.flash.probe import probe, read_hashes
 from daozhang.flash.reboot import restart_agent
+from daozhang.remote.send import prepare
 from daozhang.store import Store
 
 HEARTBEAT_WAIT_S = 90.0
@@ -161,8 +162,9 @@ class Flasher:
         files.append(manifest)  # last: the manifest says the flash completed
         changed = [f for f in files if dev_probe.hashes.get(f.remote) != f.sha256]
         keep = {f.remote for f in files}
-        removed = [p for p in dev_probe.old_files if p not in keep and p.startswith("/lib/")]
-        removed += [p for p in RETIRED_PATHS if dev_probe.hashes.get(p) is not None]
+        stale = [p for p in dev_probe.old_files if p not in keep and p.startswith("/lib/")]
+        stale += [p for p in RETIRED_PATHS if dev_probe.hashes.get(p) is not None]
+        removed = list(dict.fromkeys(stale))  # a retired path may be in the old manifest too
         result.written = [f.remote for f in changed]
         if key is None:  # dry run, no key registered yet: the flash will make one
             result.written.insert(-1 if changed else 0, SECRET_HMAC)
@@ -246,7 +248,8 @@ class Flasher:
         next_nudge = 0.0
         while True:
             if nudger is not None and time.monotonic() >= next_nudge:
-                nudger.report(dev)  # repeated: the agent may not have subscribed yet
+                signed = self._with_store(lambda store: prepare(store, [dev], "report", {}))
+                nudger.report(dev, signed[0].payload)  # repeated: it may not be subscribed yet
                 next_nudge = time.monotonic() + _NUDGE_EVERY_S
             try:
                 seen = self._with_store(lambda store: registry.latest_heartbeat(store, dev, since))

@@ -27,12 +27,25 @@ SECRET_SLOTS = {
     "cert": "/secrets/client.crt",
     "key": "/secrets/client.key",
 }
+# The modules earlier flashes wrote flat into /lib, before the portable core became the
+# dzcore package (firmware/dzcore/). A flash also removes what its previous manifest lists
+# and this one does not ship; these are named as well for a device whose manifest is gone
+# (a first flash cut short, or files copied by hand).
+_FLAT_MODULES = (
+    "agent", "backoff", "batch", "boardspec", "cbor", "clock", "commands", "config", "dial",
+    "heartbeat", "hmac256", "intake", "journal", "journal_frame", "journal_overflow",
+    "journal_peek", "journal_recover", "journal_segments", "journal_state", "mqtt",
+    "mqtt_codec", "netdiag", "receipt_check", "termlink", "timefloor", "tlscreds", "uart_link",
+    "uplink", "uploader",
+)  # fmt: skip
 # Files earlier flashes wrote that nothing reads any more; a flash removes them where found.
-# /ca.der: the CA as DER for the TLS adapters, before the agent read the slot (tlscreds.py).
-RETIRED_PATHS = ("/ca.der",)
-# firmware/timefloor.py's last-known wall time, beside the journal at /dz/journal
-# (firmware/main.py). Seeded at the first flash so that a board without NTP or modem time can
-# check certificate dates, and open TLS, before its first ack sets the clock.
+# /ca.der: the CA as DER for the TLS adapters, before the agent read the slot
+# (firmware/dzcore/uplink/tlscreds.py).
+RETIRED_PATHS = ("/ca.der", *(f"/lib/{name}.mpy" for name in _FLAT_MODULES))
+# firmware/dzcore/uplink/timefloor.py's last-known wall time, beside the journal at
+# /dz/journal (BoardBase.journal_dir in firmware/dzcore/boardbase.py). Seeded at the first
+# flash so that a board without NTP or modem time can check certificate dates, and open TLS,
+# before its first ack sets the clock.
 TIME_FLOOR_PATH = "/dz/journal.time"
 # The floor must never be later than real time (certificates would look expired), so it is
 # the laptop's time less a day of skew, and an unset laptop clock (before 2026) seeds nothing.
@@ -62,11 +75,11 @@ def config_file(
     old: dict[str, Any] | None,
     settings: dict[str, int] | None = None,
 ) -> DeviceFile:
-    """`/config.json` in the agent's own format (firmware/config.py: flat keys, unknown keys
-    refused): device id, broker host/port/tls and the HMAC key in hex, which is how the agent
-    reads it today (the same key is also in its credential slot /secrets/hmac.key). Every other
-    key already on the device (intervals a technician tuned) is kept, and `settings` (checked
-    by flash/settings.py) replace theirs."""
+    """`/config.json` in the agent's own format (firmware/dzcore/uplink/config.py: flat keys,
+    unknown keys refused): device id, broker host/port/tls and the HMAC key in hex, which is how
+    the agent reads it today (the same key is also in its credential slot /secrets/hmac.key).
+    Every other key already on the device (intervals a technician tuned) is kept, and
+    `settings` (checked by flash/settings.py) replace theirs."""
     scheme, host, port = split_broker(broker)
     body = dict(old or {})
     body.update(settings or {})

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from daozhang.board.manager import board_of_console_link
 from daozhang.errors import DaozhangError
+from daozhang.flash import backends
 
 
 class DeviceError(DaozhangError):
@@ -129,10 +129,9 @@ class Port:
             f"{self.port}: the device went away during the session (it reset, lost power or "
             f"was unplugged; mpremote: {last})"
         )
-        board = board_of_console_link(self.port)
-        ended = board.how_it_ended() if board is not None else None
-        if board is not None and ended is not None:
-            message += f"; virtual board {board.name!r}: {ended}"
+        ended = backends.how_it_ended(self.port)
+        if ended is not None:
+            message += f"; {ended}"
         return DeviceGone(message)
 
     def exec_json(self, code: str, marker: str, timeout_s: float | None = None) -> Any:
@@ -155,7 +154,20 @@ class Port:
             self.mpremote(*args[:-1])
 
     def remove(self, paths: Sequence[str]) -> None:
+        """Remove files, then the folders below /lib they leave empty (a package or subpackage
+        no longer shipped: MicroPython would still import an empty folder as a package)."""
         if paths:
-            listed = json.dumps(list(paths))
-            code = f"import os\nfor p in {listed}:\n try:\n  os.remove(p)\n except OSError:\n  pass"
+            folders = {
+                path.rsplit("/", depth)[0]
+                for path in paths
+                if path.startswith("/lib/")
+                for depth in range(1, path.count("/") - 1)
+            }
+            deepest_first = sorted(folders, key=lambda f: f.count("/"), reverse=True)
+            code = (
+                f"import os\nfor p in {json.dumps(list(paths))}:\n"
+                " try:\n  os.remove(p)\n except OSError:\n  pass\n"
+                f"for d in {json.dumps(deepest_first)}:\n"
+                " try:\n  os.rmdir(d)\n except OSError:\n  pass"  # kept if not empty
+            )
             self.mpremote("exec", code)

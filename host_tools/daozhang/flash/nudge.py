@@ -2,7 +2,9 @@
 
 The agent's heartbeat interval is minutes; the flash self-test should not wait that long to
 see the first one reach the collector. The command is QoS 1 to a device that may not have
-subscribed yet, so it is repeated until the heartbeat shows up in the collector's store.
+subscribed yet, so it is repeated until the heartbeat shows up in the collector's store. Like
+every command it is signed with the device's key and counted (daozhang.remote, DESIGN §1.5):
+the caller hands in the signed bytes, a fresh counter for each repetition.
 """
 
 from __future__ import annotations
@@ -12,13 +14,10 @@ import uuid
 from pathlib import Path
 from types import TracebackType
 
-import cbor2
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from daozhang.errors import DaozhangError
-
-_REPORT = cbor2.dumps({"op": "report"})
 
 
 class ReportNudger:
@@ -49,8 +48,8 @@ class ReportNudger:
             raise DaozhangError(f"broker {self.host}:{self.port} did not accept this tool")
         return self
 
-    def report(self, dev: str) -> None:
-        self.client.publish(f"dz/v1/{dev}/cmd", _REPORT, qos=1)
+    def report(self, dev: str, signed: bytes) -> None:
+        self.client.publish(f"dz/v1/{dev}/cmd", signed, qos=1)
 
     def __exit__(
         self,

@@ -16,9 +16,9 @@ from daozhang.flash.link import Port
 _MARKER = "DZ-PROBE"
 PROBE_TIMEOUT_S = 20.0  # mpremote itself waits forever on a port where nothing answers
 
-# MicroPython code; `{paths}` is filled with a Python list literal of device paths.
-_PROBE = """
-import sys, os, json, hashlib, binascii
+# MicroPython code, run on the device by the probe and by the read-back after writing: the
+# SHA-256 of a file, read in small pieces (a device has little RAM), None when it is missing.
+_HASH = """
 def _h(p):
     try:
         f = open(p, 'rb')
@@ -33,7 +33,15 @@ def _h(p):
         d.update(b[:n])
     f.close()
     return binascii.hexlify(d.digest()).decode()
-def _j(p):
+"""
+
+# `{paths}` is filled with a Python list literal of device paths.
+_PROBE = (
+    """
+import sys, os, json, hashlib, binascii
+"""
+    + _HASH
+    + """def _j(p):
     try:
         with open(p) as f:
             return json.load(f)
@@ -59,25 +67,16 @@ print('DZ-PROBE ' + json.dumps({{
     'config': _j('/config.json'), 'old': _old,
     'hashes': dict((p, _h(p)) for p in _paths)}}))
 """
+)
 
-_VERIFY = """
+_VERIFY = (
+    """
 import json, hashlib, binascii
-def _h(p):
-    try:
-        f = open(p, 'rb')
-    except OSError:
-        return None
-    d = hashlib.sha256()
-    b = bytearray(512)
-    while True:
-        n = f.readinto(b)
-        if not n:
-            break
-        d.update(b[:n])
-    f.close()
-    return binascii.hexlify(d.digest()).decode()
-print('DZ-VERIFY ' + json.dumps(dict((p, _h(p)) for p in {paths})))
 """
+    + _HASH
+    + """print('DZ-VERIFY ' + json.dumps(dict((p, _h(p)) for p in {paths})))
+"""
+)
 
 
 @dataclass

@@ -1,11 +1,8 @@
 """Restarting the agent after a flash, a self-test or an inspection.
 
-Backends say which ports they handle; the first that claims a port reboots it:
-- a virtual board's console (`<state>/boards/<name>/tty`, or the pty it points to): a power
-  cycle through the board manager, now running only what is on its flash (no development
-  mounts) with the agent autostarted: what unplugging a USB board does;
-- any other port: `machine.reset()` over mpremote (a hard reset runs boot.py then main.py),
-  then wait until the port answers again.
+A registered backend that claims the port reboots it (`backends.py`; the lab's virtual board
+power-cycles, running only what is on its flash). Any other port gets `machine.reset()` over
+mpremote (a hard reset runs boot.py then main.py), then we wait until the port answers again.
 The journal is power-cut safe by design, so a reset never loses a stored receipt.
 """
 
@@ -13,35 +10,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
-from daozhang.board.manager import board_on_port
+from daozhang.flash import backends
 from daozhang.flash.link import DeviceError, Port
 
+HARD_RESET = "machine.reset over mpremote"
 _RESET_CODE = "import time, machine\ntime.sleep_ms(100)\nmachine.reset()"
 _BACK_TIMEOUT_S = 30.0
-
-
-@dataclass(frozen=True)
-class RebootBackend:
-    name: str
-    claims: Callable[[Port], bool]
-    restart: Callable[[Port], None]
-
-
-def _is_virtual(port: Port) -> bool:
-    return board_on_port(port.port) is not None
-
-
-def _power_cycle_virtual(port: Port) -> None:
-    board = board_on_port(port.port)
-    if board is None:
-        raise DeviceError(f"{port.port}: the virtual board went away")
-    tty = board.power_cycle(dev=False, autostart=True)
-    # The console pty is new after a power cycle; the tty link keeps the name.
-    if port.port != str(board.tty):
-        port.port = str(tty)
 
 
 def _hard_reset(port: Port) -> None:
@@ -56,16 +31,11 @@ def _hard_reset(port: Port) -> None:
         time.sleep(0.5)
 
 
-BACKENDS = [
-    RebootBackend("virtual board power cycle", _is_virtual, _power_cycle_virtual),
-    RebootBackend("machine.reset over mpremote", lambda port: True, _hard_reset),
-]
-
-
 def restart_agent(port: Port) -> str:
-    """Reboot the device so the agent starts from its flash; returns the backend's name."""
-    for backend in BACKENDS:
-        if backend.claims(port):
-            backend.restart(port)
-            return backend.name
-    raise DeviceError(f"{port.port}: no way to reboot this device")
+    """Reboot the device so the agent starts from its flash; returns how it was done."""
+    backend = backends.claiming(port.port)
+    if backend is None:
+        _hard_reset(port)
+        return HARD_RESET
+    backend.restart(port)
+    return backend.name

@@ -1,29 +1,20 @@
 """The agent settings a technician may tune at flashing time (`daozhang flash --set KEY=VALUE`).
 
-They are the integer timers and sizes of firmware/config.py, which refuses unknown keys and
-negative numbers on the device; the flash tool refuses them first, before anything is written,
-with the limits the agent would apply. Identity, broker and key are set by their own options.
+They are the integer timers and sizes of firmware/dzcore/uplink/config.py, which refuses unknown
+keys and negative numbers on the device; the flash tool refuses them first, before anything is
+written, with the limits the agent would apply. Identity, broker and key are set by their own
+options.
 """
 
 from __future__ import annotations
 
+from daozhang.contract import AGENT_TUNABLE
 from daozhang.errors import UsageError
 
-# key -> (lowest, highest): firmware/config.py's checks, and bounds no field device needs past.
-TUNABLE: dict[str, tuple[int, int]] = {
-    "keepalive_s": (5, 3600),
-    "connect_ms": (1000, 120_000),
-    "ack_timeout_s": (1, 3600),
-    "window": (1, 16),
-    "batch_records": (1, 256),
-    "batch_bytes": (1024, 8192),
-    "backoff_base_ms": (100, 600_000),
-    "backoff_cap_ms": (100, 86_400_000),
-    "stable_s": (0, 86_400),
-    "hb_s": (1, 86_400),
-    "probe_s": (1, 86_400 * 7),
-    "signal_s": (1, 86_400),
-}
+# key -> (lowest, highest): the agent config's checks (firmware/dzcore/uplink/config.py), and
+# bounds no field device needs past; declared in the contract, which remote `set` commands and
+# the agent's own copy of the live ones share.
+TUNABLE: dict[str, tuple[int, int]] = AGENT_TUNABLE
 
 
 def parse_settings(pairs: list[str]) -> dict[str, int]:

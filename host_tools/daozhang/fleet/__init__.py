@@ -1,8 +1,3 @@
-"""Fleets: views over the store, and whole fleets simulated on one machine.
-
-`status` (`daozhang fleet status`): one row per device, worst first.
-Simulation (`daozhang sim`, docs/simulation.md): `scenario` reads and validates a scenario TOML
-file; `plan` turns it into a timeline; `supervisor` starts and stops every process a run
-starts; `invariants` compares what each POS was acked against the store; `netem` puts boards
-in network namespaces behind `tc`; `runner` and `wiring` run it all (see README.md).
+"""The fleet as the store sees it: `status` (`daozhang fleet status`), one row per device,
+worst first. Whole fleets simulated on one machine live in the test lab (`daozhang.lab.fleet`).
 """

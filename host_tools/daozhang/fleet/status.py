@@ -19,10 +19,8 @@ from typing import Any
 
 from daozhang.collector.accounting import still_unsent
 from daozhang.collector.quarantine_read import refusals_by_device
+from daozhang.collector.retention import SUMMED_WINDOW_S
 from daozhang.store import Store
-
-# Reconnects and sync results are summed over this window; `prune` keeps at least as much.
-SUMMED_WINDOW_S = 86_400
 
 
 @dataclass(frozen=True)
@@ -31,8 +29,11 @@ class DeviceStatus:
     mid: str | None
     tid: str | None
     online: bool
-    last_seen: float | None
-    silent_s: float | None  # seconds since anything was heard from it
+    last_seen: float | None  # host time: when the collector last heard from it
+    silent_s: float | None  # seconds since anything was heard from it (host time)
+    # The terminal's clock at its latest heartbeat, which the backlog, link and signal
+    # below are from (None while it did not know the time).
+    reported_at: int | None
     backlog: int | None  # of the records unacked at the latest heartbeat, those not stored yet
     reported_backlog: int | None  # unacked records, as the latest heartbeat said
     oldest_s: int | None  # age of the oldest of them then (None once none are left)
@@ -45,6 +46,8 @@ class DeviceStatus:
     refused: dict[str, int]  # quarantine over the last day: reason -> times, repeats included
     level: int  # 3 worst .. 0 healthy
     problem: str
+    fw: str | None = None  # the running version, as the latest heartbeat said
+    update: str | None = None  # the last update's state (heartbeat `ota`, DESIGN §1.6)
 
 
 def _level(row: DeviceStatus, silent_after_s: float, backlog_age_s: float) -> tuple[int, str]:
@@ -52,6 +55,10 @@ def _level(row: DeviceStatus, silent_after_s: float, backlog_age_s: float) -> tu
     unsent = (row.backlog or 0) > 0
     if (silent or not row.online) and unsent:
         return 3, f"{'silent' if silent else 'offline'} with {row.backlog} unsent records"
+    if silent and row.silent_s is None and row.refused:
+        # Heard, but every message refused (a key re-flashed, a forged sender): the refusals
+        # are the problem, named next; "never heard from" would send someone to the shop.
+        return 2, ""
     if silent:
         return 2, "never heard from" if row.silent_s is None else "silent"
     if not row.online:
@@ -72,35 +79,64 @@ def refused_text(refused: dict[str, int]) -> str:
 def fleet_status(
     store: Store, now: float, silent_after_s: float = 900, backlog_age_s: float = 600
 ) -> list[DeviceStatus]:
-    with store.transaction() as tx:
-        rows = tx.execute(
-            "SELECT d.dev, d.mid, d.tid, d.online, d.last_seen, h.jrec, h.jold_s, h.link,"
-            " h.body_json, h.epoch, h.next_seq FROM devices d LEFT JOIN heartbeats h ON h.id ="
-            " (SELECT MAX(id) FROM heartbeats WHERE dev = d.dev)"
+    # Plain reads outside any write transaction (`Store.query`): on SQLite a transaction
+    # here would be BEGIN IMMEDIATE, the write lock, held while a large fleet is read, and
+    # every collector's commit would wait for it.
+    rows = store.query(
+        # The latest heartbeat by the terminal's clock (then by arrival, for heartbeats
+        # sent before it knew the time): a late-delivered old one must not replace it.
+        "SELECT d.dev, d.mid, d.tid, d.online, d.last_seen, h.jrec, h.jold_s, h.link,"
+        " h.body_json, h.epoch, h.next_seq, h.t, h.fw FROM devices d LEFT JOIN heartbeats h"
+        " ON h.id = (SELECT id FROM heartbeats WHERE dev = d.dev ORDER BY t DESC, id DESC"
+        " LIMIT 1)"
+    )
+    sums = {
+        str(dev): (int(recon or 0), int(ok or 0), int(fail or 0))
+        for dev, recon, ok, fail in store.query(
+            # Per device, the last day by the terminal's clock (a range of (dev, t)), or by
+            # arrival for heartbeats sent before it knew the time (t = 0). Two ranges, not one
+            # OR: each reads an index range (the console's `heartbeats_sums` covers the
+            # first), where the OR would read every heartbeat the device ever sent. CROSS JOIN
+            # keeps devices the outer loop on SQLite (it has no statistics to choose by);
+            # PostgreSQL plans it as any join.
+            "SELECT dev, SUM(recon), SUM(sync_ok), SUM(sync_fail) FROM ("
+            " SELECT h.dev, h.recon, h.sync_ok, h.sync_fail FROM devices d"
+            " CROSS JOIN heartbeats h WHERE h.dev = d.dev AND h.t >= ?"
+            " UNION ALL SELECT h.dev, h.recon, h.sync_ok, h.sync_fail FROM devices d"
+            " CROSS JOIN heartbeats h WHERE h.dev = d.dev AND h.t = 0 AND h.received_at >= ?"
+            ") s GROUP BY dev",
+            (now - SUMMED_WINDOW_S, now - SUMMED_WINDOW_S),
         )
-        sums = {
-            str(dev): (int(recon or 0), int(ok or 0), int(fail or 0))
-            for dev, recon, ok, fail in tx.execute(
-                # Per device, the last day's range of (dev, received_at): not the whole table.
-                "SELECT d.dev, SUM(h.recon), SUM(h.sync_ok), SUM(h.sync_fail) FROM devices d"
-                " JOIN heartbeats h ON h.dev = d.dev AND h.received_at >= ? GROUP BY d.dev",
-                (now - SUMMED_WINDOW_S,),
-            )
-        }
-        uptos = {
-            str(dev): int(upto)
-            for dev, upto in tx.execute(
-                "SELECT a.dev, a.upto FROM ack_state a WHERE a.updated_at ="
-                " (SELECT MAX(updated_at) FROM ack_state WHERE dev = a.dev)"
-            )
-        }
-        accounted = {
-            (str(dev), int(epoch)): int(upto)
-            for dev, epoch, upto in tx.execute("SELECT dev, epoch, upto FROM ack_state")
-        }
+    }
+    uptos = {
+        str(dev): int(upto)
+        for dev, upto in store.query(
+            "SELECT a.dev, a.upto FROM ack_state a WHERE a.updated_at ="
+            " (SELECT MAX(updated_at) FROM ack_state WHERE dev = a.dev)"
+        )
+    }
+    accounted = {
+        (str(dev), int(epoch)): int(upto)
+        for dev, epoch, upto in store.query("SELECT dev, epoch, upto FROM ack_state")
+    }
     refused = refusals_by_device(store, now - SUMMED_WINDOW_S)
     result = []
-    for dev, mid, tid, online, last_seen, jrec, jold_s, link, body_json, epoch, next_seq in rows:
+    for row_values in rows:
+        (
+            dev,
+            mid,
+            tid,
+            online,
+            last_seen,
+            jrec,
+            jold_s,
+            link,
+            body_json,
+            epoch,
+            next_seq,
+            hb_t,
+            fw,
+        ) = row_values
         body = json.loads(body_json) if body_json else {}
         backlog = still_unsent(jrec, next_seq, accounted.get((dev, epoch)))
         sig = body.get("sig")
@@ -113,6 +149,7 @@ def fleet_status(
             online=bool(online),
             last_seen=last_seen,
             silent_s=None if last_seen is None else max(0.0, now - last_seen),
+            reported_at=int(hb_t) if hb_t else None,
             backlog=backlog,
             reported_backlog=jrec,
             oldest_s=jold_s if backlog else None,
@@ -125,10 +162,15 @@ def fleet_status(
             refused=refused.get(dev, {}),
             level=0,
             problem="",
+            fw=str(fw) if fw else None,
+            update=update.partition(" ")[2] if isinstance(update := body.get("ota"), str) else None,
         )
         level, problem = _level(row, silent_after_s, backlog_age_s)
         refusals = refused_text(row.refused) if row.refused else ""
-        problem = "; ".join(p for p in (problem, refusals) if p) or "ok"
+        # An update under way or one that failed is worth a word; a confirmed one is not.
+        under_way = row.update and not row.update.startswith(("confirmed", "refused downgrade"))
+        updating = f"update {row.update} (running {row.fw})" if under_way else ""
+        problem = "; ".join(p for p in (problem, refusals, updating) if p) or "ok"
         result.append(_with(row, level, problem))
     result.sort(
         key=lambda r: (-r.level, -(r.backlog or 0) * (r.level > 0), -(r.oldest_s or 0), r.dev)

@@ -1,16 +1,22 @@
-"""JSON (DESIGN §2.2 shape) and CSV (one row per finding, amounts in yuan)."""
+"""JSON (DESIGN §2.2 shape) and CSV (one row per finding, amounts in yuan; the codes, then
+their names from `words.py` in the chosen language in the last columns, so that existing
+readers of the columns keep working)."""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from daozhang import words
 from daozhang.correlate.classify import Finding
 from daozhang.correlate.render import to_dict
-from daozhang.settle.rows import BEIJING, fen_to_yuan
+from daozhang.units import BEIJING, fen_to_yuan
+from daozhang.words import label
 
 
 def as_of_text(as_of: int) -> str:
@@ -21,26 +27,62 @@ def document(as_of: int, findings: list[Finding]) -> dict[str, Any]:
     return {"as_of": as_of_text(as_of), "findings": [to_dict(f) for f in findings]}
 
 
-def write_json(path: Path, as_of: int, findings: list[Finding]) -> None:
-    path.write_text(json.dumps(document(as_of, findings), ensure_ascii=False, indent=1) + "\n")
+def write_json(path: Path, as_of: int, findings: Iterable[Finding]) -> None:
+    """The document of `document()`, written one finding at a time: a million findings as one
+    string took gigabytes (issue 24). One finding per line, so that `grep` and `jq` work."""
+    with path.open("w", encoding="utf-8") as out:
+        out.write('{"as_of": ' + json.dumps(as_of_text(as_of)) + ', "findings": [')
+        for n, f in enumerate(findings):
+            out.write(",\n " if n else "\n ")
+            out.write(json.dumps(to_dict(f), ensure_ascii=False, separators=(",", ":")))
+        out.write("\n]}\n")
 
 
 CSV_COLUMNS = ("kind", "mid", "tid", "bat", "trc", "dev", "rrn", "payout_id", "amount_yuan",
                "status", "cause", "data", "network_caused", "expected_date", "paid_yuan",
-               "short_yuan", "confidence", "explain_zh", "explain_en")  # fmt: skip
+               "short_yuan", "confidence", "explain_zh", "explain_en",
+               "status_name", "cause_name", "data_name")  # fmt: skip
 
 
-def write_csv(path: Path, findings: list[Finding]) -> None:
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def cell(value: object) -> object:
+    """A CSV cell a spreadsheet shows as text: one starting like a formula (`=`, `+`, `-`, `@`)
+    gets a leading `'`, so that text from an acquirer's file or a device never runs in Excel
+    (CSV injection); plain numbers, negative amounts included, are left as they are."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def id_cell(value: str) -> str:
+    """An id made of digits, as a spreadsheet keeps it: `="000123"` stays text, so a terminal
+    or trace number keeps its leading zeros and a 15-digit merchant number its last digits
+    (Excel reads a bare digit run as a number). Only digits ever go between the quotes."""
+    return f'="{value}"' if _DIGITS.fullmatch(value) else value
+
+
+def write_csv(path: Path, findings: list[Finding], lang: str = "zh") -> None:
+    """One row per finding; the id columns kept as text, cells that would run as formulas
+    escaped, the last three columns the names of the codes in `lang`."""
     with path.open("w", newline="", encoding="utf-8-sig") as out:  # BOM: Excel reads UTF-8
         writer = csv.writer(out)
         writer.writerow(CSV_COLUMNS)
         for f in findings:
             d = to_dict(f)
-            writer.writerow([
-                f.kind, f.mid, f.tid, f.bat, f.trc, f.dev, f.rrn, f.payout_id,
+            ids = [id_cell(str(cell(v))) for v in (f.mid, f.tid, f.bat, f.trc, f.dev, f.rrn,
+                                                    f.payout_id)]  # fmt: skip
+            writer.writerow([f.kind, *ids, *map(cell, [
                 fen_to_yuan(f.amount_fen), f.status, f.cause, f.data if f.kind == "transaction"
                 else "", d.get("network_caused", False),
                 f.expected_date.isoformat() if f.expected_date else "",
                 fen_to_yuan(f.paid_fen), fen_to_yuan(f.short_fen), d["confidence"],
-                d["explain"]["zh"], d["explain"]["en"],
-            ])  # fmt: skip
+                d["explain"]["zh"], d["explain"]["en"], label(words.STATUS, f.status, lang),
+                label(words.CAUSE, f.cause, lang),
+                label(words.DATA, f.data, lang) if f.kind == "transaction" else "",
+            ])])  # fmt: skip

@@ -1,56 +1,126 @@
+// Draws each device's timeline from the report's JSON (html.py, timeline.py). Every word and
+// every time it shows was written in Python; this script only turns times into positions.
 (function(){
 const D = JSON.parse(document.getElementById('dz-data').textContent);
 const NS = 'http://www.w3.org/2000/svg';
-const W = 1100, L = 90, R = 10, H = 170;
-const x = t => L + (W - L - R) * Math.min(1, Math.max(0, (t - D.t0) / Math.max(1, D.t1 - D.t0)));
-function el(name, attrs, parent, title){
+const W = 1120, L = 170, R = 16;              // plot from x = L to x = W - R
+const TOP = 4, BOTTOM = 198, H = 220;         // plot from y = TOP to y = BOTTOM, axis below
+const LINK = [8, 16], SIG = [32, 96];         // link strip (y, height); signal area (y0, y1)
+const DBM = [-125, -45];                      // the signal scale, bottom to top
+const CAPTURED = 120, UPLOADED = 153, ROW = 186;
+const LANE_Y = [16, 56, CAPTURED, UPLOADED, ROW];
+
+function el(name, attrs, parent, tip){
   const e = document.createElementNS(NS, name);
   for (const k in attrs) e.setAttribute(k, attrs[k]);
-  if (title){ const t = document.createElementNS(NS, 'title'); t.textContent = title; e.appendChild(t); }
+  if (tip){ const t = document.createElementNS(NS, 'title'); t.textContent = tip; e.appendChild(t); }
   parent.appendChild(e); return e;
 }
-const fmt = t => new Date(t * 1000 + 8 * 3600e3).toISOString().slice(5, 16).replace('T', ' ');
+function text(parent, x, y, s, attrs){
+  el('text', Object.assign({x: x, y: y}, attrs || {}), parent).textContent = s;
+}
+const sigY = v => SIG[1] - (SIG[1] - SIG[0]) *
+  (Math.min(DBM[1], Math.max(DBM[0], v)) - DBM[0]) / (DBM[1] - DBM[0]);
+
 const box = document.getElementById('timelines');
-for (const d of D.devices){
+D.devices.forEach((d, n) => {
+  const x = t => L + (W - L - R) * (t - d.t0) / Math.max(1, d.t1 - d.t0);
+  const clamp = t => Math.min(W - R, Math.max(L, x(t)));
   const div = document.createElement('div'); div.className = 'dev';
-  div.innerHTML = '<b>' + d.dev + '</b> merchant ' + d.mid + ' terminal ' + d.tid +
-                  ' — missing ¥' + d.missing;
-  const svg = el('svg', {'class': 'timeline', 'data-dev': d.dev, width: W, height: H}, div);
-  [['link', 18], ['signal', 55], ['captured', 95], ['uploaded', 120], ['settled', 145]]
-    .forEach(([n, y]) => el('text', {x: 4, y: y + 4, 'font-size': 11}, svg).textContent = n);
-  el('rect', {x: L, y: 10, width: W - L - R, height: 16, fill: '#8fd19e'}, svg, 'link up');
-  for (const o of d.outages){
-    el('rect', {'class': 'down', x: x(o[0]), y: 10, width: Math.max(2, x(o[1]) - x(o[0])),
-                height: 16, fill: '#d9534f'}, svg,
-       'link down ' + fmt(o[0]) + ' → ' + fmt(o[1]) + ' stage ' + o[2] + ' (' + o[3] + ')');
+  const head = document.createElement('p'); head.className = 'head';
+  d.head.forEach((part, i) => {
+    const s = document.createElement(i ? 'span' : 'b'); s.textContent = part; head.appendChild(s);
+  });
+  div.appendChild(head);
+  const svg = el('svg', {'class': 'timeline', 'data-dev': d.dev, 'data-t0': d.t0,
+                         'data-t1': d.t1, width: W, height: H}, div);
+  const clip = 'dz-clip-' + n;
+  el('rect', {x: L, y: TOP, width: W - L - R, height: BOTTOM - TOP},
+     el('clipPath', {id: clip}, el('defs', {}, svg)));
+  el('rect', {'class': 'plot', x: L, y: TOP, width: W - L - R, height: BOTTOM - TOP,
+              fill: '#fcfcfc', stroke: '#e3e3e3'}, svg);
+  const plot = el('g', {'clip-path': 'url(#' + clip + ')'}, svg);
+
+  // Lane names: Chinese, then English under it.
+  D.lanes.forEach(([zh, en], i) => {
+    text(svg, 4, LANE_Y[i] - 1, zh, {'class': 'lane', 'font-size': 12});
+    text(svg, 4, LANE_Y[i] + 11, en, {'class': 'lane-en', 'font-size': 10, fill: '#666'});
+  });
+  if (d.signal) text(svg, 4, LANE_Y[1] + 23, d.signal.label, {'font-size': 10, fill: '#666'});
+
+  // Hours (Beijing time).
+  for (const [t, label] of d.ticks){
+    el('line', {x1: x(t), x2: x(t), y1: TOP, y2: BOTTOM + 4, stroke: '#ececec'}, plot);
+    if (t >= d.t0 && t <= d.t1)
+      text(svg, x(t), H - 6, label, {'class': 'tick', 'font-size': 10, fill: '#777',
+                                     'text-anchor': 'middle'});
   }
-  const pts = d.signal.filter(s => s[1] !== null)
-    .map(s => x(s[0]).toFixed(1) + ',' + (75 - (s[1] + 120) * 0.55).toFixed(1));
-  if (pts.length) el('polyline', {'class': 'signal', points: pts.join(' '), fill: 'none',
-                                  stroke: '#337ab7'}, svg, 'RSSI dBm');
-  for (let day = Math.ceil((D.t0 + 8 * 3600) / 86400) * 86400 - 8 * 3600; day < D.t1; day += 86400){
-    el('line', {x1: x(day), x2: x(day), y1: 8, y2: H - 10, stroke: '#eee'}, svg);
-    el('text', {x: x(day) + 2, y: H - 2, 'font-size': 10, fill: '#888'}, svg).textContent = fmt(day).slice(0, 5);
+
+  // Outages first, so that they lie under everything else: a pale band across every lane
+  // (the sales they broke sit on it) and a solid strip in the link lane.
+  el('rect', {x: L, y: LINK[0], width: W - L - R, height: LINK[1], fill: '#dcefdc'}, plot,
+     '无断网记录 no outage journalled');
+  for (const [s, e, colour, stage, tip] of d.outages){
+    const x0 = x(s), w = Math.max(2, x(e) - x0);
+    el('rect', {'class': 'outage-band', 'data-stage': stage, x: x0, y: TOP, width: w,
+                height: BOTTOM - TOP, fill: colour, 'fill-opacity': 0.22}, plot, tip);
+    el('rect', {'class': 'outage', 'data-stage': stage, x: x0, y: LINK[0], width: w,
+                height: LINK[1], fill: colour}, plot, tip);
   }
+
+  // Signal: the dBm scale, then a step line (a reading holds until the next one).
+  for (let v = -120; v <= -60; v += 20){
+    el('line', {x1: L, x2: W - R, y1: sigY(v), y2: sigY(v), stroke: '#eee'}, svg);
+    text(svg, L - 3, sigY(v) + 3, String(v), {'font-size': 9, fill: '#999', 'text-anchor': 'end'});
+  }
+  if (d.signal){
+    const p = d.signal.points, pts = [];
+    p.forEach(([t, v], i) => {
+      if (i) pts.push(x(t).toFixed(1) + ',' + sigY(p[i - 1][1]).toFixed(1));
+      pts.push(x(t).toFixed(1) + ',' + sigY(v).toFixed(1));
+    });
+    pts.push(x(Math.max(d.signal.end, p[p.length - 1][0])).toFixed(1) + ',' +
+             sigY(p[p.length - 1][1]).toFixed(1));
+    el('polyline', {'class': 'signal', points: pts.join(' '), fill: 'none', stroke: '#333',
+                    'stroke-width': 1.5}, plot, '信号 signal ' + d.signal.label);
+  }
+
+  // Transactions: captured → uploaded → settlement row, joined by a thin line.
   for (const t of d.txns){
-    if (!t.lt) continue;
-    const bad = t.status === 'gap', short = t.status === 'settled_short';
-    const tip = 'trace ' + t.trc + ' ¥' + t.yuan + ' ' + t.status + (t.cause ? ' / ' + t.cause : '') +
-                (t.data !== 'complete' ? ' [' + t.data + ']' : '');
-    if (t.up){
-      el('line', {x1: x(t.lt), y1: 95, x2: x(t.up), y2: 120, stroke: '#bbb'}, svg);
-      el('circle', {cx: x(t.up), cy: 120, r: 2.5, fill: '#5bc0de'}, svg, 'uploaded ' + fmt(t.up));
+    const xs = [[x(t.lt), CAPTURED]];
+    if (t.up !== undefined) xs.push([clamp(t.up), UPLOADED]);
+    if (t.row !== undefined) xs.push([clamp(t.row), ROW]);
+    el('polyline', {points: xs.map(p => p.join(',')).join(' '), fill: 'none', stroke: '#ccc'}, plot);
+    if (t.net)  // a sale lost to the network points up at the link it lost
+      el('line', {'class': 'netlink', x1: x(t.lt), x2: x(t.lt), y1: LINK[0] + LINK[1],
+                  y2: CAPTURED - 7, stroke: '#d62728', 'stroke-dasharray': '3 2'}, plot);
+    if (t.up !== undefined){
+      const late = t.up > d.t1;  // received after the span: an arrow at the edge, time in the tip
+      el(late ? 'path' : 'circle', late
+         ? {'class': 'uploaded offscale', 'data-trc': t.trc, fill: '#5bc0de',
+            d: `M${W - R - 8},${UPLOADED - 5} l8,5 l-8,5 z`}
+         : {'class': 'uploaded', 'data-trc': t.trc, cx: x(t.up), cy: UPLOADED, r: 3,
+            fill: '#5bc0de'}, plot, t.up_tip);
     }
-    if (t.settled){
-      el('circle', {cx: x(Math.min(t.settled, D.t1)), cy: 145, r: 2.5, fill: '#5cb85c'}, svg, 'settled ' + tip);
+    if (t.row !== undefined)
+      el('circle', {'class': 'row', 'data-trc': t.trc, cx: clamp(t.row), cy: ROW, r: 3,
+                    fill: t.row_ok ? '#59a14f' : '#fff', stroke: t.row_ok ? '#59a14f' : '#777'},
+         plot, t.row_tip);
+    const cx = x(t.lt), attrs = {'data-trc': t.trc, 'data-network': t.net ? '1' : '0',
+                                 'data-status': t.status};
+    if (t.net){
+      el('path', Object.assign({'class': 'sale captured net', fill: '#d62728', stroke: '#000',
+        d: `M${cx},${CAPTURED - 7} l7,7 l-7,7 l-7,-7 z`}, attrs), plot, t.tip);
+    } else {
+      const fill = !t.have ? '#fff' : {gap: '#d62728', settled_short: '#f0ad4e',
+                                       pending: '#4e79a7'}[t.status] || '#555';
+      el('circle', Object.assign({'class': 'sale captured', cx: cx, cy: CAPTURED,
+        r: t.status === 'gap' ? 5 : 3.5, fill: fill, stroke: t.status === 'gap' ? '#900' : '#555'},
+        attrs), plot, t.tip);
     }
-    el('circle', {'class': bad ? 'gap' : (short ? 'short' : 'ok'), cx: x(t.lt), cy: 95,
-                  r: bad ? 5 : (short ? 3.5 : 2.5),
-                  fill: bad ? '#d9534f' : (short ? '#f0ad4e' : (t.data !== 'complete' ? '#fff' : '#555')),
-                  stroke: bad ? '#900' : '#555'}, svg, fmt(t.lt) + ' ' + tip);
   }
   box.appendChild(div);
-}
+});
 const f = document.getElementById('filter');
 f.addEventListener('input', () => {
   for (const tr of document.querySelectorAll('#problems tbody tr'))

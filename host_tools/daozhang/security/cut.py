@@ -33,9 +33,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from daozhang.collector.subscription import parse_broker
 from daozhang.errors import DaozhangError
 from daozhang.security.pki import Pki
+from daozhang.security.tlsclient import parse_broker
 
 ONE_OFF_VALIDITY = dt.timedelta(minutes=5)
 

@@ -65,8 +65,12 @@ class Identity:
 class Pki:
     """One PKI directory. Methods raise `DaozhangError` with the path when something is off."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, valid_from: dt.datetime | None = None) -> None:
         self.root = root
+        # Certificates issued here are valid from this time when it is earlier than the usual
+        # (now less the skew): for devices whose clocks stand on an earlier day, as the lab's
+        # simulated fleets replaying a past business day do. None: the usual.
+        self.valid_from = valid_from
 
     # -- paths --------------------------------------------------------------------------
     @property
@@ -121,7 +125,7 @@ class Pki:
     def init(self, hosts: list[str], days: int = 3650, force: bool = False) -> None:
         if self.index_path.exists() and not force:
             raise DaozhangError(f"{self.root}: a PKI already exists here (--force replaces it)")
-        cert_pem, key_pem = new_ca(days)
+        cert_pem, key_pem = new_ca(days, self.valid_from)
         _write(self.ca_key_path, key_pem, secret=True)
         _write(self.ca_cert_path, cert_pem)
         self._save_index({"version": 1, "identities": {}, "revoked": []})
@@ -144,7 +148,9 @@ class Pki:
         skew: dt.timedelta = SKEW,
     ) -> tuple[bytes, bytes, int]:
         ca_cert, ca_key = self._ca()
-        return sign_leaf(ca_cert, ca_key, common_name, usage, valid_for, sans, skew)
+        return sign_leaf(
+            ca_cert, ca_key, common_name, usage, valid_for, sans, skew, self.valid_from
+        )
 
     def issue_server(self, hosts: list[str], days: int = 825) -> None:
         sans: list[x509.GeneralName] = []

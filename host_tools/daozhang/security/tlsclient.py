@@ -1,14 +1,23 @@
-"""TLS for the host's MQTT clients (collector, tests, demo) from a PKI identity folder."""
+"""The host's MQTT clients (collector, `pki cut`, tests, demo): the broker's URL, and TLS from a
+PKI identity folder."""
 
 from __future__ import annotations
 
 import ssl
 from pathlib import Path
+from urllib.parse import urlparse
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from daozhang.errors import DaozhangError
+from daozhang.errors import DaozhangError, UsageError
+
+
+def parse_broker(url: str) -> tuple[str, int]:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
+        raise UsageError(f"bad broker URL {url!r}: expected mqtt://HOST:PORT or mqtts://...")
+    return parsed.hostname, parsed.port or (8883 if parsed.scheme == "mqtts" else 1883)
 
 
 def client_context(folder: Path) -> ssl.SSLContext:

@@ -40,7 +40,14 @@ def fleet_name(common_name: str) -> x509.Name:
     )
 
 
-def new_ca(days: int) -> tuple[bytes, bytes]:
+def valid_from(start: dt.datetime, skew: dt.timedelta, earliest: dt.datetime | None) -> dt.datetime:
+    """notBefore: `start` less the skew, or `earliest` when that is earlier (a PKI issued for
+    devices whose clocks stand on a day before today, such as a replayed business day)."""
+    first = start - skew
+    return first if earliest is None else min(first, earliest)
+
+
+def new_ca(days: int, earliest: dt.datetime | None = None) -> tuple[bytes, bytes]:
     """A self-signed CA that may sign leaves and CRLs only; (certificate PEM, key PEM)."""
     key = ec.generate_private_key(ec.SECP256R1())
     start = now()
@@ -51,7 +58,7 @@ def new_ca(days: int) -> tuple[bytes, bytes]:
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(start - SKEW)
+        .not_valid_before(valid_from(start, SKEW, earliest))
         .not_valid_after(start + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
@@ -82,6 +89,7 @@ def sign_leaf(
     valid_for: dt.timedelta,
     sans: list[x509.GeneralName] | None = None,
     skew: dt.timedelta = SKEW,
+    earliest: dt.datetime | None = None,
 ) -> tuple[bytes, bytes, int]:
     """A new key and its certificate, never outliving the CA; (cert PEM, key PEM, serial)."""
     key = ec.generate_private_key(ec.SECP256R1())
@@ -93,7 +101,7 @@ def sign_leaf(
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(serial)
-        .not_valid_before(start - skew)
+        .not_valid_before(valid_from(start, skew, earliest))
         .not_valid_after(min(start + valid_for, ca_cert.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)

@@ -8,18 +8,24 @@ transaction, after the file's one succeeded or rolled back).
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
-from dataclasses import dataclass
-from datetime import datetime
+from contextlib import ExitStack, closing
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from daozhang.errors import InputError
-from daozhang.settle import rows as R
+from daozhang.settle import profiles as P
+from daozhang.settle.container import members
+from daozhang.settle.fixed import parse_fixed
 from daozhang.settle.parse import ParsedFile, parse
+from daozhang.settle.source import ScanError, Source, scan
+from daozhang.settle.table import parse_table
 from daozhang.store import Store, Transaction
+from daozhang.units import BEIJING
 
 
 @dataclass
@@ -31,15 +37,16 @@ class ImportResult:
     date_from: str | None
     date_to: str | None
     acquirer: str
+    notes: list[str] = field(default_factory=list)  # said to the user, not failures
+    profile: str = ""
+    recognised: bool = False  # the profile was recognised from the file, not named
 
 
 def _beijing_today(now: float | None) -> str:
-    return datetime.fromtimestamp(time.time() if now is None else now, R.BEIJING).strftime(
-        "%Y-%m-%d"
-    )
+    return datetime.fromtimestamp(time.time() if now is None else now, BEIJING).strftime("%Y-%m-%d")
 
 
-def _acquirer(tx: Transaction, parsed: ParsedFile, given: str | None) -> str:
+def _acquirer(tx: Transaction, parsed: ParsedFile, given: str | None, mids: set[str]) -> str:
     if given:
         if parsed.acquirer and parsed.acquirer != given:
             raise InputError(
@@ -49,10 +56,10 @@ def _acquirer(tx: Transaction, parsed: ParsedFile, given: str | None) -> str:
         return given
     if parsed.acquirer or parsed.kind == "merchants":
         return parsed.acquirer
-    mids = sorted({r["mid"] for r in parsed.rows})
+    ordered = sorted(mids)
     found: set[str] = set()
-    for start in range(0, len(mids), 500):
-        chunk = mids[start : start + 500]
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start : start + 500]
         marks = ",".join("?" * len(chunk))
         found |= {
             str(r[0])
@@ -65,6 +72,35 @@ def _acquirer(tx: Transaction, parsed: ParsedFile, given: str | None) -> str:
     return found.pop() if len(found) == 1 else ""
 
 
+# A date in a file name stands alone: `detail_20250102.csv`, `ACQ1-2025-01-02.csv`; digits
+# inside a longer run (a merchant number 898320882088000) are never a date.
+_NAME_DATE = re.compile(r"(?<![0-9])(20[0-9]{2})(-?)([0-9]{2})\2([0-9]{2})(?![0-9])")
+
+
+def date_in_name(name: str) -> str | None:
+    """The one valid date a file name carries, else None; two different dates are refused."""
+    found = set()
+    for m in _NAME_DATE.finditer(Path(name).name):
+        try:
+            found.add(date(int(m[1]), int(m[3]), int(m[4])).isoformat())
+        except ValueError:
+            continue
+    if len(found) > 1:
+        raise InputError(
+            f"{name}: the file name carries two dates ({', '.join(sorted(found))}): "
+            "cannot tell which settle date an empty file covers"
+        )
+    return found.pop() if found else None
+
+
+class _AlreadyImported(Exception):
+    """Raised inside the transaction to roll the copy back; carries the earlier import."""
+
+    def __init__(self, result: ImportResult) -> None:
+        super().__init__(result.name)
+        self.result = result
+
+
 def import_file(
     store: Store,
     path: Path,
@@ -72,94 +108,209 @@ def import_file(
     encoding: str | None = None,
     acquirer: str | None = None,
     now: float | None = None,
+    require_trailer: bool = False,
+    profile: str | None = None,
+    profiles: dict[str, P.Profile] | None = None,
+    name: str | None = None,
 ) -> ImportResult:
-    """Import one file atomically; raise InputError (nothing changed) when it is bad."""
-    name = str(path)
+    """Import one file atomically; raise InputError (nothing changed) when it is bad.
+
+    `require_trailer` refuses a generic CSV without its `#rows,N` trailer (the command line
+    asks for it by default): without one, a file cut at a line boundary cannot be told from
+    a complete one. `profile` names the layout (settle/profiles.py; `fmt` is the old name of
+    the two built-in ones), else it is recognised from the file; `profiles` defaults to the
+    built-in ones; `name` is what messages and the log call the file (an archive's entry)."""
+    name = name or str(path)
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{name}: cannot read: {exc.strerror}") from None
-    digest = hashlib.sha256(data).hexdigest()
-    try:
-        result = _import(store, name, data, digest, fmt, encoding, acquirer, now)
-    except InputError as exc:
-        _log(store, name, digest, "rejected", str(exc))
+        source = scan(name, path, encoding)
+    except ScanError as exc:
+        _log(store, name, exc.sha256, "rejected", str(exc))
         raise
-    _log(store, name, digest, result.outcome, f"{result.kind}: {result.rows} rows")
+    if profile is None and fmt is not None:
+        profile = _FORMAT_PROFILES.get(fmt, fmt)
+    try:
+        chosen = P.pick(source, profiles or P.load(), profile)
+        fits = [e for e in chosen.encodings if e in source.decodes]
+        if source.encoding not in chosen.encodings and fits and encoding is None:
+            source = replace(source, encoding=fits[0])  # ASCII text is GBK text too
+        if source.encoding not in chosen.encodings:
+            raise InputError(
+                f"{name}: line 1: the file is {source.encoding}; profile {chosen.name} reads "
+                f"{' or '.join(chosen.encodings)}"
+            )
+        result = _import(store, source, chosen, acquirer, now, require_trailer)
+        result.profile, result.recognised = chosen.name, profile is None
+    except _AlreadyImported as dup:
+        result = dup.result
+    except InputError as exc:
+        _log(store, name, source.sha256, "rejected", str(exc))
+        raise
+    note = "".join(f"; {n}" for n in result.notes)
+    _log(store, name, source.sha256, result.outcome, f"{result.kind}: {result.rows} rows{note}")
     return result
+
+
+def import_files(
+    store: Store,
+    path: Path,
+    fmt: str | None = None,
+    encoding: str | None = None,
+    acquirer: str | None = None,
+    now: float | None = None,
+    require_trailer: bool = False,
+    profile: str | None = None,
+    profiles: dict[str, P.Profile] | None = None,
+) -> list[ImportResult]:
+    """Import a file, or each file of a zip or gzip archive (settle/container.py), each one
+    atomically. In a zip of several files, one no profile recognises (Alipay's 汇总 summary
+    beside its 明细) is skipped and said; any other error stops at that entry."""
+    results: list[ImportResult] = []
+    with ExitStack() as stack:
+        try:
+            inside = stack.enter_context(members(path))
+        except InputError as exc:
+            _log(store, str(path), "", "rejected", str(exc))  # a bomb, a broken archive
+            raise
+        for m in inside:
+            try:
+                results.append(
+                    import_file(
+                        store,
+                        m.path,
+                        fmt,
+                        encoding,
+                        acquirer,
+                        now,
+                        require_trailer,
+                        profile,
+                        profiles,
+                        name=m.name,
+                    )
+                )
+            except InputError as exc:
+                if len(inside) > 1 and profile is None and _UNRECOGNISED in str(exc):
+                    results.append(
+                        ImportResult(m.name, "skipped", "", 0, None, None, "", [_UNRECOGNISED])
+                    )
+                    continue
+                raise
+    if results and all(r.outcome == "skipped" for r in results):
+        raise InputError(f"{path}: no file in the archive is a settlement file a profile knows")
+    return results
+
+
+_UNRECOGNISED = "no profile recognises this file"
+_FORMAT_PROFILES = {"generic": "generic", "unionpay": "unionpay-fixed"}
+_BATCH = 2000  # rows per executemany: a few MB at most, whatever the file's size
 
 
 def _import(
     store: Store,
-    name: str,
-    data: bytes,
-    digest: str,
-    fmt: str | None,
-    encoding: str | None,
+    source: Source,
+    profile: P.Profile,
     acquirer: str | None,
     now: float | None,
+    require_trailer: bool,
 ) -> ImportResult:
+    name = source.name
     with store.transaction() as tx:
+        if store.dialect == "sqlite":
+            # A large file's rows go into six indexes in one transaction: a 32 MiB page cache
+            # (default 2 MiB) keeps their upper levels in memory (bench/settle_import.py).
+            tx.execute("PRAGMA cache_size = -32768")
         earlier = tx.execute(
             "SELECT name, kind, n_rows, date_from, date_to, acquirer FROM settle_files"
-            " WHERE sha256 = ?",
-            (digest,),
+            " WHERE sha256 = ? AND n_rows > 0 ORDER BY id",
+            (source.sha256,),
         )
         if earlier:
+            # The same rows again: the same dates, the same money, whatever name it has now.
+            # Empty files (n_rows 0) are known by what they cover too, found after the parse.
             e = earlier[0]
             return ImportResult(name, "already imported", e[1], int(e[2]), e[3], e[4], e[5])
-        parsed = parse(name, data, fmt, encoding)
-        date_from, date_to = parsed.dates()
+        if profile.reader == "table":
+            parsed = parse_table(source, profile)
+        elif profile.reader == "fixed":
+            parsed = parse_fixed(source, profile)
+        else:
+            parsed = parse(source, profile.reader, require_trailer)
+            parsed.format = profile.name
+        file_id = int(
+            tx.execute(
+                "INSERT INTO settle_files (sha256, name, kind, format, encoding, acquirer,"
+                " date_from, date_to, n_rows, imported_at) VALUES (?, ?, ?, ?, ?, '', NULL,"
+                " NULL, 0, ?) RETURNING id",
+                (source.sha256, name, parsed.kind, parsed.format, parsed.encoding, time.time()),
+            )[0][0]
+        )
+        seen = _store_rows(tx, file_id, parsed)
+        date_from, date_to = seen.dates(parsed.file_date)
+        notes = []
+        if parsed.counted is False:
+            notes.append(
+                "no #rows trailer: completeness not checked"
+                if profile.reader == "generic"
+                else "the file carries no row count: completeness not checked"
+            )
+        if parsed.kind != "merchants" and date_from is None:
+            if parsed.kind == "detail":
+                date_from = date_to = date_in_name(name)
+            if date_from is None:
+                raise InputError(
+                    f"{name}: no rows and no date: cannot tell which settle date it covers "
+                    "(name an empty file with its date, e.g. detail_20250102.csv)"
+                )
         today = _beijing_today(now)
         if date_to is not None and date_to > today:
             raise InputError(
                 f"{name}: dated in the future: settle date {date_to} is after today ({today}, "
                 "Beijing): wrong file or wrong clock"
             )
-        if parsed.kind != "merchants" and date_from is None:
-            if parsed.kind == "detail":
-                m = re.search(r"(20\d\d)-?(\d\d)-?(\d\d)", Path(name).name)
-                if m:
-                    date_from = date_to = f"{m[1]}-{m[2]}-{m[3]}"
-            if date_from is None:
-                raise InputError(
-                    f"{name}: no rows and no date: cannot tell which settle date it covers "
-                    "(name an empty file with its date, e.g. detail_20250102.csv)"
-                )
-        acq = _acquirer(tx, parsed, acquirer)
-        if parsed.kind == "detail":
-            _refuse_overlap(tx, name, acq, date_from, date_to)
-        tx.execute(
-            "INSERT INTO settle_files (sha256, name, kind, format, encoding, acquirer,"
-            " date_from, date_to, n_rows, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                digest,
-                name,
-                parsed.kind,
-                parsed.format,
-                parsed.encoding,
-                acq,
-                date_from,
-                date_to,
-                len(parsed.rows),
-                time.time(),
-            ),
+        acq = _acquirer(tx, parsed, acquirer, seen.mids)
+        same = tx.execute(
+            "SELECT name, n_rows FROM settle_files WHERE sha256 = ? AND kind = ? AND"
+            " acquirer = ? AND COALESCE(date_from, '') = ? AND COALESCE(date_to, '') = ?"
+            " AND id <> ?",
+            (source.sha256, parsed.kind, acq, date_from or "", date_to or "", file_id),
         )
-        file_id = int(tx.execute("SELECT id FROM settle_files WHERE sha256 = ?", (digest,))[0][0])
-        _store_rows(tx, file_id, parsed)
+        if same:
+            raise _AlreadyImported(
+                ImportResult(
+                    name,
+                    "already imported",
+                    parsed.kind,
+                    int(same[0][1]),
+                    date_from,
+                    date_to,
+                    acq,
+                )
+            )
+        if parsed.kind == "detail":
+            _refuse_overlap(tx, name, acq, date_from, date_to, file_id)
+        _refuse_repeated_rows(tx, name, parsed.kind, file_id)
+        tx.execute(
+            "UPDATE settle_files SET acquirer = ?, date_from = ?, date_to = ?, n_rows = ?"
+            " WHERE id = ?",
+            (acq, date_from, date_to, seen.count, file_id),
+        )
         return ImportResult(
-            name, "imported", parsed.kind, len(parsed.rows), date_from, date_to, acq
+            name, "imported", parsed.kind, seen.count, date_from, date_to, acq, notes
         )
 
 
 def _refuse_overlap(
-    tx: Transaction, name: str, acquirer: str, date_from: str | None, date_to: str | None
+    tx: Transaction,
+    name: str,
+    acquirer: str,
+    date_from: str | None,
+    date_to: str | None,
+    file_id: int,
 ) -> None:
     """A second, different detail file for the same acquirer and dates would count twice."""
     clash = tx.execute(
         "SELECT name, date_from, date_to FROM settle_files WHERE kind = 'detail'"
-        " AND acquirer = ? AND date_from <= ? AND date_to >= ?",
-        (acquirer, date_to, date_from),
+        " AND acquirer = ? AND date_from <= ? AND date_to >= ? AND id <> ?",
+        (acquirer, date_to, date_from, file_id),
     )
     if clash:
         other = clash[0]
@@ -167,6 +318,37 @@ def _refuse_overlap(
             f"{name}: a different detail file for acquirer {acquirer or '(any)'} and "
             f"{other[1]}..{other[2]} is already imported ({other[0]}); "
             "a corrected file needs a new database or the old one removed"
+        )
+
+
+def _refuse_repeated_rows(tx: Transaction, name: str, kind: str, file_id: int) -> None:
+    """The same row twice in one file would count its money twice: refuse, with both lines.
+
+    Asked of the database, not of a set in memory: the rows are already in this transaction's
+    table, and a 200 MB file's rows would not fit a Python set cheaply."""
+    if kind == "merchants":
+        return  # a repeated merchant is an update of itself
+    table, cols = ("settle_detail", _DETAIL_COLS) if kind == "detail" else ("payouts", _PAYOUT_COLS)
+    # A row repeated field for field repeats these few too: grouping by them is a third of
+    # the cost, and only when some rows share them is the whole row compared.
+    few = _FEW_DETAIL_COLS if kind == "detail" else ("payout_id", "mid", "settle_date")
+    if not tx.execute(
+        f"SELECT 1 FROM {table} WHERE file_id = ? GROUP BY {', '.join(few)}"
+        " HAVING COUNT(*) > 1 LIMIT 1",
+        (file_id,),
+    ):
+        return
+    repeated = tx.execute(
+        f"SELECT MIN(line), MAX(line), COUNT(*) FROM {table} WHERE file_id = ?"
+        f" GROUP BY {', '.join(cols)} HAVING COUNT(*) > 1 ORDER BY MIN(line) LIMIT 1",
+        (file_id,),
+    )
+    if repeated:
+        first, last, n = (int(v) for v in repeated[0])
+        more = f" (and {n - 2} more times)" if n > 2 else ""
+        raise InputError(
+            f"{name}: line {last}: repeats line {first} field for field{more}: "
+            "the same row twice would count its money twice"
         )
 
 
@@ -190,7 +372,10 @@ _DETAIL_COLS = (
     "settle_type",
     "check_flag",
     "payout_id",
+    "ord",
+    "xid",
 )
+_FEW_DETAIL_COLS = ("rrn", "trc", "txn_time", "amt", "ord", "xid")
 _PAYOUT_COLS = (
     "payout_id",
     "mid",
@@ -214,29 +399,69 @@ _MERCHANT_COLS = (
     "settle_type",
     "bank_account",
     "status",
+    "delay_days",
+    "reserve_rate",
+    "reserve_release",
+    "terminals",
 )
 
 
-def _store_rows(tx: Transaction, file_id: int, parsed: ParsedFile) -> None:
+@dataclass
+class _Seen:
+    """What the stream of rows told us: how many, which dates, which merchants."""
+
+    count: int = 0
+    first: str | None = None
+    last: str | None = None
+    mids: set[str] = field(default_factory=set)
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.count += 1
+        day = row.get("settle_date")
+        if day is not None:
+            self.first = day if self.first is None or day < self.first else self.first
+            self.last = day if self.last is None or day > self.last else self.last
+        self.mids.add(row["mid"])
+
+    def dates(self, file_date: str | None) -> tuple[str | None, str | None]:
+        found = sorted({d for d in (self.first, self.last, file_date) if d is not None})
+        return (found[0], found[-1]) if found else (None, None)
+
+
+def _store_rows(tx: Transaction, file_id: int, parsed: ParsedFile) -> _Seen:
+    seen = _Seen()
+    cols: tuple[str, ...]
     if parsed.kind in ("detail", "payout"):
         table, cols = (
             ("settle_detail", _DETAIL_COLS)
             if parsed.kind == "detail"
             else ("payouts", _PAYOUT_COLS)
         )
-        tx.executemany(
+        sql = (
             f"INSERT INTO {table} (file_id, line, {', '.join(cols)})"
-            f" VALUES (?, ?, {', '.join('?' * len(cols))})",
-            ([file_id, r["line"], *(r[c] for c in cols)] for r in parsed.rows),
+            f" VALUES (?, ?, {', '.join('?' * len(cols))})"
         )
-        return
-    updates = ", ".join(f"{c} = excluded.{c}" for c in (*_MERCHANT_COLS[1:], "file_id"))
-    tx.executemany(
-        f"INSERT INTO merchants ({', '.join(_MERCHANT_COLS)}, file_id)"
-        f" VALUES ({', '.join('?' * (len(_MERCHANT_COLS) + 1))})"
-        f" ON CONFLICT (mid) DO UPDATE SET {updates}",
-        ([*(r[c] for c in _MERCHANT_COLS), file_id] for r in parsed.rows),
-    )
+    else:
+        table, cols = "merchants", _MERCHANT_COLS
+        updates = ", ".join(f"{c} = excluded.{c}" for c in (*_MERCHANT_COLS[1:], "file_id"))
+        sql = (
+            f"INSERT INTO merchants ({', '.join(_MERCHANT_COLS)}, file_id)"
+            f" VALUES ({', '.join('?' * (len(_MERCHANT_COLS) + 1))})"
+            f" ON CONFLICT (mid) DO UPDATE SET {updates}"
+        )
+    batch: list[Any] = []
+    pick = itemgetter(*cols) if table == "merchants" else itemgetter("line", *cols)
+    add = seen.add
+    with closing(parsed.rows):
+        for r in parsed.rows:
+            add(r)
+            batch.append((*pick(r), file_id) if table == "merchants" else (file_id, *pick(r)))
+            if len(batch) >= _BATCH:
+                tx.executemany(sql, batch)
+                batch = []
+    if batch:
+        tx.executemany(sql, batch)
+    return seen
 
 
 def _log(store: Store, name: str, digest: str, outcome: str, message: str) -> None:

@@ -27,7 +27,8 @@ from typing import Any
 
 from daozhang.errors import InputError
 from daozhang.settle.calendar import WorkingCalendar
-from daozhang.settle.rows import BEIJING, SETTLE_TYPES
+from daozhang.settle.rows import SETTLE_TYPES
+from daozhang.units import BEIJING
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,10 @@ def due(lt: int, settle_type: str, policy: Policy, calendar: WorkingCalendar, sd
             how += f", after the {policy.day_cut:%H:%M} day cut: counts for {business}"
     if settle_type == "D0":
         inside = policy.d0_start <= local.time() < policy.d0_end and business == local.date()
-        expected = business if inside else business + timedelta(days=1)
+        # After the day cut the sale already counts for the next day: D0 pays it in that day's
+        # batch, not a day later again.
+        after_cut = business > local.date()
+        expected = business if inside or after_cut else business + timedelta(days=1)
         rule = "D0 inside the window: same day" if inside else "D0 outside the window: next day"
     elif settle_type == "D1":
         expected = business + timedelta(days=1)

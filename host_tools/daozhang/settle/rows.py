@@ -8,23 +8,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
+from daozhang.contract import SETTLE_MODES, TXN_TYPES
+from daozhang.units import BEIJING
 
-TXN_TYPES = (
-    "sale",
-    "void",
-    "refund",
-    "preauth",
-    "preauth_void",
-    "preauth_done",
-    "preauth_done_void",
-)
+SETTLE_TYPES = SETTLE_MODES  # a detail row's settle_type is the receipt's `sm`
+
 DIRECTIONS = ("in", "out", "frozen", "unfrozen", "refund")
-SETTLE_TYPES = ("T1", "D1", "D0")
 CHECK_FLAGS = ("Y", "B", "L")
 PAYOUT_STATES = ("paid", "in_progress", "failed", "bounced", "frozen")
 MERCHANT_STATUSES = ("active", "frozen", "closed")
@@ -32,8 +25,17 @@ MERCHANT_STATUSES = ("active", "frozen", "closed")
 Converter = Callable[[str], Any]
 
 
+def ascii_digits_only(text: str) -> None:
+    """Only ASCII 0-9 are digits: Python's `\\d`, `int`, `Decimal` and `strptime` also take
+    full-width (１２) and Arabic-Indic (١٢) digits, which a file must not smuggle into an RRN or
+    an amount that then never matches a receipt."""
+    for ch in text:
+        if ch.isdigit() and not ch.isascii():
+            raise ValueError(f"non-ASCII digit {ch!r} (U+{ord(ch):04X}): only ASCII 0-9 are digits")
+
+
 def pattern(regex: str, what: str, optional: bool = False) -> Converter:
-    compiled = re.compile(regex)
+    compiled = re.compile(regex, re.ASCII)
 
     def convert(text: str) -> str:
         if optional and text == "":
@@ -74,7 +76,7 @@ def beijing_time(text: str) -> int:
 
 def yuan(text: str, signed: bool = False) -> int:
     """`123.45` yuan to 12345 fen, exactly: no float ever touches money."""
-    if not re.fullmatch(r"-?\d{1,13}(\.\d{1,2})?", text):
+    if not re.fullmatch(r"-?\d{1,13}(\.\d{1,2})?", text, re.ASCII):
         raise ValueError("expected an amount in yuan with at most 2 decimals, e.g. 12.30")
     try:
         fen = int(Decimal(text) * 100)
@@ -94,7 +96,7 @@ def optional_yuan(text: str) -> int | None:
 
 
 def rate(text: str) -> str:
-    if not re.fullmatch(r"0(\.\d{1,6})?|1(\.0{1,6})?", text):
+    if not re.fullmatch(r"0(\.\d{1,6})?|1(\.0{1,6})?", text, re.ASCII):
         raise ValueError("expected a rate between 0 and 1, e.g. 0.0060")
     return text
 
@@ -163,13 +165,63 @@ MERCHANTS: dict[str, tuple[str, Converter]] = {
     "status": ("status", choice(MERCHANT_STATUSES)),
 }
 
+
+def _days(text: str) -> int:
+    if text == "":
+        return 0
+    if not re.fullmatch(r"\d{1,3}", text, re.ASCII) or int(text) > 365:
+        raise ValueError("expected a number of days 0-365")
+    return int(text)
+
+
+def _optional_date(text: str) -> str:
+    return "" if text == "" else date_text(text)
+
+
+def _terminals(text: str) -> str:
+    tids = text.replace(";", " ").replace("|", " ").split()
+    for tid in tids:
+        TID(tid)
+    return " ".join(tids)
+
+
+# Columns a file of that kind may carry; absent or empty means "not set" (DESIGN §2.3):
+# the merchant's delayed settlement in working days (延时结算), its reserve (a rate of each
+# payout, released on a date), and the terminal numbers registered for it (space- or
+# ;-separated).
+OPTIONAL: dict[str, dict[str, tuple[str, Converter]]] = {
+    "merchants": {
+        "delay_days": ("delay_days", _days),
+        "reserve_rate": ("reserve_rate", optional_rate),
+        "reserve_release": ("reserve_release", _optional_date),
+        "terminal_ids": ("terminals", _terminals),
+    }
+}
+
+# Columns of free text, where any character (a full-width digit in a name) is fine.
+FREE_TEXT = frozenset({"fail_reason", "merchant_name"})
+
+
+def check_detail(row: dict[str, Any]) -> tuple[str, str] | None:
+    """(field, why) when a converted detail row's amounts do not add up, else None.
+
+    A settled row (`Y`, `L`) pays `amount - fee` in, or `-amount - fee` out (refund, out:
+    the fee is negative when the acquirer returns it); a row not settled (`B`) pays nothing.
+    """
+    amt, fee, net = row["amt"], row["fee"], row["settle_amt"]
+    if row["check_flag"] == "B":
+        expected, how = 0, "0 (check_flag B: not settled)"
+    elif row["direction"] in ("out", "refund"):
+        expected, how = -amt - fee, f"-amount - fee = {-amt - fee} fen"
+    else:
+        expected, how = amt - fee, f"amount - fee = {amt - fee} fen"
+    if net != expected:
+        return "settle_amount", f"{net} fen, expected {how}"
+    return None
+
+
 KINDS: dict[str, dict[str, tuple[str, Converter]]] = {
     "detail": DETAIL,
     "payout": PAYOUT,
     "merchants": MERCHANTS,
 }
-
-
-def fen_to_yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"

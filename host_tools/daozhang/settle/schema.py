@@ -9,6 +9,86 @@ from __future__ import annotations
 
 from daozhang.store.migrate import Migration
 
+# v2 (issue 25): a file is known by its bytes *and* what it covers. Two acquirers' (or two
+# days') empty detail files can be byte for byte the same header; with `sha256 UNIQUE` the
+# second was "already imported" and its day never counted. SQLite cannot drop a UNIQUE
+# constraint, so the table is rebuilt; ids are assigned anew in the old order and the rows
+# that point at them follow by the old, unique sha256 (ids cited in the evidence of findings
+# written before this migration may no longer point at the same file).
+_V2 = """
+CREATE TABLE settle_files_v2 (
+    id {id},
+    sha256 TEXT NOT NULL,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    format TEXT NOT NULL,
+    encoding TEXT NOT NULL,
+    acquirer TEXT NOT NULL,
+    date_from TEXT NULL,
+    date_to TEXT NULL,
+    n_rows BIGINT NOT NULL,
+    imported_at DOUBLE PRECISION NOT NULL
+);
+INSERT INTO settle_files_v2 (sha256, name, kind, format, encoding, acquirer, date_from,
+    date_to, n_rows, imported_at)
+    SELECT sha256, name, kind, format, encoding, acquirer, date_from, date_to, n_rows,
+    imported_at FROM settle_files ORDER BY id;
+UPDATE settle_detail SET file_id = (SELECT n.id FROM settle_files_v2 n JOIN settle_files o
+    ON o.sha256 = n.sha256 WHERE o.id = settle_detail.file_id);
+UPDATE payouts SET file_id = (SELECT n.id FROM settle_files_v2 n JOIN settle_files o
+    ON o.sha256 = n.sha256 WHERE o.id = payouts.file_id);
+UPDATE merchants SET file_id = (SELECT n.id FROM settle_files_v2 n JOIN settle_files o
+    ON o.sha256 = n.sha256 WHERE o.id = merchants.file_id);
+DROP TABLE settle_files;
+ALTER TABLE settle_files_v2 RENAME TO settle_files;
+CREATE INDEX settle_files_dates ON settle_files (kind, acquirer, date_from, date_to);
+CREATE UNIQUE INDEX settle_files_identity ON settle_files
+    (sha256, kind, acquirer, date_from, date_to)
+"""
+
+# v3 (DESIGN §2.3): QR and wallet sales carry no card RRN; their rows are found by the
+# merchant's order number and the channel's transaction id, as receipts' `ord` and `xid`.
+_V3 = """
+ALTER TABLE settle_detail ADD COLUMN ord TEXT NOT NULL DEFAULT '';
+ALTER TABLE settle_detail ADD COLUMN xid TEXT NOT NULL DEFAULT '';
+CREATE INDEX settle_detail_ord ON settle_detail (ord);
+CREATE INDEX settle_detail_xid ON settle_detail (xid)
+"""
+
+# v4 (DESIGN §2.3, issue 24): the acquirers' announced maintenance and upgrade windows
+# (`settle notices import`), and the merchant's own settlement settings from the merchants
+# file: delayed settlement (days), a reserve (rate of each payout, released on a date) and
+# the terminal numbers registered for the merchant (space-separated; empty: not given).
+_V4 = """
+CREATE TABLE notices (
+    id {id},
+    acquirer TEXT NOT NULL,
+    start_t BIGINT NOT NULL,
+    end_t BIGINT NOT NULL,
+    what TEXT NOT NULL,
+    source TEXT NOT NULL,
+    line BIGINT NOT NULL,
+    imported_at DOUBLE PRECISION NOT NULL
+);
+CREATE UNIQUE INDEX notices_identity ON notices (acquirer, start_t, end_t, what);
+ALTER TABLE merchants ADD COLUMN delay_days BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE merchants ADD COLUMN reserve_rate TEXT NOT NULL DEFAULT '0';
+ALTER TABLE merchants ADD COLUMN reserve_release TEXT NOT NULL DEFAULT '';
+ALTER TABLE merchants ADD COLUMN terminals TEXT NOT NULL DEFAULT ''
+"""
+
+# v5 (issue 24), `daozhang lookup` on rows no receipt claims: the slip's terminal and trace,
+# a merchant's day, an amount around a time, and completions or voids naming an original;
+# and the payouts a day's rows name, read from the index alone (a lookup checks that they were
+# all imported).
+_V5 = """
+CREATE INDEX settle_detail_trace ON settle_detail (tid, trc);
+CREATE INDEX settle_detail_day_payout ON settle_detail (settle_date, payout_id);
+CREATE INDEX settle_detail_merchant_time ON settle_detail (mid, txn_time);
+CREATE INDEX settle_detail_amount_time ON settle_detail (amt, txn_time);
+CREATE INDEX settle_detail_orrn ON settle_detail (orrn) WHERE orrn <> ''
+"""
+
 MIGRATIONS = [
     Migration(
         1,
@@ -118,4 +198,8 @@ CREATE TABLE findings (
 CREATE INDEX findings_rrn ON findings (rrn)
 """,
     ),
+    Migration(2, "file_identity", _V2),
+    Migration(3, "wallet_keys", _V3),
+    Migration(4, "notices_and_merchant_settings", _V4),
+    Migration(5, "lookup_indexes", _V5),
 ]

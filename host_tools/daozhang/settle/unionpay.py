@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from daozhang.settle.rows import BEIJING
+from daozhang.units import BEIJING
 
 SEPARATOR = b" "
 

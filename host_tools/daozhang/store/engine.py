@@ -6,15 +6,19 @@ Migration SQL may use `{blob}` and `{id}` for the two types whose spelling diffe
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlparse
 
 from daozhang.errors import StoreError
 from daozhang.store import pg_bulk
+
+if TYPE_CHECKING:
+    from daozhang.store.migrate import Component
 
 Row = tuple[Any, ...]
 
@@ -25,10 +29,11 @@ _DIALECT_TYPES = {
 
 
 def is_transient(exc: BaseException) -> bool:
-    """A database error worth retrying the whole transaction for (lock, deadlock, lost link)."""
+    """A database error worth retrying the whole transaction for (lock, deadlock, lost link, a
+    full disk, an I/O error): the engine's trouble, not the data's, so it passes by waiting."""
     if isinstance(exc, sqlite3.OperationalError):
         text = str(exc).lower()
-        return "locked" in text or "busy" in text or "i/o" in text
+        return any(word in text for word in ("locked", "busy", "i/o", "full"))
     try:
         import psycopg
     except ImportError:  # pragma: no cover - psycopg is a dependency
@@ -57,6 +62,12 @@ class Store:
     def transaction(self) -> Any:  # a context manager yielding a Transaction
         raise NotImplementedError
 
+    def snapshot(self) -> Any:  # a context manager yielding a Transaction that only reads
+        """A read-only transaction: one consistent view of the store that takes no write lock
+        (`transaction()` on SQLite is `BEGIN IMMEDIATE`, the one write lock, which a long read
+        such as correlation's would hold against every collector). Writes are refused."""
+        raise NotImplementedError
+
     def render(self, sql: str) -> str:
         """Fill the dialect-specific type names of a migration's SQL."""
         return sql.format(**_DIALECT_TYPES[self.dialect])
@@ -73,6 +84,29 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_READS = ("SELECT", "WITH")
+
+
+class _ReadOnly:
+    """A transaction that refuses anything but a read, before the engine sees it."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.dialect = inner.dialect
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        if not sql.lstrip().upper().startswith(_READS):
+            raise StoreError(f"a read-only snapshot refused {sql.split(maxsplit=1)[0]!r}")
+        result: list[Row] = self._inner.execute(sql, params)
+        return result
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        raise StoreError("a read-only snapshot refused a write")
+
+    def rowcount(self) -> int:
+        return 0
 
 
 class _SqliteTransaction:
@@ -92,22 +126,53 @@ class _SqliteTransaction:
         return self._cursor.rowcount
 
 
+NO_DATABASE_HINT = "a typo? create one with `daozhang collect` or `settle import`"
+
+
+def sqlite_open_error(path: str, exc: sqlite3.Error) -> StoreError:
+    """What SQLite's refusal to open or set up `path` means to the person who named it."""
+    text = str(exc).lower()
+    folder = os.path.dirname(os.path.abspath(path))
+    if "not a database" in text or "malformed" in text or "encrypted" in text:
+        why = "not a SQLite database (is it the right file?)"
+    elif "readonly" in text or "read-only" in text:
+        why = (
+            "the database is read-only here: SQLite writes to the file and beside it (its -wal"
+            f" and -shm files), so this user needs write permission on it and on {folder}"
+        )
+    elif "unable to open" in text:
+        why = (
+            f"cannot open it: {folder} is missing or not writable"
+            if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK)
+            else "cannot open it (a folder, or not readable?)"
+        )
+    else:
+        why = f"SQLite refused it: {exc}"
+    return StoreError(f"SQLite database {path}: {why}")
+
+
 class SqliteStore(Store):
     """SQLite in WAL mode with synchronous=FULL: a commit is on disk when it returns."""
 
     dialect = "sqlite"
 
-    def __init__(self, url: str, path: str) -> None:
+    def __init__(self, url: str, path: str, create: bool = True) -> None:
         self.url = url
         self.path = path
+        if not create and path != ":memory:" and not os.path.exists(path):
+            raise StoreError(f"no database at {path} ({NO_DATABASE_HINT})")
         try:
             self._conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open SQLite database {path!r}: {exc}") from exc
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.execute("PRAGMA busy_timeout=30000")
+            raise sqlite_open_error(path, exc) from exc
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.execute("PRAGMA busy_timeout=30000")
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise sqlite_open_error(path, exc) from exc
 
     def durability(self) -> tuple[str, int]:
         """(journal_mode, synchronous) as the connection reports them."""
@@ -127,6 +192,18 @@ class SqliteStore(Store):
         else:
             cursor.execute("COMMIT")
         finally:
+            cursor.close()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[_ReadOnly]:
+        # WAL: a deferred transaction reads from the snapshot of its first read, and neither
+        # waits for writers nor makes them wait.
+        cursor = self._conn.cursor()
+        cursor.execute("BEGIN DEFERRED")
+        try:
+            yield _ReadOnly(_SqliteTransaction(cursor))
+        finally:
+            cursor.execute("ROLLBACK")
             cursor.close()
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
@@ -193,7 +270,9 @@ class PostgresStore(Store):
         try:
             self._conn = psycopg.connect(url, autocommit=False)
         except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to PostgreSQL at {_redact(url)}: {exc}") from exc
+            # One line: libpq's message carries a hint on a second, tab-indented line.
+            why = " ".join(str(exc).split())
+            raise StoreError(f"cannot connect to PostgreSQL at {_redact(url)}: {why}") from exc
         self._column_types: dict[str, dict[str, str]] = {}
 
     @contextmanager
@@ -206,6 +285,15 @@ class PostgresStore(Store):
                 raise
             else:
                 self._conn.commit()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[_ReadOnly]:
+        with self._conn.cursor() as cursor:
+            try:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                yield _ReadOnly(_PgTransaction(cursor, self._column_types))
+            finally:
+                self._conn.rollback()
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with self._conn.cursor() as cursor:
@@ -224,23 +312,35 @@ def _redact(url: str) -> str:
     return url
 
 
-def open_store(url: str, migrate: bool = True) -> Store:
-    """Open the database named by `url` and bring its schema up to date."""
+def open_store(url: str, schema: Sequence[Component] = (), create: bool = True) -> Store:
+    """Open the database named by `url` and bring the tables of `schema`'s components up to
+    date (none by default: `daozhang.schema.open_database` hands it the product's).
+
+    `create=False`: a SQLite file that does not exist is refused (`no database at PATH`)
+    instead of created empty; a PostgreSQL URL names a server's database, which must exist
+    either way."""
     parsed = urlparse(url)
     store: Store
     if parsed.scheme == "sqlite":
         path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
         if not path:
             raise StoreError(f"bad SQLite URL {url!r}: expected sqlite:///path/to/file.db")
-        store = SqliteStore(url, path)
+        store = SqliteStore(url, path, create=create)
     elif parsed.scheme in ("postgresql", "postgres"):
         store = PostgresStore(url)
     else:
         raise StoreError(
             f"unknown database URL {_redact(url)!r}: use sqlite:///FILE or postgresql://..."
         )
-    if migrate:
-        from daozhang.store.migrate import migrate as run_migrations
+    if schema:
+        from daozhang.store.migrate import migrate
 
-        run_migrations(store)
+        try:
+            migrate(store, schema)
+        except sqlite3.Error as exc:
+            # The first write: a read-only file or folder shows here (reads worked).
+            store.close()
+            if isinstance(store, SqliteStore) and not is_transient(exc):
+                raise sqlite_open_error(store.path, exc) from exc
+            raise
     return store

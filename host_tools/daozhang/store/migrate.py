@@ -1,12 +1,14 @@
 """Versioned schema migrations, per component, applied in order and recorded.
 
 Each component (the collector's tables, the settlement tables, ...) owns an ordered list of
-`Migration`s in its own module; `daozhang.store.schema.COMPONENTS` names them. A migration is
+`Migration`s in its own module. The store knows none of them: whoever opens it hands it the
+components to bring up to date (`daozhang.schema` lists the product's). A migration is
 applied once, inside a transaction, and recorded in `schema_migrations`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from daozhang.store.engine import Store
@@ -19,10 +21,12 @@ class Migration:
     sql: str  # statements separated by ';' on their own; may use {blob} and {id}
 
 
-def migrate(store: Store) -> list[str]:
-    """Apply every migration not applied yet; return the names applied now."""
-    from daozhang.store.schema import COMPONENTS
+# (component name, its migrations), in the order the components apply.
+Component = tuple[str, Sequence["Migration"]]
 
+
+def migrate(store: Store, components: Sequence[Component]) -> list[str]:
+    """Apply every migration of `components` not applied yet; return the names applied now."""
     applied_now: list[str] = []
     with store.transaction() as tx:
         tx.execute(
@@ -30,7 +34,7 @@ def migrate(store: Store) -> list[str]:
             " component TEXT NOT NULL, version INTEGER NOT NULL, name TEXT NOT NULL,"
             " PRIMARY KEY (component, version))"
         )
-    for component, migrations in COMPONENTS:
+    for component, migrations in components:
         with store.transaction() as tx:
             if store.dialect == "postgresql":
                 # Several collectors may start at once: one migrates, the others wait.

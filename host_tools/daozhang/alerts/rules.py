@@ -1,0 +1,228 @@
+"""The rules file: which alerts are on, their thresholds, business hours and where messages go.
+
+TOML, read once at start (`daozhang alerts run --rules FILE.toml`). A rule whose table is
+absent is off; a table present with no keys takes the defaults below. Anything the file gets
+wrong (an unknown rule or key, a value of the wrong type or out of range, a webhook kind we
+do not know) is refused with the file and the key, before anything is evaluated.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from daozhang.errors import InputError
+
+WEBHOOK_KINDS = ("wecom", "dingtalk", "feishu", "json")
+
+# rule -> {key: (default, low, high)}; every threshold is a number.
+RULES: dict[str, dict[str, tuple[float, float, float]]] = {
+    # A device not heard from for `minutes`, in business hours, with unsent records on it.
+    "silent_unsent": {"minutes": (15, 0.1, 10_080)},
+    # The oldest record a device holds unsent is older than `minutes` (event time).
+    "oldest_unsent": {"minutes": (60, 0.1, 43_200)},
+    # The journal's bytes at or past `percent` of its capacity: the heartbeat's `jcap`, or
+    # `capacity_bytes` for firmware that does not send it (the virtual board's: 75% of 4 MiB).
+    "journal_full": {"percent": (80, 1, 100), "capacity_bytes": (3_145_728, 4096, 2**40)},
+    # Signal below the floor for `minutes` (RSRP on LTE; RSSI or CSQ in dBm otherwise).
+    "signal_poor": {
+        "minutes": (30, 0.1, 10_080),
+        "rsrp_dbm": (-115, -160, 0),
+        "rssi_dbm": (-95, -130, 0),
+    },
+    # At least `terminals` devices of one cell silent for `minutes` at once.
+    "cell_down": {"terminals": (5, 2, 1_000_000), "minutes": (10, 0.1, 10_080)},
+    # At least `count` refused messages in the last `minutes` across the fleet.
+    "quarantine_spike": {"count": (50, 1, 2**40), "minutes": (15, 0.1, 10_080)},
+    # Unpaid money correlation cannot explain (cause `unknown`) at or past `yuan`.
+    "unexplained_unpaid": {"yuan": (1000, 0.01, 1e12)},
+    # One acquirer and settle day with at least `merchants` merchants unpaid
+    # (cause `acquirer_side`).
+    "acquirer_day_unpaid": {"merchants": (3, 1, 1_000_000)},
+    # A certificate or the CRL of the PKI in `dir` missing, expired or within `days`.
+    "pki_expiry": {"days": (14, 0, 3650)},
+}
+RULE_TEXT_KEYS = {"pki_expiry": ("dir",)}
+
+
+@dataclass(frozen=True)
+class BusinessHours:
+    """Beijing time; `days` are ISO weekdays (1 Monday .. 7 Sunday); start == end: all day."""
+
+    start: dt.time = dt.time(8, 0)
+    end: dt.time = dt.time(22, 0)
+    days: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)
+
+    def contains(self, moment: dt.datetime) -> bool:
+        clock = moment.time()
+        if moment.isoweekday() not in self.days:
+            return False
+        if self.start == self.end:
+            return True  # the whole day
+        if self.start < self.end:
+            return self.start <= clock < self.end
+        return clock >= self.start or clock < self.end  # past midnight: 20:00-02:00
+
+
+@dataclass(frozen=True)
+class Webhook:
+    kind: str
+    url: str
+    secret: str = ""  # DingTalk and Feishu signing ("加签" / "签名校验")
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.name or self.kind
+
+
+@dataclass(frozen=True)
+class Rules:
+    rules: dict[str, dict[str, Any]]
+    hours: BusinessHours = field(default_factory=BusinessHours)
+    webhooks: tuple[Webhook, ...] = ()
+    timeout_s: float = 5.0  # per webhook request
+    attempts: int = 8  # then the message is given up (logged), never retried for ever
+    # The money rules run `correlate` over the whole store (seconds at a million receipts):
+    # at most this often; between, their alerts stay as they are.
+    money_every_s: float = 900.0
+
+    def on(self, rule: str) -> bool:
+        return rule in self.rules
+
+    def get(self, rule: str, key: str) -> Any:
+        return self.rules[rule][key]
+
+
+def load(path: Path) -> Rules:
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the rules file ({exc.strerror})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a valid TOML file ({exc})") from None
+    return parse(doc, str(path))
+
+
+def parse(doc: dict[str, Any], where: str = "rules") -> Rules:
+    unknown = set(doc) - {"rules", "business_hours", "webhooks", "delivery", "money"}
+    if unknown:
+        raise InputError(f"{where}: unknown table(s) {', '.join(sorted(unknown))}")
+    rules: dict[str, dict[str, Any]] = {}
+    for name, table in _table(doc, "rules", where).items():
+        if name not in RULES:
+            raise InputError(f"{where}: [rules.{name}] is not a rule (known: {', '.join(RULES)})")
+        if not isinstance(table, dict):
+            raise InputError(f"{where}: [rules.{name}] must be a table")
+        rules[name] = _rule(name, table, f"{where}: [rules.{name}]")
+    delivery = _table(doc, "delivery", where)
+    extra = set(delivery) - {"timeout_s", "attempts"}
+    if extra:
+        raise InputError(f"{where}: [delivery] unknown key(s) {', '.join(sorted(extra))}")
+    timeout_s = _number(delivery.get("timeout_s", 5.0), 0.1, 120, f"{where}: delivery.timeout_s")
+    attempts = _number(delivery.get("attempts", 8), 1, 100, f"{where}: delivery.attempts")
+    money = _table(doc, "money", where)
+    if set(money) - {"every_minutes"}:
+        raise InputError(f"{where}: [money] unknown key(s) {', '.join(sorted(set(money)))}")
+    money_every = _number(
+        money.get("every_minutes", 15), 0.1, 1440, f"{where}: money.every_minutes"
+    )
+    return Rules(
+        rules=rules,
+        money_every_s=money_every * 60,
+        hours=_hours(_table(doc, "business_hours", where), f"{where}: [business_hours]"),
+        webhooks=tuple(_webhooks(doc.get("webhooks", []), where)),
+        timeout_s=float(timeout_s),
+        attempts=int(attempts),
+    )
+
+
+def _table(doc: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = doc.get(key, {})
+    if not isinstance(value, dict):
+        raise InputError(f"{where}: [{key}] must be a table")
+    return value
+
+
+def _number(value: Any, low: float, high: float, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InputError(f"{where}: expected a number, got {value!r}")
+    if not low <= value <= high:
+        raise InputError(f"{where}: must be between {low:g} and {high:g}, got {value!r}")
+    return float(value)
+
+
+def _rule(name: str, table: dict[str, Any], where: str) -> dict[str, Any]:
+    known = RULES[name]
+    texts = RULE_TEXT_KEYS.get(name, ())
+    extra = set(table) - set(known) - set(texts)
+    if extra:
+        raise InputError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
+    out: dict[str, Any] = {}
+    for key, (default, low, high) in known.items():
+        out[key] = _number(table.get(key, default), low, high, f"{where} {key}")
+    for key in texts:
+        if key not in table or not isinstance(table[key], str) or not table[key]:
+            raise InputError(f"{where}: {key} is required (a folder)")
+        out[key] = table[key]
+    return out
+
+
+def _clock(value: Any, where: str) -> dt.time:
+    try:
+        return dt.time.fromisoformat(value) if isinstance(value, str) else _bad(value)
+    except ValueError:
+        raise InputError(f'{where}: expected a time like "08:00", got {value!r}') from None
+
+
+def _bad(value: Any) -> dt.time:
+    raise ValueError(value)
+
+
+def _hours(table: dict[str, Any], where: str) -> BusinessHours:
+    extra = set(table) - {"start", "end", "days"}
+    if extra:
+        raise InputError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
+    default = BusinessHours()
+    days = table.get("days", list(default.days))
+    if (
+        not isinstance(days, list)
+        or not days
+        or not all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 7 for d in days)
+    ):
+        raise InputError(f"{where}: days must be a list of 1 (Monday) .. 7 (Sunday)")
+    return BusinessHours(
+        start=_clock(table["start"], f"{where} start") if "start" in table else default.start,
+        end=_clock(table["end"], f"{where} end") if "end" in table else default.end,
+        days=tuple(sorted(set(days))),
+    )
+
+
+def _webhooks(items: Any, where: str) -> list[Webhook]:
+    if not isinstance(items, list):
+        raise InputError(f"{where}: webhooks must be an array of tables ([[webhooks]])")
+    out: list[Webhook] = []
+    for index, item in enumerate(items, 1):
+        here = f"{where}: webhook {index}"
+        if not isinstance(item, dict):
+            raise InputError(f"{here}: must be a table")
+        extra = set(item) - {"kind", "url", "secret", "name"}
+        if extra:
+            raise InputError(f"{here}: unknown key(s) {', '.join(sorted(extra))}")
+        kind, url = item.get("kind"), item.get("url")
+        if kind not in WEBHOOK_KINDS:
+            raise InputError(f"{here}: kind must be one of {', '.join(WEBHOOK_KINDS)}")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise InputError(f"{here}: url must be an http:// or https:// address")
+        secret, name = item.get("secret", ""), item.get("name", "")
+        if not isinstance(secret, str) or not isinstance(name, str):
+            raise InputError(f"{here}: secret and name are text")
+        hook = Webhook(kind=kind, url=url, secret=secret, name=name)
+        if any(other.label == hook.label for other in out):
+            raise InputError(f"{here}: a second {hook.label!r}: give each webhook a name")
+        out.append(hook)
+    return out

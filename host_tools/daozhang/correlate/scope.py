@@ -1,0 +1,215 @@
+"""Classify a few transactions without reading the whole store (`daozhang lookup`).
+
+`analyse` (engine.py) reads every table once, because `acquirer_side` compares merchants:
+23 s at a million receipts, for one caller on the phone. `analyse_scoped` reads only what the
+rules look at for the transactions asked about, and gives them the same findings:
+
+- the receipts (by natural key) with their RRN-joined detail rows, and the receipts the rules
+  look across to: voids naming them (`otrc`/`orrn`), completions of a pre-authorisation, an
+  approved re-swipe after a no-response;
+- detail rows no receipt claims (asked for by file and line), and those a receipt without an
+  RRN match falls back to (natural key and amount);
+- their payouts, their merchants, the imported files, and each device's timeline;
+- for a transaction that is due, in an imported file, and has no row or payout: the other
+  transactions of its acquirer-day, read by set queries (acquirer_day.py), because whether
+  "many healthy merchants are unpaid" is an acquirer's bad day is counted across merchants.
+
+Payout findings come with the transactions they hold. Tested against the whole-store
+`analyse` field by field (tests/lookup/test_scoped_equals_whole.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from daozhang.collector.quarantine_read import refused_receipts
+from daozhang.correlate.acquirer_day import acquirer_day, members
+from daozhang.correlate.classify import Context, Finding, classify
+from daozhang.correlate.data import (
+    _D_COLS,
+    _MATCHED_SQL,
+    _N_R,
+    Data,
+    Detail,
+    Payout,
+    Receipt,
+    ReceiptKey,
+    RowId,
+    Timeline,
+    _files,
+    _timelines,
+    load_merchants,
+    load_notices,
+    receipt_key,
+)
+from daozhang.settle.calendar import WorkingCalendar
+from daozhang.settle.policy import Policies
+from daozhang.store import Store, Transaction
+
+
+@dataclass
+class Scoped:
+    ctx: Context
+    data: Data
+    findings: list[Finding]  # the transactions asked for, then their payouts
+
+
+def analyse_scoped(
+    store: Store,
+    as_of: float | None,
+    keys: Sequence[ReceiptKey] = (),
+    rows: Sequence[RowId] = (),
+    policy_file: Path | None = None,
+    calendar_file: Path | None = None,
+) -> Scoped:
+    ctx = Context(
+        as_of=int(time.time() if as_of is None else as_of),
+        policies=Policies.load(policy_file),
+        calendar=WorkingCalendar.load(calendar_file),
+    )
+    with store.snapshot() as tx:
+        data = load_scoped(tx, keys, rows, ctx.as_of)
+        for acquirer, day in _acquirer_days(data, ctx):
+            data.healthy_by_day[(acquirer, day)] = acquirer_day(tx, ctx, acquirer, day)
+    refused_keys = {(d.mid, d.rrn) for d in data.detail if d.rrn}
+    if refused_keys:
+        for refusal, body in refused_receipts(store):
+            key = (body.get("mid"), body.get("rrn"))
+            if key in refused_keys:
+                data.refused.setdefault((str(key[0]), str(key[1])), refusal)
+    findings = classify(data, ctx)
+    wanted_keys, wanted_rows = set(keys), set(rows)
+    out = [f for f in findings if f.kind == "transaction" and _asked(f, wanted_keys, wanted_rows)]
+    payout_ids = {f.payout_id for f in out if f.payout_id}
+    out += [f for f in findings if f.kind == "payout" and f.payout_id in payout_ids]
+    return Scoped(ctx, data, out)
+
+
+def _asked(f: Finding, keys: set[ReceiptKey], rows: set[RowId]) -> bool:
+    if f.receipt is not None:
+        return receipt_key(f.receipt) in keys
+    return f.row is not None and (f.row.file_id, f.row.line) in rows
+
+
+_BY_KEY = " WHERE r.mid = ? AND r.tid = ? AND r.bat = ? AND r.trc = ?"
+
+
+def load_scoped(
+    tx: Transaction, keys: Sequence[ReceiptKey], rows: Sequence[RowId], as_of: int
+) -> Data:
+    """What classify reads about these receipts and unclaimed detail rows (module doc)."""
+    receipts: list[Receipt] = []
+    matched: list[Detail | None] = []
+    seen: set[ReceiptKey] = set()
+
+    def take(result: Iterable[Any]) -> None:
+        for row in result:
+            r = Receipt._make(row[:_N_R])
+            if receipt_key(r) in seen:
+                continue  # a second detail row with this RRN: the first match wins
+            seen.add(receipt_key(r))
+            receipts.append(r)
+            matched.append(None if row[_N_R] is None else Detail._make(row[_N_R:]))
+
+    for key in keys:
+        take(tx.execute(_MATCHED_SQL + _BY_KEY, key))
+    targets = list(zip(receipts, matched, strict=True))
+    detail: list[Detail] = []
+    seen_rows: set[RowId] = set()
+
+    def add_detail(result: Iterable[Any]) -> None:
+        for row in result:
+            d = Detail._make(row)
+            if (d.file_id, d.line) not in seen_rows:
+                seen_rows.add((d.file_id, d.line))
+                detail.append(d)
+
+    for r, d in targets:
+        # What the index looks across to: voids and completions naming this one ...
+        take(tx.execute(_MATCHED_SQL + " WHERE r.mid = ? AND r.tid = ? AND r.otrc = ?",
+                        (r.mid, r.tid, r.trc)))  # fmt: skip
+        if r.rrn:
+            take(tx.execute(_MATCHED_SQL + " WHERE r.orrn = ?", (r.rrn,)))
+            add_detail(
+                tx.execute(
+                    f"SELECT {_D_COLS} FROM settle_detail d WHERE d.orrn = ? AND d.orrn <> ''"
+                    " AND d.typ IN ('preauth_done', 'preauth_void') ORDER BY d.file_id, d.line",
+                    (r.rrn,),
+                )
+            )
+        # ... an approved re-swipe of the same card and amount after a no-response ...
+        if r.st == "no_response" and r.pan and r.lt is not None:
+            take(tx.execute(
+                _MATCHED_SQL + " WHERE r.mid = ? AND r.lt > ? AND r.lt <= ? AND r.tid = ?"
+                " AND r.pan = ? AND r.amt = ?",
+                (r.mid, r.lt, r.lt + 900, r.tid, r.pan, r.amt),
+            ))  # fmt: skip
+        # ... and, without an RRN match, the unclaimed rows of its natural key.
+        if d is None:
+            add_detail(
+                tx.execute(
+                    f"SELECT {_D_COLS} FROM settle_detail d WHERE d.mid = ? AND d.tid = ?"
+                    " AND d.bat = ? AND d.trc = ? AND NOT EXISTS (SELECT 1 FROM receipts r"
+                    " WHERE r.rrn = d.rrn AND r.mid = d.mid) ORDER BY d.file_id, d.line",
+                    receipt_key(r),
+                )
+            )
+    for file_id, line in rows:
+        add_detail(
+            tx.execute(
+                f"SELECT {_D_COLS} FROM settle_detail d WHERE d.file_id = ? AND d.line = ?",
+                (file_id, line),
+            )
+        )
+    all_detail = [d for d in matched if d is not None] + detail
+    payouts: dict[str, Payout] = {}
+    for pid in sorted({d.payout_id for d in all_detail if d.payout_id}):
+        for p in tx.execute(
+            "SELECT payout_id, mid, settle_type, settle_date, plan_fen, fee_fen, suspend_fen,"
+            " retained_fen, real_fen, state, fail_reason, bank_account FROM payouts"
+            " WHERE payout_id = ? ORDER BY file_id, line",
+            (pid,),
+        ):
+            payouts[str(p[0])] = Payout(*p)
+    merchants = load_merchants(tx)
+    detail_files, payout_files = _files(tx)
+    terminal_dev: dict[tuple[str, str], str] = {}
+    # The terminals of unclaimed rows, and every terminal the asked devices reported (the
+    # registry check names a device's correctly set-up terminal): each its latest device.
+    wanted = {(d.mid, d.tid) for d in detail}
+    for dev in sorted({r.dev for r, _ in targets}):
+        wanted |= {
+            (str(a), str(b))
+            for a, b in tx.execute("SELECT mid, tid FROM device_terminals WHERE dev = ?", (dev,))
+        }
+    for mid, tid in sorted(wanted):
+        for (dev,) in tx.execute(
+            "SELECT dev FROM device_terminals WHERE mid = ? AND tid = ? ORDER BY last_seen",
+            (mid, tid),
+        ):
+            terminal_dev[(mid, tid)] = str(dev)
+    timelines: dict[str, Timeline] = {}
+    devices = {r.dev for r, _ in targets} | {terminal_dev.get((d.mid, d.tid), "") for d in detail}
+    for dev in sorted(devices - {""}):
+        timelines.update(_timelines(tx, dev, as_of))
+    return Data(
+        receipts,
+        matched,
+        detail,
+        payouts,
+        merchants,
+        detail_files,
+        payout_files,
+        timelines,
+        terminal_dev,
+        notices=load_notices(tx),
+    )
+
+
+def _acquirer_days(data: Data, ctx: Context) -> set[tuple[str, date | None]]:
+    return {(f.acquirer, f.expected_date) for f in members(data, ctx)}

@@ -1,0 +1,181 @@
+"""Offering a bundle to devices and serving its bytes as they ask (DESIGN §1.6).
+
+Each device gets `{op: "offer", id, msize, size, mac}` on `dz/v1/{dev}/ota` (QoS 1, so a device
+away gets it when it is back), the MAC made with its own key; it then asks for the manifest and
+the files, one chunk at a time, on `dz/v1/{dev}/fetch`, and is answered on its `ota` topic.
+What each device says of the update comes back in its heartbeats (`ota`: the offer's id and a
+state; `fw`: the running version)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import cbor2
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from daozhang.errors import DaozhangError
+from daozhang.ota.bundle import Bundle, manifest_id, offer_mac
+from daozhang.security.tlsclient import client_context, parse_broker
+
+MAX_CHUNK = 768  # a chunk message must fit the device's 1 KB receive buffer
+FINAL = ("confirmed", "refused", "rolled")
+
+
+@dataclass
+class DeviceState:
+    """What the server knows of one device's update."""
+
+    dev: str
+    state: str = "offered"  # the device's last word on this offer, or "offered"
+    fw: str | None = None  # the running version its heartbeats name
+    served: int = 0  # the furthest byte served
+    heard: bool = False  # a heartbeat about this offer (or a fetch) came
+
+    @property
+    def final(self) -> bool:
+        return self.state.split(" ", 1)[0] in FINAL
+
+
+@dataclass
+class Server:
+    """One MQTT connection: offers, chunks, and heartbeats read back."""
+
+    broker: str
+    bundle: Bundle
+    tls_dir: str | None = None
+    # Tests only: (dev, off, data) -> the bytes to send instead (a tampered chunk).
+    alter: Any = None
+    devices: dict[str, DeviceState] = field(default_factory=dict)
+    keys: dict[str, bytes] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.host, self.port = parse_broker(self.broker)
+        self.id = bytes.fromhex(manifest_id(self.bundle.manifest_bytes))
+        self.tag = self.id[:4].hex()
+        self.stream = self.bundle.data[
+            self.bundle.payload_offset - len(self.bundle.manifest_bytes) :
+        ]
+        self.lock = threading.Lock()
+        self._connected = threading.Event()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"dz-ota-{uuid.uuid4().hex[:12]}",
+            protocol=mqtt.MQTTv311,
+        )
+        if self.broker.startswith("mqtts:"):
+            if not self.tls_dir:
+                raise DaozhangError("an mqtts:// broker needs --tls-dir (an identity of its own)")
+            self.client.tls_set_context(client_context(Path(self.tls_dir)))
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+
+    def __enter__(self) -> Server:
+        try:
+            self.client.connect(self.host, self.port, keepalive=30)
+        except OSError as exc:
+            raise DaozhangError(f"cannot connect to the broker at {self.broker}: {exc}") from exc
+        self.client.loop_start()
+        if not self._connected.wait(10):
+            self.client.loop_stop()
+            raise DaozhangError(f"the broker at {self.broker} did not accept this tool")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if not reason.is_failure:
+            client.subscribe([("dz/v1/+/fetch", 0), ("dz/v1/+/hb", 0)])
+            self._connected.set()
+
+    def offer(self, dev: str, key: bytes) -> None:
+        body = {
+            "op": "offer",
+            "id": self.id,
+            "msize": len(self.bundle.manifest_bytes),
+            "size": self.bundle.manifest.total_bytes,
+            "mac": offer_mac(key, self.bundle.manifest_bytes),
+        }
+        with self.lock:
+            self.devices.setdefault(dev, DeviceState(dev))
+            self.keys[dev] = key
+        self.client.publish(f"dz/v1/{dev}/ota", cbor2.dumps(body), qos=1)
+
+    # -- paho's thread ---------------------------------------------------------------------
+    def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        parts = msg.topic.split("/")
+        if len(parts) != 4:
+            return
+        dev, leaf = parts[2], parts[3]
+        with self.lock:
+            state = self.devices.get(dev)
+        if state is None:
+            return
+        try:
+            body = cbor2.loads(msg.payload)
+        except (cbor2.CBORDecodeError, ValueError, RecursionError):
+            return
+        if not isinstance(body, dict):
+            return
+        if leaf == "fetch":
+            self._serve(dev, state, body)
+        elif leaf == "hb":
+            self._heard(state, body)
+
+    def _serve(self, dev: str, state: DeviceState, body: dict[str, Any]) -> None:
+        off, n = body.get("off"), body.get("n")
+        if body.get("id") != self.id[:8] or type(off) is not int or type(n) is not int:
+            return
+        if not (0 <= off < len(self.stream) and 0 < n <= MAX_CHUNK):
+            return
+        data = self.stream[off : off + n]
+        if self.alter is not None:
+            data = self.alter(dev, off, data)
+        with self.lock:
+            state.served = max(state.served, off + len(data))
+            state.heard = True
+        chunk = {"op": "chunk", "id": self.id[:8], "off": off, "d": data}
+        client = self.client
+        client.publish(f"dz/v1/{dev}/ota", cbor2.dumps(chunk), qos=0)
+
+    def _heard(self, state: DeviceState, body: dict[str, Any]) -> None:
+        text = body.get("ota")
+        fw = body.get("fw")
+        with self.lock:
+            if isinstance(fw, str):
+                state.fw = fw
+            if isinstance(text, str) and text.startswith(self.tag + " "):
+                state.state = text[len(self.tag) + 1 :]
+                state.heard = True
+
+    # -- the caller's side -------------------------------------------------------------------
+    def wait(self, wait_s: float, every_s: float = 30.0) -> dict[str, DeviceState]:
+        """Until every device has a final word (or `wait_s`); offers again every `every_s` to
+        devices not heard from (a device may have been away, or not subscribed yet)."""
+        deadline = time.monotonic() + wait_s
+        again = time.monotonic() + every_s
+        while time.monotonic() < deadline:
+            with self.lock:
+                if all(s.final for s in self.devices.values()):
+                    break
+                silent = [d for d, s in self.devices.items() if not s.heard]
+            if time.monotonic() >= again:
+                for dev in silent:
+                    self.offer(dev, self.keys[dev])
+                again = time.monotonic() + every_s
+            time.sleep(0.2)
+        with self.lock:
+            return {dev: DeviceState(**vars(s)) for dev, s in self.devices.items()}

@@ -1,1 +1,0 @@
-"""Real servers started for tests, the demo and the simulation: Mosquitto and PostgreSQL."""

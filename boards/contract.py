@@ -65,6 +65,11 @@ class BoardContract(Protocol):
         """Default. A clock that keeps time by itself (unix s; None while it holds none, or no
         RTC at all): the agent's wall time between syncs then follows it, not uptime."""
 
+    def console_interrupts(self) -> Any:
+        """Default. None: the board's console interrupts running code itself (a real UART's
+        Ctrl-C). Else a byte stream of the console that the agent watches, raising
+        KeyboardInterrupt between its tasks at a Ctrl-C (the virtual board: boards/virtual)."""
+
 
 if TYPE_CHECKING:
     # Checked by mypy once per board (tools/check.py puts that board's folder on the path).

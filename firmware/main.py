@@ -13,6 +13,12 @@ import time
 
 from micropython import const
 
+# The agent reads Ctrl-C from the console a board hands it (board.console_interrupts()): the
+# virtual board's power-on (boards/virtual/vboot.py) keeps SIGINT off from the start for a main
+# that says so, and a Ctrl-C during start-up then waits for the agent to read it.
+READS_CONSOLE_INTERRUPTS = True
+
+_CTRL_C = const(3)
 _DEFAULT_BUDGET_PCT = const(75)
 _REPORT_INTERVAL_S = const(60)
 _COMMIT_INTERVAL_S = const(180)  # unsynced diagnostics reach flash at least this often
@@ -59,6 +65,18 @@ async def _serve_terminal(link, intake):
         print("daozhang agent: no terminal link configured")
         return
     await link.serve(intake.serve)
+
+
+async def _watch_console(console):
+    # Ctrl-C on a console the board handed over (board.console_interrupts()) stops the agent
+    # between tasks: asyncio lets KeyboardInterrupt through run(), as the board's REPL expects.
+    reader = asyncio.StreamReader(console)
+    while True:
+        byte = await reader.read(1)
+        if not byte:
+            return  # the console closed (a board run without one): nothing more to read
+        if byte[0] == _CTRL_C:
+            raise KeyboardInterrupt
 
 
 async def _commit_diagnostics(journal, interval_s):
@@ -123,6 +141,9 @@ async def _run(board, interval_s, config_path, ota):
         asyncio.create_task(_commit_diagnostics(journal, _COMMIT_INTERVAL_S)),
         asyncio.create_task(_report_state(board, journal, intake, interval_s)),
     ]
+    console = board.console_interrupts()
+    if console is not None:
+        tasks.append(asyncio.create_task(_watch_console(console)))
     if agent:
         tasks.extend(
             asyncio.create_task(c) for c in agent.tasks(record_boot=False, commit_diag=False)

@@ -89,6 +89,20 @@ class Board(BoardBase):
         # The board's battery RTC: it keeps the time across power cuts and between NTP syncs.
         return self._clock()
 
+    def console_interrupts(self):
+        # The unix port takes Ctrl-C as SIGINT and raises KeyboardInterrupt from the signal
+        # handler: a longjmp out of whatever C code runs (the allocator, mbedtls, a generator's
+        # resume), which now and then ended the board with "FATAL: uncaught NLR" when mpremote
+        # interrupted the agent. A real board's UART only marks the interrupt pending. So while
+        # the agent runs, SIGINT is off (the console relay then passes Ctrl-C on as a byte) and
+        # the agent reads the console and stops between its tasks (firmware/main.py).
+        import sys
+
+        import micropython
+
+        micropython.kbd_intr(-1)
+        return sys.stdin.buffer
+
     def terminal_link(self):
         # The link to the POS main board: loopback TCP on this board (boards/virtual/terminal.py).
         import terminal

@@ -10,6 +10,7 @@
 import os
 import sys
 
+import micropython
 import vfs
 from blockdev import FileBlockDevice
 
@@ -77,10 +78,17 @@ def _has_main():
     return False
 
 
+# SIGINT stays off through start-up (the console relay passes a Ctrl-C on as a byte then):
+# the unix port raises KeyboardInterrupt from its signal handler, wherever its C code is
+# (board.py: console_interrupts). An agent that reads its console (READS_CONSOLE_INTERRUPTS)
+# keeps it off and finds the waiting Ctrl-C; any other main gets the port's SIGINT back.
+micropython.kbd_intr(-1)
 flash_device = power_on(sys.argv)
 if _exists("/_hw/autostart") and _has_main():
     import main
 
+    if not getattr(main, "READS_CONSOLE_INTERRUPTS", False):
+        micropython.kbd_intr(3)
     try:
         main.main()
     except KeyboardInterrupt:

@@ -76,6 +76,12 @@ class BoardBase:
         # unix s, or None while it holds no time, or on a board without one (the default).
         return None
 
+    def console_interrupts(self):
+        # None: Ctrl-C on the console interrupts running code by itself, as a real board's
+        # UART does (it only marks the interrupt pending; MicroPython raises it between
+        # bytecodes). A board where that is unsafe hands the agent its console instead.
+        return None
+
     def describe(self):
         # What the agent's console report and `device inspect` show.
         return {

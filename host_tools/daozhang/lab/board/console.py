@@ -15,6 +15,8 @@ power-on killed the board that way (measured: 8 of 8 at 0-10 ms), the cause of b
 under a console session. So the board process starts with SIGINT ignored (CPython then leaves
 it alone), the terminal's ISIG is off, and the relay sends SIGINT for a Ctrl-C only while the
 process catches it (SigCgt in /proc); otherwise it passes the byte on, as a UART would.
+While the agent runs, SIGINT is off and the agent reads the byte itself (boards/virtual/README.md,
+"Ctrl-C"): the port's handler raises from inside C code, which a real board never does.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import pytest
 from daozhang.cli import main as cli_main
 from daozhang.lab.board.manager import VirtualBoard
 from daozhang.lab.pos import Ledger, PosSimulator, TerminalLink, TransactionSource
+from daozhang.lab.pos.ledger import natural_key
 from daozhang.lab.pos.link import FrameDecoder, encode_frame
 from daozhang.lab.pos.simulator import GaveUp
 from daozhang.ports import wait_listening
@@ -151,6 +152,19 @@ def test_pos_command_against_a_virtual_board(
         events = [json.loads(line) for line in ledger.read_text().splitlines()]
         seqs = [e["seq"] for e in events if e["ev"] == "acked"]
         assert len(seqs) == 15 and seqs == sorted(set(seqs))
+
+        # A second run, with and without the ledger, goes on where the terminal stopped:
+        # never the first run's natural keys again, its clock never back in time.
+        assert cli_main([*argv[:3], "--count", "5", "--ledger", str(ledger)]) == 0
+        assert cli_main([*argv[:3], "--count", "5"]) == 0
+        assert "5 acked (0 as repeats), 0 refused" in capsys.readouterr().out
+        events = [json.loads(line) for line in ledger.read_text().splitlines()]
+        bodies = [e["body"] for e in events if e["ev"] == "acked"]
+        assert len({(natural_key(b), b["st"]) for b in bodies}) == len(bodies) == 20
+        assert [b["lt"] for b in bodies] == sorted(b["lt"] for b in bodies)
+        assert len({e["id"] for e in events if e["ev"] == "sent"}) == 20  # ids go on too
+        kept = json.loads((vb.root / "pos.json").read_text())
+        assert kept["898440358120001/12345678"]["trace"] > max(int(b["trc"]) for b in bodies)
     finally:
         vb.stop(power_cut=True)
 

@@ -10,6 +10,7 @@ from daozhang.errors import UsageError
 from daozhang.lab.board.manager import VirtualBoard
 from daozhang.lab.pos.ledger import Ledger
 from daozhang.lab.pos.link import TerminalLink
+from daozhang.lab.pos.resume import Resume
 from daozhang.lab.pos.simulator import GaveUp, PosSimulator
 from daozhang.lab.pos.transactions import Merchant, TransactionSource
 
@@ -64,6 +65,11 @@ def _port(args: argparse.Namespace) -> str:
     return f"tcp:127.0.0.1:{port}"
 
 
+def _kept_on_board(args: argparse.Namespace) -> Path | None:
+    # Where a virtual board keeps its terminal's trace and clock between simulator runs.
+    return VirtualBoard.named(args.board).root / "pos.json" if args.board else None
+
+
 def run(args: argparse.Namespace) -> int:
     if args.count < 0:
         raise UsageError("--count must be 0 or more")
@@ -73,20 +79,27 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     link = TerminalLink(_port(args))
     ledger = Ledger(args.ledger) if args.ledger else None
-    first_id = 1
+    kept = _kept_on_board(args)
+    resume = Resume()  # where this terminal's last run stopped (resume.py)
     if ledger:
-        ids = [int(e["id"]) for e in Ledger.read(ledger.path) if "id" in e]
-        first_id = max(ids, default=0) + 1
+        resume = resume.later(Resume.from_ledger(Ledger.read(ledger.path), merchant))
+    if kept:
+        resume = resume.later(Resume.from_board(kept, merchant))
     sim = PosSimulator(
         link,
         ledger,
         ack_timeout_s=args.ack_timeout,
         give_up_s=args.give_up,
         out=print,
-        first_id=first_id,
+        first_id=resume.last_id + 1,
     )
     source = TransactionSource(
-        merchant, seed=args.seed, batch=args.batch, full_pan_every=args.full_pan_every
+        merchant,
+        seed=args.seed,
+        batch=args.batch,
+        full_pan_every=args.full_pan_every,
+        last_trace=resume.trace,
+        start_time=max(TransactionSource.start_time, resume.clock + 60),
     )
     try:
         resent = sim.resend_unanswered()
@@ -99,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
         link.close()
         if ledger:
             ledger.close()
+        if kept:
+            Resume.keep_on_board(kept, merchant, source.trace, source.now)
     s = sim.stats
     print(
         f"{s.acked} acked ({s.dup_acks} as repeats), {s.refused} refused, {s.resends} resent, "

@@ -63,10 +63,11 @@ class TransactionSource:
     start_time: int = 1_763_700_000  # unix s: the terminal's clock at the first transaction
     batch: int = 1
     full_pan_every: int = 0  # every Nth card receipt carries a full PAN (a POS bug to catch)
+    last_trace: int = 0  # the terminal's trace number before this stream's first transaction
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
-        self.trace = 0
+        self.trace = self.last_trace
         self.now = self.start_time
         self.cards = 0
         self.done: list[_Done] = []

@@ -162,10 +162,13 @@ def test_declared_lost_range_mid_backlog_drains(mosquitto: Mosquitto, tmp_path: 
 
 @pytest.mark.slow
 def test_simulated_day_under_a_64k_object_heap(mosquitto: Mosquitto, tmp_path: Path) -> None:
-    """A day of agent time in one real minute: the agent's clock runs 1440x (Clock.scale), so
-    its intervals (heartbeat 5 min, signal 15 min, probe 1 h, diag commit 5 min) and the
-    receipts (2,000 a day) come 1440x faster; network timeouts stay real. The ack's `now`
-    runs at the same scale. The link is cut three times through the board's control file."""
+    """The whole agent (intake of terminal-link frames with their receipt checks, journal,
+    uplink, heartbeat, diag) for a day of agent time in one real minute, with 64 KB for its
+    objects (the code is loaded first; firmware/README.md, RAM). The agent's clock runs 1440x
+    (Clock.scale), so its intervals (heartbeat 5 min, signal 15 min, probe 1 h, diag commit
+    5 min) and the receipts (1,500 a day) come 1440x faster; network timeouts stay real. The
+    ack's `now` runs at the same scale. The link is cut three times through the board's
+    control file. (One run for what were two 60-second tests: intake alone, link cuts alone.)"""
     import json
 
     import cbor2
@@ -184,6 +187,7 @@ def test_simulated_day_under_a_64k_object_heap(mosquitto: Mosquitto, tmp_path: P
             "trickle_ms": 57_600,
             "max_s": 62,
             "no_wall_clock": True,
+            "intake": True,
         }
         agent = start_agent(tmp_path, plan)
         for _ in range(3):
@@ -213,11 +217,13 @@ def test_simulated_day_under_a_64k_object_heap(mosquitto: Mosquitto, tmp_path: P
             if rec["b"]["ev"] == "link_down":
                 stages.add(rec["b"]["stage"])
     print("diag events", events, "heartbeats", len(responder.heartbeats))
-    # Everything but the last seconds' records reached the collector, acked. (How many
-    # receipts a real minute holds depends on the machine's load: at least 1,000.)
+    # Everything but the last seconds' records reached the collector, acked. (How many of the
+    # 1,500 receipts a real minute holds depends on the machine's load: 888 seen through
+    # intake with lint running alongside; the point is a day of them in 64 KB.)
+    assert "MemoryError" not in result.output, result.output
     appended = int(result.output.split("APPENDED ")[1].split()[0])
     unacked = result.next_seq - 1 - result.acked
-    assert appended >= 1000
+    assert appended >= 750
     assert len(_receipt_trcs(responder, "dev-0004")) >= appended - unacked
     assert unacked <= 30
     assert events.get("link_down", 0) >= 3 and events.get("link_up", 0) >= 3
@@ -341,39 +347,3 @@ def test_upload_over_tls_through_the_boards_socket_factory(tmp_path: Path) -> No
     assert len(_receipt_trcs(responder, "dev-0005")) == 200
     assert refused.acked == 0 and refused.stats["sessions"] == 0, refused.output
     assert "dev-0006" not in responder.devices
-
-
-@pytest.mark.slow
-def test_whole_agent_with_intake_in_a_64k_object_heap(mosquitto: Mosquitto, tmp_path: Path) -> None:
-    """Intake (terminal-link frames, receipt checks) + journal + uplink + heartbeat + diag for a
-    simulated day (scale 1440, 1,500 receipts) with 64 KB for the agent's objects (the code is
-    loaded first; see firmware/README.md, RAM)."""
-    responder = AckResponder(mosquitto.port, time_scale=1440).start()
-    try:
-        cfg = agent_config("dev-0007", mosquitto.port, scale=1440, keepalive_s=30)
-        plan = {
-            "cfg": cfg,
-            "root": str(tmp_path / "j"),
-            "trickle": 1500,
-            "trickle_ms": 57_600,
-            "max_s": 62,
-            "no_wall_clock": True,
-            "intake": True,
-            "object_heap": 64 * 1024,
-        }
-        result = finish_agent(start_agent(tmp_path, plan), timeout=120)
-    finally:
-        responder.stop()
-    print(
-        f"whole agent with intake, agent objects on the heap: peak live {result.peak_live}"
-        f" bytes, peak with garbage {result.peak_heap} bytes (budget 65536)"
-    )
-    assert "MemoryError" not in result.output, result.output
-    assert result.stats["up_ms"] / 3_600_000 >= 23, result.stats
-    # How many of the 1,500 receipts a real minute holds depends on the machine's load (888
-    # seen with lint running alongside); the point is a day of them through intake in 64 KB.
-    appended = int(result.output.split("APPENDED ")[1].split()[0])
-    assert appended >= 750
-    assert len(_receipt_trcs(responder, "dev-0007")) >= appended - 30
-    assert len(responder.heartbeats) >= 200
-    assert 0 < result.peak_live < result.peak_heap <= 65536

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from daozhang.broker.mosquitto import Mosquitto
 from daozhang.cli import main as cli_main
+from daozhang.flash import build, deploy
 from daozhang.lab.board.manager import VirtualBoard
 from daozhang.schema import open_database
 
@@ -37,6 +38,9 @@ def test_a_flashed_board_uploads_to_mosquitto_and_the_collector(
 ) -> None:
     monkeypatch.setenv("DAOZHANG_STATE", str(tmp_path / "state"))
     monkeypatch.setenv("COLUMNS", "200")
+    # Flashed as another version than the source's: the heartbeat must name what was flashed.
+    monkeypatch.setattr(build, "__version__", "0.1.7")
+    monkeypatch.setattr(deploy, "__version__", "0.1.7")
     collector = CollectorProcess(mosquitto.url, sqlite_url, tmp_path, "c1", "--require-key")
     vb = VirtualBoard.named("field1")
     try:
@@ -61,6 +65,15 @@ def test_a_flashed_board_uploads_to_mosquitto_and_the_collector(
         out = capsys.readouterr().out
         assert "SHOP0001: PASS" in out
         assert "heartbeat   │ PASS" in out
+        assert (
+            wait_rows(
+                sqlite_url,
+                "SELECT COUNT(*) FROM heartbeats WHERE dev = ? AND fw = ?",
+                ("SHOP0001", "0.1.7"),
+                1,
+            )
+            >= 1
+        )
 
         # The POS main board sends receipts over the terminal link; the agent journals them
         # and uploads them, MAC'd with the key the flash put on the device.

@@ -2,11 +2,24 @@
 # fields of DESIGN §1.3. Counters are deltas since the previous heartbeat that was sent: a
 # heartbeat that could not go out (link down) leaves them to the next one.
 import gc
+import json
 
 from dzcore import cbor
 from dzcore.uplink.mqtt_codec import MQTTError
 
-FW_VERSION = "0.1.0"
+FW_VERSION = "0.1.0"  # an agent run from source, never flashed: no manifest says otherwise
+
+
+def flashed_version(manifest="/fw.json"):
+    # The version `daozhang flash` wrote into its manifest; an update's replaces it once one
+    # runs (agent.py). Updates are judged against it: a constant here made every board
+    # "0.1.0" whatever was flashed.
+    try:
+        with open(manifest) as f:
+            version = json.load(f)["version"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return FW_VERSION
+    return version if isinstance(version, str) else FW_VERSION
 
 
 class Heartbeat:
@@ -20,7 +33,7 @@ class Heartbeat:
         self.cause = cause
         self._prev = (0, 0, 0, 0, clock.up_ms())  # recon, ok, fail, conn_ms, up
         self.sent = 0
-        self.fw = FW_VERSION  # the running version: an update's, once one runs
+        self.fw = flashed_version()  # the running version: an update's, once one runs
         self.ota = None  # () -> the update's state text, or None (DESIGN §1.6)
 
     def _counters(self):

@@ -212,6 +212,7 @@ def world(tmp_path: Path) -> dict[str, str]:
         "--to": "DEV-0002",
         "--rules": str(tmp_path / "rules.toml"),
         "--version": "0.2.0",
+        "--reason": "门店装修",
     }
 
 
@@ -235,6 +236,8 @@ POSITIONALS: dict[tuple[str, ...], list[str]] = {
     ("device", "cmd"): ["DEV-0001", "report"],
     ("ota", "offer"): ["{tmp}/no-such.dzb", "DEV-0001"],
     ("ota", "rollout"): ["{tmp}/no-such.dzb", "--all"],
+    ("alerts", "silence"): ["--rule", "cell_down", "--for", "2h"],
+    ("alerts", "unsilence"): ["1"],
 }
 # Long runs that would start fleets, brokers or boards if a value got through.
 NOT_RUN = {("demo",), ("sim", "run"), ("pos",), ("board", "start"), ("broker",), ("collect",)}
@@ -442,6 +445,9 @@ READ_ONLY = [
     ["ota", "status"],
     ["prune", "--keep-days", "30", "--dry-run"],
     ["alerts", "list"],
+    ["alerts", "silences"],
+    ["alerts", "silence", "--rule", "cell_down", "--for", "2h", "--reason", "基站维修"],
+    ["alerts", "unsilence", "1"],
 ]
 
 

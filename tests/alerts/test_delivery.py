@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +15,7 @@ from daozhang.alerts.deliver import backoff_s, deliver
 from daozhang.alerts.message import body
 from daozhang.alerts.rules import Rules, parse
 from daozhang.alerts.runner import run_forever
-from daozhang.alerts.state import apply, firing_now
+from daozhang.alerts.state import Destinations, apply, firing_now
 from daozhang.collector.timeline import ingest_heartbeat, ingest_status
 from daozhang.lab.devicewire import heartbeat_bytes
 from daozhang.schema import open_database
@@ -50,6 +50,12 @@ def rules_for(receiver: WebhookReceiver, **delivery: Any) -> Rules:
     )
 
 
+def everywhere(hooks: Iterable[str]) -> Destinations:
+    """Every alert to every webhook, mentioning no one (a rules file without [[routes]])."""
+    labels = list(hooks)
+    return lambda rule: {label: () for label in labels}
+
+
 SILENT = Alert(
     "silent_unsent",
     "POS-0001",
@@ -61,7 +67,7 @@ SILENT = Alert(
 
 def round_(store: Store, rules: Rules, verdict: Verdict, now: float) -> None:
     hooks = {h.label: h for h in rules.webhooks}
-    apply(store, verdict, now, list(hooks))
+    apply(store, verdict, now, everywhere(hooks))
     deliver(store, hooks, now, rules.timeout_s, rules.attempts)
 
 
@@ -129,7 +135,7 @@ def test_a_bad_signature_is_a_refusal_that_is_retried(
     now = time.time()
     with open_database(sqlite_url) as store:
         hooks = {h.label: h for h in rules.webhooks}
-        apply(store, Verdict(firing=[SILENT]), now, list(hooks))
+        apply(store, Verdict(firing=[SILENT]), now, everywhere(hooks))
         first = deliver(store, hooks, now, 1, 2, log=logged.append)
         assert first.failed == 1 and "dingtalk refused it: 310000" in logged[0]
         second = deliver(store, hooks, now + backoff_s(1), 1, 2, log=logged.append)
@@ -144,8 +150,8 @@ def test_failures_back_off_and_keep_the_order(sqlite_url: str, receiver: Webhook
     receiver.fail_next = 2
     now = time.time()
     with open_database(sqlite_url) as store:
-        apply(store, Verdict(firing=[SILENT]), now, list(hooks))
-        apply(store, Verdict(), now + 1, list(hooks))  # resolved at once: queued behind it
+        apply(store, Verdict(firing=[SILENT]), now, everywhere(hooks))
+        apply(store, Verdict(), now + 1, everywhere(hooks))  # resolved at once: queued behind it
         # Both due: one digest to the bot, which fails; both wait for the retry.
         assert deliver(store, hooks, now + 1, 1, 8, log=lambda _: None).failed == 2
         # Not due yet: nothing is tried.
@@ -167,7 +173,7 @@ def test_a_stalled_webhook_costs_one_timeout_per_round(
     hooks = {h.label: h for h in rules.webhooks}
     alerts = [Alert("signal_poor", f"D{n}", "信号差", "poor signal") for n in range(5)]
     with open_database(sqlite_url) as store:
-        apply(store, Verdict(firing=alerts), time.time(), list(hooks))
+        apply(store, Verdict(firing=alerts), time.time(), everywhere(hooks))
         started = time.monotonic()
         done = deliver(store, hooks, time.time(), 0.5, 8, log=lambda _: None)
         assert time.monotonic() - started < 2.5 and done.failed == 1
@@ -176,8 +182,13 @@ def test_a_stalled_webhook_costs_one_timeout_per_round(
 def test_a_held_alert_stays_firing_and_an_unknown_rule_is_left_alone(sqlite_url: str) -> None:
     pki = Alert("pki_expiry", "CRL:crl.pem", "吊销列表 crl.pem 3 天后过期", "CRL expires in 3 days")
     with open_database(sqlite_url) as store:
-        apply(store, Verdict(firing=[SILENT, pki]), 1000.0, [])
-        apply(store, Verdict(held={SILENT.key}, unknown={"pki_expiry": "gone"}), 2000.0, [])
+        apply(store, Verdict(firing=[SILENT, pki]), 1000.0, everywhere([]))
+        apply(
+            store,
+            Verdict(held={SILENT.key}, unknown={"pki_expiry": "gone"}),
+            2000.0,
+            everywhere([]),
+        )
         assert len(firing_now(store)) == 2
 
 
@@ -205,7 +216,7 @@ def test_many_at_once_go_to_a_bot_as_digests_and_to_json_one_by_one(
         for n in range(12)
     ]
     with open_database(sqlite_url) as store:
-        apply(store, Verdict(firing=down), time.time(), list(hooks))
+        apply(store, Verdict(firing=down), time.time(), everywhere(hooks))
         done = deliver(store, hooks, time.time(), 1, 3)
     assert done.sent == 4 * 12
     assert len(receiver.bodies("/hook")) == 12
@@ -224,8 +235,8 @@ def test_two_runners_on_one_store_send_each_message_once(
     alerts = [Alert("signal_poor", f"D{n}", "信号差", "poor signal") for n in range(4)]
     now = time.time()
     with open_database(db_url) as store:
-        apply(store, Verdict(firing=alerts), now, list(hooks))
-        apply(store, Verdict(firing=alerts), now, list(hooks))  # the second runner's round
+        apply(store, Verdict(firing=alerts), now, everywhere(hooks))
+        apply(store, Verdict(firing=alerts), now, everywhere(hooks))  # the second runner's round
     rounds: list[int] = []
 
     def runner() -> None:

@@ -78,8 +78,8 @@ def test_between_money_rounds_the_money_alerts_stay_as_they_are(shop: Shop) -> N
     rules = parse({"rules": {"acquirer_day_unpaid": {}}, "money": {"every_minutes": 30}})
     assert rules.money_every_s == 1800
     at = bj("2025-01-09 12:00")
-    apply(shop.store, evaluate(shop.store, rules, at), at, [])
+    apply(shop.store, evaluate(shop.store, rules, at), at, rules.destinations)
     between = evaluate(shop.store, rules, at + 60, money=False)
     assert between.firing == [] and between.kept == {"unexplained_unpaid", "acquirer_day_unpaid"}
-    assert apply(shop.store, between, at + 60, []) == []  # nothing resolved
+    assert apply(shop.store, between, at + 60, rules.destinations) == []  # nothing resolved
     assert [k for k, _, _ in firing_now(shop.store)] == ["acquirer_day_unpaid:ACQ1:2025-01-08"]

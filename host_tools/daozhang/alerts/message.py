@@ -9,7 +9,13 @@
   verification ("签名校验") the body gains `timestamp` (s) and `sign`, the Base64
   HMAC-SHA256 of an empty message keyed by `timestamp\\nsecret`; answers `{"code": 0}`.
 - Generic JSON: the alert's fields as they are (`event`, `rule`, `subject`, `zh`, `en`,
-  `facts`, times in unix seconds and in Beijing time).
+  `facts`, times in unix seconds and in Beijing time, `mention`).
+
+Mentions (a route's `mention`, rules.py): WeCom's markdown cannot @ by mobile, so a WeCom
+message that mentions someone is sent as `text` with `mentioned_mobile_list` (`@all` for
+everyone); DingTalk gets `at.atMobiles` / `at.isAtAll` with each `@mobile` in the text, as it
+requires; Feishu gets `<at user_id="ou_...">` tags (`all` for everyone), its bots mention by
+user id only. A kind of mention a bot cannot take is left out of its message.
 
 Chinese first, English beside; money in yuan; times in Beijing time.
 """
@@ -19,6 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import urllib.parse
 from typing import Any
 
@@ -144,8 +151,46 @@ def feishu_sign(secret: str, now_s: int) -> str:
 DIGEST_MAX = 10
 
 
+def mentions(items: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Whom the transitions' routes mention, once each, in order."""
+    return list(dict.fromkeys(who for _, m in items for who in m.get("mention", ())))
+
+
 def digest(kind: str, items: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    """One body for several transitions (one: the plain message)."""
+    """One body for several transitions (one: the plain message), with their mentions."""
+    return _mention(kind, _digest(kind, items), mentions(items))
+
+
+def _mention(kind: str, payload: dict[str, Any], who: list[str]) -> dict[str, Any]:
+    mobiles = [w for w in who if w.isdigit()]
+    everyone = "all" in who
+    if kind == "wecom" and (mobiles or everyone):
+        text = payload["markdown"]["content"]
+        plain = text.replace("### ", "").replace("> ", "").replace("**", "")
+        plain = re.sub(r"</?font[^>]*>", "", plain)
+        listed = mobiles + (["@all"] if everyone else [])
+        return {
+            "msgtype": "text",
+            "text": {"content": _clip(plain, WECOM_MAX_BYTES), "mentioned_mobile_list": listed},
+        }
+    if kind == "dingtalk" and (mobiles or everyone):
+        text = payload["markdown"]["text"] + "\n\n" + " ".join(f"@{m}" for m in mobiles)
+        return {
+            **payload,
+            "markdown": {**payload["markdown"], "text": text.rstrip()},
+            "at": {"atMobiles": mobiles, "isAtAll": everyone},
+        }
+    feishu_ids = [w for w in who if w.startswith("ou_")] + (["all"] if everyone else [])
+    if kind == "feishu" and feishu_ids:
+        tags = " ".join(
+            '<at user_id="all">所有人</at>' if w == "all" else f'<at user_id="{w}"></at>'
+            for w in feishu_ids
+        )
+        return {**payload, "content": {"text": payload["content"]["text"] + "\n" + tags}}
+    return payload
+
+
+def _digest(kind: str, items: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     if len(items) == 1 or kind == "json":
         return body(kind, *items[0])
     firing = sum(1 for event, _ in items if event == "firing")

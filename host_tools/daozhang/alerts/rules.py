@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,11 +81,28 @@ class Webhook:
         return self.name or self.kind
 
 
+# Whom a message @-mentions: "all" (everyone in the group), a mobile number (WeCom and DingTalk
+# mention by mobile) or a Feishu open_id ("ou_..."; Feishu mentions by user id only). Each bot
+# takes the kinds it understands (message.py).
+MENTION = re.compile(r"all|1\d{10}|ou_[0-9A-Za-z_-]{4,64}")
+
+
+@dataclass(frozen=True)
+class Route:
+    """[[routes]]: alerts of `rules` (all rules when empty) go to `webhooks`, mentioning
+    `mention` there."""
+
+    webhooks: tuple[str, ...]
+    rules: tuple[str, ...] = ()
+    mention: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Rules:
     rules: dict[str, dict[str, Any]]
     hours: BusinessHours = field(default_factory=BusinessHours)
     webhooks: tuple[Webhook, ...] = ()
+    routes: tuple[Route, ...] = ()  # none: every webhook gets every alert, mentioning no one
     timeout_s: float = 5.0  # per webhook request
     attempts: int = 8  # then the message is given up (logged), never retried for ever
     # The money rules run `correlate` over the whole store (seconds at a million receipts):
@@ -96,6 +114,19 @@ class Rules:
 
     def get(self, rule: str, key: str) -> Any:
         return self.rules[rule][key]
+
+    def destinations(self, rule: str) -> dict[str, tuple[str, ...]]:
+        """Webhook name -> whom to mention there, for an alert of `rule`: every route that
+        takes the rule adds its webhooks and mentions."""
+        if not self.routes:
+            return {hook.label: () for hook in self.webhooks}
+        out: dict[str, tuple[str, ...]] = {}
+        for route in self.routes:
+            if route.rules and rule not in route.rules:
+                continue
+            for label in route.webhooks:
+                out[label] = tuple(dict.fromkeys(out.get(label, ()) + route.mention))
+        return out
 
 
 def load(path: Path) -> Rules:
@@ -109,7 +140,7 @@ def load(path: Path) -> Rules:
 
 
 def parse(doc: dict[str, Any], where: str = "rules") -> Rules:
-    unknown = set(doc) - {"rules", "business_hours", "webhooks", "delivery", "money"}
+    unknown = set(doc) - {"rules", "business_hours", "webhooks", "routes", "delivery", "money"}
     if unknown:
         raise InputError(f"{where}: unknown table(s) {', '.join(sorted(unknown))}")
     rules: dict[str, dict[str, Any]] = {}
@@ -131,11 +162,13 @@ def parse(doc: dict[str, Any], where: str = "rules") -> Rules:
     money_every = _number(
         money.get("every_minutes", 15), 0.1, 1440, f"{where}: money.every_minutes"
     )
+    webhooks = tuple(_webhooks(doc.get("webhooks", []), where))
     return Rules(
         rules=rules,
         money_every_s=money_every * 60,
         hours=_hours(_table(doc, "business_hours", where), f"{where}: [business_hours]"),
-        webhooks=tuple(_webhooks(doc.get("webhooks", []), where)),
+        webhooks=webhooks,
+        routes=tuple(_routes(doc.get("routes", []), {h.label for h in webhooks}, where)),
         timeout_s=float(timeout_s),
         attempts=int(attempts),
     )
@@ -225,4 +258,44 @@ def _webhooks(items: Any, where: str) -> list[Webhook]:
         if any(other.label == hook.label for other in out):
             raise InputError(f"{here}: a second {hook.label!r}: give each webhook a name")
         out.append(hook)
+    return out
+
+
+def _texts(item: dict[str, Any], key: str, here: str) -> tuple[str, ...]:
+    value = item.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise InputError(f"{here}: {key} must be a list of text")
+    return tuple(value)
+
+
+def _routes(items: Any, webhooks: set[str], where: str) -> list[Route]:
+    if not isinstance(items, list):
+        raise InputError(f"{where}: routes must be an array of tables ([[routes]])")
+    out: list[Route] = []
+    for index, item in enumerate(items, 1):
+        here = f"{where}: route {index}"
+        if not isinstance(item, dict):
+            raise InputError(f"{here}: must be a table")
+        extra = set(item) - {"rules", "webhooks", "mention"}
+        if extra:
+            raise InputError(f"{here}: unknown key(s) {', '.join(sorted(extra))}")
+        hooks = _texts(item, "webhooks", here)
+        if not hooks:
+            raise InputError(f"{here}: webhooks is required (the names of [[webhooks]])")
+        for label in hooks:
+            if label not in webhooks:
+                known = ", ".join(sorted(webhooks)) or "none"
+                raise InputError(f"{here}: no webhook named {label!r} (known: {known})")
+        rules = _texts(item, "rules", here)
+        for rule in rules:
+            if rule not in RULES:
+                raise InputError(f"{here}: {rule!r} is not a rule (known: {', '.join(RULES)})")
+        mention = _texts(item, "mention", here)
+        for who in mention:
+            if not MENTION.fullmatch(who):
+                raise InputError(
+                    f'{here}: mention {who!r}: expected "all", a mobile number'
+                    " (11 digits) or a Feishu open_id (ou_...)"
+                )
+        out.append(Route(webhooks=hooks, rules=rules, mention=mention))
     return out

@@ -51,7 +51,7 @@ def one_round(
 ) -> Outcome:
     verdict = evaluate(store, rules, now, money)
     hooks = {h.label: h for h in rules.webhooks}
-    transitions = apply(store, verdict, now, list(hooks))
+    transitions = apply(store, verdict, now, rules.destinations)
     delivery = deliver(store, hooks, now, rules.timeout_s, rules.attempts, poster, log)
     return Outcome(transitions, delivery, verdict.unknown)
 

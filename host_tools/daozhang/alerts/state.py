@@ -12,10 +12,12 @@ retried later, or given up.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from daozhang.alerts.alert import Verdict
+from daozhang.alerts.silence import active_silences, silenced
 from daozhang.store import Store
 from daozhang.store.migrate import Migration
 
@@ -53,6 +55,26 @@ CREATE TABLE alert_outbox (
 CREATE INDEX alert_outbox_due ON alert_outbox (sent_at, gave_up_at, next_at)
 """,
     ),
+    Migration(
+        2,
+        "silences",
+        # `notified`: whether the firing message went out (0 while a silence held it back);
+        # an alert fired before silences existed was told.
+        """
+CREATE TABLE alert_silences (
+    id {id},
+    rule TEXT,
+    subject TEXT,
+    ends_at DOUBLE PRECISION NOT NULL,
+    reason TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    ended_at DOUBLE PRECISION
+);
+CREATE INDEX alert_silences_ends ON alert_silences (ends_at);
+ALTER TABLE alert_state ADD COLUMN notified INTEGER NOT NULL DEFAULT 1
+""",
+    ),
 ]
 
 
@@ -61,20 +83,30 @@ class Transition:
     key: str
     event: str  # "firing" | "resolved"
     message: dict[str, Any]
+    told: bool = True  # False: a silence held the message back (silence.py)
 
 
-def apply(store: Store, verdict: Verdict, now: float, webhooks: list[str]) -> list[Transition]:
-    """Record what changed since the last evaluation and queue one message per webhook."""
+# Webhook name -> whom to mention there, for an alert of a rule (Rules.destinations).
+Destinations = Callable[[str], dict[str, tuple[str, ...]]]
+
+
+def apply(
+    store: Store, verdict: Verdict, now: float, destinations: Destinations
+) -> list[Transition]:
+    """Record what changed since the last evaluation and queue one message per webhook the
+    rule goes to. A silenced alert is recorded but not told; told once its silence ends while
+    it still fires; its resolution is told only when its firing was."""
     done: list[Transition] = []
     with store.transaction() as tx:
         if store.dialect == "postgresql":
             # Two runners on one store take turns: the second sees the first's transitions
             # and queues nothing again (SQLite's BEGIN IMMEDIATE already does this).
             tx.execute("SELECT pg_advisory_xact_lock(7427026)")
+        silences = active_silences(tx, now)
         firing = {
-            str(key): (str(rule), float(fired_at), str(zh), str(en), str(facts))
-            for key, rule, fired_at, zh, en, facts in tx.execute(
-                "SELECT akey, rule, fired_at, zh, en, facts_json FROM alert_state"
+            str(key): (str(rule), float(fired_at), str(zh), str(en), str(facts), bool(told))
+            for key, rule, fired_at, zh, en, facts, told in tx.execute(
+                "SELECT akey, rule, fired_at, zh, en, facts_json, notified FROM alert_state"
                 " WHERE state = 'firing'"
             )
         }
@@ -84,29 +116,45 @@ def apply(store: Store, verdict: Verdict, now: float, webhooks: list[str]) -> li
                 continue
             seen.add(alert.key)
             facts = json.dumps(alert.facts, ensure_ascii=False, sort_keys=True, default=str)
+            quiet = silenced(silences, alert.rule, alert.subject)
             if alert.key in firing:
-                # Still firing: the text may have moved on (minutes silent); no message.
+                # Still firing: the text may have moved on (minutes silent); no message,
+                # unless a silence kept its firing message back and has ended.
+                told_before = firing[alert.key][5]
                 tx.execute(
-                    "UPDATE alert_state SET zh = ?, en = ?, facts_json = ? WHERE akey = ?",
-                    (alert.zh, alert.en, facts, alert.key),
+                    "UPDATE alert_state SET zh = ?, en = ?, facts_json = ?, notified = ?"
+                    " WHERE akey = ?",
+                    (alert.zh, alert.en, facts, int(told_before or not quiet), alert.key),
                 )
+                if not told_before and not quiet:
+                    message = _message(
+                        alert.rule,
+                        alert.subject,
+                        alert.zh,
+                        alert.en,
+                        alert.facts,
+                        firing[alert.key][1],
+                    )
+                    done.append(Transition(alert.key, "firing", message))
                 continue
             tx.execute("DELETE FROM alert_state WHERE akey = ?", (alert.key,))
             tx.execute(
                 "INSERT INTO alert_state (akey, rule, subject, state, fired_at, zh, en,"
-                " facts_json) VALUES (?, ?, ?, 'firing', ?, ?, ?, ?)",
-                (alert.key, alert.rule, alert.subject, now, alert.zh, alert.en, facts),
+                " facts_json, notified) VALUES (?, ?, ?, 'firing', ?, ?, ?, ?, ?)",
+                (
+                    alert.key,
+                    alert.rule,
+                    alert.subject,
+                    now,
+                    alert.zh,
+                    alert.en,
+                    facts,
+                    int(not quiet),
+                ),
             )
-            message = {
-                "rule": alert.rule,
-                "subject": alert.subject,
-                "zh": alert.zh,
-                "en": alert.en,
-                "facts": alert.facts,
-                "fired_at": now,
-            }
-            done.append(Transition(alert.key, "firing", message))
-        for key, (rule, fired_at, zh, en, facts) in sorted(firing.items()):
+            message = _message(alert.rule, alert.subject, alert.zh, alert.en, alert.facts, now)
+            done.append(Transition(alert.key, "firing", message, told=not quiet))
+        for key, (rule, fired_at, zh, en, facts, told) in sorted(firing.items()):
             if (
                 key in seen
                 or key in verdict.held
@@ -118,25 +166,44 @@ def apply(store: Store, verdict: Verdict, now: float, webhooks: list[str]) -> li
                 "UPDATE alert_state SET state = 'resolved', resolved_at = ? WHERE akey = ?",
                 (now, key),
             )
-            message = {
-                "rule": rule,
-                "subject": key.split(":", 1)[1],
-                "zh": zh,
-                "en": en,
-                "facts": json.loads(facts),
-                "fired_at": fired_at,
-                "resolved_at": now,
-            }
-            done.append(Transition(key, "resolved", message))
+            message = _message(rule, key.split(":", 1)[1], zh, en, json.loads(facts), fired_at)
+            message["resolved_at"] = now
+            done.append(Transition(key, "resolved", message, told=told))
         for transition in done:
-            body = json.dumps(transition.message, ensure_ascii=False, default=str)
-            for webhook in webhooks:
+            if not transition.told:
+                continue
+            for webhook, mention in destinations(str(transition.message["rule"])).items():
+                message = (
+                    {**transition.message, "mention": list(mention)}
+                    if mention
+                    else (transition.message)
+                )
                 tx.execute(
                     "INSERT INTO alert_outbox (akey, event, webhook, message_json, created_at,"
                     " next_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (transition.key, transition.event, webhook, body, now, now),
+                    (
+                        transition.key,
+                        transition.event,
+                        webhook,
+                        json.dumps(message, ensure_ascii=False, default=str),
+                        now,
+                        now,
+                    ),
                 )
     return done
+
+
+def _message(
+    rule: str, subject: str, zh: str, en: str, facts: dict[str, Any], fired_at: float
+) -> dict[str, Any]:
+    return {
+        "rule": rule,
+        "subject": subject,
+        "zh": zh,
+        "en": en,
+        "facts": facts,
+        "fired_at": fired_at,
+    }
 
 
 def firing_now(store: Store) -> list[tuple[str, float, str]]:

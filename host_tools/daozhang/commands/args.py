@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -112,3 +113,14 @@ def folder(text: str) -> Path:
                 raise argparse.ArgumentTypeError(f"{path}: {place} is a file, not a folder")
             break
     return path
+
+
+def duration(text: str) -> float:
+    """`90m`, `2h` or `3d`, in seconds: more than zero, at most a year."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([mhd])\s*", text)
+    if m is None:
+        raise argparse.ArgumentTypeError(f"expected a duration like 90m, 2h or 3d, got {text!r}")
+    seconds = float(m[1]) * {"m": 60, "h": 3600, "d": 86_400}[m[2]]
+    if not 0 < seconds <= 366 * 86_400:
+        raise argparse.ArgumentTypeError(f"expected more than 0 and at most a year, got {text!r}")
+    return seconds

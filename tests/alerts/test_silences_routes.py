@@ -16,7 +16,9 @@ from daozhang.alerts.rules import Rules, parse
 from daozhang.alerts.silence import add_silence
 from daozhang.alerts.state import Transition, apply
 from daozhang.cli import main
+from daozhang.collector.timeline import ingest_heartbeat, ingest_status
 from daozhang.errors import InputError
+from daozhang.lab.devicewire import heartbeat_bytes
 from daozhang.schema import open_database
 from daozhang.store import Store
 
@@ -219,3 +221,25 @@ def test_silence_commands(
             status = int(exc.code or 0)
         err = capsys.readouterr().err
         assert status == 2 and "daozhang" in err and said in err, (wrong, err)
+
+
+def test_run_once_says_what_a_silence_kept_quiet(
+    sqlite_url: str, tmp_path: Path, receiver: WebhookReceiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = time.time()
+    with open_database(sqlite_url) as store, store.transaction() as tx:
+        ingest_status(tx, "POS-0001", b"online", now - 3600)
+        hb = heartbeat_bytes("POS-0001", t=int(now - 600), jrec=4, jold_s=7200, next_seq=5)
+        ingest_heartbeat(tx, "POS-0001", hb, now - 600)
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        "[rules.oldest_unsent]\nminutes = 60\n\n"
+        f'[[webhooks]]\nkind = "json"\nurl = "{receiver.url("/hook")}"\n'
+    )
+    argv = ["alerts", "silence", "--db", sqlite_url, "--subject", "POS-0001", "--for", "1h"]
+    assert main([*argv, "--reason", "门店停电"]) == 0
+    capsys.readouterr()
+    assert main(["alerts", "run", "--db", sqlite_url, "--rules", str(rules), "--once"]) == 0
+    out = capsys.readouterr().out
+    assert "firing    oldest_unsent:POS-0001  (已静默 / silenced)" in out and "sent 0" in out
+    assert receiver.bodies("/hook") == []

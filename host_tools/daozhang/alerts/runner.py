@@ -77,7 +77,7 @@ def run_forever(
                 if money:
                     money_at = started
                 for t in outcome.transitions:
-                    say(f"alerts: {t.event} {t.key}")
+                    say(f"alerts: {t.event} {t.key}{'' if t.told else ' (silenced)'}")
                 for rule, why in outcome.unknown.items():
                     say(f"alerts: {rule} not evaluated: {why}")
                 due = next_due(store)

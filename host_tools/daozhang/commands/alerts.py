@@ -89,7 +89,7 @@ def run_rules(args: argparse.Namespace) -> int:
         outcome = one_round(store, rules, time.time())
         firing = firing_now(store)
     for t in outcome.transitions:
-        print(f"{t.event:9} {t.key}")
+        print(f"{t.event:9} {t.key}{'' if t.told else '  (已静默 / silenced)'}")
     for rule, why in outcome.unknown.items():
         sys.stderr.write(f"daozhang: alerts: {rule} not evaluated: {why}\n")
     d = outcome.delivery

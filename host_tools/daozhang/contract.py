@@ -35,6 +35,34 @@ RECEIPT_STATES = (
     "offline_pending",
     "offline_sent",
 )
+# The money path (DESIGN §2.3): the receipts whose money an acquirer's payout must bring. A
+# sale or completion, approved (or taken offline); or undone at the terminal (reversed, no
+# answer) yet settled by the acquirer, which only a settlement row with an RRN can say.
+WAITING_TYPES = ("sale", "preauth_done")
+MONEY_STATES = ("approved", "offline_sent", "offline_pending")
+UNDONE_STATES = ("reversed", "reversal_failed", "no_response", "reversal_pending")
+
+
+def may_wait(typ: object, st: object, rrn: object) -> int:
+    """1 when a receipt, from its own fields, may be waiting on its acquirer's payout
+    (`receipts.waits`, kept as `may_wait_sql` says); 0 when it never can."""
+    if typ not in WAITING_TYPES:
+        return 0
+    return int(st in MONEY_STATES or (st in UNDONE_STATES and rrn is not None))
+
+
+def may_wait_sql(typ: str, st: str, rrn: str) -> str:
+    """`may_wait` as SQL over three column expressions (`excluded.typ`, ...)."""
+
+    def listed(values: tuple[str, ...]) -> str:
+        return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+    return (
+        f"CASE WHEN {typ} IN {listed(WAITING_TYPES)} AND ({st} IN {listed(MONEY_STATES)}"
+        f" OR ({st} IN {listed(UNDONE_STATES)} AND {rrn} IS NOT NULL)) THEN 1 ELSE 0 END"
+    )
+
+
 CHANNELS = ("card", "qr")
 CARD_KINDS = ("D", "C", "U")
 REVERSAL_REASONS = ("98", "96", "A0", "06")

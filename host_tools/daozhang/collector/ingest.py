@@ -24,6 +24,7 @@ from daozhang.collector.validate import Record
 from daozhang.collector.verify import Refused, Upload, Verdict, verify
 from daozhang.collector.wire import encode_batch
 from daozhang.collector.writer import GroupWriter, read_device
+from daozhang.contract import may_wait, may_wait_sql
 from daozhang.store import Store, Transaction, is_transient
 
 
@@ -430,10 +431,13 @@ _LATER = (
     " AND (receipts.placed_t IS NULL OR excluded.placed_t >= receipts.placed_t)"
 )
 _RECEIPT_UPSERT = (
-    f"INSERT INTO receipts ({', '.join(_RECEIPT_COLS)})"
-    f" VALUES ({', '.join('?' for _ in _RECEIPT_COLS)})"
+    f"INSERT INTO receipts ({', '.join(_RECEIPT_COLS)}, waits)"
+    f" VALUES ({', '.join('?' for _ in _RECEIPT_COLS)}, ?)"
     " ON CONFLICT (mid, tid, bat, trc) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _RECEIPT_COLS if c not in ("mid", "tid"))
+    # Whether it may wait on its payout, from the new state alone (collector/tables.py v10):
+    # the settlement importer lowers it again when the acquirer's rows show it paid.
+    + f", waits = {may_wait_sql('excluded.typ', 'excluded.st', 'excluded.rrn')}"
     + " WHERE (receipts.dev = excluded.dev AND receipts.epoch = excluded.epoch"
     " AND receipts.seq < excluded.seq)"
     f" OR (receipts.dev = excluded.dev AND receipts.epoch <> excluded.epoch AND{_LATER})"
@@ -471,7 +475,8 @@ def _store(w: GroupWriter, state: AckState, records: list[Record], received_at: 
             row = list(map(b.get, _RECEIPT_KEY_LIST))
             row[_CH] = row[_CH] or "card"
             row[_CUR] = row[_CUR] or "CNY"
-            receipts.append((*row, dev, epoch, r.seq, r.t, p, received_at))
+            waits = may_wait(row[_TYP], row[_ST], row[_RRN])
+            receipts.append((*row, dev, epoch, r.seq, r.t, p, received_at, waits))
         else:
             diags.append((dev, epoch, r.seq, r.boot, r.up, r.t, p, b["ev"], _json(b), received_at))
     if receipts:
@@ -488,4 +493,5 @@ def _store(w: GroupWriter, state: AckState, records: list[Record], received_at: 
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default).encode
 
 _CH = _RECEIPT_KEY_LIST.index("ch")
+_TYP, _ST, _RRN = (_RECEIPT_KEY_LIST.index(k) for k in ("typ", "st", "rrn"))
 _CUR = _RECEIPT_KEY_LIST.index("cur")

@@ -12,6 +12,7 @@ Merchants belong to the settlement component (their columns come from the acquir
 
 from __future__ import annotations
 
+from daozhang.contract import may_wait_sql
 from daozhang.store.migrate import Migration
 
 _RECEIPT_COLUMNS = """
@@ -200,6 +201,20 @@ CREATE INDEX IF NOT EXISTS receipts_otrc ON receipts (mid, tid, otrc) WHERE otrc
 CREATE INDEX IF NOT EXISTS device_terminals_terminal ON device_terminals (mid, tid)
 """
 
+# v10, lookup of a sale waiting on its acquirer (issue 24): `waits` is 0 only for a receipt
+# that cannot be waiting for its payout, so the acquirer-day read (correlate/acquirer_day.py)
+# reads only the 1s, through the partial indexes, instead of every sale of the days due. The
+# collector sets it from the receipt's own fields (contract.may_wait: a declined sale never
+# waits); the settlement importer lowers it to 0 once the acquirer's rows show the money paid
+# (settle/waiting.py). A 1 that should be 0 costs a row read; a 0 is only ever written when
+# it is sure, so the lookup's answer is the whole-store run's (tests/lookup).
+_CORE_V10 = f"""
+ALTER TABLE receipts ADD COLUMN waits INTEGER NOT NULL DEFAULT 1;
+UPDATE receipts SET waits = 0 WHERE {may_wait_sql("typ", "st", "rrn")} = 0;
+CREATE INDEX receipts_waiting ON receipts (lt) WHERE waits = 1;
+CREATE INDEX receipts_waiting_untimed ON receipts (t) WHERE waits = 1 AND lt IS NULL
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "collector_tables", _CORE_V1),
     Migration(2, "lean_records", _CORE_V2),
@@ -210,4 +225,5 @@ MIGRATIONS: list[Migration] = [
     Migration(7, "signed_status", _CORE_V7),
     Migration(8, "receipt_ids", _CORE_V8),
     Migration(9, "lookup_indexes", _CORE_V9),
+    Migration(10, "receipt_waits", _CORE_V10),
 ]

@@ -138,12 +138,15 @@ def acquirer_day(tx: Transaction, ctx: Context, acquirer: str, day: date | None)
     # Each a separate query, so that each is one index range: sold in the window (by the
     # policy, or by the terminal's DE15 date); placed by record time (no lt); or with a row,
     # or a fallback row, settled on `day` itself (later than the sale was due).
+    # `waits = 1`: only the receipts that may still wait for their payout (settle/waiting.py
+    # keeps it), read through their partial indexes, not every sale of the days due.
     whos: list[tuple[str, list[Any]]] = [
         (
-            f"r.lt >= ? AND r.lt < ? AND (({when}) OR r.sd IN ({', '.join('?' * len(mmdd))}))",
+            f"r.waits = 1 AND r.lt >= ? AND r.lt < ?"
+            f" AND (({when}) OR r.sd IN ({', '.join('?' * len(mmdd))}))",
             [wide_lo - 86_400, wide_hi, *when_params, *mmdd],
         ),
-        ("r.lt IS NULL AND r.t >= ? AND r.t < ?", [wide_lo, wide_hi]),
+        ("r.waits = 1 AND r.lt IS NULL AND r.t >= ? AND r.t < ?", [wide_lo, wide_hi]),
     ]
     if missing:
         whos += [
@@ -187,7 +190,8 @@ def acquirer_day(tx: Transaction, ctx: Context, acquirer: str, day: date | None)
     only = [
         Detail._make(row)
         for row in tx.execute(
-            unclaimed + f"d.txn_time >= ? AND d.txn_time < ? AND ({d_when}) AND d.settle_date < ?",
+            unclaimed + "d.paid = 0 AND d.txn_time >= ? AND d.txn_time < ?"
+            f" AND ({d_when}) AND d.settle_date < ?",
             (*m_params, wide_lo - 86_400, wide_hi, *when_params, iso),
         )
     ]

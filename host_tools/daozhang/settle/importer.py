@@ -19,6 +19,7 @@ from typing import Any
 
 from daozhang.errors import InputError
 from daozhang.settle import profiles as P
+from daozhang.settle import waiting
 from daozhang.settle.container import members
 from daozhang.settle.fixed import parse_fixed
 from daozhang.settle.parse import ParsedFile, parse
@@ -218,6 +219,8 @@ def _import(
             # A large file's rows go into six indexes in one transaction: a 32 MiB page cache
             # (default 2 MiB) keeps their upper levels in memory (bench/settle_import.py).
             tx.execute("PRAGMA cache_size = -32768")
+        else:
+            tx.execute("SELECT pg_advisory_xact_lock(?)", (waiting.IMPORT_LOCK,))
         earlier = tx.execute(
             "SELECT name, kind, n_rows, date_from, date_to, acquirer FROM settle_files"
             " WHERE sha256 = ? AND n_rows > 0 ORDER BY id",
@@ -288,6 +291,7 @@ def _import(
         if parsed.kind == "detail":
             _refuse_overlap(tx, name, acq, date_from, date_to, file_id)
         _refuse_repeated_rows(tx, name, parsed.kind, file_id)
+        waiting.after_import(tx, file_id, parsed.kind, date_from, date_to)
         tx.execute(
             "UPDATE settle_files SET acquirer = ?, date_from = ?, date_to = ?, n_rows = ?"
             " WHERE id = ?",

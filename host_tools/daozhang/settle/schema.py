@@ -7,6 +7,7 @@ Beijing time; times are unix seconds (UTC).
 
 from __future__ import annotations
 
+from daozhang.settle.waiting import LOWER_WAITS
 from daozhang.store.migrate import Migration
 
 # v2 (issue 25): a file is known by its bytes *and* what it covers. Two acquirers' (or two
@@ -87,6 +88,17 @@ CREATE INDEX settle_detail_day_payout ON settle_detail (settle_date, payout_id);
 CREATE INDEX settle_detail_merchant_time ON settle_detail (mid, txn_time);
 CREATE INDEX settle_detail_amount_time ON settle_detail (amt, txn_time);
 CREATE INDEX settle_detail_orrn ON settle_detail (orrn) WHERE orrn <> ''
+"""
+
+# v6 (issue 24): `paid` once a row's payout is imported, and the receipts the rows prove paid
+# lowered to `waits = 0` (settle/waiting.py): a sale waiting on its acquirer is then found by
+# reading only the rows and receipts that may still wait.
+_V6 = f"""
+ALTER TABLE settle_detail ADD COLUMN paid INTEGER NOT NULL DEFAULT 0;
+UPDATE settle_detail SET paid = 1 WHERE EXISTS
+    (SELECT 1 FROM payouts p WHERE p.payout_id = settle_detail.payout_id);
+CREATE INDEX settle_detail_unpaid ON settle_detail (txn_time) WHERE paid = 0;
+{LOWER_WAITS}
 """
 
 MIGRATIONS = [
@@ -202,4 +214,5 @@ CREATE INDEX findings_rrn ON findings (rrn)
     Migration(3, "wallet_keys", _V3),
     Migration(4, "notices_and_merchant_settings", _V4),
     Migration(5, "lookup_indexes", _V5),
+    Migration(6, "paid_and_waiting", _V6),
 ]

@@ -1,0 +1,85 @@
+"""Which receipts may still wait on their acquirer's payout, kept as files are imported.
+
+`receipts.waits` (core migration v10) is 1 for a receipt that may be waiting for its money,
+0 for one that cannot be: the collector sets it from the receipt alone (`contract.may_wait`:
+a declined sale never waits), and this module lowers it to 0 once the acquirer's rows prove
+the money paid: the receipt has rows (by RRN and merchant, as correlation joins them) and
+every one is paid (its payout imported) or marked 'B' (not for settlement). Each import also
+lowers the receipts of the days the file covers that the collector stored after an earlier
+import (a journal drained late), and raises a receipt back to its own answer when a new,
+unpaid row arrives for it. `settle_detail.paid` is 1 once the row's payout is imported.
+
+A 1 that could be 0 costs the acquirer-day read one row; a 0 is written only when it is
+sure, so the lookup that reads only the 1s (correlate/acquirer_day.py) answers as the
+whole-store run does. On PostgreSQL imports take turns (an advisory lock): two importing at
+once could each prove a receipt paid from rows the other is still adding.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from daozhang.contract import may_wait_sql
+from daozhang.store import Transaction
+from daozhang.units import BEIJING
+
+# A sale is settled at most this many days after it (T1 over the longest holiday, as
+# correlate/acquirer_day.py's _MAX_LAG_DAYS), and a file's rows name sales of those days.
+_LAG_DAYS = 17
+IMPORT_LOCK = 7_427_027  # pg_advisory_xact_lock: settlement imports take turns
+
+_OWN = may_wait_sql("receipts.typ", "receipts.st", "receipts.rrn")
+# Every row of the receipt paid or not for settlement ('B'), and at least one row.
+_PAID = (
+    "EXISTS (SELECT 1 FROM settle_detail d WHERE d.rrn = receipts.rrn AND d.mid = receipts.mid)"
+    " AND NOT EXISTS (SELECT 1 FROM settle_detail d WHERE d.rrn = receipts.rrn"
+    " AND d.mid = receipts.mid AND d.check_flag <> 'B' AND d.paid = 0)"
+)
+LOWER_WAITS = f"UPDATE receipts SET waits = 0 WHERE waits = 1 AND ({_OWN} = 0 OR ({_PAID}))"
+
+
+def after_import(
+    tx: Transaction, file_id: int, kind: str, date_from: str | None, date_to: str | None
+) -> None:
+    """Keep `paid` and `waits` for a file just imported, in its transaction."""
+    if kind == "detail":
+        tx.execute(
+            "UPDATE settle_detail SET paid = 1 WHERE file_id = ? AND EXISTS"
+            " (SELECT 1 FROM payouts p WHERE p.payout_id = settle_detail.payout_id)",
+            (file_id,),
+        )
+        # A new row still unpaid: its receipt may wait again, as far as its own fields say.
+        tx.execute(
+            f"UPDATE receipts SET waits = {_OWN} FROM (SELECT DISTINCT rrn, mid FROM"
+            " settle_detail WHERE file_id = ? AND check_flag <> 'B' AND paid = 0) f"
+            " WHERE receipts.rrn = f.rrn AND receipts.mid = f.mid AND receipts.waits = 0",
+            (file_id,),
+        )
+    elif kind == "payout":
+        tx.execute(
+            "UPDATE settle_detail SET paid = 1 WHERE paid = 0 AND payout_id IN"
+            " (SELECT payout_id FROM payouts WHERE file_id = ?)",
+            (file_id,),
+        )
+    else:
+        return
+    if date_from is None or date_to is None:
+        return
+    lo = _midnight(date.fromisoformat(date_from) - timedelta(days=_LAG_DAYS))
+    hi = _midnight(date.fromisoformat(date_to) + timedelta(days=1))
+    tx.execute(f"{LOWER_WAITS} AND lt >= ? AND lt < ?", (lo, hi))
+    tx.execute(f"{LOWER_WAITS} AND lt IS NULL AND t >= ? AND t < ?", (lo, hi))
+
+
+def refresh_all(tx: Transaction) -> None:
+    """Every row's `paid` and every receipt's `waits` from what is stored (a migration, a
+    store filled by other means than the importer: bench/lookup_bench.py)."""
+    tx.execute(
+        "UPDATE settle_detail SET paid = 1 WHERE paid = 0 AND EXISTS"
+        " (SELECT 1 FROM payouts p WHERE p.payout_id = settle_detail.payout_id)"
+    )
+    tx.execute(LOWER_WAITS)
+
+
+def _midnight(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=BEIJING).timestamp())

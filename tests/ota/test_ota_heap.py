@@ -41,9 +41,9 @@ def test_the_agent_downloads_an_update_within_its_64k_object_heap(
             "object_heap": 64 * 1024,
         }
         proc = start_agent(tmp_path, plan)
-        with Server(broker, bundle) as server:
+        with Server(broker, bundle, reoffer_s=5) as server:
             server.offer(DEV, KEY)
-            states = server.wait(55, every_s=5)
+            states = server.wait(55)
         result = finish_agent(proc, timeout=120)
     finally:
         responder.stop()

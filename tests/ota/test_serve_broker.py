@@ -1,7 +1,7 @@
 """The update server against the real Mosquitto (daozhang.ota.serve): an offer nobody answered
-is made again even when the rollout waits in short slices, and the server is back within
-seconds of a broker restart (both found by the fleet update through faults,
-tests/ota/fleet_update.py)."""
+is made again even when the rollout waits in short slices, and at once when the device's
+heartbeat shows it never got it; the server is back within seconds of a broker restart (all
+found by the fleet update through faults, tests/ota/fleet_update.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import threading
 import time
 from pathlib import Path
 
+import cbor2
 import paho.mqtt.client as mqtt
 from daozhang.broker.mosquitto import Mosquitto
 from daozhang.ota.bundle import MAGIC, BundleFile, Manifest, read_bundle
-from daozhang.ota.serve import Server
+from daozhang.ota.serve import LOST_AFTER_S, Server
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.waiting import wait_until
@@ -49,6 +50,34 @@ def test_an_unanswered_offer_is_made_again_between_short_waits(mosquitto: Mosqui
             while time.monotonic() < end:
                 server.wait(0.5)
         assert wait_until(lambda: len(offers) >= 3, timeout=2), len(offers)
+    finally:
+        device.loop_stop()
+        device.disconnect()
+
+
+def test_a_heartbeat_without_the_offer_brings_it_again_at_once(mosquitto: Mosquitto) -> None:
+    offers: list[float] = []
+    subscribed = threading.Event()
+    device = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    device.on_message = lambda c, u, msg: offers.append(time.monotonic())
+    device.on_subscribe = lambda *a: subscribed.set()
+    device.connect("127.0.0.1", mosquitto.port)
+    device.loop_start()
+    try:
+        broker = f"mqtt://127.0.0.1:{mosquitto.port}"
+        with Server(broker, read_bundle(tiny_bundle())) as server:  # re-offers after 30 s
+            server.offer(DEV, KEY)  # lost: the device is not subscribed yet
+            device.subscribe(f"dz/v1/{DEV}/ota", qos=1)
+            assert subscribed.wait(5)
+            heartbeat = cbor2.dumps({"v": 1, "dev": DEV, "fw": "0.1.0"})
+            device.publish(f"dz/v1/{DEV}/hb", heartbeat)  # too soon after the offer: nothing
+            time.sleep(LOST_AFTER_S + 0.5)
+            assert offers == []
+            device.publish(f"dz/v1/{DEV}/hb", heartbeat)
+            sent = time.monotonic()
+            assert wait_until(lambda: len(offers) == 1, timeout=5)
+            server.wait(0.5)
+        print(f"offered again {offers[0] - sent:.2f} s after the heartbeat")
     finally:
         device.loop_stop()
         device.disconnect()

@@ -26,6 +26,8 @@ from daozhang.security.tlsclient import client_context, parse_broker
 
 MAX_CHUNK = 768  # a chunk message must fit the device's 1 KB receive buffer
 FINAL = ("confirmed", "refused", "rolled")
+# A heartbeat this long after an offer that does not name it says the offer was lost.
+LOST_AFTER_S = 5.0
 
 
 @dataclass
@@ -167,6 +169,11 @@ class Server:
             if isinstance(text, str) and text.startswith(self.tag + " "):
                 state.state = text[len(self.tag) + 1 :]
                 state.heard = True
+            # Connected, and it does not name this offer: the offer was lost (with its link,
+            # or in a broker restart). Made again now, not at the next `reoffer_s`.
+            again = not state.heard and time.monotonic() - state.offered_at >= LOST_AFTER_S
+        if again:
+            self.offer(state.dev, self.keys[state.dev])
 
     # -- the caller's side -------------------------------------------------------------------
     def wait(self, wait_s: float) -> dict[str, DeviceState]:

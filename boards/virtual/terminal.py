@@ -35,6 +35,9 @@ class TcpTerminalLink:
                 await asyncio.sleep(3600)
         finally:
             server.close()
+            # The listening socket is closed by the server's own task when it sees the
+            # cancel: wait for it, or the next version cannot bind the port (EADDRINUSE).
+            await server.wait_closed()
             for writer in streams:
                 try:
                     await writer.wait_closed()  # closes the socket; it does not wait

@@ -1,7 +1,8 @@
 # The virtual board's terminal link (boards/virtual/terminal.py) closes the POS's open
-# connection when the agent stops serving it: after an update's restart the next version runs
-# on a fresh event loop, where the old connection's handler never runs again, and the POS must
-# see the link close rather than wait for answers nobody reads.
+# connection and its listening socket when the agent stops serving it: after an update's
+# restart the next version runs on a fresh event loop, where the old tasks never run again; the
+# POS must see the link close rather than wait for answers nobody reads, and the next version
+# must be able to listen on the same port.
 import asyncio
 import socket
 
@@ -24,8 +25,18 @@ async def _scenario():
     pos.connect(socket.getaddrinfo("127.0.0.1", _PORT)[0][-1])
     await asyncio.sleep_ms(50)
     serving.cancel()
-    await asyncio.sleep_ms(50)
+    # As firmware/main.py's _run ends: its tasks cancelled and waited for.
+    await asyncio.gather(serving, return_exceptions=True)
     return pos
+
+
+async def _listen_again():
+    serving = asyncio.create_task(TcpTerminalLink(_PORT).serve(_quiet))
+    await asyncio.sleep_ms(50)
+    failed = serving.done()  # start_server raised (EADDRINUSE): the task ended at once
+    serving.cancel()
+    await asyncio.gather(serving, return_exceptions=True)
+    return not failed
 
 
 def test_the_pos_connection_is_closed_when_the_link_stops():
@@ -38,3 +49,9 @@ def test_the_pos_connection_is_closed_when_the_link_stops():
         got = None  # EAGAIN: the connection is still open
     pos.close()
     check(got == b"", "the POS's connection is still open (got %r)" % (got,))
+
+
+def test_the_next_version_listens_on_the_same_port():
+    asyncio.run(_scenario())
+    asyncio.new_event_loop()
+    check(asyncio.run(_listen_again()), "the port is still held by the ended version")

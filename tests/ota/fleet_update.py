@@ -161,6 +161,7 @@ class FleetUpdate:
     acked: int = 0
     lost: int = 0
     duplicated: int = 0
+    unexpected: int = 0
     causes_right: bool = False
     causes_line: str = ""
     run_s: float = 0.0
@@ -183,11 +184,14 @@ class FleetUpdate:
         for c in self.cohorts:
             if c.start_s is not None and c.start_s < self.faults_until_s and not c.hit_by:
                 out.append(f"cohort {c.index + 1} began under faults but none hit it")
-        if (self.lost, self.duplicated) != (0, 0) or self.acked != self.sent or not self.sent:
+        bad = (self.lost, self.duplicated, self.unexpected) != (0, 0, 0)
+        if bad or self.acked != self.sent or not self.sent:
             out.append(
                 f"receipts: sent {self.sent}, acked {self.acked}, lost {self.lost},"
-                f" duplicated {self.duplicated}"
+                f" duplicated {self.duplicated}, unexpected {self.unexpected}"
             )
+        if self.run.timeline_errors:
+            out.append("faults that failed: " + "; ".join(self.run.timeline_errors))
         if not self.causes_right:
             out.append("causes: " + (self.causes_line or "correlation did not match the truth"))
         return out
@@ -253,7 +257,7 @@ def _fault_windows(
 def run_update(
     out: Path,
     boards: int | None = None,
-    cohorts: str = "34,100",
+    cohorts: str = "33,100",
     duration_s: float | None = None,
     receipts: int | None = None,
     progress: Callable[[str], None] = print,
@@ -269,80 +273,82 @@ def run_update(
     jobs: list[RolloutJob] = []
 
     def alongside(beside: Beside) -> RolloutJob:
-        wait = scenario.duration_s + 600
-        jobs.append(RolloutJob(beside, bundle, cohorts, wait))
+        jobs.append(RolloutJob(beside, bundle, cohorts, scenario.duration_s + 600))
         return jobs[0]
 
     run_dir = out / "run"
     result = run_scenario(scenario, run_dir, progress, alongside=alongside)
     update = FleetUpdate(result, len(scenario.devices), scenario.duration_s)
-    job = jobs[0]
-    update.rollout_exit = job.child.process.returncode
-    db_url = result.db_url or f"sqlite:///{run_dir / 'daozhang.db'}"
-    with open_database(db_url, migrate=False) as store:
-        (state,) = store.query("SELECT state FROM ota_rollouts ORDER BY id DESC LIMIT 1")[0]
-        update.rollout_state = str(state)
-        targets = store.query("SELECT dev, cohort, state, fw FROM ota_targets")
-        update.confirmed_store = sum(
-            1 for _, _, st, fw in targets if st == "confirmed" and fw == NEW_VERSION
-        )
-        latest = store.query(
-            "SELECT h.dev, h.fw FROM heartbeats h WHERE h.id ="
-            " (SELECT MAX(id) FROM heartbeats WHERE dev = h.dev)"
-        )
-        update.confirmed_heartbeat = sum(1 for _, fw in latest if fw == NEW_VERSION)
-        diags = store.query("SELECT dev, body_json FROM diag_events WHERE ev = 'ota'")
-        update.confirmed_diag = len(
-            {
-                dev
-                for dev, body in diags
-                if json.loads(body).get("st") == "confirmed"
-                and json.loads(body).get("ver") == NEW_VERSION
-            }
-        )
-    by_cohort: dict[int, list[str]] = {}
-    for dev, cohort, _, _ in targets:
-        by_cohort.setdefault(int(cohort), []).append(str(dev))
+    update.rollout_exit = jobs[0].child.process.returncode
+    by_cohort = _read_store(update, result.db_url or f"sqlite:///{run_dir / 'daozhang.db'}")
     timeline = [json.loads(line) for line in (run_dir / "timeline.jsonl").read_text().splitlines()]
     windows, kinds = _fault_windows(scenario, timeline)
     update.kinds_planned = sorted({f.kind for f in scenario.faults})
     update.kinds_applied = sorted(kinds)
-    for index in sorted(by_cohort):
-        devs = sorted(by_cohort[index])
-        c = Cohort(index, devs)
-        offered = [t for d in devs for w, t in job.seen.get(d, {}).items() if w != "waiting"]
-        confirmed = [job.seen.get(d, {}).get("confirmed") for d in devs]
-        c.start_s = min(offered) if offered else None
-        if confirmed and all(t is not None for t in confirmed):
-            c.end_s = max(t for t in confirmed if t is not None)
-        if c.start_s is not None:
-            end = c.end_s if c.end_s is not None else math.inf
-            c.hit_by = sorted(
-                {
-                    kind
-                    for kind, t0, t1, hit in windows
-                    if t0 <= end and t1 >= c.start_s and hit & set(devs)
-                }
-            )
-        update.cohorts.append(c)
+    update.cohorts = [
+        _cohort(index, sorted(by_cohort[index]), jobs[0].seen, windows)
+        for index in sorted(by_cohort)
+    ]
     first = [c.start_s for c in update.cohorts if c.start_s is not None]
-    last = [c.end_s for c in update.cohorts]
-    if first and last and all(t is not None for t in last):
-        update.rollout_s = max(t for t in last if t is not None) - min(first)
+    last = [c.end_s for c in update.cohorts if c.end_s is not None]
+    if first and len(last) == len(update.cohorts):
+        update.rollout_s = max(last) - min(first)
     check = result.invariants
     if check is not None:
         update.sent, update.acked = check.total("sent"), check.total("acked")
         update.lost, update.duplicated = check.total("lost"), check.total("duplicated")
-    update.causes_right = any(
-        "every transaction got the cause its ground truth says" in line for line in result.summary
-    )
-    update.causes_line = next(
-        (
-            line.strip()
-            for line in result.summary
-            if "MISMATCH" in line or "every transaction" in line
-        ),
-        "",
-    )
+        update.unexpected = check.total("unexpected")
+    said = [line.strip() for line in result.summary if "MISMATCH" in line or "every tr" in line]
+    update.causes_right = said == ["every transaction got the cause its ground truth says"]
+    update.causes_line = "; ".join(said)
     update.run_s = time.monotonic() - started
     return update
+
+
+def _read_store(update: FleetUpdate, db_url: str) -> dict[int, list[str]]:
+    """The rollout's state, each board's confirmation three ways; -> the devices by cohort."""
+    with open_database(db_url, migrate=False) as store:
+        (state,) = store.query("SELECT state FROM ota_rollouts ORDER BY id DESC LIMIT 1")[0]
+        targets = store.query("SELECT dev, cohort, state, fw FROM ota_targets")
+        latest = store.query(
+            "SELECT h.dev, h.fw FROM heartbeats h WHERE h.id ="
+            " (SELECT MAX(id) FROM heartbeats WHERE dev = h.dev)"
+        )
+        diags = [
+            (dev, json.loads(body))
+            for dev, body in store.query("SELECT dev, body_json FROM diag_events WHERE ev = 'ota'")
+        ]
+    update.rollout_state = str(state)
+    update.confirmed_store = sum(
+        1 for _, _, st, fw in targets if st == "confirmed" and fw == NEW_VERSION
+    )
+    update.confirmed_heartbeat = sum(1 for _, fw in latest if fw == NEW_VERSION)
+    update.confirmed_diag = len(
+        {dev for dev, b in diags if b.get("st") == "confirmed" and b.get("ver") == NEW_VERSION}
+    )
+    by_cohort: dict[int, list[str]] = {}
+    for dev, cohort, _, _ in targets:
+        by_cohort.setdefault(int(cohort), []).append(str(dev))
+    return by_cohort
+
+
+def _cohort(
+    index: int,
+    devs: list[str],
+    seen: dict[str, dict[str, float]],
+    windows: list[tuple[str, float, float, frozenset[str]]],
+) -> Cohort:
+    """A cohort's download window (its first offer seen to its last confirmation) and the
+    faults that hit one of its boards, or the broker, meanwhile."""
+    c = Cohort(index, devs)
+    offered = [t for d in devs for w, t in seen.get(d, {}).items() if w != "waiting"]
+    confirmed = [seen.get(d, {}).get("confirmed") for d in devs]
+    c.start_s = min(offered) if offered else None
+    if all(t is not None for t in confirmed):
+        c.end_s = max(t for t in confirmed if t is not None)
+    if c.start_s is not None:
+        end = c.end_s if c.end_s is not None else math.inf
+        c.hit_by = sorted(
+            {k for k, t0, t1, hit in windows if t0 <= end and t1 >= c.start_s and hit & set(devs)}
+        )
+    return c

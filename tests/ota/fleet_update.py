@@ -8,6 +8,7 @@ their ledgers) with `daozhang ota rollout --all --halt-at 0%` running beside the
 runner's `alongside`). `check()` says what was not met:
 - every board confirmed on the new version: in the rollout's store, in its latest heartbeat
   (`fw`) and in its `ota confirmed` diagnostic; the rollout done, its command exited 0;
+  progress said in 10 % steps (a board's `fetching N%` heartbeats stay few, not one a chunk);
 - every fault kind of the scenario applied, and each cohort that began while faults ran was
   hit by at least one of them (on one of its boards, or the broker) during its download;
 - the POS ledgers against the store by natural key: 0 lost, 0 duplicated, acked = sent;
@@ -38,6 +39,7 @@ from daozhang.schema import open_database
 
 SCENARIO = Path(__file__).with_name("fleet_update.toml")
 NEW_VERSION = "0.2.0"
+PROGRESS_HEARTBEATS_MAX = 40
 BOARD_FAULTS = ("reset", "power_cut", "blackhole", "link_down", "flap", "delay", "down")
 
 
@@ -154,6 +156,7 @@ class FleetUpdate:
     confirmed_heartbeat: int = 0  # latest heartbeat's fw is the new version
     confirmed_diag: int = 0  # an `ota confirmed` diagnostic of the new version
     rollout_s: float | None = None  # from the first offer to the last confirmation
+    progress_heartbeats: int = 0  # the most `fetching N%` heartbeats one board sent
     cohorts: list[Cohort] = field(default_factory=list)
     kinds_planned: list[str] = field(default_factory=list)
     kinds_applied: list[str] = field(default_factory=list)
@@ -178,6 +181,9 @@ class FleetUpdate:
         ):
             if got != n:
                 out.append(f"{got} of {n} boards confirmed on {NEW_VERSION} {what}")
+        # 11 steps of 10 % and the periodic ones; one per chunk was ~115 for the agent.
+        if self.progress_heartbeats > PROGRESS_HEARTBEATS_MAX:
+            out.append(f"{self.progress_heartbeats} progress heartbeats from one board")
         missing = sorted(set(self.kinds_planned) - set(self.kinds_applied))
         if missing:
             out.append(f"fault kinds never applied: {', '.join(missing)}")
@@ -202,7 +208,8 @@ class FleetUpdate:
             f" {self.confirmed_heartbeat}, `ota confirmed` diag {self.confirmed_diag}"
             f" (of {self.boards}); rollout {self.rollout_state}, exit {self.rollout_exit}",
             "rollout time (first offer to last confirmation): "
-            + ("-" if self.rollout_s is None else f"{self.rollout_s:.0f} s"),
+            + ("-" if self.rollout_s is None else f"{self.rollout_s:.0f} s")
+            + f"; at most {self.progress_heartbeats} progress heartbeats from one board",
             *self.cohorts_lines(),
             f"fault kinds applied: {', '.join(sorted(self.kinds_applied))}",
             f"receipts: sent {self.sent}, acked {self.acked}, lost {self.lost},"
@@ -314,11 +321,15 @@ def _read_store(update: FleetUpdate, db_url: str) -> dict[int, list[str]]:
             "SELECT h.dev, h.fw FROM heartbeats h WHERE h.id ="
             " (SELECT MAX(id) FROM heartbeats WHERE dev = h.dev)"
         )
+        progress = store.query(
+            "SELECT COUNT(*) FROM heartbeats WHERE body_json LIKE '%fetching %' GROUP BY dev"
+        )
         diags = [
             (dev, json.loads(body))
             for dev, body in store.query("SELECT dev, body_json FROM diag_events WHERE ev = 'ota'")
         ]
     update.rollout_state = str(state)
+    update.progress_heartbeats = max((int(n) for (n,) in progress), default=0)
     update.confirmed_store = sum(
         1 for _, _, st, fw in targets if st == "confirmed" and fw == NEW_VERSION
     )

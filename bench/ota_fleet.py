@@ -12,7 +12,7 @@ check of tests/ota/fleet_update.py fails. It loads a 2-core machine heavily: run
 `nice -n 10` beside other work.
 
     nice -n 10 .venv/bin/python bench/ota_fleet.py [--boards 20] [--cohorts 5,25,100]
-        [--duration 150] [--receipts 80] [--out DIR]
+        [--duration 150] [--receipts 80] [--heap 512K] [--out DIR]
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ def main() -> int:
     parser.add_argument("--cohorts", default="5,25,100", help="cumulative percentages")
     parser.add_argument("--duration", type=float, default=150, help="selling and faults, s")
     parser.add_argument("--receipts", type=int, help="per board (default: ~0.55 a second)")
+    parser.add_argument("--heap", help="the boards' MicroPython heap (the scenario's: 512K)")
     parser.add_argument("--out", type=Path, help="keep the run here (default: a temp folder)")
     args = parser.parse_args()
     receipts = args.receipts or max(10, round(args.duration * 0.55))
@@ -49,13 +50,14 @@ def main() -> int:
         cohorts=args.cohorts,
         duration_s=args.duration,
         receipts=receipts,
+        heap=args.heap,
         progress=lambda line: print(f"[{time.monotonic() - started:6.0f} s] {line}", flush=True),
     )
     load = os.getloadavg()
     print()
     print(
         f"fleet update: {args.boards} boards, cohorts {args.cohorts}, {args.duration:g} s of"
-        f" selling and faults, {receipts} receipts per board"
+        f" selling and faults, {receipts} receipts per board, heap {args.heap or '512K'}"
     )
     print(update.render())
     print(

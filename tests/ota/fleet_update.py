@@ -44,7 +44,10 @@ BOARD_FAULTS = ("reset", "power_cut", "blackhole", "link_down", "flap", "delay",
 
 
 def load_scenario(
-    boards: int | None = None, duration_s: float | None = None, receipts: int | None = None
+    boards: int | None = None,
+    duration_s: float | None = None,
+    receipts: int | None = None,
+    heap: str | None = None,
 ) -> scenario_mod.Scenario:
     """fleet_update.toml, scaled: `random:N` selections grow with the fleet (N of the file's
     3 boards), faults that would end past a shorter run are dropped."""
@@ -61,6 +64,8 @@ def load_scenario(
         raw["duration_s"] = duration_s
     if receipts is not None:
         raw["boards"]["receipts_per_board"] = receipts
+    if heap is not None:
+        raw["boards"]["heapsize"] = heap
     return scenario_mod.parse(raw, SCENARIO)
 
 
@@ -268,11 +273,12 @@ def run_update(
     duration_s: float | None = None,
     receipts: int | None = None,
     progress: Callable[[str], None] = print,
+    heap: str | None = None,
 ) -> FleetUpdate:
     """Build the next version's bundle, run the scenario with the rollout beside it, and
     gather what `FleetUpdate.problems()` judges."""
     started = time.monotonic()
-    scenario = load_scenario(boards, duration_s, receipts)
+    scenario = load_scenario(boards, duration_s, receipts, heap)
     out.mkdir(parents=True, exist_ok=True)
     bundle = out / f"agent-{NEW_VERSION}.dzb"
     bundle.write_bytes(make_bundle(NEW_VERSION, "virtual", compilers()[0], __version__))

@@ -67,6 +67,7 @@ def test_a_heartbeat_without_the_offer_brings_it_again_at_once(mosquitto: Mosqui
         broker = f"mqtt://127.0.0.1:{mosquitto.port}"
         with Server(broker, read_bundle(tiny_bundle())) as server:  # re-offers after 30 s
             server.offer(DEV, KEY)  # lost: the device is not subscribed yet
+            time.sleep(0.5)  # gone through the broker before the device subscribes
             device.subscribe(f"dz/v1/{DEV}/ota", qos=1)
             assert subscribed.wait(5)
             heartbeat = cbor2.dumps({"v": 1, "dev": DEV, "fw": "0.1.0"})

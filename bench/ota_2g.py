@@ -54,12 +54,12 @@ def main() -> int:
             }
             agent = start_agent(tmp, plan)
             time.sleep(5)  # connected through the shaped link (its CONNACK takes a round trip)
-            with Server(f"mqtt://127.0.0.1:{broker.port}", bundle) as server:
+            with Server(f"mqtt://127.0.0.1:{broker.port}", bundle, reoffer_s=60) as server:
                 started = time.monotonic()
                 server.offer(DEV, KEY)
                 state = "offered"
                 while time.monotonic() - started < 900 and agent.poll() is None:
-                    state = server.wait(0.5, every_s=60)[DEV].state
+                    state = server.wait(0.5)[DEV].state
                     if state.split(" ")[0] in ("switched", "trial", "confirmed", "refused"):
                         break
                 took = time.monotonic() - started

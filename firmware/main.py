@@ -151,11 +151,13 @@ async def _run(board, interval_s, config_path, ota):
     try:
         await asyncio.gather(*tasks)
     finally:
-        # Ending (a version given up, dzcore/ota/boot.py starts the previous one in this
-        # power-on): every task's own cleanup runs (server sockets, sessions), then the journal.
+        # Ending (an update switched to, a version given up or failing: dzcore/ota/boot.py
+        # starts the next one in this power-on, on a fresh event loop where these tasks never
+        # run again): every task is cancelled and waited for, so that its own cleanup has run
+        # (the terminal link's port, the MQTT session), then the journal is closed.
         for task in tasks:
             task.cancel()
-        await asyncio.sleep_ms(10)
+        await asyncio.gather(*tasks, return_exceptions=True)
         journal.close()
 
 

@@ -14,13 +14,35 @@ class TcpTerminalLink:
         self.host = host
 
     async def serve(self, handler):
-        # handler(reader, writer): a coroutine per connection. Runs until cancelled.
-        server = await asyncio.start_server(handler, self.host, self.port)
+        # handler(reader, writer): a coroutine per connection. Runs until cancelled; then the
+        # open connections are closed too, as a UART goes quiet when the agent stops: their
+        # handlers' tasks may never run again (a version that ends is followed by the next on
+        # a fresh event loop, dzcore/ota/boot.py), and a POS left on one would wait for
+        # answers nobody reads.
+        streams = []
+
+        async def one(reader, writer):
+            streams.append(writer)
+            try:
+                await handler(reader, writer)
+            finally:
+                if writer in streams:
+                    streams.remove(writer)
+
+        server = await asyncio.start_server(one, self.host, self.port)
         try:
             while True:
                 await asyncio.sleep(3600)
         finally:
             server.close()
+            # The listening socket is closed by the server's own task when it sees the
+            # cancel: wait for it, or the next version cannot bind the port (EADDRINUSE).
+            await server.wait_closed()
+            for writer in streams:
+                try:
+                    await writer.wait_closed()  # closes the socket; it does not wait
+                except OSError:
+                    pass  # the POS is gone already
 
 
 def from_config(path=_CONFIG):

@@ -1,10 +1,11 @@
 # Which version runs (DESIGN §1.6, dzcore/ota/boot.py): a slot's own main.py and lib/ when the
 # pointer chooses it; a version on trial that fails at import, or that the agent gave up, is
 # replaced by the previous one in the same power-on; a confirmed version's failure is raised.
+import asyncio
 import os
 import sys
 
-from dzcore.ota.boot import start
+from dzcore.ota.boot import Restart, start
 from dzcore.ota.slots import Slots
 from mptest import check, equal, heap, raises, tmpdir
 
@@ -86,3 +87,50 @@ def test_given_up_and_confirmed_versions():
     slots.confirm()
     raises(ValueError, start, root, factory)
     equal(Slots(root).load()["run"], "b", "still b")
+
+
+TICKS = []
+
+
+async def _ticker():
+    while True:
+        TICKS.append(1)
+        await asyncio.sleep_ms(5)
+
+
+async def _version_one():
+    asyncio.create_task(_ticker())  # a task of the version, like the agent's uplink
+    await asyncio.sleep_ms(30)
+    raise Restart()  # an update switched: start the version the pointer names
+
+
+async def _version_two():
+    await asyncio.sleep_ms(100)
+
+
+def _two_versions(fresh_loop):
+    # factory plays the version that ends (first call) and the one started after it (second),
+    # the latter as firmware/main.py's run_chosen does (fresh_loop) or not.
+    calls = []
+
+    def factory(slot, slots):
+        calls.append(slot)
+        if len(calls) == 1:
+            asyncio.new_event_loop()
+            asyncio.run(_version_one())
+        if fresh_loop:
+            asyncio.new_event_loop()
+        TICKS.clear()
+        asyncio.run(_version_two())
+        return len(TICKS)
+
+    return start(_fresh("loop%d" % fresh_loop), factory)
+
+
+@heap("128K")
+def test_a_version_started_after_another_ended_runs_none_of_its_tasks():
+    # MicroPython's asyncio.run leaves the other tasks in its queue when the main one ends:
+    # without a fresh loop the ended version's tasks run on beside the next one ...
+    check(_two_versions(fresh_loop=False) > 0, "the old version's task did not run on")
+    # ... and with it (main.py's run_chosen) none of them runs again.
+    equal(_two_versions(fresh_loop=True), 0, "ticks of the ended version")

@@ -43,17 +43,14 @@ def test_the_agent_downloads_an_update_within_its_64k_object_heap(
             "object_heap": 64 * 1024,
         }
         proc = start_agent(tmp_path, plan)
-        with Server(broker, bundle) as server:
-            # The agent stops at the switch (what follows it is test_ota_virtual_board's).
+        with Server(broker, bundle, reoffer_s=5) as server:
+            # The agent stops at the switch (what follows it is test_ota_virtual_board's);
+            # waiting in short slices, the server offers again while it is silent.
             server.offer(DEV, KEY)
-            deadline = time.monotonic() + 55
-            offer_again = time.monotonic() + 5
-            while proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.2)
-                if time.monotonic() > offer_again and not server.devices[DEV].heard:
-                    server.offer(DEV, KEY)  # the agent had not subscribed yet
-                    offer_again = time.monotonic() + 5
             states = server.wait(0)
+            deadline = time.monotonic() + 55
+            while proc.poll() is None and time.monotonic() < deadline:
+                states = server.wait(0.5)
         result = finish_agent(proc, timeout=120)
     finally:
         responder.stop()

@@ -59,9 +59,9 @@ def offer(
     server_args: tuple[str, bytes], dev_key: bytes, wait_s: float = 90, alter: object = None
 ) -> str:
     broker, bundle = server_args
-    with Server(broker, read_bundle(bundle), alter=alter) as server:
+    with Server(broker, read_bundle(bundle), alter=alter, reoffer_s=10) as server:
         server.offer(DEV, dev_key)
-        return server.wait(wait_s, every_s=10)[DEV].state
+        return server.wait(wait_s)[DEV].state
 
 
 @pytest.mark.slow

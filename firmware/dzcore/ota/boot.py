@@ -3,6 +3,7 @@
 # on trial that fails to start (a failed import, an exception before it is confirmed) or that
 # the agent gave up (no ack in time: `Restart`) is replaced by the previous one at once, in the
 # same power-on; a confirmed version's failure is not judged here (the watchdog resets it).
+import gc
 import sys
 
 from dzcore.ota.slots import FACTORY, Slots
@@ -50,3 +51,4 @@ def start(root, factory, *args):
                 raise
         sys.path[:] = path
         _forget()
+        gc.collect()  # the ended version's objects and code, before the next one loads its own

@@ -28,6 +28,10 @@ def _no():
     return False
 
 
+def _zero():
+    return 0
+
+
 async def _send(leaf, payload):
     pass
 
@@ -46,6 +50,7 @@ class Updater:
         self.send = _send  # async (leaf, payload): publish QoS 0
         self.busy = _no  # () -> True while receipts are in flight (the uploader's window)
         self.online = _no  # () -> True while connected
+        self.sessions = _zero  # () -> sessions started so far: a new one lost what was asked
         self.report = _nothing  # () -> None: a heartbeat now, when the state changed
         self.restart = _nothing  # () -> raises: start the version just switched to
         self.note = _nothing  # (body) -> None: a diag record
@@ -166,9 +171,12 @@ class Updater:
             while self.busy() or not self.online():
                 await asyncio.sleep_ms(200)
             self._chunk = None
+            session = self.sessions()
             await self.send("fetch", cbor.encode({"id": oid[:8], "off": off, "n": n}))
             waited = 0
-            while waited < _WAIT_MS:
+            # A link that drops (or a session that starts again) meanwhile took the question or
+            # its answer with it: ask again as soon as it is back, not after the whole wait.
+            while waited < _WAIT_MS and self.online() and self.sessions() == session:
                 await asyncio.sleep_ms(20)
                 waited += 20
                 got = self._chunk
@@ -202,7 +210,8 @@ class Updater:
         off = stager.begin()
         bad = 0
         while off < stager.total:
-            self._set("fetching %d%%" % (off * 100 // stager.total))
+            # Said in steps of 10 %: each change is a signed heartbeat, not one per chunk.
+            self._set("fetching %d%%" % (off * 10 // stager.total * 10))
             data = await self._fetch(msize + off, min(_CHUNK, stager.total - off))
             try:
                 off = stager.write(off, data)

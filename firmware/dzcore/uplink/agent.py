@@ -135,6 +135,7 @@ class Agent:
         up.send = self._send
         up.busy = lambda: bool(self.uploader.inflight)
         up.online = lambda: self.uplink.connected
+        up.sessions = lambda: self.uplink.sessions
         up.report = self._report_now
         up.restart = self._restart
         up.note = self._note

@@ -232,7 +232,7 @@ def drive(store: Store, rid: int, broker: str, tls_dir: str | None, wait_s: floa
                 else:
                     server.offer(t.dev, keys[t.dev])
             left = deadline - time.monotonic()
-            seen = server.wait(max(0.0, min(left, 2.0)), every_s=30)
+            seen = server.wait(max(0.0, min(left, 2.0)))
             _save(store, rid, seen)
             states = [seen[t.dev].state for t in current]
             verdict = decide(states, r.halt_pct)

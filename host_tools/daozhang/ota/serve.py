@@ -26,6 +26,8 @@ from daozhang.security.tlsclient import client_context, parse_broker
 
 MAX_CHUNK = 768  # a chunk message must fit the device's 1 KB receive buffer
 FINAL = ("confirmed", "refused", "rolled")
+# A heartbeat this long after an offer that does not name it says the offer was lost.
+LOST_AFTER_S = 5.0
 
 
 @dataclass
@@ -37,6 +39,7 @@ class DeviceState:
     fw: str | None = None  # the running version its heartbeats name
     served: int = 0  # the furthest byte served
     heard: bool = False  # a heartbeat about this offer (or a fetch) came
+    offered_at: float = 0.0  # time.monotonic() of the last offer made to it
 
     @property
     def final(self) -> bool:
@@ -52,6 +55,9 @@ class Server:
     tls_dir: str | None = None
     # Tests only: (dev, off, data) -> the bytes to send instead (a tampered chunk).
     alter: Any = None
+    # An offer not answered (lost with the device's link, or in a broker restart without
+    # persistence) is made again this often.
+    reoffer_s: float = 30.0
     devices: dict[str, DeviceState] = field(default_factory=dict)
     keys: dict[str, bytes] = field(default_factory=dict)
 
@@ -69,6 +75,9 @@ class Server:
             client_id=f"dz-ota-{uuid.uuid4().hex[:12]}",
             protocol=mqtt.MQTTv311,
         )
+        # Back within 2 s of a broker restart: paho's default backoff doubles up to 2 minutes,
+        # and every device waiting for a chunk waits that long with it.
+        self.client.reconnect_delay_set(min_delay=1, max_delay=2)
         if self.broker.startswith("mqtts:"):
             if not self.tls_dir:
                 raise DaozhangError("an mqtts:// broker needs --tls-dir (an identity of its own)")
@@ -110,7 +119,7 @@ class Server:
             "mac": offer_mac(key, self.bundle.manifest_bytes),
         }
         with self.lock:
-            self.devices.setdefault(dev, DeviceState(dev))
+            self.devices.setdefault(dev, DeviceState(dev)).offered_at = time.monotonic()
             self.keys[dev] = key
         self.client.publish(f"dz/v1/{dev}/ota", cbor2.dumps(body), qos=1)
 
@@ -160,22 +169,31 @@ class Server:
             if isinstance(text, str) and text.startswith(self.tag + " "):
                 state.state = text[len(self.tag) + 1 :]
                 state.heard = True
+            # Connected, and it does not name this offer: the offer was lost (with its link,
+            # or in a broker restart). Made again now, not at the next `reoffer_s`.
+            again = not state.heard and time.monotonic() - state.offered_at >= LOST_AFTER_S
+        if again:
+            self.offer(state.dev, self.keys[state.dev])
 
     # -- the caller's side -------------------------------------------------------------------
-    def wait(self, wait_s: float, every_s: float = 30.0) -> dict[str, DeviceState]:
-        """Until every device has a final word (or `wait_s`); offers again every `every_s` to
-        devices not heard from (a device may have been away, or not subscribed yet)."""
+    def wait(self, wait_s: float) -> dict[str, DeviceState]:
+        """Until every device has a final word (or `wait_s`); offers again to a device not
+        heard from `reoffer_s` after its last offer (it may have been away, or not subscribed
+        yet). That time is each device's own, kept across calls: a caller that waits in short
+        slices still re-offers."""
         deadline = time.monotonic() + wait_s
-        again = time.monotonic() + every_s
         while time.monotonic() < deadline:
+            now = time.monotonic()
             with self.lock:
                 if all(s.final for s in self.devices.values()):
                     break
-                silent = [d for d, s in self.devices.items() if not s.heard]
-            if time.monotonic() >= again:
-                for dev in silent:
-                    self.offer(dev, self.keys[dev])
-                again = time.monotonic() + every_s
+                silent = [
+                    d
+                    for d, s in self.devices.items()
+                    if not s.heard and now - s.offered_at >= self.reoffer_s
+                ]
+            for dev in silent:
+                self.offer(dev, self.keys[dev])
             time.sleep(0.2)
         with self.lock:
             return {dev: DeviceState(**vars(s)) for dev, s in self.devices.items()}

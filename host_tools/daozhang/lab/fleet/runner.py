@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from daozhang.errors import DaozhangError, UsageError
 from daozhang.lab.board.manager import VirtualBoard
@@ -59,6 +60,32 @@ PARTS: list[tuple[str, str, str]] = [
 Progress = Callable[[str], None]
 
 
+class Job(Protocol):
+    """Work that runs beside the traffic (`run_scenario(alongside=...)`), e.g. a fleet update:
+    the traffic phase ends when the POS, the timeline and the job are all done."""
+
+    def done(self) -> bool: ...
+
+    def status(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Beside:
+    """What a job beside the traffic is given when the traffic starts."""
+
+    supervisor: Supervisor  # start its processes here: they are stopped with the run's
+    broker: str  # the broker's URL, as the host's tools reach it (no fault proxy)
+    tls_dir: Path | None  # with TLS: an identity of the operator's tools (`FleetTls.tool_dir`)
+    db_url: str
+    devices: list[str]
+    t0: float  # time.monotonic() at the start of traffic, the timeline's zero
+    env: dict[str, str]
+    say: Progress
+
+
+Alongside = Callable[[Beside], Job]
+
+
 def _present(probe: str) -> bool:
     kind, _, what = probe.partition(":")
     if kind == "firmware":
@@ -95,7 +122,12 @@ def prepare_out(out: Path) -> None:
         (out / sub).mkdir()
 
 
-def run_scenario(scenario: Scenario, out: Path, progress: Progress = print) -> RunResult:
+def run_scenario(
+    scenario: Scenario,
+    out: Path,
+    progress: Progress = print,
+    alongside: Alongside | None = None,
+) -> RunResult:
     missing = missing_parts()
     if missing:
         raise DaozhangError(
@@ -117,7 +149,7 @@ def run_scenario(scenario: Scenario, out: Path, progress: Progress = print) -> R
     with (out / "plan.jsonl").open("w") as f:
         for e in events:
             f.write(json.dumps(describe(e, timebase)) + "\n")
-    return _Run(scenario, out, events, progress).execute()
+    return _Run(scenario, out, events, progress, alongside).execute()
 
 
 @dataclass
@@ -126,6 +158,7 @@ class _Run:
     out: Path
     events: list[plan.Event]
     progress: Progress
+    alongside: Alongside | None = None
     collectors: list[ServiceSlot] = field(default_factory=list)
     restarts: list[str] = field(default_factory=list)
 
@@ -230,14 +263,29 @@ class _Run:
                 f"(business day x{s.time_scale:.0f} on the boards' clocks too), "
                 f"{len(self.events)} timeline events"
             )
+            job = None
+            if self.alongside is not None:
+                job = self.alongside(
+                    Beside(
+                        sup,
+                        broker.url,
+                        session.tool_dir(),
+                        db_url,
+                        [d.dev for d in s.devices],
+                        t0,
+                        session.env(),
+                        self.say,
+                    )
+                )
             self.collectors = collectors
             self._wait(
-                lambda: player.join(0) and pos.done(),
-                s.duration_s * 3 + 60,
+                lambda: player.join(0) and pos.done() and (job is None or job.done()),
+                s.duration_s * 3 + 60 + (s.drain_s if job is not None else 0),
                 t0,
                 lambda: (
                     f"{pos.status()}; stored {session.stored_count(db_url)}; "
                     f"events {player.applied}/{len(self.events)}"
+                    + ("" if job is None else f"; {job.status()}")
                 ),
             )
             player.stop()

@@ -17,6 +17,10 @@ from pathlib import Path
 from daozhang.broker.config import FleetListeners
 from daozhang.security.pki import Pki
 
+# The operator's host tools (`daozhang ota rollout`, `device cmd`) get an identity of their own
+# beside the collectors': the broker allows one session per identity.
+TOOL = "tool"
+
 
 @dataclass
 class FleetTls:
@@ -40,7 +44,7 @@ class FleetTls:
         for dev in devices:
             pki.issue_device(dev)
         names = tuple(collectors)
-        for name in names:
+        for name in (*names, TOOL):
             pki.issue_collector(name)
         return cls(pki, names)
 
@@ -53,6 +57,10 @@ class FleetTls:
     def collector_args(self, index: int = 0) -> list[str]:
         """`daozhang collect` options for collector process `index` (its own identity)."""
         return ["--tls-dir", str(self.pki.collector_dir(self.collectors[index]))]
+
+    def tool_dir(self) -> Path:
+        """The `--tls-dir` of the operator's tools (`daozhang ota rollout`, `device cmd`)."""
+        return self.pki.collector_dir(TOOL)
 
     def flash_args(self, dev: str) -> list[str]:
         slots = self.pki.device_dir(dev)

@@ -111,6 +111,10 @@ class Session:
             listeners=listeners,
         ).start()
 
+    def tool_dir(self) -> Path | None:
+        """With TLS, the `--tls-dir` of the operator's tools; None on plain TCP."""
+        return None if self.tls is None else self.tls.tool_dir()
+
     def collector_argv(self, broker: Mosquitto, db_url: str, index: int) -> list[str]:
         # With TLS: the collectors' certificate, and batches must carry their device's MAC.
         tls = [] if self.tls is None else [*self.tls.collector_args(index), "--require-key"]

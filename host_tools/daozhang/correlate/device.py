@@ -51,8 +51,11 @@ def analyse_device(
     refusing = _refused_by(store, dev)
     with store.snapshot() as tx:
         keys, rows = _asked(tx, dev, lo, hi, refusing)
-        line = _timelines(tx, dev, int(as_of)).get(dev, Timeline())
     scoped = analyse_scoped(store, as_of, keys, rows, policy_file, calendar_file)
+    line = scoped.data.timelines.get(dev)
+    if line is None:  # no sale of its own in the window: its timeline was not read yet
+        with store.snapshot() as tx:
+            line = _timelines(tx, dev, int(scoped.ctx.as_of)).get(dev, Timeline())
     wanted = set(keys)
     receipts = [r for r in scoped.data.receipts if (r.mid, r.tid, r.bat, r.trc) in wanted]
     findings = [f for f in scoped.findings if f.kind == "transaction"]

@@ -281,6 +281,7 @@ class Console:
             as_of=beijing(found.as_of),
             rows=[finding_row(f) for f in found.findings],
             refused=[refused_row(q, body) for q, body in found.refused],
+            more=found.more,
         )
 
     async def users(self, request: Request) -> Response:

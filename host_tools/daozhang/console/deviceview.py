@@ -13,6 +13,7 @@ refused).
 from __future__ import annotations
 
 import json
+from bisect import bisect_left
 from dataclasses import dataclass
 
 from daozhang.collector.quarantine_read import Refusal, list_refusals
@@ -137,17 +138,19 @@ def _buckets(
     findings: list[Finding],
 ) -> list[Bucket]:
     out = []
+    # Heartbeats and signal readings are in time order: each bucket is a slice (thousands of
+    # heartbeats over 30 days, 30 buckets).
+    beat_t = [b.t for b in line.beats]
     for start in range(lo, hi, size):
         end = start + size
-        beats = [b for b in line.beats if start <= b.t < end]
+        beats = line.beats[bisect_left(beat_t, start) : bisect_left(beat_t, end)]
         down = sum(
             max(0, min(end, o.end if o.end is not None else hi) - max(start, o.start))
             for o in line.outages
         )
+        first, last = bisect_left(line.signal_t, start), bisect_left(line.signal_t, end)
         readings = [
-            dbm
-            for t, sig in zip(line.signal_t, line.signal, strict=True)
-            if start <= t < end and (dbm := strength_dbm(sig)) is not None
+            dbm for sig in line.signal[first:last] if (dbm := strength_dbm(sig)) is not None
         ]
         unsent = [b.jrec for b in beats if b.jrec is not None]
         here = [c for c in changes if start <= c.t < end]
@@ -199,10 +202,11 @@ def device_view(store: Store, dev: str, now: float, range_name: str) -> DeviceVi
             cause=name(CAUSE, f.cause),
             data=name(DATA, f.data),
             rrn=f.rrn or "-",
-            explain_zh=explain(f)["zh"],
-            explain_en=explain(f)["en"],
+            explain_zh=text["zh"],
+            explain_en=text["en"],
         )
         for f in seen.findings
+        for text in (explain(f),)
     ]
     return DeviceView(
         dev=dev,

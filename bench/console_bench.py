@@ -10,7 +10,15 @@ Timed, best of `--passes`, on a store filled beforehand (filling is not timed):
 - `baseline`: one indexed SELECT of the same rows the page reads: each device's latest
   heartbeat, through the (dev, t, id) index, fetched into Python;
 - with `--writer`: a collector's commit latency (one heartbeat per commit, as fast as it goes)
-  alone, and with ten page loads a second beside it.
+  alone, and with ten page loads a second beside it;
+- with `--device`: GET /device/DEV for 24 h, 7 d and 30 d (timeline, reboots and firmware,
+  the device's sales classified: `correlate.device.analyse_device`), against one indexed SELECT
+  of the rows its timeline reads (the device's heartbeats of the last 40 days through
+  `(dev, t, id)`); with `--before` also the whole-store classification the page ran until
+  then (`analyse(device=...)`), once.
+
+Each device also gets `--sales` receipts a day (plain INSERTs, with the `device_terminals` row
+the collector keeps), no settlement file: each sale's finding waits for the acquirer's file.
 
 The heartbeats go in with plain INSERTs in time order (all devices per 5-minute tick), not
 through the collector: a month of a 10,000-device fleet is 86 million rows, which the
@@ -19,7 +27,7 @@ the page reads each device's latest heartbeat and its last day, both through ind
 days before weigh only through the depth of the B-trees (the report says which were run).
 
     .venv/bin/python bench/console_bench.py [--devices 10000] [--days 1 3] [--db sqlite|pg|both]
-        [--writer]
+        [--writer] [--device [--before]] [--sales 10] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +66,13 @@ def _sig(n: int) -> dict[str, object]:
     return {"rat": "lte", "rsrp": -90 - n % 30, "sinr": 5, "reg": 1, "cell": f"460-00-{n % 700}"}
 
 
-def fill(store: Store, devices: int, days: float, progress: Callable[[str], None]) -> int:
+def _mid(n: int) -> str:
+    return f"8983100481{n // 20:05d}"
+
+
+def fill(
+    store: Store, devices: int, days: float, sales: int, progress: Callable[[str], None]
+) -> int:
     devs = [f"D{d:05d}" for d in range(devices)]
     ticks = int(days * DAY / HB_S)
     with store.transaction() as tx:
@@ -70,7 +85,7 @@ def fill(store: Store, devices: int, days: float, progress: Callable[[str], None
                     NOW - days * DAY,
                     NOW - (7200 if n % 50 == 0 else 60),
                     int(n % 50 != 0),
-                    f"8983100481{n // 20:05d}",
+                    _mid(n),
                     f"{n:08d}",
                 )
                 for n, dev in enumerate(devs)
@@ -81,6 +96,12 @@ def fill(store: Store, devices: int, days: float, progress: Callable[[str], None
             " VALUES (?, 7, 1000, 1000, ?, ?)",
             [(dev, NOW - days * DAY, NOW - 60) for dev in devs],
         )
+        tx.executemany(
+            "INSERT INTO device_terminals (dev, mid, tid, first_seen, last_seen)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(dev, _mid(n), f"{n:08d}", NOW - days * DAY, NOW - 60) for n, dev in enumerate(devs)],
+        )
+    _sales(store, devs, days, sales)
     bodies = [json.dumps({"sig": _sig(n), "heap": 30000}) for n in range(devices)]
     written = 0
     started = time.monotonic()
@@ -136,6 +157,29 @@ def fill(store: Store, devices: int, days: float, progress: Callable[[str], None
     return written
 
 
+def _sales(store: Store, devs: list[str], days: float, per_day: int) -> None:
+    """`per_day` approved card sales per device and day, spread over the business hours."""
+    n_sales = int(days * per_day)
+    for first in range(0, len(devs), 500):
+        rows = []
+        for n in range(first, min(first + 500, len(devs))):
+            dev, mid, tid = devs[n], _mid(n), f"{n:08d}"
+            for k in range(n_sales):
+                lt = NOW - int(days * DAY) + k * DAY // max(per_day, 1) + n % 600
+                trc = f"{k % 999_999 + 1:06d}"
+                rows.append((mid, tid, "000001", trc, dev, 7, k + 1, "sale", "card",
+                             1_000 + k % 5_000, "156", "622848******1234", "debit", "chip",
+                             lt, "approved", "00", f"{n:05d}{k:07d}", "123456",
+                             lt, lt, float(lt + 5)))  # fmt: skip
+        with store.transaction() as tx:
+            tx.executemany(
+                "INSERT INTO receipts (mid, tid, bat, trc, dev, epoch, seq, typ, ch, amt, cur,"
+                " pan, ck, ent, lt, st, rc, rrn, auth, t, placed_t, received_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+
 _HB_INDEXES = (
     "CREATE INDEX heartbeats_dev ON heartbeats (dev, received_at)",
     "CREATE INDEX heartbeats_latest ON heartbeats (dev, id)",
@@ -149,6 +193,17 @@ def baseline(store: Store) -> int:
         "SELECT d.dev, h.jrec, h.jold_s, h.link, h.body_json, h.fw, h.t FROM devices d"
         " JOIN heartbeats h ON h.id = (SELECT id FROM heartbeats WHERE dev = d.dev"
         " ORDER BY t DESC, id DESC LIMIT 1)"
+    )
+    return len(rows)
+
+
+def device_baseline(store: Store, dev: str) -> int:
+    """One indexed SELECT of the rows the device page's timeline reads: the device's
+    heartbeats of the last 40 days (data.HEARTBEAT_LOOKBACK_S) through `(dev, t, id)`."""
+    rows = store.query(
+        "SELECT t, epoch, boot, up, jrec, recon, link, fw, cause FROM heartbeats"
+        " WHERE dev = ? AND t BETWEEN ? AND ?",
+        (dev, NOW - 40 * DAY, NOW),
     )
     return len(rows)
 
@@ -255,15 +310,16 @@ def _ms(seconds: float) -> str:
 
 
 def run_one(
-    url: str, engine: str, devices: int, days: float, passes: int, writer: bool, fresh: bool
-) -> None:
+    url: str, engine: str, devices: int, days: float, passes: int, writer: bool, fresh: bool,
+    sales: int = 0, device: bool = False, before: bool = False,
+) -> None:  # fmt: skip
     def say(text: str) -> None:
         print(text, flush=True)
 
     with open_database(url) as store:
         if fresh:
             started = time.monotonic()
-            n = fill(store, devices, days, say)
+            n = fill(store, devices, days, sales, say)
             say(f"  filled {n:,} heartbeats in {time.monotonic() - started:.0f} s (not timed)")
         else:
             n = int(store.query("SELECT COUNT(*) FROM heartbeats")[0][0])
@@ -280,6 +336,8 @@ def run_one(
         f" ({snapshot / base:.1f}x) | {_ms(page)} ({page / base:.1f}x) | {_ms(live)}"
         f" | {_ms(filtered)} |"
     )
+    if device:
+        _device_pages(url, c, engine, devices, days, passes, before, say)
     if writer:
         alone = writer_latency(url, None, 10)
         beside = writer_latency(url, c, 10)
@@ -292,6 +350,37 @@ def run_one(
     c.stop()
 
 
+def _device_pages(
+    url: str,
+    c: Served,
+    engine: str,
+    devices: int,
+    days: float,
+    passes: int,
+    before: bool,
+    say: Callable[[str], None],
+) -> None:
+    """The device page of one device in the middle of the fleet, each range, against the
+    SELECT of its heartbeats; `before`: the whole-store classification the page used to run."""
+    dev = f"D{devices // 2 + 1:05d}"  # not one of the silent ones (every 50th)
+    with open_database(url, migrate=False, create=False) as store:
+        base = best_of(passes, lambda: device_baseline(store, dev))
+        beats = device_baseline(store, dev)
+        sold = int(store.query("SELECT COUNT(*) FROM receipts WHERE dev = ?", (dev,))[0][0])
+    say(f"  device {dev}: {beats:,} heartbeats in 40 days, {sold:,} sales")
+    say("| engine | devices | days | range | device page | baseline SELECT | ratio |")
+    for range_name in ("24h", "7d", "30d"):
+        page = best_of(passes, partial(c.get, f"/device/{dev}?range={range_name}"))
+        say(f"| {engine} | {devices:,} | {days:g} | {range_name} | {_ms(page)} | {_ms(base)}"
+            f" | {page / base:.1f}x |")  # fmt: skip
+    if before:
+        from daozhang.console.finder import analysed
+
+        with open_database(url, migrate=False, create=False) as store:
+            whole = best_of(1, lambda: analysed(store, NOW, device=dev))
+        say(f"  before: the whole store classified for {dev}: {_ms(whole)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=10_000)
@@ -299,6 +388,9 @@ def main() -> None:
     parser.add_argument("--db", choices=("sqlite", "pg", "both"), default="both")
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument("--writer", action="store_true")
+    parser.add_argument("--device", action="store_true", help="time the device page too")
+    parser.add_argument("--before", action="store_true", help="and the whole-store analysis")
+    parser.add_argument("--sales", type=int, default=10, help="receipts per device and day")
     parser.add_argument(
         "--keep", type=Path, help="SQLite: keep the filled store in this folder, reuse it next time"
     )
@@ -318,13 +410,15 @@ def main() -> None:
                 path = folder / f"console-{args.devices}-{days:g}.db"
                 fresh = not path.exists()
                 url = f"sqlite:///{path}"
-                run_one(url, "SQLite", args.devices, days, args.passes, args.writer, fresh)
+                run_one(url, "SQLite", args.devices, days, args.passes, args.writer, fresh,
+                        args.sales, args.device, args.before)  # fmt: skip
                 if args.keep is None:
                     os.unlink(path)
             if args.db in ("pg", "both"):
                 pg = pg or TempPostgres(work / "pg").start()
                 url = pg.create_database(f"console_{int(days * 10)}")
-                run_one(url, "PostgreSQL", args.devices, days, args.passes, args.writer, True)
+                run_one(url, "PostgreSQL", args.devices, days, args.passes, args.writer, True,
+                        args.sales, args.device, args.before)  # fmt: skip
     finally:
         if pg is not None:
             pg.stop()

@@ -112,6 +112,33 @@ def test_device_page_shows_its_outage_refusals_and_findings(
     expect(page.locator("#quarantine tbody")).to_contain_text("mac")
 
 
+def test_device_page_marks_its_reboot_and_firmware_change_in_every_range(
+    browser: Browser, base_url: str, artefacts: Path
+) -> None:
+    page = logged_in(browser, base_url, "wang")
+    page.goto(f"{base_url}/device/{fleet_data.HEALTHY}")
+    changes = page.locator("#changes")
+    expect(changes.locator("tr[data-kind=reboot]")).to_have_count(1)
+    expect(changes.locator("tr[data-kind=reboot]")).to_contain_text("软件重启 software restart")
+    expect(changes.locator("tr[data-kind=reboot]")).to_contain_text("boot record")
+    expect(changes.locator("tr[data-kind=firmware]")).to_contain_text("1.4.1 → 1.4.2")
+    expect(changes.locator("tr[data-kind=ota]")).to_have_count(2)
+    expect(changes.locator("tr[data-kind=ota]").first).to_contain_text("新版本已确认")
+    # The history marks the bucket each happened in, and its sale: captured, uploaded, not paid.
+    history = page.locator("#heartbeats")
+    expect(history.locator("td.mark[data-reboots='1']")).to_have_count(1)
+    expect(history.locator("td.mark[data-firmware='1.4.1 → 1.4.2']")).to_have_count(1)
+    lanes = history.locator("td.lanes[data-sold='1']")
+    expect(lanes).to_have_count(1)
+    expect(lanes).to_have_attribute("data-uploaded", "1")
+    page.screenshot(path=str(artefacts / "device-changes.png"), full_page=True)
+    for label in ("7天 7 d", "30天 30 d"):
+        page.click(f"text={label}")
+        expect(page.locator("#changes tr[data-kind=reboot]")).to_have_count(1)
+        expect(history.locator("td.mark[data-reboots='1']")).to_have_count(1)
+        expect(history.locator("td.mark[data-firmware='1.4.1 → 1.4.2']")).to_have_count(1)
+
+
 def test_money_page_evidence_opens_on_click_and_a_sale_is_looked_up(
     browser: Browser, money_url: str, artefacts: Path
 ) -> None:

@@ -20,14 +20,14 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from daozhang.collector.quarantine_read import Refusal, refused_receipts
+from daozhang.collector.quarantine_read import Refusal
 from daozhang.commands.correlate import add_common, note_unstored, parse_time
 from daozhang.contract import RECEIPT_INTS
 from daozhang.correlate.answer import Line, due_of, lines, when, yuan
 from daozhang.correlate.classify import Finding
+from daozhang.correlate.lookup import look_up
 from daozhang.correlate.render import to_dict
-from daozhang.correlate.scope import analyse_scoped
-from daozhang.correlate.search import MAX_MATCHES, Match, Query, day_range, search
+from daozhang.correlate.search import MAX_MATCHES, Match, Query, day_range
 from daozhang.errors import UsageError
 from daozhang.schema import open_database
 from daozhang.units import BEIJING
@@ -157,27 +157,6 @@ def _around(text: str, hours: float) -> tuple[int | None, int, int]:
     return int(t), int(t) - span, int(t) + span
 
 
-def _refused_match(q: Query, body: dict[str, Any]) -> bool:
-    """The same question asked of a receipt body as the device sent it (refused receipts)."""
-    pan, amt, lt = body.get("pan"), body.get("amt"), body.get("lt")
-    checks = (
-        (q.rrn, body.get("rrn")),
-        (q.tid, body.get("tid")),
-        (q.trace, body.get("trc")),
-        (q.mid, body.get("mid")),
-        (q.fen, amt),
-    )
-    if q.order is not None:
-        return body.get("ord") == q.order
-    if any(want is not None and want != got for want, got in checks):
-        return False
-    if q.last4 is not None and not (isinstance(pan, str) and pan.endswith(q.last4)):
-        return False
-    if q.lo is not None and q.hi is not None:
-        return isinstance(lt, int) and q.lo <= lt <= q.hi
-    return True
-
-
 @dataclass
 class Answer:
     match: Match
@@ -190,34 +169,15 @@ def run(args: argparse.Namespace) -> int:
     q = query(args)
     as_of = parse_time(args.as_of, "--as-of")
     with open_database(args.db, create=False) as store:
-        matches = search(store, q)
-        more = len(matches) > MAX_MATCHES
-        matches = matches[:MAX_MATCHES]
-        scoped = analyse_scoped(
-            store,
-            as_of,
-            keys=[m.key for m in matches if m.key is not None],
-            rows=[m.row for m in matches if m.row is not None],
-            policy_file=args.policy,
-            calendar_file=args.calendar,
-        )
-        refused = [(r, body) for r, body in refused_receipts(store) if _refused_match(q, body)]
+        looked = look_up(store, q, as_of, args.policy, args.calendar)
         note_unstored(store, "lookup")
-    by_key: dict[object, Finding] = {}
-    payouts: dict[str, Finding] = {}
-    for f in scoped.findings:
-        if f.kind == "payout":
-            payouts[f.payout_id] = f
-        elif f.receipt is not None:
-            r = f.receipt
-            by_key[(r.mid, r.tid, r.bat, r.trc)] = f
-        elif f.row is not None:
-            by_key[(f.row.file_id, f.row.line)] = f
     answers = []
-    for m in matches:
-        hit = by_key.get(m.key if m.key is not None else m.row)
-        text = lines(hit, due_of(hit, scoped.data, scoped.ctx)) if hit is not None else []
-        answers.append(Answer(m, hit, text, payouts.get(hit.payout_id) if hit else None))
+    for m in looked.matches:
+        hit = looked.finding(m)
+        data, ctx = looked.scoped.data, looked.scoped.ctx
+        text = lines(hit, due_of(hit, data, ctx)) if hit is not None else []
+        answers.append(Answer(m, hit, text, looked.payout(hit) if hit else None))
+    refused, more = looked.refused, looked.more
     if args.json:
         _json(answers, refused, more)
     else:

@@ -37,7 +37,7 @@ from daozhang.console.cellview import CELL_DOWN_TERMINALS, cells_view
 from daozhang.console.deviceview import RANGES, device_view
 from daozhang.console.finder import lookup, parse_query
 from daozhang.console.fleetview import Fleet, fleet_rows, fleet_view
-from daozhang.console.moneyview import finding_row, money_view, refused_row
+from daozhang.console.moneyview import Money, finding_row, money_of, money_view, refused_row
 from daozhang.console.snapshot import Snapshot
 from daozhang.console.users import ROLES, User, add_user, check_password, get_user, list_users
 from daozhang.console.words import SOURCE, beijing, duration
@@ -52,6 +52,9 @@ RANGE_WORDS = {"24h": "24小时 24 h", "7d": "7天 7 d", "30d": "30天 30 d"}
 MONEY_FILTERS = ("cause", "acquirer", "day")
 SESSION_COOKIE = "dz_console"
 SESSION_MAX_AGE_S = 12 * 3600  # one working day; then log in again
+# The money page's classification is recomputed at most this often: settlement files and
+# payouts arrive a few times a day, and a large store takes minutes to classify.
+MONEY_MIN_AGE_S = 60.0
 
 _TEMPLATES = Path(__file__).parent / "templates"
 
@@ -73,6 +76,7 @@ class Console:
         self.poll_ms = poll_ms
         self.limiter = limiter or guard.LoginLimiter()
         self.snapshot = Snapshot(self._fleet_rows, min_age_s=poll_ms / 1000)
+        self.money_snapshot = Snapshot(self._money, min_age_s=MONEY_MIN_AGE_S)
         self.env = Environment(
             loader=FileSystemLoader(_TEMPLATES),
             autoescape=select_autoescape(("html",), default_for_string=True),
@@ -98,6 +102,10 @@ class Console:
     def _fleet_rows(self) -> Fleet:
         with self.connect() as store:
             return fleet_rows(store, self.now())
+
+    def _money(self) -> Money:
+        with self.connect() as store:
+            return money_of(store, self.now())
 
     async def _user(self, request: Request, role: str) -> User:
         name = guard.session_user(request)
@@ -244,7 +252,8 @@ class Console:
         user = await self._user(request, "support")
         q = request.query_params
         chosen = {k: q[k] for k in ("cause", "acquirer", "day") if q.get(k)}
-        view = await self.db(money_view, self.now(), *(chosen.get(k) for k in MONEY_FILTERS))
+        money = await self.money_snapshot.get()
+        view = await run_in_threadpool(money_view, money, *(chosen.get(k) for k in MONEY_FILTERS))
 
         def query(**change: str) -> str:
             return urlencode({**chosen, **change})
@@ -272,6 +281,7 @@ class Console:
             as_of=beijing(found.as_of),
             rows=[finding_row(f) for f in found.findings],
             refused=[refused_row(q, body) for q, body in found.refused],
+            more=found.more,
         )
 
     async def users(self, request: Request) -> Response:

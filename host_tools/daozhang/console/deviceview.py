@@ -1,23 +1,31 @@
-"""One device's page: its heartbeats and outages over a window in event time, what the
-collector refused from it, and what correlation finds about its sales.
+"""One device's page: its heartbeats and outages over a window in event time, its reboots and
+firmware changes, its sales captured / uploaded / settled, what the collector refused from it,
+and what correlation finds about its sales in the window.
 
-The timeline is correlation's own (`Data.timelines`: heartbeats placed by the terminal's
-clock, outages from `link_down` / `link_up`), so the page and the findings can never disagree
-about when the device was down. The quarantine rows are host time (when they were refused).
+The timeline is correlation's own (`Timeline`: heartbeats placed by the terminal's clock,
+outages from `link_down` / `link_up`, boot records), so the page and the findings can never
+disagree about when the device was down or restarted. The findings are the whole-store
+run's for this device's sales in the window, classified without reading the whole store
+(`correlate.device.analyse_device`). The quarantine rows are host time (when they were
+refused).
 """
 
 from __future__ import annotations
 
+import json
+from bisect import bisect_left
 from dataclasses import dataclass
 
 from daozhang.collector.quarantine_read import Refusal, list_refusals
-from daozhang.console.finder import analysed
-from daozhang.console.words import beijing, duration, yuan
+from daozhang.console.reading import Reading
+from daozhang.console.words import OTA_STEP, beijing, duration, yuan
+from daozhang.correlate.classify import Finding
 from daozhang.correlate.data import Timeline
+from daozhang.correlate.device import analyse_device
 from daozhang.correlate.render import explain
 from daozhang.radio import strength_dbm
 from daozhang.store import Store
-from daozhang.words import CAUSE, DATA, STAGE, STATUS, name
+from daozhang.words import BOOT_CAUSE, CAUSE, DATA, STAGE, STATUS, name
 
 # Range name -> (span, bucket), both in seconds.
 RANGES: dict[str, tuple[int, int]] = {
@@ -36,6 +44,23 @@ class Bucket:
     down_s: int  # seconds of outage inside the bucket
     down_share: float  # of the bucket, 0..1
     weakest: str  # the weakest signal reading in dBm
+    reboots: int
+    firmware: str  # "1.4.1 → 1.4.2" when the version changed inside the bucket
+    sold: int  # sales of the bucket (by the terminal's clock) the host or the acquirer has
+    uploaded: int  # of those, the receipts the collector stored
+    settled: int  # of those, paid in full
+
+
+@dataclass(frozen=True)
+class ChangeRow:
+    """A reboot, a firmware change or an update step, newest first on the page."""
+
+    t: int
+    when: str
+    kind: str  # reboot firmware ota
+    what: str
+    detail: str
+    mark: str = ""  # what the history's bucket says of it: the versions of a firmware change
 
 
 @dataclass(frozen=True)
@@ -69,23 +94,67 @@ class DeviceView:
     outages: list[OutageRow]
     refusals: list[Refusal]
     findings: list[FindingRow]
+    changes: list[ChangeRow]
 
 
-def _buckets(line: Timeline, lo: int, hi: int, size: int) -> list[Bucket]:
+def _changes(store: Store, dev: str, line: Timeline, lo: int, hi: int) -> list[ChangeRow]:
+    """Reboots (boot records, or a heartbeat whose boot counter moved on), firmware changes
+    (the version the heartbeats name) and the update's own steps (`ota` diagnostics)."""
     out = []
+    for r in line.reboots_near(lo, 0, hi - lo):
+        how = (
+            "终端开机记录 the terminal's boot record"
+            if r.exact
+            else "心跳的启动计数变化，不晚于此时 the heartbeats' boot counter moved, by this time"
+        )
+        out.append(ChangeRow(r.t, beijing(r.t, seconds=True), "reboot",
+                             f"重启 restart: {name(BOOT_CAUSE, r.cause)}", how))  # fmt: skip
+    for c in line.firmware_near(lo, 0, hi - lo):
+        between = f"{beijing(c.after, seconds=True)} .. {beijing(c.t, seconds=True)}"
+        versions = f"{c.old} → {c.new}"
+        out.append(ChangeRow(c.t, beijing(c.t, seconds=True), "firmware",
+                             f"固件 firmware {versions}",
+                             f"两次心跳之间 between heartbeats {between}", versions))  # fmt: skip
+    for t, body_json in store.query(
+        "SELECT COALESCE(placed_t, t), body_json FROM diag_events WHERE ev = 'ota'"
+        " AND dev = ? AND COALESCE(placed_t, t) BETWEEN ? AND ? ORDER BY epoch, seq",
+        (dev, lo, hi),
+    ):
+        body = json.loads(body_json)
+        step = str(body.get("st", "?"))
+        detail = " ".join(str(body[k]) for k in ("ver", "why") if body.get(k))
+        out.append(ChangeRow(int(t), beijing(int(t), seconds=True), "ota",
+                             f"升级 update: {name(OTA_STEP, step)}", detail))  # fmt: skip
+    out.sort(key=lambda c: c.t, reverse=True)
+    return out
+
+
+def _buckets(
+    line: Timeline,
+    lo: int,
+    hi: int,
+    size: int,
+    changes: list[ChangeRow],
+    findings: list[Finding],
+) -> list[Bucket]:
+    out = []
+    # Heartbeats and signal readings are in time order: each bucket is a slice (thousands of
+    # heartbeats over 30 days, 30 buckets).
+    beat_t = [b.t for b in line.beats]
     for start in range(lo, hi, size):
         end = start + size
-        beats = [b for b in line.beats if start <= b.t < end]
+        beats = line.beats[bisect_left(beat_t, start) : bisect_left(beat_t, end)]
         down = sum(
             max(0, min(end, o.end if o.end is not None else hi) - max(start, o.start))
             for o in line.outages
         )
+        first, last = bisect_left(line.signal_t, start), bisect_left(line.signal_t, end)
         readings = [
-            dbm
-            for t, sig in zip(line.signal_t, line.signal, strict=True)
-            if start <= t < end and (dbm := strength_dbm(sig)) is not None
+            dbm for sig in line.signal[first:last] if (dbm := strength_dbm(sig)) is not None
         ]
         unsent = [b.jrec for b in beats if b.jrec is not None]
+        here = [c for c in changes if start <= c.t < end]
+        sales = [f for f in findings if f.lt is not None and start <= f.lt < end]
         out.append(
             Bucket(
                 start=beijing(start),
@@ -95,6 +164,11 @@ def _buckets(line: Timeline, lo: int, hi: int, size: int) -> list[Bucket]:
                 down_s=down,
                 down_share=min(1.0, down / size),
                 weakest=f"{min(readings)} dBm" if readings else "-",
+                reboots=sum(c.kind == "reboot" for c in here),
+                firmware=", ".join(c.mark for c in here if c.kind == "firmware"),
+                sold=len(sales),
+                uploaded=sum(f.receipt is not None for f in sales),
+                settled=sum(f.status == "settled" for f in sales),
             )
         )
     return out
@@ -105,10 +179,9 @@ def device_view(store: Store, dev: str, now: float, range_name: str) -> DeviceVi
     hi = int(now)
     # Buckets on whole bucket boundaries, so that a refresh does not shift every row.
     lo = (hi - span) // bucket * bucket
-    # The whole store is read: correlation's verdicts about this device's sales need every
-    # merchant (acquirer_side), exactly as `daozhang lookup` does.
-    result = analysed(store, hi, device=dev)
-    line = result.data.timelines.get(dev, Timeline())
+    seen = analyse_device(Reading(store), dev, lo, hi, hi)
+    line = seen.timeline
+    changes = _changes(store, dev, line, lo, hi)
     outages = [
         OutageRow(
             start=beijing(o.start, seconds=True),
@@ -129,18 +202,19 @@ def device_view(store: Store, dev: str, now: float, range_name: str) -> DeviceVi
             cause=name(CAUSE, f.cause),
             data=name(DATA, f.data),
             rrn=f.rrn or "-",
-            explain_zh=explain(f)["zh"],
-            explain_en=explain(f)["en"],
+            explain_zh=text["zh"],
+            explain_en=text["en"],
         )
-        for f in sorted(result.findings, key=lambda f: f.lt or 0, reverse=True)
-        if f.kind == "transaction"
+        for f in seen.findings
+        for text in (explain(f),)
     ]
     return DeviceView(
         dev=dev,
         range=range_name,
         since=beijing(lo),
-        buckets=list(reversed(_buckets(line, lo, hi, bucket))),
+        buckets=list(reversed(_buckets(line, lo, hi, bucket, changes, seen.findings))),
         outages=list(reversed(outages)),
         refusals=list_refusals(store, dev=dev, since=lo, limit=100),
         findings=findings,
+        changes=changes,
     )

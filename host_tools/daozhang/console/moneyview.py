@@ -4,7 +4,9 @@ behind the sums with their evidence; the payouts that went wrong.
 Unpaid is a `gap` finding's whole amount, short a `settled_short` finding's shortfall
 (DESIGN §2.2). The day is the day the money was due (`expected_date`, Beijing), else the
 sale's day: an acquirer that left a day unpaid shows as one acquirer-day. Findings come from
-`finder.analysed`, so this page and `lookup` can never disagree.
+`finder.analysed` (the whole store, classified in the background: `Money`, kept by the
+console as a snapshot); lookup's scoped findings are held equal to them by
+tests/lookup/test_scoped_equals_whole.py.
 """
 
 from __future__ import annotations
@@ -190,16 +192,40 @@ def _sums(groups: dict[str, list[int]], words: dict[str, str]) -> list[Sum]:
     return sorted(rows, key=lambda s: (-s.fen, s.code))
 
 
+@dataclass(frozen=True)
+class Money:
+    """What the money page is drawn from, out of one whole-store classification: the console
+    keeps it as a snapshot (app.py), so a page never classifies the store itself. Only the
+    findings with money missing and the payouts that went wrong are kept, not the store's
+    rows."""
+
+    as_of: int
+    acquirer_of: dict[str, str]  # merchant -> acquirer
+    problems: list[Finding]  # transactions with money unpaid or short
+    payouts: list[Finding]  # payouts not paid in full
+
+
+def money_of(store: Store, now: float) -> Money:
+    result = analysed(store, now)
+    return Money(
+        as_of=result.as_of,
+        acquirer_of={m.mid: m.acquirer for m in result.data.merchants.values()},
+        problems=[f for f in result.findings if f.kind == "transaction" and missing_fen(f) > 0],
+        payouts=[
+            f
+            for f in result.findings
+            if f.kind == "payout" and f.status not in ("settled", "not_expected", "pending")
+        ],
+    )
+
+
 def money_view(
-    store: Store,
-    now: float,
+    money: Money,
     cause: str | None = None,
     acquirer: str | None = None,
     day: str | None = None,
 ) -> MoneyView:
-    result = analysed(store, now)
-    acquirer_of = {m.mid: m.acquirer for m in result.data.merchants.values()}
-    problems = [f for f in result.findings if f.kind == "transaction" and missing_fen(f) > 0]
+    acquirer_of, problems = money.acquirer_of, money.problems
     by: dict[str, dict[str, list[int]]] = {
         "cause": defaultdict(lambda: [0, 0, 0]),
         "acquirer": defaultdict(lambda: [0, 0, 0]),
@@ -238,11 +264,10 @@ def money_view(
             explain_zh=explain(f)["zh"],
             explain_en=explain(f)["en"],
         )
-        for f in result.findings
-        if f.kind == "payout" and f.status not in ("settled", "not_expected", "pending")
+        for f in money.payouts
     ]
     return MoneyView(
-        as_of=beijing(result.as_of),
+        as_of=beijing(money.as_of),
         by_cause=_sums(by["cause"], cause_words),
         by_acquirer=_sums(by["acquirer"], {}),
         by_day=sorted(_sums(by["day"], {}), key=lambda s: s.code, reverse=True),

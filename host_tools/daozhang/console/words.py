@@ -89,6 +89,14 @@ def mask_pan(pan: str | None) -> str:
     return pan[:6] + "*" * (len(pan) - 10) + pan[-4:]
 
 
+# An update's steps as the device reports them (`ota` diagnostics, firmware/dzcore/ota).
+OTA_STEP: dict[str, tuple[str, str]] = {
+    "switched": ("已切换到新版本", "switched to the new version"),
+    "confirmed": ("新版本已确认", "new version confirmed"),
+    "rolled_back": ("已回滚到旧版本", "rolled back to the old version"),
+    "refused": ("设备拒绝更新", "the device refused the update"),
+}
+
 # Where a finding's evidence comes from (`correlate.render.evidence`'s sources).
 SOURCE: dict[str, str] = {
     "receipt": "凭条 receipt",

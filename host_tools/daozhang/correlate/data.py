@@ -483,10 +483,13 @@ def _beats(tx: Transaction, device: str | None, as_of: int) -> list[tuple[str, B
     left out: its host receive time says nothing of when the device was connected. Read per
     device through the (dev, t, id) index: heartbeats pile up, one every few minutes."""
     devices = [device] if device else [str(r[0]) for r in tx.execute("SELECT dev FROM devices")]
+    one = " AND dev = ?" if device else ""
     refs = {
         (str(dev), int(epoch)): (ref_boot, ref_t, ref_up)
         for dev, epoch, ref_boot, ref_t, ref_up in tx.execute(
             "SELECT dev, epoch, ref_boot, ref_t, ref_up FROM ack_state WHERE ref_t IS NOT NULL"
+            + one,
+            (device,) if device else (),
         )
     }
     out = []

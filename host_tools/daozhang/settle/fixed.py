@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from daozhang.errors import InputError
-from daozhang.settle.parse import ParsedFile
+from daozhang.settle.parsed import ParsedFile, in_blocks, no_blocks
 from daozhang.settle.profiles import Profile
 from daozhang.settle.source import Source
 from daozhang.settle.table import to_row
@@ -52,20 +52,16 @@ def parse_fixed(source: Source, profile: Profile) -> ParsedFile:
         raise InputError(
             f"{source.name}: truncated: the last line has no line end (the file was cut short?)"
         )
-    parsed = ParsedFile(source.name, profile.kind, profile.name, source.encoding, _none())
+    parsed = ParsedFile(source.name, profile.kind, profile.name, source.encoding, no_blocks())
     parsed.file_date = day.isoformat() if day else None
     stream = source.path.open("rb")
-    parsed.rows = _rows(source, profile, day, stream)
+    parsed.blocks = in_blocks(profile.kind, _rows(source, profile, day, stream))
     parsed.counted = False
     return parsed
 
 
 def _yearless(profile: Profile) -> bool:
     return any(s.time and "%Y" not in s.time and "%y" not in s.time for s in profile.fields)
-
-
-def _none() -> Generator[dict[str, Any], None, None]:
-    yield from ()
 
 
 def _offsets(profile: Profile) -> list[tuple[str, int, int]]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from daozhang.errors import InputError
 from daozhang.settle import rows as R
-from daozhang.settle.parse import ParsedFile
+from daozhang.settle.parsed import ParsedFile, in_blocks, no_blocks
 from daozhang.settle.profiles import FieldSpec, Profile
 from daozhang.settle.source import Source
 from daozhang.units import BEIJING
@@ -30,14 +30,10 @@ _DIRECTION = {"sale": "in", "refund": "refund", "void": "out"}
 
 
 def parse_table(source: Source, profile: Profile) -> ParsedFile:
-    parsed = ParsedFile(source.name, profile.kind, profile.name, source.encoding, _none())
-    parsed.rows = _rows(source, profile, parsed)
+    parsed = ParsedFile(source.name, profile.kind, profile.name, source.encoding, no_blocks())
+    parsed.blocks = in_blocks(profile.kind, _rows(source, profile, parsed))
     parsed.counted = False
     return parsed
-
-
-def _none() -> Generator[dict[str, Any], None, None]:
-    yield from ()
 
 
 def _rows(

@@ -7,10 +7,12 @@ into a fresh SQLite store in a child process and reports the child's peak RSS, w
 time, against the same child only reading and splitting the file (the floor any importer
 must spend) and against SQLite alone: the same rows, as ready tuples, inserted into
 `settle_detail` with its indexes in one transaction (what the store costs whatever the
-reader does). `--code DIR` imports a different checkout's `host_tools` (e.g. an export of
+reader does; `--explain` repeats that without some indexes and with larger page caches).
+`--code DIR` imports a different checkout's `host_tools` (e.g. an export of
 main, for "before").
 
     .venv/bin/python bench/settle_import.py [--mb 200] [--format unionpay] [--code DIR] [--keep]
+        [--explain]
 """
 
 from __future__ import annotations
@@ -48,8 +50,11 @@ elif mode == "store":
     # SQLite alone: only the executemany calls are timed (the tuples are made between them).
     from daozhang.schema import open_database
     n, cpu, wall = int(sys.argv[4]), 0.0, 0.0
+    cache_kib, dropped = int(sys.argv[5]), sys.argv[6:]
     with open_database(db) as store, store.transaction() as tx:
-        tx.execute("PRAGMA cache_size = -32768")
+        tx.execute(f"PRAGMA cache_size = -{cache_kib}")
+        for index in dropped:
+            tx.execute(f"DROP INDEX {index}")
         fid = tx.execute("INSERT INTO settle_files (sha256, name, kind, format, encoding,"
             " acquirer, date_from, date_to, n_rows, imported_at) VALUES ('x', 'x', 'detail',"
             " 'generic', 'utf-8', '', NULL, NULL, 0, 0) RETURNING id")[0][0]
@@ -177,12 +182,56 @@ def child(mode: str, path: Path, db: str, code: str | None, *more: str) -> dict[
     return result
 
 
+# (what SQLite alone is given, page cache KiB, the settle_detail indexes dropped first)
+_VARIANTS = [
+    ("all ten indexes, 32 MiB cache (as imported)", 32768, ()),
+    ("without settle_detail_date", 32768, ("settle_detail_date",)),
+    ("without the ord and xid indexes", 32768, ("settle_detail_ord", "settle_detail_xid")),
+    ("64 MiB cache", 65536, ()),
+    ("128 MiB cache", 131072, ()),
+    (
+        "no index at all",
+        32768,
+        (
+            "settle_detail_rrn",
+            "settle_detail_key",
+            "settle_detail_date",
+            "settle_detail_ord",
+            "settle_detail_xid",
+            "settle_detail_trace",
+            "settle_detail_day_payout",
+            "settle_detail_merchant_time",
+            "settle_detail_amount_time",
+            "settle_detail_orrn",
+        ),
+    ),
+]
+
+
+def explain(folder: Path, n: int) -> None:
+    """Where SQLite alone spends its time: the same inserts with fewer indexes or more cache."""
+    for i, (what, cache_kib, dropped) in enumerate(_VARIANTS):
+        db = folder / f"variant{i}.db"
+        got = child("store", db, f"sqlite:///{db}", None, str(n), str(cache_kib), *dropped)
+        print(
+            f"SQLite alone, {what}: {got['rows'] / got['cpu']:,.0f} rows per CPU s "
+            f"({got['cpu'] / got['rows'] * 1e6:.1f} µs a row), peak RSS {got['peak_mib']:.0f} MiB"
+        )
+        for p in folder.glob(f"variant{i}.db*"):
+            p.unlink()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=int, default=200)
     parser.add_argument("--format", choices=("generic", "unionpay"), default="generic")
     parser.add_argument("--code", help="a checkout whose host_tools is imported instead")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="also SQLite alone without some indexes and with larger page caches",
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="dz-settle-bench-"))
     fixed = args.format == "unionpay"
@@ -194,7 +243,7 @@ def main() -> None:
     )
     floor = child("split-fixed" if fixed else "split", path, "", args.code)
     got = child("import", path, f"sqlite:///{folder / 'bench.db'}", args.code)
-    store = child("store", path, f"sqlite:///{folder / 'store.db'}", None, str(n))
+    store = child("store", path, f"sqlite:///{folder / 'store.db'}", None, str(n), "32768")
     # CPU seconds as well as wall: on a shared machine the wall time says how busy it was.
     print(
         f"read + split: {floor['s']:.1f} s wall, {floor['cpu']:.1f} s CPU "
@@ -208,6 +257,8 @@ def main() -> None:
         f"{got['cpu'] / floor['cpu']:.1f}x the split, {got['cpu'] / store['cpu']:.2f}x SQLite "
         f"alone), peak RSS {got['peak_mib']:.0f} MiB"
     )
+    if args.explain:
+        explain(folder, n)
     if not args.keep:
         for p in folder.iterdir():
             p.unlink()

@@ -333,7 +333,7 @@ def _refuse_repeated_rows(tx: Transaction, name: str, kind: str, file_id: int) -
     table, and a 200 MB file's rows would not fit a Python set cheaply."""
     if kind == "merchants":
         return  # a repeated merchant is an update of itself
-    table, cols = ("settle_detail" if kind == "detail" else "payouts"), _SAME_ROW[kind]
+    table, cols = _TABLES[kind], _SAME_ROW[kind]
     # A row repeated field for field repeats these few too: grouping by them is a third of
     # the cost, and only when some rows share them is the whole row compared.
     few = _FEW_DETAIL_COLS if kind == "detail" else ("payout_id", "mid", "settle_date")
@@ -357,6 +357,7 @@ def _refuse_repeated_rows(tx: Transaction, name: str, kind: str, file_id: int) -
         )
 
 
+_TABLES = {"detail": "settle_detail", "payout": "payouts", "merchants": "merchants"}
 # A row is the same row when all its stored values are (its line aside).
 _SAME_ROW = {kind: columns[1:] for kind, columns in COLUMNS.items()}
 _FEW_DETAIL_COLS = ("rrn", "trc", "txn_time", "amt", "ord", "xid")
@@ -384,9 +385,6 @@ class _Seen:
     def dates(self, file_date: str | None) -> tuple[str | None, str | None]:
         found = sorted({d for d in (self.first, self.last, file_date) if d is not None})
         return (found[0], found[-1]) if found else (None, None)
-
-
-_TABLES = {"detail": "settle_detail", "payout": "payouts", "merchants": "merchants"}
 
 
 def _store_rows(tx: Transaction, file_id: int, parsed: ParsedFile) -> _Seen:

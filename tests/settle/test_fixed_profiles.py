@@ -5,6 +5,7 @@ and never keep a full card number anywhere."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -248,3 +249,31 @@ def test_an_acom_journal_under_the_other_name_is_named_first_among_the_closest(
         with pytest.raises(InputError, match=r"line 3: field merFee: bad value 'X00000077'"):
             import_file(store, bad)
     assert counts(sqlite_url) == (0, 0, 0, 0)
+
+
+@pytest.mark.parametrize("sample", [ZM, ACOM, ACOMA])
+def test_a_record_cut_at_c_speed_has_the_cells_cut_field_by_field(sample: Path) -> None:
+    from daozhang.settle import profiles as P
+    from daozhang.settle.fixed import _Cutter
+
+    profile = next(
+        p for p in P.load().values() if p.detect_name and re.search(p.detect_name, sample.name)
+    )
+    cutter = _Cutter(sample.name, "gbk", profile)
+    records = [r.ljust(profile.record_bytes) for r in sample.read_bytes().split(b"\r\n") if r]
+    # The samples as they are (ACOM's are ASCII), in ASCII alone, with a Chinese name, and with
+    # a shifted field.
+    records += [bytes(b if b < 128 else 0x58 for b in r) for r in records]
+    records += [r.replace(b"   ", "店".encode("gbk") + b" ", 1) for r in records]
+    records += [r[:30] + b"0" + r[30:-1] for r in records]
+    assert any(r.isascii() for r in records)  # some take the fast cut
+    for line, raw in enumerate(records, start=1):
+        try:
+            slow: object = cutter.field_by_field(line, raw)
+        except InputError as exc:
+            slow = str(exc)
+        try:
+            fast: object = cutter.cells(line, raw)
+        except InputError as exc:
+            fast = str(exc)
+        assert fast == slow, (sample.name, line)

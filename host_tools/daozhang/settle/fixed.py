@@ -11,8 +11,9 @@ into rows by the same code as a CSV's (settle/table.py `to_row`).
 from __future__ import annotations
 
 import re
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from datetime import date, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -74,14 +75,66 @@ def _offsets(profile: Profile) -> list[tuple[str, int, int]]:
     return out
 
 
+class _Cutter:
+    """A record's cells by field name. An ASCII record with every separator in place is cut
+    at C speed (one decode, one slice per field); any other goes field by field, which names
+    the field whose separator or text is wrong. Both give the same cells."""
+
+    def __init__(self, name: str, enc: str, profile: Profile) -> None:
+        self.name, self.enc, self.profile = name, enc, profile
+        self.offsets = _offsets(profile)
+        self.sep = profile.separator.encode()
+        dropped = set(profile.drop)
+        kept = [(f, start, end) for f, start, end in self.offsets if f not in dropped]
+        self.names = [f for f, _, _ in kept]
+        self.cut = _getter([slice(start, end) for _, start, end in kept])
+        width = len(self.sep)
+        marks = [slice(start - width, start) for _, start, _ in self.offsets[1:]] if width else []
+        self.marks = _getter(marks) if marks else None
+        self.expected = (self.sep,) * len(marks)
+
+    def cells(self, line: int, raw: bytes) -> dict[str, str]:
+        if raw.isascii() and (self.marks is None or self.marks(raw) == self.expected):
+            return dict(zip(self.names, map(str.strip, self.cut(raw.decode("ascii"))), strict=True))
+        return self.field_by_field(line, raw)
+
+    def field_by_field(self, line: int, raw: bytes) -> dict[str, str]:
+        name, enc, profile, sep = self.name, self.enc, self.profile, self.sep
+        dropped = set(profile.drop)
+        cells: dict[str, str] = {}
+        for i, (field_name, start, end) in enumerate(self.offsets):
+            if sep and i and raw[start - len(sep) : start] != sep:
+                before = self.offsets[i - 1][0]
+                raise InputError(
+                    f"{name}: line {line}: field {before}: no separator after it at byte "
+                    f"{start} (it, or a field before it, is not {profile.name}'s width)"
+                )
+            if field_name in dropped:
+                continue
+            try:
+                cells[field_name] = raw[start:end].decode(enc).strip()
+            except UnicodeDecodeError:
+                raise InputError(
+                    f"{name}: line {line}: field {field_name}: not {enc} text "
+                    "(a character cut by a field of the wrong width?)"
+                ) from None
+        return cells
+
+
+def _getter(items: list[slice]) -> Callable[[Any], tuple[Any, ...]]:
+    """`itemgetter` that always gives a tuple (it gives the bare item for one)."""
+    if len(items) == 1:
+        only = items[0]
+        return lambda x: (x[only],)
+    return itemgetter(*items)
+
+
 def _rows(
     source: Source, profile: Profile, day: date | None, stream: BinaryIO
 ) -> Generator[dict[str, Any], None, None]:
-    name, enc = source.name, source.encoding
-    offsets = _offsets(profile)
+    name = source.name
     size = profile.record_bytes
-    sep = profile.separator.encode()
-    dropped = set(profile.drop)
+    cutter = _Cutter(name, source.encoding, profile)
     with stream:
         for line, raw_line in enumerate(stream, start=1):
             raw = raw_line.rstrip(b"\r\n")
@@ -94,21 +147,4 @@ def _rows(
                 )
             # Trailing padding may have been trimmed (an editor, a transfer): pad it back.
             raw = raw.ljust(size, b" ")
-            cells: dict[str, str] = {}
-            for i, (field_name, start, end) in enumerate(offsets):
-                if sep and i and raw[start - len(sep) : start] != sep:
-                    before = offsets[i - 1][0]
-                    raise InputError(
-                        f"{name}: line {line}: field {before}: no separator after it at byte "
-                        f"{start} (it, or a field before it, is not {profile.name}'s width)"
-                    )
-                if field_name in dropped:
-                    continue
-                try:
-                    cells[field_name] = raw[start:end].decode(enc).strip()
-                except UnicodeDecodeError:
-                    raise InputError(
-                        f"{name}: line {line}: field {field_name}: not {enc} text "
-                        "(a character cut by a field of the wrong width?)"
-                    ) from None
-            yield to_row(name, line, profile, cells, {}, day)
+            yield to_row(name, line, profile, cutter.cells(line, raw), {}, day)

@@ -2,17 +2,18 @@
 3 GB; goals: 1 GB in <= 200 MB, >= 50,000 rows/s on SQLite).
 
 Writes one detail file of about `--mb` megabytes (unique rows whose amounts add up): the
-generic CSV, or with `--format unionpay` the UnionPay-style fixed-width file. Then imports it
-into a fresh SQLite store in a child process and reports the child's peak RSS, wall and CPU
-time, against the same child only reading and splitting the file (the floor any importer
-must spend) and against SQLite alone: the same rows, as ready tuples, inserted into
-`settle_detail` with its indexes in one transaction (what the store costs whatever the
-reader does; `--explain` repeats that without some indexes and with larger page caches).
-`--code DIR` imports a different checkout's `host_tools` (e.g. an export of
-main, for "before").
+generic CSV; with `--format unionpay` the UnionPay-style fixed-width file; with `acom` or
+`acoma` UnionPay's acquirer journal (the sample's record repeated, trace and RRN advancing).
+Then imports it into a fresh SQLite store in a child process and reports the child's peak
+RSS, wall and CPU time, against the same child only reading and splitting the file (the floor
+any importer must spend) and against SQLite alone: the same number of rows, as ready tuples,
+inserted into `settle_detail` with its indexes in one transaction (what the store costs
+whatever the reader does; `--explain` repeats that without some indexes and with larger page
+caches). `--code DIR` imports a different checkout's `host_tools` (e.g. an export of main,
+for "before").
 
-    .venv/bin/python bench/settle_import.py [--mb 200] [--format unionpay] [--code DIR] [--keep]
-        [--explain]
+    .venv/bin/python bench/settle_import.py [--mb 200] [--format unionpay|acom|acoma]
+        [--code DIR] [--keep] [--explain]
 """
 
 from __future__ import annotations
@@ -165,6 +166,32 @@ def write_fixed(path: Path, megabytes: int) -> int:
     return n
 
 
+SAMPLES = Path(__file__).resolve().parent.parent / "tests" / "settle" / "samples"
+
+
+def write_journal(path: Path, megabytes: int, sample: str) -> int:
+    """UnionPay's acquirer journal (ACOM 300 bytes, ACOMA 401): the sample's first record
+    again and again, its trace (bytes 24-30) and RRN (143-155) advancing."""
+    record = (SAMPLES / sample).read_bytes().split(b"\r\n")[0]
+    target = megabytes * 1_000_000
+    n = size = 0
+    with path.open("wb") as f:
+        while size < target:
+            chunk = b"".join(
+                record[:24]
+                + f"{i % 1_000_000:06d}".encode()
+                + record[30:143]
+                + f"{i:012d}".encode()
+                + record[155:]
+                + b"\r\n"
+                for i in range(n, n + 10_000)
+            )
+            f.write(chunk)
+            size += len(chunk)
+            n += 10_000
+    return n
+
+
 def child(mode: str, path: Path, db: str, code: str | None, *more: str) -> dict[str, float]:
     env = dict(os.environ)
     if code:
@@ -224,7 +251,9 @@ def explain(folder: Path, n: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=int, default=200)
-    parser.add_argument("--format", choices=("generic", "unionpay"), default="generic")
+    parser.add_argument(
+        "--format", choices=("generic", "unionpay", "acom", "acoma"), default="generic"
+    )
     parser.add_argument("--code", help="a checkout whose host_tools is imported instead")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument(
@@ -234,10 +263,14 @@ def main() -> None:
     )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="dz-settle-bench-"))
-    fixed = args.format == "unionpay"
-    path = folder / ("detail_20250107.txt" if fixed else "detail_20250107.csv")
+    fixed = args.format != "generic"
     t0 = time.perf_counter()
-    n = write_fixed(path, args.mb) if fixed else write(path, args.mb)
+    if args.format in ("acom", "acoma"):
+        path = folder / f"IND25010701{args.format.upper()}"
+        n = write_journal(path, args.mb, path.name)
+    else:
+        path = folder / ("detail_20250107.txt" if fixed else "detail_20250107.csv")
+        n = write_fixed(path, args.mb) if fixed else write(path, args.mb)
     print(
         f"wrote {path.stat().st_size / 1e6:.0f} MB, {n:,} rows in {time.perf_counter() - t0:.1f} s"
     )

@@ -261,10 +261,11 @@ def test_a_record_cut_at_c_speed_has_the_cells_cut_field_by_field(sample: Path) 
     )
     cutter = _Cutter(sample.name, "gbk", profile)
     records = [r.ljust(profile.record_bytes) for r in sample.read_bytes().split(b"\r\n") if r]
-    # The samples as they are (ACOM's are ASCII), in ASCII alone, with a Chinese name, and with
-    # a shifted field.
+    # The samples as they are (ACOM's are ASCII), in ASCII alone, with a Chinese name, with a
+    # character cut in half, and with a shifted field.
     records += [bytes(b if b < 128 else 0x58 for b in r) for r in records]
     records += [r.replace(b"   ", "店".encode("gbk") + b" ", 1) for r in records]
+    records += [r.replace(b"   ", b"\xb5  ", 1) for r in records[: len(records) // 2]]
     records += [r[:30] + b"0" + r[30:-1] for r in records]
     assert any(r.isascii() for r in records)  # some take the fast cut
     for line, raw in enumerate(records, start=1):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Generator
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -22,6 +22,7 @@ from daozhang.settle import rows as R
 from daozhang.settle.parsed import ParsedFile, in_blocks, no_blocks
 from daozhang.settle.profiles import FieldSpec, Profile
 from daozhang.settle.source import Source
+from daozhang.settle.times import beijing_seconds
 from daozhang.units import BEIJING
 
 _ID = re.compile(r"[\x21-\x7e]{1,64}", re.ASCII)  # printable ASCII: ids, order numbers
@@ -170,7 +171,7 @@ def _value(spec: FieldSpec, raw: str, file_date: date | None) -> Any:
     if spec.mask_card:
         return mask_card(raw)
     if spec.time:
-        return _time(spec.time, raw, file_date)
+        return beijing_seconds(spec.time, raw, file_date)
     if spec.yuan:
         return _fen(raw, spec)
     if spec.fen or spec.dc:
@@ -198,29 +199,6 @@ def mask_card(raw: str) -> str:
 
 _MASKED = re.compile(r"[0-9]{6}\*{3,9}[0-9]{4}", re.ASCII)
 _FULL_CARD = re.compile(r"[0-9]{13,19}", re.ASCII)
-
-
-def _time(fmt: str, raw: str, file_date: date | None) -> int:
-    """Beijing time to unix seconds. A format without a year (UnionPay's MMDDhhmmss) takes
-    the file's: a December sale in a January file is last year's."""
-    yearless = "%Y" not in fmt and "%y" not in fmt
-    try:
-        if yearless:
-            if file_date is None:
-                raise ValueError(f"expected a time {fmt}: the year comes from the file name")
-            naive = datetime.strptime(f"{file_date.year} {raw}", f"%Y {fmt}")
-            if naive.date() > file_date + timedelta(days=7):
-                naive = datetime.strptime(f"{file_date.year - 1} {raw}", f"%Y {fmt}")
-        else:
-            naive = datetime.strptime(raw, fmt)
-        if naive.strftime(fmt) != raw:
-            # strptime takes "1010" for %H%M%S as 10:01:00: only the exact text is a time.
-            raise ValueError(fmt)
-    except ValueError as exc:
-        if "year comes" in str(exc):
-            raise
-        raise ValueError(f"expected a time {fmt} (Beijing)") from None
-    return int(naive.replace(tzinfo=BEIJING).timestamp())
 
 
 def _fixed_fen(raw: str, spec: FieldSpec) -> int:

@@ -278,3 +278,26 @@ def test_a_record_cut_at_c_speed_has_the_cells_cut_field_by_field(sample: Path) 
         except InputError as exc:
             fast = str(exc)
         assert fast == slow, (sample.name, line)
+
+
+def test_an_empty_journal_is_still_recognised_as_an_empty_day(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    empty = tmp_path / "IND25010701ACOMA"
+    empty.write_bytes(b"")
+    with open_database(sqlite_url) as store:
+        r = import_file(store, empty)
+    assert (r.profile, r.rows, r.date_from, r.date_to) == (
+        "unionpay-acoma",
+        0,
+        "2025-01-07",
+        "2025-01-07",
+    )
+
+
+def test_an_empty_csv_is_not_taken_for_a_wechat_bill(sqlite_url: str, tmp_path: Path) -> None:
+    empty = tmp_path / "detail_20250107.csv"
+    empty.write_bytes(b"")
+    with open_database(sqlite_url) as store, pytest.raises(InputError) as err:
+        import_file(store, empty)
+    assert "(closest: generic: the file is empty (no header);" in str(err.value)

@@ -255,6 +255,8 @@ def _misfit(profile: Profile, source: Source, lines: list[str]) -> str | None:
         if not lines or not lines[0].startswith(profile.detect_starts_with):
             return f"does not start with {profile.detect_starts_with!r}"
         return None
+    if not lines:
+        return "the file is empty (no header)"  # which no header-recognised layout fits
     best: list[str] | None = None
     for line in lines:
         cells = {c.strip(profile.strip + " \t\ufeff") for c in line.split(",")}
@@ -271,7 +273,8 @@ def _fixed_misfit(profile: Profile, source: Source) -> str | None:
     if not re.search(profile.detect_name, base):
         return f"the name is not like {profile.detect_name}"
     first = source.head.split(b"\n", 1)[0].rstrip(b"\r")
-    fits = profile.least_record_bytes <= len(first) <= profile.record_bytes
+    # An empty file (a day without sales) fits; a record reaches into the last field read.
+    fits = not first or profile.least_record_bytes <= len(first) <= profile.record_bytes
     if not fits or b"," in first[:40]:
         return f"line 1 is {len(first)} bytes, a record {profile.record_bytes}"
     return None
@@ -313,6 +316,8 @@ def _distance(why: str, profile: Profile) -> float:
     """How far a file was from a profile: the share of its header columns missing."""
     if why.startswith("line 1 is"):
         return 0.0  # a fixed layout whose file name matched: the user's file, other records
+    if why.startswith("the file is empty"):
+        return 0.5  # said first: it is why nothing fits
     m = re.match(r"no header with (.*)", why)
     if m and profile.detect_header:
         return len(m[1].split(", ")) / len(profile.detect_header)

@@ -92,7 +92,7 @@ class Profile:
     settle_date_column: str = ""  # with "column": which, and its strptime format
     settle_date_format: str = ""
     comment_fields: dict[str, str] = field(default_factory=dict)
-    fields: tuple[FieldSpec, ...] = ()
+    fields: tuple[FieldSpec, ...] = ()  # `typ` first: another field's `by_type` reads it
     # Fixed width (reader "fixed"): the record's fields in order, (name, width in bytes),
     # each followed by `separator`; the file's date read from its name (regex with one group,
     # strptime format); recognised by its name and record length.
@@ -230,7 +230,7 @@ def _profile(path: Path, name: str, t: Any, origin: str) -> Profile:
         settle_date_column=str(sd.get("column", "")) if isinstance(sd, dict) else "",
         settle_date_format=str(sd.get("format", "%Y-%m-%d")) if isinstance(sd, dict) else "",
         comment_fields={str(k): str(v) for k, v in t.get("comment_fields", {}).items()},
-        fields=tuple(specs),
+        fields=tuple(sorted(specs, key=lambda s: s.key != "typ")),  # typ first
         layout=layout,
         separator=str(t.get("separator", "")),
         name_date=str(t.get("name_date", {}).get("regex", "")),

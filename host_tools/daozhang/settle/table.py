@@ -110,12 +110,13 @@ def to_row(
     """One record's cells (by column name) into a checked detail row; InputError naming the
     file, line and column. Shared by the CSV (`table`) and fixed-width (`fixed`) readers."""
     row: dict[str, Any] = {"line": line}
-    specs = sorted(profile.fields, key=lambda s: s.key != "typ")  # typ first: by_type needs it
-    for spec in specs:
-        by_type = spec.by_type.get(row.get("typ", ""))
+    for spec in profile.fields:  # typ first (settle/profiles.py): by_type needs it
+        by_type = spec.by_type.get(row.get("typ", "")) if spec.by_type else None
         columns = (by_type,) if by_type else spec.columns
-        raw = " ".join(values.get(c, "").strip() for c in columns).strip()
-        column = "/".join(columns)
+        if len(columns) == 1:
+            raw = values.get(columns[0], "").strip()
+        else:
+            raw = " ".join(values.get(c, "").strip() for c in columns).strip()
         try:
             R.ascii_digits_only(raw)
             row[spec.key] = _value(spec, raw, file_date)
@@ -123,7 +124,7 @@ def to_row(
             # A card number is never repeated whole, not even in an error (nor the log).
             shown = "(a card number, not shown)" if spec.mask_card else repr(raw)
             raise InputError(
-                f"{name}: line {line}: field {column}: bad value {shown}: {exc}"
+                f"{name}: line {line}: field {'/'.join(columns)}: bad value {shown}: {exc}"
             ) from None
     for key, value in comments.items():
         row.setdefault(key, value)

@@ -1,13 +1,19 @@
-"""Peak memory and speed of `settle import` on a large generic detail CSV (issue 25: 200 MB
-needed 3 GB; goals: 1 GB in <= 200 MB, >= 50,000 rows/s on SQLite).
+"""Peak memory and speed of `settle import` on a large detail file (issue 25: 200 MB needed
+3 GB; goals: 1 GB in <= 200 MB, >= 50,000 rows/s on SQLite).
 
-Writes one detail file of about `--mb` megabytes (unique rows whose amounts add up), then
-imports it into a fresh SQLite store in a child process and reports the child's peak RSS and
-wall time, against the same child only reading and splitting the file (the floor: what any
-importer must spend) in the same run. `--code DIR` imports a different checkout's
-`host_tools` (e.g. a worktree of main, for "before").
+Writes one detail file of about `--mb` megabytes (unique rows whose amounts add up): the
+generic CSV; with `--format unionpay` the UnionPay-style fixed-width file; with `acom` or
+`acoma` UnionPay's acquirer journal (the sample's record repeated, trace and RRN advancing).
+Then imports it into a fresh SQLite store in a child process and reports the child's peak
+RSS, wall and CPU time, against the same child only reading and splitting the file (the floor
+any importer must spend) and against SQLite alone: the same number of rows, as ready tuples,
+inserted into `settle_detail` with its indexes in one transaction (what the store costs
+whatever the reader does; `--explain` repeats that without some indexes and with larger page
+caches). `--code DIR` imports a different checkout's `host_tools` (e.g. an export of main,
+for "before").
 
-    .venv/bin/python bench/settle_import.py [--mb 200] [--code DIR] [--keep]
+    .venv/bin/python bench/settle_import.py [--mb 200] [--format unionpay|acom|acoma]
+        [--code DIR] [--keep] [--explain]
 """
 
 from __future__ import annotations
@@ -37,6 +43,42 @@ if mode == "split":
     with path.open("r", encoding="utf-8", newline="") as f:
         for cells in csv.reader(f):
             rows += 1
+elif mode == "split-fixed":
+    with path.open("rb") as f:
+        for line in f:
+            rows += 1
+elif mode == "store":
+    # SQLite alone: only the executemany calls are timed (the tuples are made between them).
+    from daozhang.schema import open_database
+    n, cpu, wall = int(sys.argv[4]), 0.0, 0.0
+    cache_kib, dropped = int(sys.argv[5]), sys.argv[6:]
+    with open_database(db) as store, store.transaction() as tx:
+        tx.execute(f"PRAGMA cache_size = -{cache_kib}")
+        for index in dropped:
+            tx.execute(f"DROP INDEX {index}")
+        fid = tx.execute("INSERT INTO settle_files (sha256, name, kind, format, encoding,"
+            " acquirer, date_from, date_to, n_rows, imported_at) VALUES ('x', 'x', 'detail',"
+            " 'generic', 'utf-8', '', NULL, NULL, 0, 0) RETURNING id")[0][0]
+        sql = ("INSERT INTO settle_detail (file_id, line, settle_date, mid, tid, txn_time, typ,"
+            " ch, bat, trc, rrn, orrn, pan, ck, amt, fee, settle_amt, direction, settle_type,"
+            " check_flag, payout_id, ord, xid) VALUES (%d, %s)" % (fid, ", ".join("?" * 22)))
+        for start in range(0, n, 1000):
+            block = []
+            for i in range(start, min(n, start + 1000)):
+                amt = 1000 + i % 90_000
+                fee = amt * 6 // 1000
+                block.append((i + 2, "2025-01-07", f"898310048{i % 1000:06d}", f"{i % 10_000:08d}",
+                    1736092800 + i % 86_400, "sale", "card", f"{i // 1_000_000:06d}",
+                    f"{i % 1_000_000:06d}", f"{i:012d}", "", "622848******1234", "D", amt, fee,
+                    amt - fee, "in", "T1", "Y", f"P{i % 1000:09d}", "", ""))
+            c0, w0 = time.process_time(), time.perf_counter()
+            tx.executemany(sql, block)
+            cpu += time.process_time() - c0
+            wall += time.perf_counter() - w0
+            rows += len(block)
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"rows": rows, "s": wall, "cpu": cpu, "peak_mib": use.ru_maxrss / 1024}))
+    sys.exit(0)
 else:
     from daozhang.schema import open_database
     from daozhang.settle.importer import import_file
@@ -76,12 +118,86 @@ def write(path: Path, megabytes: int) -> int:
     return n
 
 
-def child(mode: str, path: Path, db: str, code: str | None) -> dict[str, float]:
+def write_fixed(path: Path, megabytes: int) -> int:
+    """The same rows as `write`, as the UnionPay-style fixed-width file (H, D records, T)."""
+    from daozhang.settle import unionpay
+
+    target = megabytes * 1_000_000
+    n = total = 0
+    with path.open("wb") as f:
+        size = 0
+        while size < target:
+            rows: list[dict[str, object]] = []
+            for _ in range(10_000):
+                amt = 1000 + n % 90_000
+                fee = amt * 6 // 1000
+                rows.append(
+                    {
+                        "settle_date": "2025-01-07",
+                        "mid": f"898310048{n % 1000:06d}",
+                        "tid": f"{n % 10_000:08d}",
+                        "txn_time": 1736092800 + n % 86_400,
+                        "typ": "sale",
+                        "ch": "card",
+                        "bat": f"{n // 1_000_000:06d}",
+                        "trc": f"{n % 1_000_000:06d}",
+                        "rrn": f"{n:012d}",
+                        "orrn": "",
+                        "pan": "622848******1234",
+                        "ck": "D",
+                        "amt": amt,
+                        "fee": fee,
+                        "settle_amt": amt - fee,
+                        "direction": "in",
+                        "settle_type": "T1",
+                        "check_flag": "Y",
+                        "payout_id": f"P{n % 1000:09d}",
+                        "merchant_name": "上海测试便利店",
+                    }
+                )
+                total += amt
+                n += 1
+            lines = unionpay.write("2025-01-07", "ACQ1", rows).split(b"\r\n")
+            chunk = b"".join(line + b"\r\n" for line in lines if line[:1] == b"D")
+            f.write(lines[0] + b"\r\n" if size == 0 else b"")
+            f.write(chunk)
+            size += len(chunk)
+        f.write(f"T {n:08d} {total:016d}\r\n".encode())
+    return n
+
+
+SAMPLES = Path(__file__).resolve().parent.parent / "tests" / "settle" / "samples"
+
+
+def write_journal(path: Path, megabytes: int, sample: str) -> int:
+    """UnionPay's acquirer journal (ACOM 300 bytes, ACOMA 401): the sample's first record
+    again and again, its trace (bytes 24-30) and RRN (143-155) advancing."""
+    record = (SAMPLES / sample).read_bytes().split(b"\r\n")[0]
+    target = megabytes * 1_000_000
+    n = size = 0
+    with path.open("wb") as f:
+        while size < target:
+            chunk = b"".join(
+                record[:24]
+                + f"{i % 1_000_000:06d}".encode()
+                + record[30:143]
+                + f"{i:012d}".encode()
+                + record[155:]
+                + b"\r\n"
+                for i in range(n, n + 10_000)
+            )
+            f.write(chunk)
+            size += len(chunk)
+            n += 10_000
+    return n
+
+
+def child(mode: str, path: Path, db: str, code: str | None, *more: str) -> dict[str, float]:
     env = dict(os.environ)
     if code:
         env["PYTHONPATH"] = str(Path(code) / "host_tools")
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, mode, str(path), db],
+        [sys.executable, "-c", CHILD, mode, str(path), db, *more],
         env=env,
         capture_output=True,
         text=True,
@@ -93,31 +209,89 @@ def child(mode: str, path: Path, db: str, code: str | None) -> dict[str, float]:
     return result
 
 
+# (what SQLite alone is given, page cache KiB, the settle_detail indexes dropped first)
+_VARIANTS = [
+    ("all ten indexes, 32 MiB cache (as imported)", 32768, ()),
+    ("without settle_detail_date", 32768, ("settle_detail_date",)),
+    ("without the ord and xid indexes", 32768, ("settle_detail_ord", "settle_detail_xid")),
+    ("64 MiB cache", 65536, ()),
+    ("128 MiB cache", 131072, ()),
+    (
+        "no index at all",
+        32768,
+        (
+            "settle_detail_rrn",
+            "settle_detail_key",
+            "settle_detail_date",
+            "settle_detail_ord",
+            "settle_detail_xid",
+            "settle_detail_trace",
+            "settle_detail_day_payout",
+            "settle_detail_merchant_time",
+            "settle_detail_amount_time",
+            "settle_detail_orrn",
+        ),
+    ),
+]
+
+
+def explain(folder: Path, n: int) -> None:
+    """Where SQLite alone spends its time: the same inserts with fewer indexes or more cache."""
+    for i, (what, cache_kib, dropped) in enumerate(_VARIANTS):
+        db = folder / f"variant{i}.db"
+        got = child("store", db, f"sqlite:///{db}", None, str(n), str(cache_kib), *dropped)
+        print(
+            f"SQLite alone, {what}: {got['rows'] / got['cpu']:,.0f} rows per CPU s "
+            f"({got['cpu'] / got['rows'] * 1e6:.1f} µs a row), peak RSS {got['peak_mib']:.0f} MiB"
+        )
+        for p in folder.glob(f"variant{i}.db*"):
+            p.unlink()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=int, default=200)
+    parser.add_argument(
+        "--format", choices=("generic", "unionpay", "acom", "acoma"), default="generic"
+    )
     parser.add_argument("--code", help="a checkout whose host_tools is imported instead")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="also SQLite alone without some indexes and with larger page caches",
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="dz-settle-bench-"))
-    path = folder / "detail_20250107.csv"
+    fixed = args.format != "generic"
     t0 = time.perf_counter()
-    n = write(path, args.mb)
+    if args.format in ("acom", "acoma"):
+        path = folder / f"IND25010701{args.format.upper()}"
+        n = write_journal(path, args.mb, path.name)
+    else:
+        path = folder / ("detail_20250107.txt" if fixed else "detail_20250107.csv")
+        n = write_fixed(path, args.mb) if fixed else write(path, args.mb)
     print(
         f"wrote {path.stat().st_size / 1e6:.0f} MB, {n:,} rows in {time.perf_counter() - t0:.1f} s"
     )
-    floor = child("split", path, "", args.code)
-    db = f"sqlite:///{folder / 'bench.db'}"
-    got = child("import", path, db, args.code)
+    floor = child("split-fixed" if fixed else "split", path, "", args.code)
+    got = child("import", path, f"sqlite:///{folder / 'bench.db'}", args.code)
+    store = child("store", path, f"sqlite:///{folder / 'store.db'}", None, str(n), "32768")
     # CPU seconds as well as wall: on a shared machine the wall time says how busy it was.
     print(
         f"read + split: {floor['s']:.1f} s wall, {floor['cpu']:.1f} s CPU "
         f"({floor['rows'] / floor['cpu']:,.0f} rows per CPU s), "
         f"peak RSS {floor['peak_mib']:.0f} MiB\n"
+        f"SQLite alone: {store['s']:.1f} s wall, {store['cpu']:.1f} s CPU "
+        f"({store['rows'] / store['cpu']:,.0f} rows per CPU s): ready tuples into "
+        "settle_detail and its indexes\n"
         f"import:       {got['s']:.1f} s wall ({got['rows'] / got['s']:,.0f} rows/s), "
         f"{got['cpu']:.1f} s CPU ({got['rows'] / got['cpu']:,.0f} rows per CPU s, "
-        f"{got['cpu'] / floor['cpu']:.1f}x the split), peak RSS {got['peak_mib']:.0f} MiB"
+        f"{got['cpu'] / floor['cpu']:.1f}x the split, {got['cpu'] / store['cpu']:.2f}x SQLite "
+        f"alone), peak RSS {got['peak_mib']:.0f} MiB"
     )
+    if args.explain:
+        explain(folder, n)
     if not args.keep:
         for p in folder.iterdir():
             p.unlink()

@@ -10,6 +10,7 @@ from daozhang.errors import InputError
 from daozhang.settle import fastrows
 from daozhang.settle import rows as R
 from daozhang.settle.parse import convert
+from daozhang.settle.parsed import COLUMNS, as_block
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -43,14 +44,15 @@ def _cells(amt: int, fee: int, when: str, yuan: str | None, **over: str) -> list
     return [values[c] for c in HEADER]
 
 
-def _slow(block: list[tuple[int, list[str]]]) -> list[dict[str, Any]]:
-    return [
-        convert("f.csv", line, "detail", dict(zip(HEADER, c, strict=True))) for line, c in block
-    ]
+def _slow(block: list[tuple[int, list[str]]]) -> list[tuple[Any, ...]]:
+    rows = [convert("f.csv", n, "detail", dict(zip(HEADER, c, strict=True))) for n, c in block]
+    return as_block("detail", rows)
 
 
 def test_the_table_covers_every_documented_column() -> None:
     assert set(fastrows._PATTERNS) == set(R.DETAIL)
+    # A block's tuples hold the CSV's columns in its documented order, after the line.
+    assert [key for key, _ in R.DETAIL.values()] == list(COLUMNS["detail"][1:20])
 
 
 @given(
@@ -66,6 +68,37 @@ def test_the_table_covers_every_documented_column() -> None:
 )
 def test_blocks_convert_as_row_by_row(rows: list[tuple[int, int, str]]) -> None:
     block = [(i + 2, _cells(amt, fee, when, None)) for i, (amt, fee, when) in enumerate(rows)]
+    assert fastrows.convert_block(HEADER, block) == _slow(block)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 10**7),
+            st.integers(-500, 500),
+            st.sampled_from(["in", "out", "refund", "frozen", "unfrozen"]),
+            st.sampled_from(["Y", "B", "L"]),
+            st.sampled_from(["sale", "void", "refund", "preauth_done"]),
+            st.sampled_from(["", "500600000999"]),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_blocks_of_every_direction_and_flag_convert_as_row_by_row(
+    rows: list[tuple[int, int, str, str, str, str]],
+) -> None:
+    """Money out and rows not settled take the per-row sum check: the same rows, or the block
+    handed back whenever one row would be refused."""
+    block = []
+    for i, (amt, fee, direction, flag, typ, orrn) in enumerate(rows):
+        net = 0 if flag == "B" else (-amt - fee if direction in ("out", "refund") else amt - fee)
+        over = {"fund_direction": direction, "check_flag": flag, "txn_type": typ, "orig_rrn": orrn}
+        cells = _cells(amt, fee, "2025-01-07 10:00:00", None, **over)
+        cells[HEADER.index("settle_amount")] = (
+            f"{'-' if net < 0 else ''}{abs(net) // 100}.{abs(net) % 100:02d}"
+        )
+        block.append((i + 2, cells))
     assert fastrows.convert_block(HEADER, block) == _slow(block)
 
 

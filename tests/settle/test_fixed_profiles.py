@@ -5,6 +5,7 @@ and never keep a full card number anywhere."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -197,3 +198,106 @@ def test_acom_rows_correlate_with_the_terminals_receipts(sqlite_url: str, tmp_pa
         shop.close()
     f = found.of(sale)
     assert f.row is not None and (f.row.line, f.row.rrn) == (1, "500700000011")
+
+
+ACOMA = SAMPLES / "IND25010701ACOMA"
+
+
+def test_unionpay_acoma_carries_the_merchants_fee(sqlite_url: str) -> None:
+    with open_database(sqlite_url) as store:
+        r = import_file(store, ACOMA)
+    assert (r.profile, r.recognised, r.rows, r.date_from) == (
+        "unionpay-acoma",
+        True,
+        3,
+        "2025-01-07",
+    )
+    rows = sorted(_rows(sqlite_url), key=lambda x: int(str(x[-1])))
+    # 商户手续费 D00000015 is charged; the void's C00000077 comes back as the money goes out.
+    assert [(x[0], x[1:4], x[7], x[10], x[11]) for x in rows] == [
+        ("sale", (2500, 15, 2485), "500700000011", "621483******1234", "in"),
+        ("sale", (12880, 77, 12803), "500700000012", "622848******5678", "in"),
+        ("void", (12880, -77, -12803), "500700000013", "622848******5678", "out"),
+    ]
+    stored = Path(sqlite_url.removeprefix("sqlite:///")).read_bytes()
+    assert not any(pan.encode() in stored for pan in FULL_PANS)
+
+
+def test_an_acom_journal_under_the_other_name_is_named_first_among_the_closest(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """ACOM and ACOMA are told apart by name; a record of the other length names the profile
+    the name matched first, with both lengths."""
+    as_acom = tmp_path / "IND25010701ACOM"
+    as_acom.write_bytes(ACOMA.read_bytes())
+    as_acoma = tmp_path / "IND25010701ACOMA"
+    as_acoma.write_bytes(ACOM.read_bytes())
+    with open_database(sqlite_url) as store:
+        with pytest.raises(
+            InputError, match=r"\(closest: unionpay-acom: line 1 is 401 bytes, a record 300;"
+        ):
+            import_file(store, as_acom)
+        with pytest.raises(
+            InputError, match=r"\(closest: unionpay-acoma: line 1 is 300 bytes, a record 401;"
+        ):
+            import_file(store, as_acoma)
+        # Named, the short record is read and its missing fee refused with line and field.
+        with pytest.raises(InputError, match=r"line 1: field merFee: bad value ''"):
+            import_file(store, as_acoma, profile="unionpay-acoma")
+        bad = tmp_path / "IND25010801ACOMA"
+        bad.write_bytes(ACOMA.read_bytes().replace(b"C00000077", b"X00000077"))
+        with pytest.raises(InputError, match=r"line 3: field merFee: bad value 'X00000077'"):
+            import_file(store, bad)
+    assert counts(sqlite_url) == (0, 0, 0, 0)
+
+
+@pytest.mark.parametrize("sample", [ZM, ACOM, ACOMA])
+def test_a_record_cut_at_c_speed_has_the_cells_cut_field_by_field(sample: Path) -> None:
+    from daozhang.settle import profiles as P
+    from daozhang.settle.fixed import _Cutter
+
+    profile = next(
+        p for p in P.load().values() if p.detect_name and re.search(p.detect_name, sample.name)
+    )
+    cutter = _Cutter(sample.name, "gbk", profile)
+    records = [r.ljust(profile.record_bytes) for r in sample.read_bytes().split(b"\r\n") if r]
+    # The samples as they are (ACOM's are ASCII), in ASCII alone, with a Chinese name, with a
+    # character cut in half, and with a shifted field.
+    records += [bytes(b if b < 128 else 0x58 for b in r) for r in records]
+    records += [r.replace(b"   ", "店".encode("gbk") + b" ", 1) for r in records]
+    records += [r.replace(b"   ", b"\xb5  ", 1) for r in records[: len(records) // 2]]
+    records += [r[:30] + b"0" + r[30:-1] for r in records]
+    assert any(r.isascii() for r in records)  # some take the fast cut
+    for line, raw in enumerate(records, start=1):
+        try:
+            slow: object = cutter.field_by_field(line, raw)
+        except InputError as exc:
+            slow = str(exc)
+        try:
+            fast: object = cutter.cells(line, raw)
+        except InputError as exc:
+            fast = str(exc)
+        assert fast == slow, (sample.name, line)
+
+
+def test_an_empty_journal_is_still_recognised_as_an_empty_day(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    empty = tmp_path / "IND25010701ACOMA"
+    empty.write_bytes(b"")
+    with open_database(sqlite_url) as store:
+        r = import_file(store, empty)
+    assert (r.profile, r.rows, r.date_from, r.date_to) == (
+        "unionpay-acoma",
+        0,
+        "2025-01-07",
+        "2025-01-07",
+    )
+
+
+def test_an_empty_csv_is_not_taken_for_a_wechat_bill(sqlite_url: str, tmp_path: Path) -> None:
+    empty = tmp_path / "detail_20250107.csv"
+    empty.write_bytes(b"")
+    with open_database(sqlite_url) as store, pytest.raises(InputError) as err:
+        import_file(store, empty)
+    assert "(closest: generic: the file is empty (no header);" in str(err.value)

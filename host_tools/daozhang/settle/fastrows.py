@@ -19,6 +19,7 @@ from typing import Any
 
 from daozhang.contract import TXN_TYPES
 from daozhang.settle import rows as R
+from daozhang.settle.parsed import Block
 from daozhang.units import BEIJING
 
 
@@ -55,8 +56,7 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
     "check_flag": _joined(_choices(R.CHECK_FLAGS)),
     "payout_id": _joined("[0-9A-Za-z_-]{1,32}|"),
 }
-_COLUMNS = tuple(R.DETAIL)  # the documented order
-_KEYS = tuple(key for key, _ in R.DETAIL.values())
+_CSV_COLUMNS = tuple(R.DETAIL)  # the documented order
 _MIDNIGHT: dict[str, int] = {}  # "2025-01-07" -> unix seconds of its Beijing midnight
 _DATES: dict[str, str] = {}  # a settle_date text seen valid
 
@@ -111,17 +111,16 @@ def _seconds(hms: str) -> int:
     return s
 
 
-def convert_block(
-    header: list[str], block: list[tuple[int, list[str]]]
-) -> list[dict[str, Any]] | None:
-    """Detail rows of a block of (line, cells), or None when any value needs the slow path."""
+def convert_block(header: list[str], block: list[tuple[int, list[str]]]) -> Block | None:
+    """Detail rows of a block of (line, cells) as tuples in `COLUMNS["detail"]` order, or None
+    when any value needs the slow path."""
     if len(_MIDNIGHT) > 10_000:
         _MIDNIGHT.clear()
         _DATES.clear()
     columns = list(zip(*(cells for _, cells in block), strict=True))
     at = {name: i for i, name in enumerate(header)}
     picked: list[Any] = []
-    for name in _COLUMNS:
+    for name in _CSV_COLUMNS:
         values: tuple[str, ...] = columns[at[name]]
         if not _PATTERNS[name].fullmatch("\n".join(values)):
             return None
@@ -142,16 +141,17 @@ def convert_block(
         # The usual block: money in, settled. amount - fee = net, checked at C speed.
         if not all(map(eq, nets, map(sub, amts, fees))):
             return None  # the slow path names the row
-        checked = True
-    else:
-        checked = False
-    n = len(block)
-    keys = (*_KEYS, "line", "ord", "xid")
-    empty = ("",) * n
-    out = [
-        dict(zip(keys, values, strict=True))
-        for values in zip(*picked, [line for line, _ in block], empty, empty, strict=True)
-    ]
-    if not checked and any(R.check_detail(row) is not None for row in out):
+    elif not all(map(_adds_up, picked[17], picked[15], amts, fees, nets)):
         return None
-    return out
+    empty = ("",) * len(block)
+    # The generic and fixed-width files carry card sales only: no `ord`, no `xid`.
+    return list(zip([line for line, _ in block], *picked, empty, empty, strict=True))
+
+
+def _adds_up(flag: str, direction: str, amt: int, fee: int, net: int) -> bool:
+    """rows.check_detail's rule, for one row's values."""
+    if flag == "B":
+        return net == 0
+    if direction in ("out", "refund"):
+        return net == -amt - fee
+    return net == amt - fee

@@ -22,9 +22,11 @@ from daozhang.settle import profiles as P
 from daozhang.settle import waiting
 from daozhang.settle.container import members
 from daozhang.settle.fixed import parse_fixed
-from daozhang.settle.parse import ParsedFile, parse
+from daozhang.settle.parse import parse
+from daozhang.settle.parsed import COLUMNS, Block, ParsedFile, column
 from daozhang.settle.source import ScanError, Source, scan
 from daozhang.settle.table import parse_table
+from daozhang.settle.unionpay_read import parse_unionpay
 from daozhang.store import Store, Transaction
 from daozhang.units import BEIJING
 
@@ -202,7 +204,6 @@ def import_files(
 
 _UNRECOGNISED = "no profile recognises this file"
 _FORMAT_PROFILES = {"generic": "generic", "unionpay": "unionpay-fixed"}
-_BATCH = 2000  # rows per executemany: a few MB at most, whatever the file's size
 
 
 def _import(
@@ -236,7 +237,11 @@ def _import(
         elif profile.reader == "fixed":
             parsed = parse_fixed(source, profile)
         else:
-            parsed = parse(source, profile.reader, require_trailer)
+            parsed = (
+                parse_unionpay(source)
+                if profile.reader == "unionpay"
+                else parse(source, require_trailer)
+            )
             parsed.format = profile.name
         file_id = int(
             tx.execute(
@@ -332,7 +337,7 @@ def _refuse_repeated_rows(tx: Transaction, name: str, kind: str, file_id: int) -
     table, and a 200 MB file's rows would not fit a Python set cheaply."""
     if kind == "merchants":
         return  # a repeated merchant is an update of itself
-    table, cols = ("settle_detail", _DETAIL_COLS) if kind == "detail" else ("payouts", _PAYOUT_COLS)
+    table, cols = _TABLES[kind], _SAME_ROW[kind]
     # A row repeated field for field repeats these few too: grouping by them is a third of
     # the cost, and only when some rows share them is the whole row compared.
     few = _FEW_DETAIL_COLS if kind == "detail" else ("payout_id", "mid", "settle_date")
@@ -356,58 +361,10 @@ def _refuse_repeated_rows(tx: Transaction, name: str, kind: str, file_id: int) -
         )
 
 
-_DETAIL_COLS = (
-    "settle_date",
-    "mid",
-    "tid",
-    "txn_time",
-    "typ",
-    "ch",
-    "bat",
-    "trc",
-    "rrn",
-    "orrn",
-    "pan",
-    "ck",
-    "amt",
-    "fee",
-    "settle_amt",
-    "direction",
-    "settle_type",
-    "check_flag",
-    "payout_id",
-    "ord",
-    "xid",
-)
+_TABLES = {"detail": "settle_detail", "payout": "payouts", "merchants": "merchants"}
+# A row is the same row when all its stored values are (its line aside).
+_SAME_ROW = {kind: columns[1:] for kind, columns in COLUMNS.items()}
 _FEW_DETAIL_COLS = ("rrn", "trc", "txn_time", "amt", "ord", "xid")
-_PAYOUT_COLS = (
-    "payout_id",
-    "mid",
-    "settle_type",
-    "settle_date",
-    "plan_fen",
-    "fee_fen",
-    "suspend_fen",
-    "retained_fen",
-    "real_fen",
-    "state",
-    "fail_reason",
-    "bank_account",
-)
-_MERCHANT_COLS = (
-    "mid",
-    "acquirer",
-    "fee_rate",
-    "debit_cap_fen",
-    "d0_surcharge",
-    "settle_type",
-    "bank_account",
-    "status",
-    "delay_days",
-    "reserve_rate",
-    "reserve_release",
-    "terminals",
-)
 
 
 @dataclass
@@ -419,13 +376,15 @@ class _Seen:
     last: str | None = None
     mids: set[str] = field(default_factory=set)
 
-    def add(self, row: dict[str, Any]) -> None:
-        self.count += 1
-        day = row.get("settle_date")
-        if day is not None:
-            self.first = day if self.first is None or day < self.first else self.first
-            self.last = day if self.last is None or day > self.last else self.last
-        self.mids.add(row["mid"])
+    def add(self, kind: str, block: Block) -> None:
+        self.count += len(block)
+        self.mids.update(map(itemgetter(column(kind, "mid")), block))
+        if kind == "merchants":
+            return
+        days = set(map(itemgetter(column(kind, "settle_date")), block))
+        low, high = min(days), max(days)
+        self.first = low if self.first is None or low < self.first else self.first
+        self.last = high if self.last is None or high > self.last else self.last
 
     def dates(self, file_date: str | None) -> tuple[str | None, str | None]:
         found = sorted({d for d in (self.first, self.last, file_date) if d is not None})
@@ -433,38 +392,27 @@ class _Seen:
 
 
 def _store_rows(tx: Transaction, file_id: int, parsed: ParsedFile) -> _Seen:
+    """Each block of rows with one `executemany`: the rows' tuples as the reader made them,
+    the file's id written into the statement (an integer the store gave)."""
     seen = _Seen()
-    cols: tuple[str, ...]
-    if parsed.kind in ("detail", "payout"):
-        table, cols = (
-            ("settle_detail", _DETAIL_COLS)
-            if parsed.kind == "detail"
-            else ("payouts", _PAYOUT_COLS)
-        )
+    kind = parsed.kind
+    cols = COLUMNS[kind]
+    if kind == "merchants":
+        updates = ", ".join(f"{c} = excluded.{c}" for c in (*cols[2:], "file_id"))
         sql = (
-            f"INSERT INTO {table} (file_id, line, {', '.join(cols)})"
-            f" VALUES (?, ?, {', '.join('?' * len(cols))})"
-        )
-    else:
-        table, cols = "merchants", _MERCHANT_COLS
-        updates = ", ".join(f"{c} = excluded.{c}" for c in (*_MERCHANT_COLS[1:], "file_id"))
-        sql = (
-            f"INSERT INTO merchants ({', '.join(_MERCHANT_COLS)}, file_id)"
-            f" VALUES ({', '.join('?' * (len(_MERCHANT_COLS) + 1))})"
+            f"INSERT INTO merchants ({', '.join(cols[1:])}, file_id)"
+            f" VALUES ({', '.join('?' * (len(cols) - 1))}, {int(file_id)})"
             f" ON CONFLICT (mid) DO UPDATE SET {updates}"
         )
-    batch: list[Any] = []
-    pick = itemgetter(*cols) if table == "merchants" else itemgetter("line", *cols)
-    add = seen.add
-    with closing(parsed.rows):
-        for r in parsed.rows:
-            add(r)
-            batch.append((*pick(r), file_id) if table == "merchants" else (file_id, *pick(r)))
-            if len(batch) >= _BATCH:
-                tx.executemany(sql, batch)
-                batch = []
-    if batch:
-        tx.executemany(sql, batch)
+    else:
+        sql = (
+            f"INSERT INTO {_TABLES[kind]} (file_id, {', '.join(cols)})"
+            f" VALUES ({int(file_id)}, {', '.join('?' * len(cols))})"
+        )
+    with closing(parsed.blocks):
+        for block in parsed.blocks:
+            seen.add(kind, block)
+            tx.executemany(sql, [row[1:] for row in block] if kind == "merchants" else block)
     return seen
 
 

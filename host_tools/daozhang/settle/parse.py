@@ -1,11 +1,10 @@
-"""Settlement files into rows, as a stream: the format (generic CSV with a header naming its
-kind, or the UnionPay-style fixed-width clearing file), every field converted and every row
-checked by settle/rows.py. Nothing here touches the store; a bad row is an InputError naming
-the file, the line and the field.
+"""The generic CSV (a header naming its kind) into rows, as a stream: every field converted
+and every row checked by settle/rows.py. Nothing here touches the store; a bad row is an
+InputError naming the file, the line and the field.
 
-Rows are yielded one at a time (a file may be hundreds of megabytes); the checks a format
-allows only at the end (a trailer's count and total) run when the last row has been read,
-before the generator finishes, so the importer's transaction still rolls back.
+Rows are handed on a block at a time (a file may be hundreds of megabytes; settle/parsed.py);
+the checks a format allows only at the end (a trailer's count and total) run when the last row
+has been read, before the generator finishes, so the importer's transaction still rolls back.
 """
 
 from __future__ import annotations
@@ -13,43 +12,24 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Generator
-from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 from daozhang.errors import InputError
 from daozhang.settle import rows as R
-from daozhang.settle import unionpay
 from daozhang.settle.fastrows import convert_block
+from daozhang.settle.parsed import BLOCK_ROWS, Block, ParsedFile, as_block, no_blocks
 from daozhang.settle.source import ENCODINGS, Source
 
-FORMATS = ("generic", "unionpay")
+FORMATS = ("generic", "unionpay")  # the old names of two profiles (`settle import --format`)
 __all__ = ["ENCODINGS", "FORMATS", "ParsedFile", "parse"]
 
 # The generic CSV's trailer: `#rows,N` as its last line says the file has N rows (docs).
 TRAILER = "#rows"
 
 
-@dataclass
-class ParsedFile:
-    name: str
-    kind: str  # detail | payout | merchants
-    format: str
-    encoding: str
-    rows: Generator[dict[str, Any], None, None]  # read once; closes the file when done or closed
-    acquirer: str = ""
-    file_date: str | None = None  # a header's date, when the format has one
-    # Once the rows are read: whether a count in the file (a trailer) was checked against them.
-    counted: bool | None = None
-
-
-def parse(source: Source, fmt: str | None, require_trailer: bool = False) -> ParsedFile:
-    if fmt is None:
-        fmt = "unionpay" if source.head.startswith(b"H ") else "generic"
-    if fmt == "generic":
-        return _parse_generic(source, require_trailer)
-    if fmt == "unionpay":
-        return _parse_unionpay(source)
-    raise InputError(f"{source.name}: unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+def parse(source: Source, require_trailer: bool = False) -> ParsedFile:
+    """The generic CSV (the UnionPay-style file: settle/unionpay_read.py)."""
+    return _parse_generic(source, require_trailer)
 
 
 def _kind_of(name: str, header: list[str]) -> str:
@@ -117,36 +97,31 @@ def _parse_generic(source: Source, require_trailer: bool) -> ParsedFile:
     except InputError:
         text.close()
         raise
-    parsed = ParsedFile(name, kind, "generic", source.encoding, _no_rows())
-    parsed.rows = _generic_rows(parsed, header, reader, text, require_trailer)
+    parsed = ParsedFile(name, kind, "generic", source.encoding, no_blocks())
+    parsed.blocks = _generic_blocks(parsed, header, reader, text, require_trailer)
     return parsed
 
 
-def _no_rows() -> Generator[dict[str, Any], None, None]:
-    yield from ()
-
-
-_BLOCK = 1000  # rows converted together (settle/fastrows.py)
 _TRAILER_STARTS = frozenset("# \t")
 
 
-def _generic_rows(
+def _generic_blocks(
     parsed: ParsedFile,
     header: list[str],
     reader: Any,
     text: io.TextIOWrapper,
     require_trailer: bool,
-) -> Generator[dict[str, Any], None, None]:
+) -> Generator[Block, None, None]:
     name, kind = parsed.name, parsed.kind
     count = 0
     trailer: tuple[int, int] | None = None  # (line, rows it declares)
     block: list[tuple[int, list[str]]] = []
 
-    def flush() -> list[dict[str, Any]]:
+    def flush() -> list[Block]:
         # Rows read so far, converted: any error in them comes before one found later.
         done = _convert_block(name, kind, header, block)
         block.clear()
-        return done
+        return [done] if done else []
 
     with text:
         try:
@@ -170,7 +145,7 @@ def _generic_rows(
                     )
                 count += 1
                 block.append((line, values))
-                if len(block) >= _BLOCK:
+                if len(block) >= BLOCK_ROWS:
                     yield from flush()
         except csv.Error as exc:
             yield from flush()
@@ -195,16 +170,15 @@ def _generic_rows(
 
 def _convert_block(
     name: str, kind: str, header: list[str], block: list[tuple[int, list[str]]]
-) -> list[dict[str, Any]]:
+) -> Block:
     if not block:
         return []
     if kind == "detail":
         fast = convert_block(header, block)
         if fast is not None:
             return fast
-    return [
-        convert(name, line, kind, dict(zip(header, values, strict=True))) for line, values in block
-    ]
+    rows = [convert(name, n, kind, dict(zip(header, values, strict=True))) for n, values in block]
+    return as_block(kind, rows)
 
 
 def _trailer_count(name: str, line: int, values: list[str]) -> int:
@@ -215,79 +189,3 @@ def _trailer_count(name: str, line: int, values: list[str]) -> int:
             f"expected {TRAILER},N (the number of rows)"
         )
     return int(count)
-
-
-def _parse_unionpay(source: Source) -> ParsedFile:
-    name, enc = source.name, source.encoding
-    stream = source.path.open("rb")
-    first = stream.readline().rstrip(b"\r\n")
-    if not first.startswith(b"H"):
-        stream.close()
-        raise InputError(f"{name}: line 1: field rec: expected a header record (H)")
-    try:
-        header = unionpay.split(first, unionpay.HEADER, enc)
-        _ascii_fields(header, ())
-        file_date, acquirer = unionpay.header_fields(header)
-    except unionpay.LayoutError as exc:
-        stream.close()
-        raise InputError(f"{name}: line 1: field {exc.field}: {exc}") from None
-    return ParsedFile(
-        name,
-        "detail",
-        "unionpay",
-        enc,
-        _unionpay_rows(name, enc, stream),
-        acquirer,
-        file_date,
-        counted=True,
-    )
-
-
-def _ascii_fields(fields: dict[str, str], free: tuple[str, ...]) -> None:
-    for key, value in fields.items():
-        if key not in free:
-            try:
-                R.ascii_digits_only(value)
-            except ValueError as exc:
-                raise unionpay.LayoutError(key, f"bad value {value!r}: {exc}") from None
-
-
-def _unionpay_rows(name: str, enc: str, stream: BinaryIO) -> Generator[dict[str, Any], None, None]:
-    trailer: dict[str, str] | None = None
-    total = count = 0
-    number = 1
-    with stream:
-        for number, raw_line in enumerate(stream, start=2):
-            raw = raw_line.rstrip(b"\r\n")
-            if not raw:
-                continue  # blank lines (the last line end, a stray CRLF) carry nothing
-            if trailer is not None:
-                raise InputError(f"{name}: line {number}: record after the trailer (T)")
-            try:
-                if raw.startswith(b"T"):
-                    trailer = unionpay.split(raw, unionpay.TRAILER, enc)
-                    trailer_line = number
-                    continue
-                if not raw.startswith(b"D"):
-                    raise unionpay.LayoutError("rec", "expected a detail (D) or trailer (T) record")
-                fields = unionpay.split(raw, unionpay.DETAIL, enc)
-                _ascii_fields(fields, ("merchant_name",))
-                generic = unionpay.to_generic(fields)
-            except unionpay.LayoutError as exc:
-                raise InputError(f"{name}: line {number}: field {exc.field}: {exc}") from None
-            row = convert(name, number, "detail", generic)
-            total += row["amt"]
-            count += 1
-            yield row
-    if trailer is None:
-        raise InputError(f"{name}: line {number + 1}: missing trailer (T): file truncated?")
-    if not trailer["count"].isdigit() or int(trailer["count"]) != count:
-        raise InputError(
-            f"{name}: line {trailer_line}: field count: trailer says {trailer['count']!r}, "
-            f"the file has {count} detail records"
-        )
-    if not trailer["total_amount"].isdigit() or int(trailer["total_amount"]) != total:
-        raise InputError(
-            f"{name}: line {trailer_line}: field total_amount: trailer says "
-            f"{trailer['total_amount']!r}, the detail records add up to {total}"
-        )

@@ -92,7 +92,7 @@ class Profile:
     settle_date_column: str = ""  # with "column": which, and its strptime format
     settle_date_format: str = ""
     comment_fields: dict[str, str] = field(default_factory=dict)
-    fields: tuple[FieldSpec, ...] = ()
+    fields: tuple[FieldSpec, ...] = ()  # `typ` first: another field's `by_type` reads it
     # Fixed width (reader "fixed"): the record's fields in order, (name, width in bytes),
     # each followed by `separator`; the file's date read from its name (regex with one group,
     # strptime format); recognised by its name and record length.
@@ -107,6 +107,19 @@ class Profile:
     def record_bytes(self) -> int:
         sep = len(self.separator.encode())
         return sum(w for _, w in self.layout) + sep * max(len(self.layout) - 1, 0)
+
+    @property
+    def least_record_bytes(self) -> int:
+        """A record's trailing padding may be trimmed, never a value: it reaches at least the
+        first byte of the last field the profile must read (ACOMA's fee: 392 bytes)."""
+        needed = {c for s in self.fields if not s.optional for c in s.columns}
+        sep = len(self.separator.encode())
+        pos = least = 0
+        for name, width in self.layout:
+            if name in needed:
+                least = pos + 1
+            pos += width + sep
+        return least
 
 
 def load(path: Path | None = None) -> dict[str, Profile]:
@@ -217,7 +230,7 @@ def _profile(path: Path, name: str, t: Any, origin: str) -> Profile:
         settle_date_column=str(sd.get("column", "")) if isinstance(sd, dict) else "",
         settle_date_format=str(sd.get("format", "%Y-%m-%d")) if isinstance(sd, dict) else "",
         comment_fields={str(k): str(v) for k, v in t.get("comment_fields", {}).items()},
-        fields=tuple(specs),
+        fields=tuple(sorted(specs, key=lambda s: s.key != "typ")),  # typ first
         layout=layout,
         separator=str(t.get("separator", "")),
         name_date=str(t.get("name_date", {}).get("regex", "")),
@@ -242,6 +255,8 @@ def _misfit(profile: Profile, source: Source, lines: list[str]) -> str | None:
         if not lines or not lines[0].startswith(profile.detect_starts_with):
             return f"does not start with {profile.detect_starts_with!r}"
         return None
+    if not lines:
+        return "the file is empty (no header)"  # which no header-recognised layout fits
     best: list[str] | None = None
     for line in lines:
         cells = {c.strip(profile.strip + " \t\ufeff") for c in line.split(",")}
@@ -258,7 +273,9 @@ def _fixed_misfit(profile: Profile, source: Source) -> str | None:
     if not re.search(profile.detect_name, base):
         return f"the name is not like {profile.detect_name}"
     first = source.head.split(b"\n", 1)[0].rstrip(b"\r")
-    if len(first) > profile.record_bytes or b"," in first[:40]:
+    # An empty file (a day without sales) fits; a record reaches into the last field read.
+    fits = not first or profile.least_record_bytes <= len(first) <= profile.record_bytes
+    if not fits or b"," in first[:40]:
         return f"line 1 is {len(first)} bytes, a record {profile.record_bytes}"
     return None
 
@@ -297,6 +314,10 @@ def pick(source: Source, profiles: dict[str, Profile], name: str | None) -> Prof
 
 def _distance(why: str, profile: Profile) -> float:
     """How far a file was from a profile: the share of its header columns missing."""
+    if why.startswith("line 1 is"):
+        return 0.0  # a fixed layout whose file name matched: the user's file, other records
+    if why.startswith("the file is empty"):
+        return 0.5  # said first: it is why nothing fits
     m = re.match(r"no header with (.*)", why)
     if m and profile.detect_header:
         return len(m[1].split(", ")) / len(profile.detect_header)

@@ -13,15 +13,16 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Generator
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from daozhang.errors import InputError
 from daozhang.settle import rows as R
-from daozhang.settle.parse import ParsedFile
+from daozhang.settle.parsed import ParsedFile, in_blocks, no_blocks
 from daozhang.settle.profiles import FieldSpec, Profile
 from daozhang.settle.source import Source
+from daozhang.settle.times import beijing_seconds
 from daozhang.units import BEIJING
 
 _ID = re.compile(r"[\x21-\x7e]{1,64}", re.ASCII)  # printable ASCII: ids, order numbers
@@ -30,14 +31,10 @@ _DIRECTION = {"sale": "in", "refund": "refund", "void": "out"}
 
 
 def parse_table(source: Source, profile: Profile) -> ParsedFile:
-    parsed = ParsedFile(source.name, profile.kind, profile.name, source.encoding, _none())
-    parsed.rows = _rows(source, profile, parsed)
+    parsed = ParsedFile(source.name, profile.kind, profile.name, source.encoding, no_blocks())
+    parsed.blocks = in_blocks(profile.kind, _rows(source, profile, parsed))
     parsed.counted = False
     return parsed
-
-
-def _none() -> Generator[dict[str, Any], None, None]:
-    yield from ()
 
 
 def _rows(
@@ -113,12 +110,13 @@ def to_row(
     """One record's cells (by column name) into a checked detail row; InputError naming the
     file, line and column. Shared by the CSV (`table`) and fixed-width (`fixed`) readers."""
     row: dict[str, Any] = {"line": line}
-    specs = sorted(profile.fields, key=lambda s: s.key != "typ")  # typ first: by_type needs it
-    for spec in specs:
-        by_type = spec.by_type.get(row.get("typ", ""))
+    for spec in profile.fields:  # typ first (settle/profiles.py): by_type needs it
+        by_type = spec.by_type.get(row.get("typ", "")) if spec.by_type else None
         columns = (by_type,) if by_type else spec.columns
-        raw = " ".join(values.get(c, "").strip() for c in columns).strip()
-        column = "/".join(columns)
+        if len(columns) == 1:
+            raw = values.get(columns[0], "").strip()
+        else:
+            raw = " ".join(values.get(c, "").strip() for c in columns).strip()
         try:
             R.ascii_digits_only(raw)
             row[spec.key] = _value(spec, raw, file_date)
@@ -126,7 +124,7 @@ def to_row(
             # A card number is never repeated whole, not even in an error (nor the log).
             shown = "(a card number, not shown)" if spec.mask_card else repr(raw)
             raise InputError(
-                f"{name}: line {line}: field {column}: bad value {shown}: {exc}"
+                f"{name}: line {line}: field {'/'.join(columns)}: bad value {shown}: {exc}"
             ) from None
     for key, value in comments.items():
         row.setdefault(key, value)
@@ -174,7 +172,7 @@ def _value(spec: FieldSpec, raw: str, file_date: date | None) -> Any:
     if spec.mask_card:
         return mask_card(raw)
     if spec.time:
-        return _time(spec.time, raw, file_date)
+        return beijing_seconds(spec.time, raw, file_date)
     if spec.yuan:
         return _fen(raw, spec)
     if spec.fen or spec.dc:
@@ -202,29 +200,6 @@ def mask_card(raw: str) -> str:
 
 _MASKED = re.compile(r"[0-9]{6}\*{3,9}[0-9]{4}", re.ASCII)
 _FULL_CARD = re.compile(r"[0-9]{13,19}", re.ASCII)
-
-
-def _time(fmt: str, raw: str, file_date: date | None) -> int:
-    """Beijing time to unix seconds. A format without a year (UnionPay's MMDDhhmmss) takes
-    the file's: a December sale in a January file is last year's."""
-    yearless = "%Y" not in fmt and "%y" not in fmt
-    try:
-        if yearless:
-            if file_date is None:
-                raise ValueError(f"expected a time {fmt}: the year comes from the file name")
-            naive = datetime.strptime(f"{file_date.year} {raw}", f"%Y {fmt}")
-            if naive.date() > file_date + timedelta(days=7):
-                naive = datetime.strptime(f"{file_date.year - 1} {raw}", f"%Y {fmt}")
-        else:
-            naive = datetime.strptime(raw, fmt)
-        if naive.strftime(fmt) != raw:
-            # strptime takes "1010" for %H%M%S as 10:01:00: only the exact text is a time.
-            raise ValueError(fmt)
-    except ValueError as exc:
-        if "year comes" in str(exc):
-            raise
-        raise ValueError(f"expected a time {fmt} (Beijing)") from None
-    return int(naive.replace(tzinfo=BEIJING).timestamp())
 
 
 def _fixed_fen(raw: str, spec: FieldSpec) -> int:

@@ -9,6 +9,7 @@ documented for integrators in docs/settlement-files.md; this table is its single
 from __future__ import annotations
 
 from datetime import datetime
+from operator import itemgetter
 
 from daozhang.units import BEIJING
 
@@ -131,6 +132,53 @@ def _fen(text: str, field: str, signed: bool) -> str:
         raise LayoutError(field, "expected digits (amount in fen)")
     fen = int(body)
     return f"{sign}{fen // 100}.{fen % 100:02d}"
+
+
+# The fast cut of a detail record (unionpay_read.py converts a block of them at once): every
+# field but the last (the merchant's name) is ASCII, so its bytes are its characters.
+_NAME_AT = record_length(DETAIL[:-1]) + len(SEPARATOR)
+_STARTS = [record_length(DETAIL[:i]) + len(SEPARATOR) if i else 0 for i in range(len(DETAIL))]
+_CUT = itemgetter(
+    *(slice(at, at + w) for at, (_, w) in zip(_STARTS[:-1], DETAIL[:-1], strict=True))
+)
+_SEPS = itemgetter(*(at - 1 for at in _STARTS[1:]))
+_SPACES = (SEPARATOR[0],) * (len(DETAIL) - 1)
+_DETAIL_BYTES = record_length(DETAIL)
+
+
+def generic_cells(raw: bytes, encoding: str) -> list[str] | None:
+    """A detail record's cells in the generic CSV's spelling (rows.DETAIL's order), or None
+    when anything in it is not plainly valid: the caller then reads it with `split` and
+    `to_generic`, whose errors name the field. Dates and times are only re-spelled here; the
+    block converter (settle/fastrows.py) checks them and hands back a block with a bad one."""
+    if len(raw) != _DETAIL_BYTES or _SEPS(raw) != _SPACES or not raw[:_NAME_AT].isascii():
+        return None
+    try:
+        raw[_NAME_AT:].decode(encoding)
+    except UnicodeDecodeError:
+        return None
+    cells = [v.rstrip(" ") for v in _CUT(raw[:_NAME_AT].decode("ascii"))]
+    day, when, typ, chan, direction = cells[1], cells[4], cells[5], cells[6], cells[16]
+    amt, fee, net = cells[13], cells[14], cells[15]
+    if not (
+        day.isdigit()
+        and when.isdigit()
+        and amt.isdigit()
+        and fee[:1] in ("+", "-")
+        and fee[1:].isdigit()
+        and net[:1] in ("+", "-")
+        and net[1:].isdigit()
+        and typ in TYPE_CODES
+        and chan in CHANNEL_CODES
+        and direction in DIRECTION_CODES
+    ):
+        return None
+    cells[1] = f"{day[:4]}-{day[4:6]}-{day[6:]}"
+    cells[4] = f"{when[:4]}-{when[4:6]}-{when[6:8]} {when[8:10]}:{when[10:12]}:{when[12:]}"
+    cells[5], cells[6], cells[16] = TYPE_CODES[typ], CHANNEL_CODES[chan], DIRECTION_CODES[direction]
+    cells[13] = _fen(amt, "amount", signed=False)
+    cells[14], cells[15] = _fen(fee, "fee", signed=True), _fen(net, "settle_amount", signed=True)
+    return cells[1:]
 
 
 def header_fields(fields: dict[str, str]) -> tuple[str, str]:

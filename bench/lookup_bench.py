@@ -398,7 +398,7 @@ def measure(url: str, engine: str, repeat: int) -> list[tuple[str, str, float, f
                       flush=True)  # fmt: skip
         order = ["--order", "WX20250305000001"]
         ms = _median_ms(_lookup(["lookup", *as_of, *order]), repeat)
-        sql = "SELECT * FROM settle_detail WHERE ord = ?"
+        sql = "SELECT * FROM settle_detail WHERE ord = ? AND ord <> ''"  # its partial index
         base = _median_ms(lambda: store.query(sql, ("WX20250305000001",)), repeat)
         out.append(("paid", "order", ms, base))
         print(f"{engine:10} {'paid':12} {'order':22} {ms:8.1f} ms  SELECT {base:7.2f} ms"

@@ -137,7 +137,7 @@ def _by_order(tx: Transaction, order: str, found: dict[object, Match]) -> None:
     it) and on the acquirer's row; a row a receipt claims is the receipt's."""
     for c in tx.execute(_R + "r.ord = ?", (order,)):
         _add_receipt(found, c)
-    for row in tx.execute(_D + "d.ord = ?", (order,)):
+    for row in tx.execute(_D + "d.ord = ? AND d.ord <> ''", (order,)):  # its partial index
         file_id, line, mid, tid, trc, rrn = row[:6]
         claimed = tx.execute(
             _R + "r.rrn = ? AND r.mid = ?", (rrn, mid)

@@ -24,10 +24,11 @@ def receiver() -> Iterator[WebhookReceiver]:
         server.stop()
 
 
-def test_run_once_fires_then_lists_then_resolves(
-    sqlite_url: str, tmp_path: Path, receiver: WebhookReceiver, capsys: pytest.CaptureFixture[str]
-) -> None:
-    now = time.time()
+def a_backlog_two_hours_old(
+    sqlite_url: str, tmp_path: Path, receiver: WebhookReceiver, now: float
+) -> Path:
+    """POS-0001's last heartbeat says 4 records unsent, the oldest two hours old; a rules file
+    with `oldest_unsent` at 60 minutes to the receiver's `/hook`. -> the rules file."""
     with open_database(sqlite_url) as store, store.transaction() as tx:
         ingest_status(tx, "POS-0001", b"online", now - 3600)
         hb = heartbeat_bytes("POS-0001", t=int(now - 600), jrec=4, jold_s=7200, next_seq=5)
@@ -37,6 +38,14 @@ def test_run_once_fires_then_lists_then_resolves(
         "[rules.oldest_unsent]\nminutes = 60\n\n"
         f'[[webhooks]]\nkind = "json"\nurl = "{receiver.url("/hook")}"\n'
     )
+    return rules
+
+
+def test_run_once_fires_then_lists_then_resolves(
+    sqlite_url: str, tmp_path: Path, receiver: WebhookReceiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = time.time()
+    rules = a_backlog_two_hours_old(sqlite_url, tmp_path, receiver, now)
     argv = ["alerts", "run", "--db", sqlite_url, "--rules", str(rules), "--once"]
     assert main(argv) == 0
     out = capsys.readouterr().out

@@ -16,12 +16,11 @@ from daozhang.alerts.rules import Rules, parse
 from daozhang.alerts.silence import add_silence
 from daozhang.alerts.state import Transition, apply
 from daozhang.cli import main
-from daozhang.collector.timeline import ingest_heartbeat, ingest_status
 from daozhang.errors import InputError
-from daozhang.lab.devicewire import heartbeat_bytes
 from daozhang.schema import open_database
 from daozhang.store import Store
 
+from tests.alerts.test_alerts_cli import a_backlog_two_hours_old
 from tests.fakes.webhook_receiver import WebhookReceiver
 
 
@@ -226,16 +225,7 @@ def test_silence_commands(
 def test_run_once_says_what_a_silence_kept_quiet(
     sqlite_url: str, tmp_path: Path, receiver: WebhookReceiver, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    now = time.time()
-    with open_database(sqlite_url) as store, store.transaction() as tx:
-        ingest_status(tx, "POS-0001", b"online", now - 3600)
-        hb = heartbeat_bytes("POS-0001", t=int(now - 600), jrec=4, jold_s=7200, next_seq=5)
-        ingest_heartbeat(tx, "POS-0001", hb, now - 600)
-    rules = tmp_path / "rules.toml"
-    rules.write_text(
-        "[rules.oldest_unsent]\nminutes = 60\n\n"
-        f'[[webhooks]]\nkind = "json"\nurl = "{receiver.url("/hook")}"\n'
-    )
+    rules = a_backlog_two_hours_old(sqlite_url, tmp_path, receiver, time.time())
     argv = ["alerts", "silence", "--db", sqlite_url, "--subject", "POS-0001", "--for", "1h"]
     assert main([*argv, "--reason", "门店停电"]) == 0
     capsys.readouterr()

@@ -192,9 +192,13 @@ class FleetUpdate:
         missing = sorted(set(self.kinds_planned) - set(self.kinds_applied))
         if missing:
             out.append(f"fault kinds never applied: {', '.join(missing)}")
-        for c in self.cohorts:
-            if c.start_s is not None and c.start_s < self.faults_until_s and not c.hit_by:
-                out.append(f"cohort {c.index + 1} began under faults but none hit it")
+        # The faults are random: a one-board cohort may download in the seconds between two
+        # (cohort 1 took 6 s in a CI run). What must hold is that downloads were hit.
+        under = [
+            c for c in self.cohorts if c.start_s is not None and c.start_s < self.faults_until_s
+        ]
+        if under and not any(c.hit_by for c in under):
+            out.append("the cohorts began under faults but no fault hit a download")
         bad = (self.lost, self.duplicated, self.unexpected) != (0, 0, 0)
         if bad or self.acked != self.sent or not self.sent:
             out.append(

@@ -228,7 +228,9 @@ def test_simulated_day_under_a_64k_object_heap(mosquitto: Mosquitto, tmp_path: P
     assert unacked <= 30
     assert events.get("link_down", 0) >= 3 and events.get("link_up", 0) >= 3
     assert "link" in stages
-    assert 1 <= events.get("clock", 0) <= 20 and events.get("boot") == 1
+    # A clock step is journaled past 0.1 s of real jitter at this scale (clock.py): a loaded
+    # machine's ack round trips give a few dozen (21 in a CI run); one per ack would be hundreds.
+    assert 1 <= events.get("clock", 0) <= 60 and events.get("boot") == 1
     assert events.get("probe", 0) >= 15 and events.get("signal", 0) >= 60
     assert len(responder.heartbeats) >= 200
     hb = responder.heartbeats[-1]

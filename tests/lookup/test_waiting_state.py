@@ -73,6 +73,7 @@ def test_waits_is_kept_through_imports_uploads_and_states(shop: Shop) -> None:
     shop.sale("2025-01-06 11:30", st="declined")  # never on the money path
     shop.sale("2025-01-06 11:40", st="reversed")  # no answer, no RRN: no row can name it
     never = shop.sale("2025-01-06 12:00")  # no row at all: it waits
+    undone = shop.sale("2025-01-06 12:30", st="reversed", rrn=shop.new_rrn())  # no row names it
     shop.cleared(paid, on="2025-01-07", payout="PO-PAID")
     shop.cleared(unpaid, on="2025-01-07", payout="PO-LATER")  # its payout not imported yet
     shop.payout("2025-01-07", pid="PO-PAID")
@@ -80,6 +81,7 @@ def test_waits_is_kept_through_imports_uploads_and_states(shop: Shop) -> None:
     w = check(shop.store)
     assert (w[paid["trc"]], w[unpaid["trc"]], w[never["trc"]]) == (0, 1, 1)
     assert w["000003"] == 0 and w["000004"] == 0  # declined; reversed without an RRN
+    assert w[undone["trc"]] == 0  # undone, and no row says the acquirer settled it anyway
 
     shop.payout("2025-01-07", pid="PO-LATER")  # its payout arrives: it is paid
     shop.run("2025-01-10 12:00")
@@ -103,6 +105,11 @@ def test_waits_is_kept_through_imports_uploads_and_states(shop: Shop) -> None:
     shop.cleared(paid, on="2025-01-11", payout="PO-ADJ", flag="L")
     shop.run("2025-01-12 12:00")
     assert check(shop.store)[paid["trc"]] == 1
+
+    # The acquirer settled the undone sale anyway ('L': a late reversal), not paid yet.
+    shop.cleared(undone, on="2025-01-12", payout="PO-UNDONE", flag="L")
+    shop.run("2025-01-12 12:00")
+    assert check(shop.store)[undone["trc"]] == 1
 
     # A later state the collector stores: its own fields decide until the next import.
     shop.later(unpaid, "2025-01-12 09:00", st="voided")

@@ -9,17 +9,19 @@ lowers the receipts of the days the file covers that the collector stored after 
 import (a journal drained late), and raises a receipt back to its own answer when a new,
 unpaid row arrives for it. `settle_detail.paid` is 1 once the row's payout is imported.
 
-A 1 that could be 0 costs the acquirer-day read one row; a 0 is written only when it is
-sure, so the lookup that reads only the 1s (correlate/acquirer_day.py) answers as the
-whole-store run does. On PostgreSQL imports take turns (an advisory lock): two importing at
-once could each prove a receipt paid from rows the other is still adding.
+A receipt the terminal undid (reversed, no answer) waits only on a row saying the acquirer
+settled it anyway ('Y'/'L') that is not paid yet. A 1 that could be 0 costs the acquirer-day
+read one row; a 0 is written only when it is sure, so the lookup that reads only the 1s
+(correlate/acquirer_day.py) answers as the whole-store run does. On PostgreSQL imports take
+turns (an advisory lock): two importing at once could each prove a receipt paid from rows the
+other is still adding.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from daozhang.contract import may_wait_sql
+from daozhang.contract import MONEY_STATES, UNDONE_STATES, may_wait_sql
 from daozhang.store import Transaction
 from daozhang.units import BEIJING
 
@@ -28,14 +30,28 @@ from daozhang.units import BEIJING
 _LAG_DAYS = 17
 IMPORT_LOCK = 7_427_027  # pg_advisory_xact_lock: settlement imports take turns
 
+
+def _listed(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
 _OWN = may_wait_sql("receipts.typ", "receipts.st", "receipts.rrn")
-# Every row of the receipt paid or not for settlement ('B'), and at least one row.
+_ROWS = "SELECT 1 FROM settle_detail d WHERE d.rrn = receipts.rrn AND d.mid = receipts.mid"
+# A sale on the money path waits while it has no row, or a row neither paid nor 'B'.
 _PAID = (
-    "EXISTS (SELECT 1 FROM settle_detail d WHERE d.rrn = receipts.rrn AND d.mid = receipts.mid)"
-    " AND NOT EXISTS (SELECT 1 FROM settle_detail d WHERE d.rrn = receipts.rrn"
-    " AND d.mid = receipts.mid AND d.check_flag <> 'B' AND d.paid = 0)"
+    f"receipts.st IN {_listed(MONEY_STATES)} AND EXISTS ({_ROWS})"
+    f" AND NOT EXISTS ({_ROWS} AND d.check_flag <> 'B' AND d.paid = 0)"
 )
-LOWER_WAITS = f"UPDATE receipts SET waits = 0 WHERE waits = 1 AND ({_OWN} = 0 OR ({_PAID}))"
+# One the terminal undid waits only on a row that says the acquirer settled it anyway ('Y' or
+# 'L') and is not paid: none yet, none to wait for (a later one raises it, after_import).
+_UNDONE_UNCLAIMED = (
+    f"receipts.st IN {_listed(UNDONE_STATES)}"
+    f" AND NOT EXISTS ({_ROWS} AND d.check_flag IN ('Y', 'L') AND d.paid = 0)"
+)
+LOWER_WAITS = (
+    f"UPDATE receipts SET waits = 0 WHERE waits = 1"
+    f" AND ({_OWN} = 0 OR ({_PAID}) OR ({_UNDONE_UNCLAIMED}))"
+)
 
 
 def after_import(

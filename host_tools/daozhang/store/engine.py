@@ -86,7 +86,9 @@ class Store:
         self.close()
 
 
-_READS = ("SELECT", "WITH")
+# SET LOCAL changes a setting of this transaction only (the planner's, e.g. PostgreSQL's JIT),
+# never data.
+_READS = ("SELECT", "WITH", "SET LOCAL")
 
 
 class _ReadOnly:

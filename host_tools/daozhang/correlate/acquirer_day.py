@@ -21,14 +21,15 @@ from daozhang.correlate.data import (
     Data,
     Detail,
     Outage,
-    Payout,
     Receipt,
     ReceiptKey,
     RowId,
     Timeline,
     _files,
+    latest_device,
     load_merchants,
     load_notices,
+    payouts_named,
     receipt_key,
 )
 from daozhang.correlate.finding import day_end
@@ -218,24 +219,14 @@ def acquirer_day(tx: Transaction, ctx: Context, acquirer: str, day: date | None)
             )
         ]
     detail = fallback + [d for d in only if d not in fallback]
-    payouts: dict[str, Payout] = {}
-    for pid in sorted({d.payout_id for d in fallback if d.payout_id}):
-        for p in tx.execute(
-            "SELECT payout_id, mid, settle_type, settle_date, plan_fen, fee_fen, suspend_fen,"
-            " retained_fen, real_fen, state, fail_reason, bank_account FROM payouts"
-            " WHERE payout_id = ? ORDER BY file_id, line",
-            (pid,),
-        ):
-            payouts[str(p[0])] = Payout(*p)
+    payouts = payouts_named(tx, {d.payout_id for d in fallback if d.payout_id})
     merchants = load_merchants(tx)
     detail_files, payout_files = _files(tx)
-    terminal_dev: dict[tuple[str, str], str] = {}
-    for mid, tid in sorted({(d.mid, d.tid) for d in only}):
-        for (dev,) in tx.execute(
-            "SELECT dev FROM device_terminals WHERE mid = ? AND tid = ? ORDER BY last_seen",
-            (mid, tid),
-        ):
-            terminal_dev[(mid, tid)] = str(dev)
+    terminal_dev = {
+        (mid, tid): dev
+        for mid, tid in sorted({(d.mid, d.tid) for d in only})
+        if (dev := latest_device(tx, mid, tid)) is not None
+    }
     data = Data(receipts, matched, detail, payouts, merchants, detail_files, payout_files, {},
                 terminal_dev, notices=load_notices(tx))  # fmt: skip
     # As `_acquirer_side` judges them: an announced window over the day explains its gaps.

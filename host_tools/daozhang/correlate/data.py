@@ -412,6 +412,29 @@ def _files(tx: Transaction) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]
     return detail, payout
 
 
+def payouts_named(tx: Transaction, ids: set[str]) -> dict[str, Payout]:
+    """The payouts these ids name, each its latest row (a later file's state wins)."""
+    payouts: dict[str, Payout] = {}
+    for pid in sorted(ids):
+        for p in tx.execute(
+            "SELECT payout_id, mid, settle_type, settle_date, plan_fen, fee_fen, suspend_fen,"
+            " retained_fen, real_fen, state, fail_reason, bank_account FROM payouts"
+            " WHERE payout_id = ? ORDER BY file_id, line",
+            (pid,),
+        ):
+            payouts[str(p[0])] = Payout(*p)
+    return payouts
+
+
+def latest_device(tx: Transaction, mid: str, tid: str) -> str | None:
+    """The device that reported this terminal last (as `_terminals` reads every terminal)."""
+    found = tx.execute(
+        "SELECT dev FROM device_terminals WHERE mid = ? AND tid = ? ORDER BY last_seen",
+        (mid, tid),
+    )
+    return str(found[-1][0]) if found else None
+
+
 def _terminals(tx: Transaction) -> dict[tuple[str, str], str]:
     """Which device serves a terminal: the one that reported it last."""
     out: dict[tuple[str, str], str] = {}

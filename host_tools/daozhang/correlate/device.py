@@ -25,7 +25,14 @@ from pathlib import Path
 
 from daozhang.collector.quarantine_read import refused_receipts
 from daozhang.correlate.classify import Finding
-from daozhang.correlate.data import Receipt, ReceiptKey, RowId, Timeline, _timelines
+from daozhang.correlate.data import (
+    Receipt,
+    ReceiptKey,
+    RowId,
+    Timeline,
+    _timelines,
+    latest_device,
+)
 from daozhang.correlate.scope import Scoped, analyse_scoped
 from daozhang.correlate.search import _UNCLAIMED
 from daozhang.store import Store, Transaction
@@ -90,11 +97,7 @@ def _asked(
             (mid, lo, hi, tid, dev),
         ):
             keys.append((str(k[0]), str(k[1]), str(k[2]), str(k[3])))
-        latest = tx.execute(
-            "SELECT dev FROM device_terminals WHERE mid = ? AND tid = ? ORDER BY last_seen",
-            (mid, tid),
-        )
-        if str(latest[-1][0]) == dev:
+        if latest_device(tx, mid, tid) == dev:
             found = tx.execute(
                 _ROWS + "d.mid = ? AND d.txn_time BETWEEN ? AND ? AND d.tid = ?" + _UNCLAIMED,
                 (mid, lo, hi, tid),

@@ -36,15 +36,16 @@ from daozhang.correlate.data import (
     _N_R,
     Data,
     Detail,
-    Payout,
     Receipt,
     ReceiptKey,
     RowId,
     Timeline,
     _files,
     _timelines,
+    latest_device,
     load_merchants,
     load_notices,
+    payouts_named,
     receipt_key,
 )
 from daozhang.settle.calendar import WorkingCalendar
@@ -167,15 +168,7 @@ def load_scoped(
             )
         )
     all_detail = [d for d in matched if d is not None] + detail
-    payouts: dict[str, Payout] = {}
-    for pid in sorted({d.payout_id for d in all_detail if d.payout_id}):
-        for p in tx.execute(
-            "SELECT payout_id, mid, settle_type, settle_date, plan_fen, fee_fen, suspend_fen,"
-            " retained_fen, real_fen, state, fail_reason, bank_account FROM payouts"
-            " WHERE payout_id = ? ORDER BY file_id, line",
-            (pid,),
-        ):
-            payouts[str(p[0])] = Payout(*p)
+    payouts = payouts_named(tx, {d.payout_id for d in all_detail if d.payout_id})
     merchants = load_merchants(tx)
     detail_files, payout_files = _files(tx)
     terminal_dev: dict[tuple[str, str], str] = {}
@@ -188,11 +181,8 @@ def load_scoped(
             for a, b in tx.execute("SELECT mid, tid FROM device_terminals WHERE dev = ?", (dev,))
         }
     for mid, tid in sorted(wanted):
-        for (dev,) in tx.execute(
-            "SELECT dev FROM device_terminals WHERE mid = ? AND tid = ? ORDER BY last_seen",
-            (mid, tid),
-        ):
-            terminal_dev[(mid, tid)] = str(dev)
+        if (latest := latest_device(tx, mid, tid)) is not None:
+            terminal_dev[(mid, tid)] = latest
     timelines: dict[str, Timeline] = {}
     devices = {r.dev for r, _ in targets} | {terminal_dev.get((d.mid, d.tid), "") for d in detail}
     for dev in sorted(devices - {""}):

@@ -25,10 +25,7 @@ from daozhang.correlate.data import (
     ReceiptKey,
     RowId,
     Timeline,
-    _files,
     latest_device,
-    load_merchants,
-    load_notices,
     payouts_named,
     receipt_key,
 )
@@ -91,10 +88,13 @@ def _segments(ctx: Context, acquirer: str, day: date) -> list[tuple[int, int]]:
     return out
 
 
-def acquirer_day(tx: Transaction, ctx: Context, acquirer: str, day: date | None) -> set[str]:
+def acquirer_day(
+    tx: Transaction, ctx: Context, acquirer: str, day: date | None, asked: Data
+) -> set[str]:
     """The merchants of `acquirer` with a transaction expected on `day` that waits on the
     acquirer while their terminal was healthy around the sale: `_acquirer_side`'s count, read
-    by set queries over that acquirer-day instead of the whole store."""
+    by set queries over that acquirer-day instead of the whole store. `asked` is the scoped
+    load of the lookup (its merchants, files and notices are the store's, read once)."""
     if day is None:
         return set()
     segments = _segments(ctx, acquirer, day)
@@ -220,15 +220,13 @@ def acquirer_day(tx: Transaction, ctx: Context, acquirer: str, day: date | None)
         ]
     detail = fallback + [d for d in only if d not in fallback]
     payouts = payouts_named(tx, {d.payout_id for d in fallback if d.payout_id})
-    merchants = load_merchants(tx)
-    detail_files, payout_files = _files(tx)
     terminal_dev = {
         (mid, tid): dev
         for mid, tid in sorted({(d.mid, d.tid) for d in only})
         if (dev := latest_device(tx, mid, tid)) is not None
     }
-    data = Data(receipts, matched, detail, payouts, merchants, detail_files, payout_files, {},
-                terminal_dev, notices=load_notices(tx))  # fmt: skip
+    data = Data(receipts, matched, detail, payouts, asked.merchants, asked.detail_files,
+                asked.payout_files, {}, terminal_dev, notices=asked.notices)  # fmt: skip
     # As `_acquirer_side` judges them: an announced window over the day explains its gaps.
     end = day_end(day)
     waiting = [
@@ -263,21 +261,39 @@ def _indexed_by(tx: Transaction, index: str) -> str:
 
 
 def _fallback(tx: Transaction, receipts: list[Receipt]) -> list[Detail]:
-    """Unclaimed rows of these receipts' natural keys (receipts without an RRN match): one
-    probe of the key index each (SQLite scans the table for a row-value IN over VALUES)."""
+    """Unclaimed rows of these receipts' natural keys (receipts without an RRN match), in the
+    receipts' order. SQLite scans the table for a row-value IN over VALUES, so it probes the
+    key index once a receipt (in-process, cheap); PostgreSQL joins the keys as arrays in one
+    statement: a round trip a probe was 0.26 s of a 0.5 s lookup at 10M receipts."""
+    rows: list[Any] = []
+    if tx.dialect == "postgresql":
+        if receipts:
+            mids, tids, bats, trcs = (
+                list(col) for col in zip(*map(receipt_key, receipts), strict=True)
+            )
+            rows = tx.execute(
+                f"SELECT {_D_COLS} FROM settle_detail d JOIN unnest(?::text[], ?::text[],"
+                " ?::text[], ?::text[]) WITH ORDINALITY AS k(mid, tid, bat, trc, n)"
+                " ON d.mid = k.mid AND d.tid = k.tid AND d.bat = k.bat AND d.trc = k.trc"
+                " WHERE NOT EXISTS (SELECT 1 FROM receipts r2 WHERE r2.rrn = d.rrn"
+                " AND r2.mid = d.mid) ORDER BY k.n, d.file_id, d.line",
+                (mids, tids, bats, trcs),
+            )
+    else:
+        for r in receipts:
+            rows += tx.execute(
+                f"SELECT {_D_COLS} FROM settle_detail d WHERE d.mid = ? AND d.tid = ?"
+                " AND d.bat = ? AND d.trc = ? AND NOT EXISTS (SELECT 1 FROM receipts r2"
+                " WHERE r2.rrn = d.rrn AND r2.mid = d.mid) ORDER BY d.file_id, d.line",
+                receipt_key(r),
+            )
     out: list[Detail] = []
     seen: set[RowId] = set()
-    for r in receipts:
-        for row in tx.execute(
-            f"SELECT {_D_COLS} FROM settle_detail d WHERE d.mid = ? AND d.tid = ? AND d.bat = ?"
-            " AND d.trc = ? AND NOT EXISTS (SELECT 1 FROM receipts r2"
-            " WHERE r2.rrn = d.rrn AND r2.mid = d.mid) ORDER BY d.file_id, d.line",
-            receipt_key(r),
-        ):
-            d = Detail._make(row)
-            if (d.file_id, d.line) not in seen:
-                seen.add((d.file_id, d.line))
-                out.append(d)
+    for row in rows:
+        d = Detail._make(row)
+        if (d.file_id, d.line) not in seen:
+            seen.add((d.file_id, d.line))
+            out.append(d)
     return out
 
 

@@ -76,7 +76,7 @@ def analyse_scoped(
     with store.snapshot() as tx:
         data = load_scoped(tx, keys, rows, ctx.as_of)
         for acquirer, day in _acquirer_days(data, ctx):
-            data.healthy_by_day[(acquirer, day)] = acquirer_day(tx, ctx, acquirer, day)
+            data.healthy_by_day[(acquirer, day)] = acquirer_day(tx, ctx, acquirer, day, data)
     refused_keys = {(d.mid, d.rrn) for d in data.detail if d.rrn}
     if refused_keys:
         for refusal, body in refused_receipts(store):

@@ -30,7 +30,7 @@ def test_a_gap_on_an_acquirer_day_in_a_window_is_explained_by_it(any_shop: Shop)
     ]
     text = explain(f)
     assert text["zh"].startswith("2025-01-07 15:00:00的¥1234.50交易：收单机构ACQ1公告")
-    assert "2025-01-07 23:00至2025-01-08 04:00" in text["zh"] and "原定2025-01-08" in text["zh"]
+    assert "2025-01-07 23:00至2025-01-08 04:00" in text["zh"] and "原定2025年1月8日" in text["zh"]
     assert "下一步：请联系收单机构确认维护结束后的补清算" in text["zh"]
     assert text["en"].startswith("The ¥1234.50 sale at 2025-01-07 15:00:00: ACQ1 announced")
     assert "from 2025-01-07 23:00 to 2025-01-08 04:00" in text["en"]

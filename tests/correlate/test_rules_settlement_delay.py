@@ -34,8 +34,8 @@ def test_a_delayed_merchant_is_not_due_on_the_t1_date(any_shop: Shop) -> None:
     ]
     text = explain(f)
     assert text["zh"].startswith("2025-01-07 15:00:00的¥1234.50交易：其中¥1234.50按商户结算设置")
-    assert "延时结算" in text["zh"] and "2025-01-13到账" in text["zh"]
-    assert "下一步：预计2025-01-13到账，无需处理" in text["zh"]
+    assert "延时结算" in text["zh"] and "2025年1月13日到账" in text["zh"]
+    assert "下一步：预计2025年1月13日到账，无需处理" in text["zh"]
     assert "delayed-settlement or reserve setting holds this money until 2025-01-13" in text["en"]
     assert "Next: Expected on 2025-01-13: nothing to do" in text["en"]
 
@@ -89,7 +89,7 @@ def test_a_reserve_retained_as_agreed_is_held_until_its_release(any_shop: Shop) 
     ]
     zh, en = explain(p)["zh"], explain(p)["en"]
     assert (
-        "出款PO000120250108（计划¥99.40，实到¥89.46）：其中¥9.94按商户结算设置留存至2025-04-01"
+        "出款PO000120250108（计划¥99.40，实到¥89.46）：其中¥9.94按商户结算设置留存至2025年4月1日"
         in zh
     )
     assert "¥9.94 of it is held by the merchant's settlement setting until 2025-04-01" in en

@@ -61,7 +61,7 @@ def test_an_open_preauthorisation_may_still_be_completed_until_it_lapses(shop: S
     assert facts(f, "policy") == [
         "pre-authorised on 2025-01-07; open pre-authorisations expire after 30 days → 2025-02-06"
     ]
-    assert "2025-02-06前完成或撤销" in explain(f)["zh"]
+    assert "2025年2月6日前完成或撤销" in explain(f)["zh"]
 
 
 def test_an_open_preauthorisation_past_the_policys_days_has_lapsed(shop: Shop) -> None:
@@ -69,7 +69,7 @@ def test_an_open_preauthorisation_past_the_policys_days_has_lapsed(shop: Shop) -
     f = shop.run("2025-02-10 12:00").of(p)
     assert (f.status, f.cause, f.data) == ("gap", "preauth_open", "complete")
     assert f.expected_date == day("2025-02-06")
-    assert "已于2025-02-06过期失效" in explain(f)["zh"]
+    assert "已于2025年2月6日过期失效" in explain(f)["zh"]
     assert "lapsed on 2025-02-06" in explain(f)["en"]
 
 

@@ -3,7 +3,7 @@ sentence of explanation in Chinese and in English."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from daozhang import words
@@ -181,21 +181,26 @@ _NEXT: dict[str, tuple[str, str]] = {
         "Import the settlement file for {date}, then ask again.",
     ),
     "account_problem": (
-        "请商户联系开户行核实账户状态，再向收单机构申请重新出款。",
-        "Ask the merchant to check the account with their bank, then ask the acquirer to pay"
-        " out again.",
+        "请商户联系开户行核实账户状态（冻结、挂失或销户）；如更换过结算卡，请确认已在收单机构变更，"
+        "再向收单机构申请重新出款。",
+        "Ask the merchant to check the account with their bank (frozen, reported lost or"
+        " closed); if the settlement card was changed, make sure the acquirer has the new one,"
+        " then ask the acquirer to pay out again.",
     ),
     "risk_hold": (
-        "请商户联系收单机构风控部门，了解解冻条件和时间。",
-        "Ask the acquirer's risk team when and how the money will be released.",
+        "请商户联系收单机构风控部门，准备好交易凭证（签购单、发票或合同）申请解冻，并问清解冻时间。",
+        "Ask the acquirer's risk team how and when the money is released; have the sale's"
+        " proof ready (the slip, an invoice or the contract).",
     ),
     "fee": (
         "请核对商户费率及D0加收规则。",
         "Check the merchant's fee rate and D0 surcharge.",
     ),
     "bank_delay": (
-        "请商户向收单机构索取该笔出款的银行流水号，再到开户行查询入账。",
-        "Ask the acquirer for the payout's bank trace number, then ask the merchant's bank.",
+        "请商户向收单机构索取该笔出款的银行流水号，再到开户行查询入账；如结算卡是二类账户，"
+        "超过每日入账限额的部分会顺延入账。",
+        "Ask the acquirer for the payout's bank trace number, then ask the merchant's bank; a"
+        " class II settlement account credits only up to its daily limit, the rest later.",
     ),
     "acquirer_maintenance": (
         "请联系收单机构确认维护结束后的补清算、补出款日期；终端和网络正常，无需重新收款。",
@@ -206,7 +211,11 @@ _NEXT: dict[str, tuple[str, str]] = {
         "请联系收单机构核实{date}的清算情况；终端和网络正常。",
         "Ask the acquirer about its settlement of {date}; the terminals and network were fine.",
     ),
-    "unknown": ("请联系收单机构核实该笔交易。", "Ask the acquirer about this transaction."),
+    "unknown": (
+        "请商户提供签购单上的凭证号和参考号，联系收单机构核实该笔交易。",
+        "Ask the acquirer about this transaction, with the trace and reference numbers from"
+        " the slip.",
+    ),
 }
 _DATA_NEXT: dict[str, tuple[str, str]] = {
     "still_buffered": (
@@ -236,11 +245,15 @@ def explain(f: Finding) -> dict[str, str]:
         key = "preauth_open_pending"
     if key not in _EXPLAIN:
         key = "settled" if f.status in ("settled", "settled_short") else "unknown"
-    day = f.expected_date.isoformat() if f.expected_date else "?"
-    head_zh, head_en = (text.format(date=day) for text in _EXPLAIN[key])
+    # Read aloud, "2026年10月8日" is a date; "2026-10-08" is a string of digits.
+    day_en = f.expected_date.isoformat() if f.expected_date else "?"
+    day_zh = zh_date(f.expected_date) if f.expected_date else "?"
+    zh_head, en_head = _EXPLAIN[key]
+    head_zh, head_en = zh_head.format(date=day_zh), en_head.format(date=day_en)
     facts_zh, facts_en = _facts(f)
     next_key = key if key in _NEXT else f.status
-    next_zh, next_en = (t.format(date=day) for t in _NEXT.get(next_key, _NEXT["unknown"]))
+    zh_next, en_next = _NEXT.get(next_key, _NEXT["unknown"])
+    next_zh, next_en = zh_next.format(date=day_zh), en_next.format(date=day_en)
     zh = f"{facts_zh}{head_zh}下一步：{next_zh}"
     en = f"{facts_en}{head_en} Next: {next_en}"
     if f.data in _DATA_NEXT:
@@ -291,7 +304,7 @@ def _facts(f: Finding) -> tuple[str, str]:
             zh += "。"
             en += ". "
     if f.held_fen and f.expected_date is not None:
-        zh += f"其中{yuan(f.held_fen)}按商户结算设置留存至{f.expected_date.isoformat()}。"
+        zh += f"其中{yuan(f.held_fen)}按商户结算设置留存至{zh_date(f.expected_date)}。"
         en += f"{yuan(f.held_fen)} of it is held by the merchant's settlement setting until"
         en += f" {f.expected_date.isoformat()}. "
     n = f.notice
@@ -309,6 +322,11 @@ def _facts(f: Finding) -> tuple[str, str]:
         zh += "。"
         en += ". "
     return zh, en
+
+
+def zh_date(day: date) -> str:
+    """2026年10月8日: the date as a Chinese reader says it."""
+    return f"{day.year}年{day.month}月{day.day}日"
 
 
 def _minute(t: int) -> str:

@@ -149,7 +149,7 @@ def test_a_board_cut_off_with_receipts_fires_silent_unsent_and_resolves_when_it_
         assert WINDOW_S <= fired_at - last_heard <= WINDOW_S + ROUND_S + 10, fired_at - last_heard
         assert wait_until(lambda: receiver.bodies("/wecom"), timeout=10)
         (wecom,) = receiver.bodies("/wecom")
-        assert "【告警】终端失联且有未上传交易" in wecom["markdown"]["content"]
+        assert "【告警·严重】终端失联且有未上传交易" in wecom["markdown"]["content"]
         time.sleep(3 * ROUND_S)  # still silent: no repeat
         assert len(receiver.bodies("/hook")) == 1
 

@@ -83,3 +83,22 @@ def test_between_money_rounds_the_money_alerts_stay_as_they_are(shop: Shop) -> N
     assert between.firing == [] and between.kept == {"unexplained_unpaid", "acquirer_day_unpaid"}
     assert apply(shop.store, between, at + 60, rules.destinations) == []  # nothing resolved
     assert [k for k, _, _ in firing_now(shop.store)] == ["acquirer_day_unpaid:ACQ1:2025-01-08"]
+
+
+def test_an_announced_maintenance_window_resolves_the_acquirer_day_alert(shop: Shop) -> None:
+    """The acquirer announces its upgrade after the day went unpaid: once the notice is
+    imported (settle notices), correlation calls the gap maintenance, not the acquirer's
+    unexplained bad day, and the alert resolves at the next money round; no silence needed."""
+    _unpaid(shop, M1, M2, M3)
+    rules = parse({"rules": {"acquirer_day_unpaid": {}, "unexplained_unpaid": {"yuan": 1}}})
+    at = bj("2025-01-09 12:00")
+    fired = apply(shop.store, evaluate(shop.store, rules, at), at, rules.destinations)
+    assert [(t.event, t.key) for t in fired] == [("firing", "acquirer_day_unpaid:ACQ1:2025-01-08")]
+    shop.notice("2025-01-08 01:00", "2025-01-08 06:00", "清算系统升级 clearing system upgrade")
+    shop.run("2025-01-09 12:30")
+    later = evaluate(shop.store, rules, at + 1800)
+    assert later.firing == []  # neither acquirer-side nor unexplained
+    resolved = apply(shop.store, later, at + 1800, rules.destinations)
+    assert [(t.event, t.key) for t in resolved] == [
+        ("resolved", "acquirer_day_unpaid:ACQ1:2025-01-08")
+    ]

@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from daozhang.alerts.rules import load, parse
+from daozhang.alerts.rules import RulesFile, load, parse
 from daozhang.errors import InputError
 from daozhang.units import BEIJING
 
@@ -52,6 +52,7 @@ def test_business_hours_in_beijing_time_past_midnight_and_by_weekday() -> None:
         ({"rules": {"silent_unsent": {"minutes": 0}}}, "must be between 0.1 and"),
         ({"rules": {"journal_full": {"percnt": 80}}}, "unknown key(s) percnt"),
         ({"rules": {"pki_expiry": {}}}, "dir is required"),
+        ({"rules": {"cell_down": {"severity": "urgent"}}}, "severity: expected one of critical"),
         ({"business_hours": {"start": "8h"}}, 'expected a time like "08:00"'),
         ({"business_hours": {"days": [0]}}, "days must be a list"),
         ({"webhooks": [{"kind": "slack", "url": "http://x"}]}, "kind must be one of"),
@@ -79,3 +80,27 @@ def test_a_file_that_is_not_toml_is_refused(tmp_path: Path) -> None:
     path.write_text("[rules\n")
     with pytest.raises(InputError, match="not a valid TOML file"):
         load(path)
+
+
+def test_a_changed_rules_file_is_read_again_and_a_wrong_one_leaves_the_rules_in_force(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text("[rules.silent_unsent]\nminutes = 15\n", encoding="utf-8")
+    said: list[str] = []
+    source = RulesFile(path, said.append)
+    assert source.current().get("silent_unsent", "minutes") == 15 and said == []
+    path.write_text(
+        '[rules.silent_unsent]\nminutes = 30\nseverity = "warning"\n[rules.cell_down]\n',
+        encoding="utf-8",
+    )
+    now = source.current()
+    assert (now.get("silent_unsent", "minutes"), now.severity("silent_unsent")) == (30, "warning")
+    assert now.on("cell_down")
+    assert said == [f"alerts: rules reloaded from {path}: 2 rule(s), 0 webhook(s)"]
+    path.write_text('[rules.silent_unsent]\nminutes = "half an hour"\n', encoding="utf-8")
+    kept = source.current()
+    assert kept is now  # a typo never switches alerting off
+    assert said[-1].startswith("daozhang: alerts: the rules file changed and is refused")
+    assert "minutes: expected a number" in said[-1]
+    assert source.current() is now and len(said) == 2  # said once, not every round

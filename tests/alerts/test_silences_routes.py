@@ -47,7 +47,7 @@ FULL = Alert("journal_full", "POS-0001", "终端 POS-0001 日志已 85%", "journ
 
 
 def round_(store: Store, rules: Rules, verdict: Verdict, now: float) -> list[Transition]:
-    done = apply(store, verdict, now, rules.destinations)
+    done = apply(store, verdict, now, rules.destinations, rules.severity)
     hooks = {h.label: h for h in rules.webhooks}
     deliver(store, hooks, now, rules.timeout_s, rules.attempts)
     return done
@@ -121,6 +121,43 @@ def test_routes_send_each_rule_to_its_webhooks_with_its_mentions(
     assert noc == {"silent_unsent": None, "journal_full": ["all"]}
 
 
+def test_routes_by_severity_and_each_message_says_its_severity(
+    sqlite_url: str, receiver: WebhookReceiver
+) -> None:
+    """The on-call group gets only what is critical (a silent terminal by default, the
+    journal once the file raises it); the daily group the rest; the title says which."""
+    rules = parse(
+        {
+            "rules": {"silent_unsent": {}, "journal_full": {}, "signal_poor": {}},
+            "webhooks": [
+                {"kind": "json", "name": "oncall", "url": receiver.url("/oncall")},
+                {"kind": "wecom", "name": "daily", "url": receiver.url("/daily")},
+            ],
+            "routes": [
+                {"severity": ["critical"], "webhooks": ["oncall"], "mention": ["all"]},
+                {"severity": ["warning", "info"], "webhooks": ["daily"]},
+            ],
+        }
+    )
+    poor = Alert("signal_poor", "POS-0002", "终端 POS-0002 信号偏弱", "poor signal", {})
+    with open_database(sqlite_url) as store:
+        round_(store, rules, Verdict(firing=[silent("POS-0001"), FULL, poor]), time.time())
+    oncall = receiver.bodies("/oncall")
+    assert [(b["rule"], b["severity"]) for b in oncall] == [("silent_unsent", "critical")]
+    assert oncall[0]["title"].startswith("【告警·严重】终端失联且有未上传交易 / FIRING (critical)")
+    daily = receiver.bodies("/daily")
+    assert len(daily) == 1  # the two alerts due together: one digest
+    content = daily[0]["markdown"]["content"]
+    assert "【告警·警告】终端日志将满" in content and "【告警·提示】信号持续偏弱" in content
+    assert "终端失联" not in content
+    raised = parse({"rules": {"journal_full": {"severity": "critical"}}})
+    assert (raised.severity("journal_full"), raised.severity("silent_unsent")) == (
+        "critical",
+        "critical",
+    )
+    assert raised.severity("signal_poor") == "info"
+
+
 def test_each_bot_mentions_as_it_documents() -> None:
     message = {
         "rule": "silent_unsent",
@@ -156,6 +193,7 @@ def test_each_bot_mentions_as_it_documents() -> None:
         ([{"rules": ["cell_down"]}], "route 1: webhooks is required"),
         ([{"webhooks": ["noc"], "when": "night"}], "route 1: unknown key(s) when"),
         ([{"webhooks": "noc"}], "route 1: webhooks must be a list of text"),
+        ([{"webhooks": ["noc"], "severity": ["high"]}], "route 1: severity 'high' is not one"),
     ],
 )
 def test_a_wrong_route_is_refused_with_where(routes: list[dict[str, object]], said: str) -> None:

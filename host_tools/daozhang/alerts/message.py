@@ -75,10 +75,19 @@ NEXT_STEPS = {
 WECOM_MAX_BYTES = 4096
 
 
+# The rules file's severities (rules.py SEVERITIES) as a title says them.
+SEVERITY_WORDS = {"critical": ("严重", "critical"), "warning": ("警告", "warning"),
+                  "info": ("提示", "info")}  # fmt: skip
+
+
 def title(event: str, message: dict[str, Any]) -> str:
     zh, en = RULE_NAMES.get(str(message["rule"]), (message["rule"], message["rule"]))
-    tag = "【告警】" if event == "firing" else "【已恢复】"
-    word = "FIRING" if event == "firing" else "RESOLVED"
+    level = SEVERITY_WORDS.get(str(message.get("severity", "")))
+    if event == "firing":
+        tag = f"【告警·{level[0]}】" if level else "【告警】"
+        word = f"FIRING ({level[1]})" if level else "FIRING"
+    else:
+        tag, word = "【已恢复】", "RESOLVED"
     return f"{tag}{zh} / {word}: {en}"
 
 
@@ -111,7 +120,9 @@ def body(kind: str, event: str, message: dict[str, Any]) -> dict[str, Any]:
     head = title(event, message)
     rows = lines(event, message)
     if kind == "wecom":
-        color = "warning" if event == "firing" else "info"
+        # WeCom's three colours: warning (red), info (green), comment (grey).
+        quiet = message.get("severity") == "info"
+        color = "info" if event != "firing" else "comment" if quiet else "warning"
         content = f'### <font color="{color}">{head}</font>\n' + "\n".join(f"> {r}" for r in rows)
         return {"msgtype": "markdown", "markdown": {"content": _clip(content, WECOM_MAX_BYTES)}}
     if kind == "dingtalk":

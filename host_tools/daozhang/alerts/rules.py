@@ -1,9 +1,10 @@
 """The rules file: which alerts are on, their thresholds, business hours and where messages go.
 
-TOML, read once at start (`daozhang alerts run --rules FILE.toml`). A rule whose table is
-absent is off; a table present with no keys takes the defaults below. Anything the file gets
-wrong (an unknown rule or key, a value of the wrong type or out of range, a webhook kind we
-do not know) is refused with the file and the key, before anything is evaluated.
+TOML (`daozhang alerts run --rules FILE.toml`), read at start and again when it changes
+(`RulesFile`: a changed file that is wrong is refused and the rules in force stay). A rule
+whose table is absent is off; a table present with no keys takes the defaults below. Anything
+the file gets wrong (an unknown rule or key, a value of the wrong type or out of range, a
+webhook kind we do not know) is refused with the file and the key, before anything is evaluated.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import datetime as dt
 import math
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,23 @@ RULES: dict[str, dict[str, tuple[float, float, float]]] = {
     "pki_expiry": {"days": (14, 0, 3650)},
 }
 RULE_TEXT_KEYS = {"pki_expiry": ("dir",)}
+
+# How urgent a rule's alert is: a rule's `severity` key, else this. Routes may take only some
+# severities (the on-call group gets `critical`, the daily group the rest). Critical: money is
+# being lost or cannot be told now (a terminal silent with sales on it, a cell or an
+# acquirer-day down); warning: will be if left; info: worth a look.
+SEVERITIES = ("critical", "warning", "info")
+DEFAULT_SEVERITY = {
+    "silent_unsent": "critical",
+    "cell_down": "critical",
+    "acquirer_day_unpaid": "critical",
+    "oldest_unsent": "warning",
+    "journal_full": "warning",
+    "quarantine_spike": "warning",
+    "unexplained_unpaid": "warning",
+    "pki_expiry": "warning",
+    "signal_poor": "info",
+}
 
 
 @dataclass(frozen=True)
@@ -89,12 +108,13 @@ MENTION = re.compile(r"all|1\d{10}|ou_[0-9A-Za-z_-]{4,64}")
 
 @dataclass(frozen=True)
 class Route:
-    """[[routes]]: alerts of `rules` (all rules when empty) go to `webhooks`, mentioning
-    `mention` there."""
+    """[[routes]]: alerts of `rules` (all rules when empty) and of `severity` (all when
+    empty) go to `webhooks`, mentioning `mention` there."""
 
     webhooks: tuple[str, ...]
     rules: tuple[str, ...] = ()
     mention: tuple[str, ...] = ()
+    severity: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -115,18 +135,62 @@ class Rules:
     def get(self, rule: str, key: str) -> Any:
         return self.rules[rule][key]
 
+    def severity(self, rule: str) -> str:
+        """The rule's `severity`, else its default; a rule the file no longer names (an alert
+        still firing from before a reload) keeps its default."""
+        chosen = self.rules.get(rule, {}).get("severity")
+        return str(chosen) if chosen else DEFAULT_SEVERITY.get(rule, "warning")
+
     def destinations(self, rule: str) -> dict[str, tuple[str, ...]]:
         """Webhook name -> whom to mention there, for an alert of `rule`: every route that
-        takes the rule adds its webhooks and mentions."""
+        takes the rule and its severity adds its webhooks and mentions."""
         if not self.routes:
             return {hook.label: () for hook in self.webhooks}
         out: dict[str, tuple[str, ...]] = {}
+        severity = self.severity(rule)
         for route in self.routes:
             if route.rules and rule not in route.rules:
+                continue
+            if route.severity and severity not in route.severity:
                 continue
             for label in route.webhooks:
                 out[label] = tuple(dict.fromkeys(out.get(label, ()) + route.mention))
         return out
+
+
+class RulesFile:
+    """The rules file as a runner uses it: read again, between rounds, when it has changed
+    (size or modification time), as Prometheus and Alertmanager reread theirs. A changed file
+    that is wrong is said once and the rules in force stay, so a typo on a running system
+    never switches alerting off."""
+
+    def __init__(self, path: Path, say: Callable[[str], object]) -> None:
+        self.path = path
+        self._say = say
+        self._seen = self._stamp()
+        self._rules = load(path)
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def current(self) -> Rules:
+        stamp = self._stamp()
+        if stamp == self._seen:
+            return self._rules
+        self._seen = stamp
+        try:
+            self._rules = load(self.path)
+        except InputError as exc:
+            self._say(f"daozhang: alerts: the rules file changed and is refused; the rules"
+                      f" in force stay: {exc}")  # fmt: skip
+        else:
+            self._say(f"alerts: rules reloaded from {self.path}: {len(self._rules.rules)}"
+                      f" rule(s), {len(self._rules.webhooks)} webhook(s)")  # fmt: skip
+        return self._rules
 
 
 def load(path: Path) -> Rules:
@@ -192,10 +256,17 @@ def _number(value: Any, low: float, high: float, where: str) -> float:
 def _rule(name: str, table: dict[str, Any], where: str) -> dict[str, Any]:
     known = RULES[name]
     texts = RULE_TEXT_KEYS.get(name, ())
-    extra = set(table) - set(known) - set(texts)
+    extra = set(table) - set(known) - set(texts) - {"severity"}
     if extra:
         raise InputError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
     out: dict[str, Any] = {}
+    if "severity" in table:
+        if table["severity"] not in SEVERITIES:
+            raise InputError(
+                f"{where} severity: expected one of {', '.join(SEVERITIES)},"
+                f" got {table['severity']!r}"
+            )
+        out["severity"] = table["severity"]
     for key, (default, low, high) in known.items():
         out[key] = _number(table.get(key, default), low, high, f"{where} {key}")
     for key in texts:
@@ -276,7 +347,7 @@ def _routes(items: Any, webhooks: set[str], where: str) -> list[Route]:
         here = f"{where}: route {index}"
         if not isinstance(item, dict):
             raise InputError(f"{here}: must be a table")
-        extra = set(item) - {"rules", "webhooks", "mention"}
+        extra = set(item) - {"rules", "webhooks", "mention", "severity"}
         if extra:
             raise InputError(f"{here}: unknown key(s) {', '.join(sorted(extra))}")
         hooks = _texts(item, "webhooks", here)
@@ -297,5 +368,11 @@ def _routes(items: Any, webhooks: set[str], where: str) -> list[Route]:
                     f'{here}: mention {who!r}: expected "all", a mobile number'
                     " (11 digits) or a Feishu open_id (ou_...)"
                 )
-        out.append(Route(webhooks=hooks, rules=rules, mention=mention))
+        severity = _texts(item, "severity", here)
+        for level in severity:
+            if level not in SEVERITIES:
+                raise InputError(
+                    f"{here}: severity {level!r} is not one of {', '.join(SEVERITIES)}"
+                )
+        out.append(Route(webhooks=hooks, rules=rules, mention=mention, severity=severity))
     return out

@@ -51,23 +51,25 @@ def one_round(
 ) -> Outcome:
     verdict = evaluate(store, rules, now, money)
     hooks = {h.label: h for h in rules.webhooks}
-    transitions = apply(store, verdict, now, rules.destinations)
+    transitions = apply(store, verdict, now, rules.destinations, rules.severity)
     delivery = deliver(store, hooks, now, rules.timeout_s, rules.attempts, poster, log)
     return Outcome(transitions, delivery, verdict.unknown)
 
 
 def run_forever(
     open_store: Callable[[], Store],
-    rules: Rules,
+    rules_now: Rules | Callable[[], Rules],
     interval_s: float,
     say: Callable[[str], object] = lambda line: sys.stderr.write(line + "\n"),
     stop: Callable[[], bool] = lambda: False,
 ) -> None:
     """Rounds every `interval_s` until interrupted (or `stop()`). A database that is away,
     locked or full is waited out (said once per round); a retry due between rounds is sent
-    when it falls due."""
+    when it falls due. `rules_now`: the rules, or what gives the rules in force each round
+    (RulesFile.current, which rereads a changed file)."""
     money_at: float | None = None  # when the money rules last ran
     while not stop():
+        rules = rules_now() if callable(rules_now) else rules_now
         started = time.time()
         due: float | None = None
         money = money_at is None or started - money_at >= rules.money_every_s

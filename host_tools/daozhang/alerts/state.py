@@ -91,11 +91,16 @@ Destinations = Callable[[str], dict[str, tuple[str, ...]]]
 
 
 def apply(
-    store: Store, verdict: Verdict, now: float, destinations: Destinations
+    store: Store,
+    verdict: Verdict,
+    now: float,
+    destinations: Destinations,
+    severity: Callable[[str], str] | None = None,
 ) -> list[Transition]:
     """Record what changed since the last evaluation and queue one message per webhook the
     rule goes to. A silenced alert is recorded but not told; told once its silence ends while
-    it still fires; its resolution is told only when its firing was."""
+    it still fires; its resolution is told only when its firing was. `severity` (the rules
+    file's, Rules.severity) is written into each message for its title and the JSON body."""
     done: list[Transition] = []
     with store.transaction() as tx:
         if store.dialect == "postgresql":
@@ -172,6 +177,8 @@ def apply(
         for transition in done:
             if not transition.told:
                 continue
+            if severity is not None:
+                transition.message["severity"] = severity(str(transition.message["rule"]))
             for webhook, mention in destinations(str(transition.message["rule"])).items():
                 message = (
                     {**transition.message, "mention": list(mention)}

@@ -12,7 +12,7 @@ import time
 
 from daozhang.alerts.alert import beijing
 from daozhang.alerts.message import RULE_NAMES
-from daozhang.alerts.rules import RULES, load
+from daozhang.alerts.rules import RULES, RulesFile
 from daozhang.alerts.runner import one_round, run_forever
 from daozhang.alerts.silence import add_silence, end_silence, list_silences, silenced
 from daozhang.alerts.state import firing_now
@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_rules(args: argparse.Namespace) -> int:
-    rules = load(args.rules)
+    source = RulesFile(args.rules, lambda line: sys.stderr.write(line + "\n"))
+    rules = source.current()
     if not rules.webhooks:
         sys.stderr.write(
             f"daozhang: alerts: {args.rules} has no [[webhooks]]: alerts are recorded"
@@ -83,7 +84,7 @@ def run_rules(args: argparse.Namespace) -> int:
             f"alerts: evaluating {len(rules.rules)} rule(s) every {args.interval:g} s,"
             f" {len(rules.webhooks)} webhook(s)\n"
         )
-        run_forever(open_store, rules, args.interval)
+        run_forever(open_store, source.current, args.interval)
         return 0
     with open_store() as store:
         outcome = one_round(store, rules, time.time())

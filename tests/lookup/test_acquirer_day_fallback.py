@@ -11,22 +11,9 @@ whole run says `unknown`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from daozhang.correlate.scope import analyse_scoped
 
 from tests.correlate.builder import M1, M2, M3, Shop, bj, facts, payout_id
-
-
-@pytest.fixture
-def shop(db_url: str, tmp_path: Path) -> Iterator[Shop]:
-    s = Shop(db_url, tmp_path)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def test_a_row_found_by_natural_key_keeps_its_merchant_out_of_the_count(shop: Shop) -> None:

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from daozhang.contract import (
     MONEY_STATES,
     RECEIPT_STATES,
@@ -56,15 +53,6 @@ def check(store: Store) -> dict[str, int]:
     )
     assert paid[0][0] == 0
     return now
-
-
-@pytest.fixture
-def shop(db_url: str, tmp_path: Path) -> Iterator[Shop]:
-    s = Shop(db_url, tmp_path)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def test_waits_is_kept_through_imports_uploads_and_states(shop: Shop) -> None:

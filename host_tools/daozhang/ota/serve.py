@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import cbor2
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
-from daozhang.errors import DaozhangError
 from daozhang.ota.bundle import Bundle, manifest_id, offer_mac
-from daozhang.security.tlsclient import client_context, parse_broker
+from daozhang.remote.tool_client import Connected, connect, tool_client
+from daozhang.security.tlsclient import parse_broker
 
 MAX_CHUNK = 768  # a chunk message must fit the device's 1 KB receive buffer
 FINAL = ("confirmed", "refused", "rolled")
@@ -69,31 +66,16 @@ class Server:
             self.bundle.payload_offset - len(self.bundle.manifest_bytes) :
         ]
         self.lock = threading.Lock()
-        self._connected = threading.Event()
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"dz-ota-{uuid.uuid4().hex[:12]}",
-            protocol=mqtt.MQTTv311,
-        )
+        self._seen = Connected()
+        self.client = tool_client(self.broker, self.tls_dir, "ota")
         # Back within 2 s of a broker restart: paho's default backoff doubles up to 2 minutes,
         # and every device waiting for a chunk waits that long with it.
         self.client.reconnect_delay_set(min_delay=1, max_delay=2)
-        if self.broker.startswith("mqtts:"):
-            if not self.tls_dir:
-                raise DaozhangError("an mqtts:// broker needs --tls-dir (an identity of its own)")
-            self.client.tls_set_context(client_context(Path(self.tls_dir)))
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
 
     def __enter__(self) -> Server:
-        try:
-            self.client.connect(self.host, self.port, keepalive=30)
-        except OSError as exc:
-            raise DaozhangError(f"cannot connect to the broker at {self.broker}: {exc}") from exc
-        self.client.loop_start()
-        if not self._connected.wait(10):
-            self.client.loop_stop()
-            raise DaozhangError(f"the broker at {self.broker} did not accept this tool")
+        connect(self.client, self.broker, self.host, self.port, self._seen)
         return self
 
     def __exit__(
@@ -108,7 +90,7 @@ class Server:
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if not reason.is_failure:
             client.subscribe([("dz/v1/+/fetch", 0), ("dz/v1/+/hb", 0)])
-            self._connected.set()
+        self._seen.answer(reason, reason.is_failure)
 
     def offer(self, dev: str, key: bytes) -> None:
         body = {

@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from daozhang.errors import DaozhangError
 from daozhang.remote.counters import device_keys, reserve
+from daozhang.remote.tool_client import CONNECT_S, Connected, connect, tool_client
 from daozhang.remote.wire import Answer, decode_answer, encode_command
-from daozhang.security.tlsclient import client_context, parse_broker
+from daozhang.security.tlsclient import parse_broker
 from daozhang.store import Store
-
-_CONNECT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -77,18 +73,8 @@ class Exchange:
     def __init__(self, broker: str, tls_dir: str | None = None) -> None:
         self.host, self.port = parse_broker(broker)
         self.broker = broker
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"dz-cmd-{uuid.uuid4().hex[:12]}",
-            protocol=mqtt.MQTTv311,
-            clean_session=True,
-        )
-        if broker.startswith("mqtts:"):
-            if not tls_dir:
-                raise DaozhangError("an mqtts:// broker needs --tls-dir (an identity of its own)")
-            self.client.tls_set_context(client_context(Path(tls_dir)))
-        self._connected = threading.Event()
-        self._refused: str | None = None
+        self.client = tool_client(broker, tls_dir, "cmd")
+        self._seen = Connected()
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._subacks: set[int] = set()
@@ -98,15 +84,7 @@ class Exchange:
         self.client.on_message = self._on_message
 
     def __enter__(self) -> Exchange:
-        try:
-            self.client.connect(self.host, self.port, keepalive=30)
-        except OSError as exc:
-            raise DaozhangError(f"cannot connect to the broker at {self.broker}: {exc}") from exc
-        self.client.loop_start()
-        if not self._connected.wait(_CONNECT_S) or self._refused:
-            self.client.loop_stop()
-            why = self._refused or f"no answer within {_CONNECT_S:g} s"
-            raise DaozhangError(f"the broker at {self.broker} did not accept this tool: {why}")
+        connect(self.client, self.broker, self.host, self.port, self._seen)
         return self
 
     def __exit__(
@@ -120,9 +98,7 @@ class Exchange:
 
     # -- paho's thread --------------------------------------------------------------------
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        if reason.is_failure:
-            self._refused = str(reason)
-        self._connected.set()
+        self._seen.answer(reason, reason.is_failure)
 
     def _on_subscribe(self, client: Any, userdata: Any, mid: int, codes: Any, props: Any) -> None:
         with self._changed:
@@ -143,7 +119,7 @@ class Exchange:
         if result != mqtt.MQTT_ERR_SUCCESS:
             raise DaozhangError(f"cannot subscribe at the broker at {self.broker}")
         with self._changed:
-            if not self._changed.wait_for(lambda: mid in self._subacks, _CONNECT_S):
+            if not self._changed.wait_for(lambda: mid in self._subacks, CONNECT_S):
                 raise DaozhangError(f"the broker at {self.broker} did not confirm a subscription")
         for command in commands:
             self.client.publish(f"dz/v1/{command.dev}/cmd", command.payload, qos=1)

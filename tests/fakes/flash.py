@@ -67,6 +67,27 @@ def _log(log, block, offset, data):
     log.write(data)
 
 
+def apply_writes(image, log, count, buf):
+    # Applies the next `count` writes of a log `_log` wrote to the open image file: the
+    # image as it stood after those writes, for a power cut just past them.
+    view = memoryview(buf)
+    for _ in range(count):
+        block, offset, length = [int(x) for x in log.readline().split()]
+        data = log
+        if offset < 0:  # an erase
+            offset, length, data = 0, 4096, None
+        image.seek(block * 4096 + offset)
+        while length > 0:
+            part = min(length, len(buf))
+            if data is None:
+                for i in range(part):
+                    buf[i] = 0xFF
+            else:
+                data.readinto(view[:part])
+            image.write(view[:part])
+            length -= part
+
+
 def blank_image(path, block_count, block_size=4096):
     chunk = b"\xff" * 256
     with open(path, "wb") as f:

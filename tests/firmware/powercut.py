@@ -22,7 +22,15 @@ from binascii import crc32
 
 from dzcore import cbor
 from dzcore.journal.journal import Journal, JournalFull
-from flash import CuttableBlockDevice, PowerCut, blank_image, copy_file, mount, unmount
+from flash import (
+    CuttableBlockDevice,
+    PowerCut,
+    apply_writes,
+    blank_image,
+    copy_file,
+    mount,
+    unmount,
+)
 
 _BLOCKS = 32  # a 128 KiB flash
 _BUDGET = 96 * 1024
@@ -139,26 +147,6 @@ def record(folder, n, seed):
     copy_file(base, folder + "/work.img", buf)  # replays start again from the formatted image
 
 
-def _apply(image, log, count, buf):
-    # Applies the next `count` logged writes to the open image file.
-    view = memoryview(buf)
-    for _ in range(count):
-        block, offset, length = [int(x) for x in log.readline().split()]
-        data = log
-        if offset < 0:  # an erase
-            offset, length, data = 0, 4096, None
-        image.seek(block * 4096 + offset)
-        while length > 0:
-            part = min(length, len(buf))
-            if data is None:
-                for i in range(part):
-                    buf[i] = 0xFF
-            else:
-                data.readinto(view[:part])
-            image.write(view[:part])
-            length -= part
-
-
 def replay(folder):
     work = folder + "/work.img"
     scratch = folder + "/scratch.img"
@@ -168,7 +156,7 @@ def replay(folder):
         for line in cuts:
             k = int(line)
             with open(work, "r+b") as image:
-                _apply(image, log, k - done, buf)
+                apply_writes(image, log, k - done, buf)
             done = k
             gc.collect()
             copy_file(work, scratch, buf)

@@ -19,7 +19,7 @@ from binascii import crc32
 from dzcore.ota.slots import FACTORY, Slots
 from dzcore.ota.stage import Stager, judge
 from dzcore.uplink.hmac256 import HMAC256
-from flash import CuttableBlockDevice, blank_image, copy_file, mount, unmount
+from flash import CuttableBlockDevice, apply_writes, blank_image, copy_file, mount, unmount
 
 _BLOCKS = 64
 KEY = bytes(range(32))
@@ -94,25 +94,6 @@ def record(folder):
     copy_file(base, folder + "/work.img", buf)
 
 
-def _apply(image, log, count, buf):
-    view = memoryview(buf)
-    for _ in range(count):
-        block, offset, length = [int(x) for x in log.readline().split()]
-        data = log
-        if offset < 0:  # an erase
-            offset, length, data = 0, 4096, None
-        image.seek(block * 4096 + offset)
-        while length > 0:
-            part = min(length, len(buf))
-            if data is None:
-                for i in range(part):
-                    buf[i] = 0xFF
-            else:
-                data.readinto(view[:part])
-            image.write(view[:part])
-            length -= part
-
-
 def _check_boot(point, k, folder):
     slots = Slots(point + "/ota")
     run = slots.boot()
@@ -136,7 +117,7 @@ def replay(folder):
         for line in cuts:
             k = int(line)
             with open(work, "r+b") as image:
-                _apply(image, log, k - done, buf)
+                apply_writes(image, log, k - done, buf)
             done = k
             gc.collect()
             copy_file(work, scratch, buf)

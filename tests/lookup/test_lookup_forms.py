@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from daozhang.cli import main
 from daozhang.correlate.engine import analyse
-from daozhang.correlate.render import to_dict
+from daozhang.correlate.render import to_dict, zh_date
 from daozhang.lab.sim.load import load
 from daozhang.lab.sim.scenario import generate
 from daozhang.schema import open_database
@@ -166,7 +166,7 @@ def test_the_answer_is_read_aloud_chinese_first(
     flat = re.sub(r"[\s│]", "", text)  # the panel may wrap a long line
     assert f"金额{yuan}" in flat
     assert f"交易时间{_beijing(f.receipt.lt or 0, '%Y-%m-%d%H:%M:%S')}（北京时间）" in flat
-    assert f"预计到账日：{f.expected_date}" in flat
+    assert f"预计到账日：{zh_date(f.expected_date)}" in flat
     assert f"出款：{f.payout.payout_id}" in flat and "出款失败" in flat
     assert "下一步：请商户联系开户行核实账户状态" in flat
     assert main(["lookup", *as_of, "--rrn", f.rrn, "--lang", "en"]) == 0

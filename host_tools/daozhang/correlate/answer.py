@@ -14,7 +14,7 @@ from datetime import date, datetime
 from daozhang import words
 from daozhang.correlate.data import Data
 from daozhang.correlate.finding import Context, Finding
-from daozhang.correlate.render import explain
+from daozhang.correlate.render import explain, zh_date
 from daozhang.settle.policy import Due
 from daozhang.units import BEIJING
 
@@ -109,7 +109,7 @@ def lines(f: Finding, due: Due | None) -> list[Line]:
         r_zh, r_en = rule(due, f.lt, f.expected_date) if due is not None else ("", "")
         out.append(
             (
-                f"预计到账日：{f.expected_date}" + (f"（{r_zh}）" if r_zh else ""),
+                f"预计到账日：{zh_date(f.expected_date)}" + (f"（{r_zh}）" if r_zh else ""),
                 f"Expected on {f.expected_date}" + (f" ({r_en})" if r_en else ""),
             )
         )

@@ -329,6 +329,7 @@ ISSUE_29 = [
     ["collect", "--broker", "mqtt://127.0.0.1:9", "--metrics-port", "0"],
     ["collect", "--broker", "mqtt://127.0.0.1:9", "--max-unacked", "0"],
     ["collect", "--broker", "mqtt://127.0.0.1:9", "--max-unacked", "65536"],
+    ["collect", "--broker", "mqtt://127.0.0.1:9", "--pki-dir", "/nonexistent/pki"],
     ["correlate", "--json", "/nonexistent/dir/f.json"],
     ["correlate", "--csv", "/nonexistent/dir/f.csv"],
     ["correlate", "--html", "/nonexistent/dir/f.html"],

@@ -105,10 +105,10 @@ def exported_names(text: str) -> set[str]:
     return names
 
 
-def scrape_names(db_url: str) -> set[str]:
+def scrape_names(db_url: str, pki_dir: Path | None = None) -> set[str]:
     open_database(db_url).close()
     port = free_port()
-    server = serve(Metrics(), port, db_url)
+    server = serve(Metrics(), port, db_url, pki_dir=pki_dir)
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
             return exported_names(r.read().decode())

@@ -10,6 +10,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from daozhang.security.pki import Pki
+
 from tests.collector.test_alert_gauges import scrape_names
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -77,8 +79,12 @@ def _dashboard_exprs() -> list[str]:
     return exprs
 
 
-def test_every_metric_the_rules_and_dashboard_read_is_exported(sqlite_url: str) -> None:
-    exported = scrape_names(sqlite_url)
+def test_every_metric_the_rules_and_dashboard_read_is_exported(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    pki = Pki(tmp_path / "pki")
+    pki.init(["localhost"])  # the PKI gauges are served when the collector has --pki-dir
+    exported = scrape_names(sqlite_url, pki.root)
     rule_metrics = set(METRIC.findall(RULES.read_text()))
     dashboard_metrics = {m for e in _dashboard_exprs() for m in METRIC.findall(e)}
     assert rule_metrics and dashboard_metrics

@@ -15,12 +15,14 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from daozhang.collector.accounting import still_unsent
 from daozhang.collector.alert_gauges import Gauge, fleet_alert_gauges, money_gauges
 from daozhang.collector.inbox import pending_records
 from daozhang.collector.log import log
+from daozhang.collector.pki_gauges import pki_gauges
 from daozhang.store import Store, open_store
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -230,12 +232,18 @@ class _MetricsServer(ThreadingHTTPServer):
 
 
 def serve(
-    metrics: Metrics, port: int, db_url: str, host: str = "127.0.0.1", timeout_s: float = 10.0
+    metrics: Metrics,
+    port: int,
+    db_url: str,
+    host: str = "127.0.0.1",
+    timeout_s: float = 10.0,
+    pki_dir: Path | None = None,
 ) -> ThreadingHTTPServer:
     """Serve /metrics on host:port in a daemon thread; returns the server to shut down.
 
     Each connection gets `timeout_s` to send its request and take the answer: a client that
-    connects and says nothing does not keep a thread for ever."""
+    connects and says nothing does not keep a thread for ever. `pki_dir`: the fleet's PKI
+    folder, whose deadlines are served too (pki_gauges.py)."""
 
     def fleet() -> tuple[int, int, int, int]:
         # One short-lived connection per scrape: the committer's connection is its own.
@@ -246,7 +254,8 @@ def serve(
         # The alert rules' gauges (alert_gauges.py), read as the fleet's are.
         with open_store(db_url) as store:
             now = time.time()
-            return fleet_alert_gauges(store, now) + money_gauges(store, now)
+            found = fleet_alert_gauges(store, now) + money_gauges(store, now)
+        return found + ([] if pki_dir is None else pki_gauges(pki_dir, now))
 
     class Handler(BaseHTTPRequestHandler):
         timeout = timeout_s

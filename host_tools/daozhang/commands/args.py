@@ -103,6 +103,14 @@ def input_file(text: str) -> Path:
     return path
 
 
+def input_dir(text: str) -> Path:
+    """An argparse type: a folder that exists (a PKI, a bundle's source)."""
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path}: no such folder")
+    return path
+
+
 def folder(text: str) -> Path:
     """An argparse type: a folder that exists, or that can be made (nothing in its way is a
     file). Whether it may be written is the command's to say."""

@@ -9,7 +9,7 @@ from types import FrameType
 
 from daozhang.collector.metrics import serve
 from daozhang.collector.service import Collector, CollectorConfig
-from daozhang.commands.args import number, port_number, whole_number
+from daozhang.commands.args import input_dir, number, port_number, whole_number
 from daozhang.errors import UsageError
 from daozhang.schema import COMPONENTS
 
@@ -31,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--metrics-port", type=port_number, help="serve Prometheus /metrics on this port"
     )
     parser.add_argument("--metrics-host", default="127.0.0.1", help="address for /metrics")
+    parser.add_argument(
+        "--pki-dir",
+        type=input_dir,
+        help="the fleet's PKI folder (pki init): its certificates' and CRL's deadlines on"
+        " /metrics (dz_pki_expiry_days)",
+    )
     parser.add_argument(
         "--commit-records",
         type=whole_number(1),
@@ -126,7 +132,13 @@ def run(args: argparse.Namespace) -> int:
     server = None
     if args.metrics_port:
         try:
-            server = serve(collector.metrics, args.metrics_port, args.db, host=args.metrics_host)
+            server = serve(
+                collector.metrics,
+                args.metrics_port,
+                args.db,
+                host=args.metrics_host,
+                pki_dir=args.pki_dir,
+            )
         except OSError as exc:  # in use, not allowed, or no such address
             raise UsageError(
                 f"--metrics-port {args.metrics_port} on {args.metrics_host}: {exc.strerror or exc}"

@@ -217,9 +217,11 @@ AGENT_TUNABLE: dict[str, tuple[int, int]] = {
     "hb_s": (1, 86_400),
     "probe_s": (1, 86_400 * 7),
     "signal_s": (1, 86_400),
-    # Updates (DESIGN §1.6): the pause between chunks (receipts first on a slow link), and how
-    # long a new version has to connect and get an ack before it is rolled back.
+    # Updates (DESIGN §1.6): the pause between windows of chunks (receipts first on a slow
+    # link), the chunks a window asks for (the host serves at most 16), and how long a new
+    # version has to connect and get an ack before it is rolled back.
     "ota_gap_ms": (0, 60_000),
+    "ota_window": (1, 16),
     "ota_trial_s": (60, 86_400),
 }
 # The ones a running agent applies at once, so a remote `set` may change them (until the next

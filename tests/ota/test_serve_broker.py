@@ -99,3 +99,38 @@ def test_the_server_is_back_within_seconds_of_a_broker_restart(tmp_path: Path) -
         assert back_s <= 3.0
     finally:
         broker.stop()
+
+
+def test_a_fetch_of_a_window_is_answered_a_chunk_a_message(mosquitto: Mosquitto) -> None:
+    """`{off, n, k}`: k messages of n bytes from off, the last cut at the bundle's end; a
+    device that sends no `k` gets one; a window past the server's limit gets nothing."""
+    chunks: list[dict[str, object]] = []
+    subscribed = threading.Event()
+    device = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    device.on_message = lambda c, u, msg: chunks.append(cbor2.loads(msg.payload))
+    device.on_subscribe = lambda *a: subscribed.set()
+    device.connect("127.0.0.1", mosquitto.port)
+    device.loop_start()
+    try:
+        device.subscribe(f"dz/v1/{DEV}/ota", qos=1)
+        assert subscribed.wait(5)
+        broker = f"mqtt://127.0.0.1:{mosquitto.port}"
+        with Server(broker, read_bundle(tiny_bundle())) as server:
+            server.offer(DEV, KEY)
+            assert wait_until(lambda: len(chunks) == 1, timeout=5)  # the offer
+            oid, size = server.id[:8], len(server.stream)
+
+            def fetch(**ask: int) -> list[tuple[object, int]]:
+                chunks.clear()
+                device.publish(f"dz/v1/{DEV}/fetch", cbor2.dumps({"id": oid, **ask}), qos=0)
+                time.sleep(0.5)
+                return [(c["off"], len(c["d"])) for c in chunks]  # type: ignore[arg-type]
+
+            assert fetch(off=0, n=16, k=3) == [(0, 16), (16, 16), (32, 16)]
+            assert fetch(off=0, n=16) == [(0, 16)]
+            last = size - 20
+            assert fetch(off=last, n=16, k=4) == [(last, 16), (last + 16, 4)]
+            assert fetch(off=0, n=16, k=17) == []
+    finally:
+        device.loop_stop()
+        device.disconnect()

@@ -1,13 +1,17 @@
 # Pulling an update over MQTT (DESIGN §1.6). The host offers a bundle on dz/v1/{dev}/ota:
 #   {op: "offer", id: SHA-256 of the manifest, msize, size, mac: HMAC of the manifest}
-# and the device asks for its bytes, one chunk at a time, on dz/v1/{dev}/fetch:
-#   {id: id[:8], off, n}  ->  {op: "chunk", id: id[:8], off, d: bytes} on dz/v1/{dev}/ota
+# and the device asks for its bytes, a window of chunks at a time, on dz/v1/{dev}/fetch:
+#   {id: id[:8], off, n, k}  ->  k messages {op: "chunk", id: id[:8], off, d: bytes} on
+#   dz/v1/{dev}/ota, of n bytes each from off (a host that knows no `k` sends the first alone)
 # `off` counts from the manifest's first byte, files after it (the bundle without its header).
-# The device pulls only while its own uploads have nothing in flight, so receipts go first on a
-# slow link; a chunk that does not come is asked again. The offer is kept on flash until it is
-# installed or refused, so a power cut resumes it (the staged files say how far it got).
+# The chunks wait in `_ahead` until used (at most k of them, n bytes each), so a slow link pays
+# one round trip a window, not one a chunk. The device pulls only while its own
+# uploads have nothing in flight, so receipts go first on a slow link; a chunk that does not
+# come is asked again. The offer is kept on flash until it is installed or refused, so a power
+# cut resumes it (the staged files say how far it got).
 import asyncio
 import hashlib
+import time
 from binascii import hexlify
 
 from dzcore import cbor
@@ -44,6 +48,7 @@ class Updater:
         self.running = running
         self.mpy_major = mpy_major
         self.gap_ms = cfg.get("ota_gap_ms", 200)
+        self.window = cfg.get("ota_window", 4)  # chunks asked at once
         self.offer = {}  # type: dict  # {id, msize, size, mac, result}; {} when none
         self.state = None  # said in heartbeats: "fetching 45%", "refused mac", ...
         # Set by the agent:
@@ -56,7 +61,10 @@ class Updater:
         self.note = _nothing  # (body) -> None: a diag record
         self._path = slots.root + "/offer.cbor"
         self._kick = asyncio.Event()
-        self._chunk = None
+        self._ahead = {}  # type: dict  # off -> bytes: the window's chunks come, not yet used
+        self._window = ()  # type: tuple  # the offsets asked for, while they may come
+        self._session = 0  # the session and time they were asked in
+        self._asked_at = time.ticks_ms()
 
     def load(self):
         # At boot: an offer left unfinished by a power cut resumes; a finished one is said.
@@ -124,7 +132,9 @@ class Updater:
         op = msg.get("op")
         if op == "chunk":
             if self.offer and msg.get("id") == self.offer["id"][:8]:
-                self._chunk = (msg.get("off"), msg.get("d"))
+                off = msg.get("off")
+                if off in self._window:
+                    self._ahead[off] = msg.get("d")
         elif op == "offer":
             self._on_offer(msg)
 
@@ -165,29 +175,38 @@ class Updater:
                     self.note({"ev": "ota", "st": "refused", "why": why})
                     self._finish("refused " + why)
 
-    async def _fetch(self, off, n):
+    async def _fetch(self, off, n, end):
+        # The `n` bytes at `off`: asked with a window of whole chunks up to `end` (the
+        # manifest's end, or the bundle's), or already asked with an earlier chunk's window.
         oid = self.offer["id"]
+        asked = off in self._window
         while True:
-            while self.busy() or not self.online():
-                await asyncio.sleep_ms(200)
-            self._chunk = None
-            session = self.sessions()
-            await self.send("fetch", cbor.encode({"id": oid[:8], "off": off, "n": n}))
-            waited = 0
+            if not asked:
+                await asyncio.sleep_ms(self.gap_ms)  # between windows: receipts go first
+                while self.busy() or not self.online():
+                    await asyncio.sleep_ms(200)
+                self._ahead = {}
+                k = max(1, min(self.window, (end - off) // n))  # the last, short chunk alone
+                self._window = tuple(off + i * n for i in range(k))
+                self._session = self.sessions()
+                self._asked_at = time.ticks_ms()
+                ask = {"id": oid[:8], "off": off, "n": n, "k": k}
+                await self.send("fetch", cbor.encode(ask))
+            asked = False
             # A link that drops (or a session that starts again) meanwhile took the question or
-            # its answer with it: ask again as soon as it is back, not after the whole wait.
-            while waited < _WAIT_MS and self.online() and self.sessions() == session:
-                await asyncio.sleep_ms(20)
-                waited += 20
-                got = self._chunk
-                if got is not None and got[0] == off:
-                    data = got[1]
+            # its answers with it: ask again as soon as it is back, not after the whole wait.
+            while (
+                time.ticks_diff(time.ticks_ms(), self._asked_at) < _WAIT_MS
+                and self.online()
+                and self.sessions() == self._session
+            ):
+                data = self._ahead.pop(off, None)
+                if data is not None:
                     if isinstance(data, bytes) and len(data) == n:
-                        self._chunk = None
-                        await asyncio.sleep_ms(self.gap_ms)
                         return data
                     break
-            await asyncio.sleep_ms(self.gap_ms)
+                await asyncio.sleep_ms(20)
+            self._window = ()
 
     async def _install(self):
         offer = self.offer
@@ -196,7 +215,7 @@ class Updater:
         got = 0
         while got < msize:
             n = min(_CHUNK, msize - got)
-            buf[got : got + n] = await self._fetch(got, n)
+            buf[got : got + n] = await self._fetch(got, n, msize)
             got += n
         manifest = bytes(buf)
         del buf
@@ -212,10 +231,12 @@ class Updater:
         while off < stager.total:
             # Said in steps of 10 %: each change is a signed heartbeat, not one per chunk.
             self._set("fetching %d%%" % (off * 10 // stager.total * 10))
-            data = await self._fetch(msize + off, min(_CHUNK, stager.total - off))
+            n = min(_CHUNK, stager.total - off)
+            data = await self._fetch(msize + off, n, msize + stager.total)
             try:
                 off = stager.write(off, data)
             except Refused:
+                self._ahead, self._window = {}, ()  # the file is asked again, afresh
                 bad += 1
                 if bad >= _HASH_RETRIES:
                     raise

@@ -26,7 +26,8 @@ DEFAULTS = {  # type: dict
     "probe_s": 3600,
     "signal_s": 900,
     "ota_trial_s": 600,  # a new version must connect and get an ack within this (DESIGN §1.6)
-    "ota_gap_ms": 200,  # pause between update chunks: receipts first on a slow link
+    "ota_gap_ms": 200,  # pause between update windows: receipts first on a slow link
+    "ota_window": 4,  # update chunks asked at once (640 bytes each held until staged)
     "scale": 1,  # agent time / real time: simulated days in tests only
 }
 
@@ -67,6 +68,8 @@ def from_dict(data):
         raise ConfigError("config: password given without user")
     if cfg["scale"] < 1:
         raise ConfigError("config: scale must be >= 1")
+    if not 1 <= cfg["ota_window"] <= 16:  # the host serves at most 16 chunks a fetch
+        raise ConfigError("config: ota_window must be 1..16")
     return cfg
 
 

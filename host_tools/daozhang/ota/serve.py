@@ -22,6 +22,8 @@ from daozhang.remote.tool_client import Connected, connect, tool_client
 from daozhang.security.tlsclient import parse_broker
 
 MAX_CHUNK = 768  # a chunk message must fit the device's 1 KB receive buffer
+# Chunks one fetch may ask for (the device's `ota_window`): its memory holds them until used.
+MAX_WINDOW = 16
 FINAL = ("confirmed", "refused", "rolled")
 # A heartbeat this long after an offer that does not name it says the offer was lost.
 LOST_AFTER_S = 5.0
@@ -127,20 +129,24 @@ class Server:
             self._heard(state, body)
 
     def _serve(self, dev: str, state: DeviceState, body: dict[str, Any]) -> None:
-        off, n = body.get("off"), body.get("n")
+        """`{id, off, n, k}`: k chunks of n bytes from off, each its own message (a device
+        that sends no `k` asks for one)."""
+        off, n, k = body.get("off"), body.get("n"), body.get("k", 1)
         if body.get("id") != self.id[:8] or type(off) is not int or type(n) is not int:
+            return
+        if type(k) is not int or not 1 <= k <= MAX_WINDOW:
             return
         if not (0 <= off < len(self.stream) and 0 < n <= MAX_CHUNK):
             return
-        data = self.stream[off : off + n]
-        if self.alter is not None:
-            data = self.alter(dev, off, data)
-        with self.lock:
-            state.served = max(state.served, off + len(data))
-            state.heard = True
-        chunk = {"op": "chunk", "id": self.id[:8], "off": off, "d": data}
-        client = self.client
-        client.publish(f"dz/v1/{dev}/ota", cbor2.dumps(chunk), qos=0)
+        for at in range(off, min(off + k * n, len(self.stream)), n):
+            data = self.stream[at : at + n]
+            if self.alter is not None:
+                data = self.alter(dev, at, data)
+            with self.lock:
+                state.served = max(state.served, at + len(data))
+                state.heard = True
+            chunk = {"op": "chunk", "id": self.id[:8], "off": at, "d": data}
+            self.client.publish(f"dz/v1/{dev}/ota", cbor2.dumps(chunk), qos=0)
 
     def _heard(self, state: DeviceState, body: dict[str, Any]) -> None:
         text = body.get("ota")

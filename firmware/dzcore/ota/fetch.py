@@ -5,10 +5,10 @@
 #   dz/v1/{dev}/ota, of n bytes each from off (a host that knows no `k` sends the first alone)
 # `off` counts from the manifest's first byte, files after it (the bundle without its header).
 # The chunks wait in `_ahead` until used (at most k of them, n bytes each), so a slow link pays
-# one round trip a window, not one a chunk. The device pulls only while its own
-# uploads have nothing in flight, so receipts go first on a slow link; a chunk that does not
-# come is asked again. The offer is kept on flash until it is installed or refused, so a power
-# cut resumes it (the staged files say how far it got).
+# one round trip a window, not one a chunk. The device asks only while its own uploads have
+# nothing in flight, so receipts go first on a slow link; a chunk that does not come is asked
+# again. The offer is kept on flash until it is installed or refused, so a power cut resumes
+# it (the staged files say how far it got).
 import asyncio
 import hashlib
 import time

@@ -24,8 +24,9 @@ _compiled: dict[str, Path] = {}
 def compile_firmware(out: Path, board: str = "virtual") -> Path:
     """The firmware and board adapter as .mpy, as they are flashed: compiling .py on the
     device costs heap that a 64K device does not spare (the flash tool ships .mpy too).
-    Compiled once per test session (the first caller's folder is reused)."""
-    if board in _compiled:
+    Compiled once per test session (the first caller's folder is reused while it exists: a
+    bench's runs each remove theirs)."""
+    if board in _compiled and _compiled[board].is_dir():
         return _compiled[board]
     out.mkdir(parents=True, exist_ok=True)
     # The dzcore package keeps its folders (package/module.mpy), as the flash tool writes it.

@@ -1,7 +1,8 @@
 """The console in real headless Chromium (Debian's, driven by Playwright): log in through the
 form, read the fleet page in Chinese, watch a row change while the collector writes, open a
 device and find its outage; on the money page open a finding's evidence and look up a sale;
-tell a carrier's cell outage from one terminal's spot; be refused without a login.
+tell a carrier's cell outage from one terminal's spot; see the alerts firing and silence one;
+be refused without a login.
 Screenshots are kept (their paths are printed)."""
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from daozhang.alerts.alert import Alert, Verdict
+from daozhang.alerts.rules import parse
+from daozhang.alerts.state import apply
+from daozhang.schema import open_database
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.console import fleet_data, money_data
@@ -197,3 +202,29 @@ def test_without_a_login_every_page_is_the_login_form(browser: Browser, money_ur
         expect(page).to_have_url(re.compile(rf"{money_url}/login\?next="))
         expect(page.locator("input[name=password]")).to_be_visible()
     page.close()
+
+
+def test_alerts_page_shows_severity_and_silences_from_the_form(
+    browser: Browser, base_url: str, db_url: str, artefacts: Path
+) -> None:
+    rules = parse({"rules": {"silent_unsent": {}, "journal_full": {}}})
+    full = Alert("journal_full", fleet_data.REFUSED, "终端 DEVC0003 日志已用 85%",
+                 "device DEVC0003 journal 85% full", {})  # fmt: skip
+    with open_database(db_url) as store:
+        apply(store, Verdict(firing=[full]), time.time() - 300, rules.destinations, rules.severity)
+    page = logged_in(browser, base_url, "wang")
+    page.click("nav >> text=告警 Alerts")
+    row = page.locator(f"#firing tr[data-key='journal_full:{fleet_data.REFUSED}']")
+    expect(row.locator(".severity")).to_have_text("警告 warning")
+    expect(row).to_contain_text("终端日志将满 journal nearly full")
+    page.select_option("#silence-form select[name=rule]", "journal_full")
+    page.fill("#silence-form input[name=subject]", fleet_data.REFUSED)
+    page.fill("#silence-form input[name=reason]", "门店装修停业 shop closed for works")
+    page.click("#silence-form button[type=submit]")
+    expect(page).to_have_url(f"{base_url}/alerts")
+    expect(page.locator("#silences tbody tr")).to_contain_text("门店装修停业 shop closed for works")
+    expect(row).to_contain_text("至 until")
+    shot = artefacts / "alerts.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 20_000
+    print(f"\nconsole alerts page screenshot: {shot}")

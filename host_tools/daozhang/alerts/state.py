@@ -75,6 +75,13 @@ CREATE INDEX alert_silences_ends ON alert_silences (ends_at);
 ALTER TABLE alert_state ADD COLUMN notified INTEGER NOT NULL DEFAULT 1
 """,
     ),
+    Migration(
+        3,
+        "severity",
+        # The rules file's severity of a firing alert, as the runner judged it, for readers
+        # without the rules file (the console); '' for alerts from before.
+        "ALTER TABLE alert_state ADD COLUMN severity TEXT NOT NULL DEFAULT ''",
+    ),
 ]
 
 
@@ -122,14 +129,15 @@ def apply(
             seen.add(alert.key)
             facts = json.dumps(alert.facts, ensure_ascii=False, sort_keys=True, default=str)
             quiet = silenced(silences, alert.rule, alert.subject)
+            level = severity(alert.rule) if severity is not None else ""
             if alert.key in firing:
                 # Still firing: the text may have moved on (minutes silent); no message,
                 # unless a silence kept its firing message back and has ended.
                 told_before = firing[alert.key][5]
                 tx.execute(
-                    "UPDATE alert_state SET zh = ?, en = ?, facts_json = ?, notified = ?"
-                    " WHERE akey = ?",
-                    (alert.zh, alert.en, facts, int(told_before or not quiet), alert.key),
+                    "UPDATE alert_state SET zh = ?, en = ?, facts_json = ?, notified = ?,"
+                    " severity = ? WHERE akey = ?",
+                    (alert.zh, alert.en, facts, int(told_before or not quiet), level, alert.key),
                 )
                 if not told_before and not quiet:
                     message = _message(
@@ -145,7 +153,7 @@ def apply(
             tx.execute("DELETE FROM alert_state WHERE akey = ?", (alert.key,))
             tx.execute(
                 "INSERT INTO alert_state (akey, rule, subject, state, fired_at, zh, en,"
-                " facts_json, notified) VALUES (?, ?, ?, 'firing', ?, ?, ?, ?, ?)",
+                " facts_json, notified, severity) VALUES (?, ?, ?, 'firing', ?, ?, ?, ?, ?, ?)",
                 (
                     alert.key,
                     alert.rule,
@@ -155,6 +163,7 @@ def apply(
                     alert.en,
                     facts,
                     int(not quiet),
+                    level,
                 ),
             )
             message = _message(alert.rule, alert.subject, alert.zh, alert.en, alert.facts, now)
@@ -219,3 +228,47 @@ def firing_now(store: Store) -> list[tuple[str, float, str]]:
         "SELECT akey, fired_at, zh FROM alert_state WHERE state = 'firing' ORDER BY fired_at, akey"
     )
     return [(str(k), float(f), str(zh)) for k, f, zh in rows]
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    """One alert as the store keeps it, for a reader (the console's alerts page)."""
+
+    key: str
+    rule: str
+    subject: str
+    state: str  # "firing" | "resolved"
+    fired_at: float
+    resolved_at: float | None
+    zh: str
+    en: str
+    severity: str  # '' when the runner that raised it knew no severity
+    told: bool  # False while a silence held its firing message back
+
+
+def alert_rows(store: Store, resolved_since: float) -> list[AlertRow]:
+    """Every alert firing, and those resolved since `resolved_since`, newest first."""
+    rows = store.query(
+        "SELECT akey, rule, subject, state, fired_at, resolved_at, zh, en, severity, notified"
+        " FROM alert_state WHERE state = 'firing' OR resolved_at >= ?"
+        " ORDER BY fired_at DESC, akey",
+        (resolved_since,),
+    )
+    out = []
+    for k, rule, subj, state, fired, resolved, zh, en, sev, told in rows:
+        ended = None if resolved is None else float(resolved)
+        out.append(
+            AlertRow(
+                str(k),
+                str(rule),
+                str(subj),
+                str(state),
+                float(fired),
+                ended,
+                str(zh),
+                str(en),
+                str(sev),
+                bool(told),
+            )
+        )
+    return out

@@ -32,7 +32,9 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from daozhang.alerts.silence import add_silence, end_silence
 from daozhang.console import guard
+from daozhang.console.alertview import SILENCE_HOURS, alerts_view, silence_form
 from daozhang.console.cellview import CELL_DOWN_TERMINALS, cells_view
 from daozhang.console.deviceview import RANGES, device_view
 from daozhang.console.finder import lookup, parse_query
@@ -312,6 +314,44 @@ class Console:
             )
         return RedirectResponse("/admin/users", 303)
 
+    async def alerts(self, request: Request, error: str = "", status: int = 200) -> Response:
+        user = await self._user(request, "fleet")
+        view = await self.db(alerts_view, self.now())
+        return self.render(
+            request,
+            "alerts.html",
+            status=status,
+            user=user,
+            view=view,
+            hours=SILENCE_HOURS,
+            error=error,
+        )
+
+    async def alerts_silence(self, request: Request) -> Response:
+        user = await self._user(request, "fleet")
+        form = await guard.checked_form(request)
+        try:
+            rule, subject, span = silence_form(
+                str(form.get("rule", "")),
+                str(form.get("subject", "")),
+                str(form.get("hours", "")),
+                str(form.get("reason", "")),
+            )
+        except UsageError as exc:
+            return await self.alerts(request, error=str(exc), status=400)
+        now = self.now()
+        reason = str(form.get("reason", "")).strip()
+        await self.db(add_silence, rule, subject, now + span, reason, user.name, now)
+        return RedirectResponse("/alerts", 303)
+
+    async def alerts_unsilence(self, request: Request) -> Response:
+        await self._user(request, "fleet")
+        form = await guard.checked_form(request)
+        text = str(form.get("id", ""))
+        if not text.isdigit() or await self.db(end_silence, int(text), self.now()) is None:
+            raise HTTPException(404, f"no silence {text!r}")
+        return RedirectResponse("/alerts", 303)
+
     # -- errors -------------------------------------------------------------------------------
     async def login_needed(self, request: Request, exc: Exception) -> Response:
         return RedirectResponse("/login?" + urlencode({"next": request.url.path}), 303)
@@ -390,6 +430,9 @@ def build_app(
         Route("/fleet/live", console.fleet_live),
         Route("/device/{dev}", console.device),
         Route("/cells", console.cells),
+        Route("/alerts", console.alerts, methods=["GET"]),
+        Route("/alerts/silence", console.alerts_silence, methods=["POST"]),
+        Route("/alerts/unsilence", console.alerts_unsilence, methods=["POST"]),
         Route("/money", console.money),
         Route("/money/lookup", console.money_lookup),
         Route("/admin/users", console.users, methods=["GET"]),

@@ -54,7 +54,8 @@ def test_run_once_fires_then_lists_then_resolves(
     assert "sent 0" in capsys.readouterr().out
     assert main(["alerts", "list", "--db", sqlite_url]) == 0
     listed = capsys.readouterr().out
-    assert "oldest_unsent:POS-0001" in listed and "最早一条未上传记录已 130 分钟" in listed
+    assert "警告 warning  oldest_unsent:POS-0001" in listed
+    assert "最早一条未上传记录已 130 分钟" in listed
     with open_database(sqlite_url) as store, store.transaction() as tx:
         hb = heartbeat_bytes("POS-0001", t=int(now), jrec=0, jold_s=0, next_seq=5)
         ingest_heartbeat(tx, "POS-0001", hb, now)

@@ -11,11 +11,11 @@ import sys
 import time
 
 from daozhang.alerts.alert import beijing
-from daozhang.alerts.message import RULE_NAMES
+from daozhang.alerts.message import RULE_NAMES, SEVERITY_WORDS
 from daozhang.alerts.rules import RULES, RulesFile
 from daozhang.alerts.runner import one_round, run_forever
 from daozhang.alerts.silence import add_silence, end_silence, list_silences, silenced
-from daozhang.alerts.state import firing_now
+from daozhang.alerts.state import alert_rows, firing_now
 from daozhang.commands.args import duration, input_file, number, whole_number
 from daozhang.commands.correlate import parse_time
 from daozhang.errors import UsageError
@@ -104,13 +104,14 @@ def run_rules(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     now = time.time()
     with open_database(args.db, create=False) as store:
-        firing = firing_now(store)
+        firing = [a for a in alert_rows(store, now) if a.state == "firing"]
         silences = list_silences(store, now)
-    for key, fired_at, zh in firing:
-        rule, subject = key.split(":", 1)
-        quiet = silenced(silences, rule, subject)
+    for a in sorted(firing, key=lambda a: (a.fired_at, a.key)):
+        quiet = silenced(silences, a.rule, a.subject)
         mark = f"  [已静默至 {beijing(quiet.ends_at)} / silenced #{quiet.id}]" if quiet else ""
-        print(f"{beijing(fired_at)}  {key}{mark}\n    {zh}")
+        level = SEVERITY_WORDS.get(a.severity)
+        said = f"  {level[0]} {level[1]}" if level else ""
+        print(f"{beijing(a.fired_at)}{said}  {a.key}{mark}\n    {a.zh}")
     print(f"告警 {len(firing)} 条 / {len(firing)} firing")
     return 0
 

@@ -26,6 +26,7 @@ from daozhang.correlate.data import (
     RowId,
     Timeline,
     _files,
+    key_rows_sql,
     latest_device,
     load_merchants,
     load_notices,
@@ -264,14 +265,12 @@ def _indexed_by(tx: Transaction, index: str) -> str:
 
 def _fallback(tx: Transaction, receipts: list[Receipt]) -> list[Detail]:
     """Unclaimed rows of these receipts' natural keys (receipts without an RRN match): one
-    probe of the key index each (SQLite scans the table for a row-value IN over VALUES)."""
+    probe of the trace index each (SQLite scans the table for a row-value IN over VALUES)."""
     out: list[Detail] = []
     seen: set[RowId] = set()
     for r in receipts:
         for row in tx.execute(
-            f"SELECT {_D_COLS} FROM settle_detail d WHERE d.mid = ? AND d.tid = ? AND d.bat = ?"
-            " AND d.trc = ? AND NOT EXISTS (SELECT 1 FROM receipts r2"
-            " WHERE r2.rrn = d.rrn AND r2.mid = d.mid) ORDER BY d.file_id, d.line",
+            key_rows_sql(tx),
             receipt_key(r),
         ):
             d = Detail._make(row)

@@ -26,7 +26,6 @@ from daozhang.settle.parse import parse
 from daozhang.settle.parsed import COLUMNS, Block, ParsedFile, column
 from daozhang.settle.source import ScanError, Source, scan
 from daozhang.settle.table import parse_table
-from daozhang.settle.unionpay_read import parse_unionpay
 from daozhang.store import Store, Transaction
 from daozhang.units import BEIJING
 
@@ -237,11 +236,7 @@ def _import(
         elif profile.reader == "fixed":
             parsed = parse_fixed(source, profile)
         else:
-            parsed = (
-                parse_unionpay(source)
-                if profile.reader == "unionpay"
-                else parse(source, require_trailer)
-            )
+            parsed = parse(source, require_trailer)
             parsed.format = profile.name
         file_id = int(
             tx.execute(
@@ -251,7 +246,10 @@ def _import(
                 (source.sha256, name, parsed.kind, parsed.format, parsed.encoding, time.time()),
             )[0][0]
         )
+        rebuilt = _drop_detail_indexes(tx, source) if parsed.kind == "detail" else []
         seen = _store_rows(tx, file_id, parsed)
+        for sql in rebuilt:
+            tx.execute(sql)  # by sorting the table's rows: the bulk of the import's time
         date_from, date_to = seen.dates(parsed.file_date)
         notes = []
         if parsed.counted is False:
@@ -305,6 +303,41 @@ def _import(
         return ImportResult(
             name, "imported", parsed.kind, seen.count, date_from, date_to, acq, notes
         )
+
+
+# A file estimated to hold more rows than `settle_detail` does (at least this many) is stored
+# without the table's secondary indexes, which are then built again (SQLite only).
+BULK_ROWS = 200_000
+# The fewest bytes a row of any detail layout takes (the generic CSV ~150, ACOM 300, ZM 600):
+# a file's size over this is at least its rows.
+_LEAST_ROW_BYTES = 100
+
+
+def _drop_detail_indexes(tx: Transaction, source: Source) -> list[str]:
+    """On SQLite, when the file's rows would outnumber the table's: drop `settle_detail`'s
+    secondary indexes for the rows to be built again after them (their `CREATE` statements,
+    returned). Each row written into eleven B-trees at random keys was the import's cost
+    (bench/settle_import.py: 20,000 rows per CPU s at 1 GB, where the bare table takes
+    280,000); `CREATE INDEX` sorts the rows once per index instead. Inside the file's
+    transaction: a refused file rolls the drop back with its rows, and readers keep seeing the
+    indexed table until the commit. A table already larger than the file keeps its indexes:
+    rebuilding would cost its rows, not the file's. PostgreSQL keeps them (its imports take
+    turns and its lookups may run beside one)."""
+    if tx.dialect != "sqlite":
+        return []
+    expected = source.size // _LEAST_ROW_BYTES
+    if expected < BULK_ROWS:
+        return []
+    held = tx.execute("SELECT MAX(rowid) FROM settle_detail")[0][0]
+    if held is not None and int(held) > expected:
+        return []
+    indexes = tx.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index'"
+        " AND tbl_name = 'settle_detail' AND sql IS NOT NULL ORDER BY name"
+    )
+    for index, _ in indexes:
+        tx.execute(f'DROP INDEX "{index}"')
+    return [str(sql) for _, sql in indexes]
 
 
 def _refuse_overlap(

@@ -294,6 +294,7 @@ def main() -> None:
     print(
         f"wrote {path.stat().st_size / 1e6:.0f} MB, {n:,} rows in {time.perf_counter() - t0:.1f} s"
     )
+    size = path.stat().st_size  # the import child removes the file (disk) unless --keep
     floor = child("split-fixed" if fixed else "split", path, "", args.code)
     got = child(
         "import",
@@ -302,11 +303,12 @@ def main() -> None:
         args.code,
         *([] if args.keep else ["unlink"]),
     )
+    print(f"import: {json.dumps(got)}", flush=True)
     for p in folder.glob("bench.db*"):
         p.unlink()  # disk: the next store is as large
     # SQLite alone stores the rows as the importer would: a file of 20 MB or more into an empty
     # table without the indexes, built after (settle/importer.py BULK_ROWS).
-    bulk = ["rebuild"] if path.stat().st_size >= 20_000_000 else []
+    bulk = ["rebuild"] if size >= 20_000_000 else []
     store = child("store", path, f"sqlite:///{folder / 'store.db'}", None, str(n), "32768", *bulk)
     # CPU seconds as well as wall: on a shared machine the wall time says how busy it was.
     print(

@@ -20,13 +20,14 @@ from daozhang.settle.importer import import_file
 from daozhang.settle.parsed import as_block
 from daozhang.settle.profile_block import convert_fixed_block
 from daozhang.settle.table import to_row
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.settle.test_import import counts, detail
 
 SAMPLES = Path(__file__).with_name("samples")
 DAY = date(2025, 1, 7)
+PROFILES = P.load()
 
 
 def _own_records(rows: list[dict[str, Any]], encoding: str = "gbk") -> list[bytes]:
@@ -83,6 +84,7 @@ _OWN_DAMAGE = [
 ]
 
 
+@settings(deadline=None)  # no timing in tests: a loaded machine is not a failure
 @given(
     st.lists(
         st.tuples(
@@ -95,7 +97,7 @@ _OWN_DAMAGE = [
     )
 )
 def test_own_file_blocks_convert_as_record_by_record(picks: list[tuple[int, int, str]]) -> None:
-    profile = P.load()["unionpay-fixed"]
+    profile = PROFILES["unionpay-fixed"]
     rows = [{**detail(n), "merchant_name": name} for n, _, name in picks]
     block = []
     for i, (raw, (_, damage, _)) in enumerate(zip(_own_records(rows), picks, strict=True)):
@@ -130,6 +132,7 @@ _THEIR_DAMAGE = [
 ]
 
 
+@settings(deadline=None)
 @given(
     st.sampled_from(sorted(_SAMPLES)),
     st.lists(st.tuples(st.integers(0, 2), st.integers(0, len(_THEIR_DAMAGE) - 1)), max_size=6),
@@ -137,7 +140,7 @@ _THEIR_DAMAGE = [
 def test_unionpay_blocks_convert_as_record_by_record(
     name: str, picks: list[tuple[int, int]]
 ) -> None:
-    profile = P.load()[name]
+    profile = PROFILES[name]
     records = [r for r in _SAMPLES[name].read_bytes().split(b"\r\n") if r.strip()]
     block = []
     for i, (which, damage) in enumerate(picks or [(0, 0)]):
@@ -149,7 +152,7 @@ def test_unionpay_blocks_convert_as_record_by_record(
 
 @pytest.mark.parametrize("name", ["unionpay-fixed", *_SAMPLES])
 def test_a_plain_block_takes_the_block_path(name: str) -> None:
-    profile = P.load()[name]
+    profile = PROFILES[name]
     if name == "unionpay-fixed":
         records = _own_records([detail(n) for n in range(1, 6)])
     else:

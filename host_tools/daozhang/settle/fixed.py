@@ -169,10 +169,17 @@ class _Cutter:
         if raw.isascii():
             texts = self.cut(raw.decode("ascii"))  # its bytes are its characters
         else:
-            try:
-                texts = [part.decode(self.enc) for part in self.cut(raw)]
-            except UnicodeDecodeError:
-                return None
+            # Text in a field not read (a merchant's name): the kept fields' bytes decoded in
+            # one call when they are ASCII (no record holds a line end), else one by one.
+            parts = self.cut(raw)
+            kept = b"\n".join(parts)
+            if kept.isascii():
+                texts = kept.decode("ascii").split("\n")
+            else:
+                try:
+                    texts = [part.decode(self.enc) for part in parts]
+                except UnicodeDecodeError:
+                    return None
         return list(map(str.strip, texts))
 
     def field_by_field(self, line: int, raw: bytes) -> dict[str, str]:

@@ -61,6 +61,8 @@ elif mode == "store":
         tx.execute(f"PRAGMA cache_size = -{cache_kib}")
         made = tx.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'"
             " AND tbl_name = 'settle_detail' AND sql IS NOT NULL")
+        if rebuild:  # the importer keeps the partial indexes of rows carrying a key
+            made = [(name, sql) for name, sql in made if "<> ''" not in sql]
         if rebuild or dropped == ["*"]:
             dropped = [name for name, _ in made]
         made = made if rebuild else []

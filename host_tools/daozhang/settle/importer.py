@@ -293,7 +293,7 @@ def _import(
             )
         if parsed.kind == "detail":
             _refuse_overlap(tx, name, acq, date_from, date_to, file_id)
-        _refuse_repeated_rows(tx, name, parsed.kind, file_id)
+        _refuse_repeated_rows(tx, name, parsed.kind, file_id, whole_table=bool(rebuilt))
         waiting.after_import(tx, file_id, parsed.kind, date_from, date_to)
         tx.execute(
             "UPDATE settle_files SET acquirer = ?, date_from = ?, date_to = ?, n_rows = ?"
@@ -331,9 +331,14 @@ def _drop_detail_indexes(tx: Transaction, source: Source) -> list[str]:
     held = tx.execute("SELECT MAX(rowid) FROM settle_detail")[0][0]
     if held is not None and int(held) > expected:
         return []
+    # Kept: the partial indexes of rows that carry a key (`WHERE ord <> ''`): a card row
+    # carries no order number, wallet id or original RRN, so it costs them nothing, while a
+    # CREATE INDEX reads the whole table to find the few rows that do.
     indexes = tx.execute(
         "SELECT name, sql FROM sqlite_master WHERE type = 'index'"
-        " AND tbl_name = 'settle_detail' AND sql IS NOT NULL ORDER BY name"
+        " AND tbl_name = 'settle_detail' AND sql IS NOT NULL AND sql NOT LIKE ?"
+        " ORDER BY name",
+        ("%<> ''",),
     )
     for index, _ in indexes:
         tx.execute(f'DROP INDEX "{index}"')
@@ -363,13 +368,31 @@ def _refuse_overlap(
         )
 
 
-def _refuse_repeated_rows(tx: Transaction, name: str, kind: str, file_id: int) -> None:
+def _refuse_repeated_rows(
+    tx: Transaction, name: str, kind: str, file_id: int, whole_table: bool = False
+) -> None:
     """The same row twice in one file would count its money twice: refuse, with both lines.
 
     Asked of the database, not of a set in memory: the rows are already in this transaction's
-    table, and a 200 MB file's rows would not fit a Python set cheaply."""
+    table, and a 200 MB file's rows would not fit a Python set cheaply. `whole_table`: the
+    file's rows are most of the table (the bulk path), so when every row of the file has an
+    RRN, reading the RRN index in order (no sort) and finding no RRN twice in the whole table
+    is enough (8.1 s -> about 1 s at 1 GB); any RRN twice, or a row without one, and the file's
+    rows are grouped as below."""
     if kind == "merchants":
         return  # a repeated merchant is an update of itself
+    if (
+        whole_table
+        and kind == "detail"
+        and not tx.execute(
+            "SELECT 1 FROM settle_detail WHERE rrn = '' AND file_id = ? LIMIT 1", (file_id,)
+        )
+        and not tx.execute(
+            "SELECT 1 FROM settle_detail INDEXED BY settle_detail_rrn"
+            " GROUP BY rrn HAVING COUNT(*) > 1 LIMIT 1"
+        )
+    ):
+        return
     table, cols = _TABLES[kind], _SAME_ROW[kind]
     # A row repeated field for field repeats these few too: grouping by them is a third of
     # the cost, and only when some rows share them is the whole row compared.

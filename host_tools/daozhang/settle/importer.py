@@ -294,7 +294,7 @@ def _import(
         if parsed.kind == "detail":
             _refuse_overlap(tx, name, acq, date_from, date_to, file_id)
         _refuse_repeated_rows(tx, name, parsed.kind, file_id, whole_table=bool(rebuilt))
-        waiting.after_import(tx, file_id, parsed.kind, date_from, date_to)
+        waiting.after_import(tx, file_id, parsed.kind, date_from, date_to, seen.count)
         tx.execute(
             "UPDATE settle_files SET acquirer = ?, date_from = ?, date_to = ?, n_rows = ?"
             " WHERE id = ?",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 
+import pytest
 from daozhang.contract import (
     MONEY_STATES,
     RECEIPT_STATES,
@@ -19,6 +20,7 @@ from daozhang.contract import (
     may_wait,
     may_wait_sql,
 )
+from daozhang.settle import waiting
 from daozhang.settle.waiting import refresh_all
 from daozhang.store import Store
 
@@ -55,7 +57,13 @@ def check(store: Store) -> dict[str, int]:
     return now
 
 
-def test_waits_is_kept_through_imports_uploads_and_states(shop: Shop) -> None:
+@pytest.mark.parametrize("drive", ["rows", "receipts"])
+def test_waits_is_kept_through_imports_uploads_and_states(
+    shop: Shop, drive: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both ways an import raises `waits` (settle/waiting.py): from the file's rows, or from
+    # the receipts when the store holds fewer of them than the file has rows.
+    monkeypatch.setattr(waiting, "_receipts_drive", lambda tx, rows: drive == "receipts")
     paid = shop.sale("2025-01-06 10:00")  # row and payout
     unpaid = shop.sale("2025-01-06 11:00")  # row, payout later
     shop.sale("2025-01-06 11:30", st="declined")  # never on the money path

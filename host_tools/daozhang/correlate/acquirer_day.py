@@ -25,6 +25,7 @@ from daozhang.correlate.data import (
     ReceiptKey,
     RowId,
     Timeline,
+    key_rows_sql,
     latest_device,
     payouts_named,
     receipt_key,
@@ -263,8 +264,8 @@ def _indexed_by(tx: Transaction, index: str) -> str:
 def _fallback(tx: Transaction, receipts: list[Receipt]) -> list[Detail]:
     """Unclaimed rows of these receipts' natural keys (receipts without an RRN match), in the
     receipts' order. SQLite scans the table for a row-value IN over VALUES, so it probes the
-    key index once a receipt (in-process, cheap); PostgreSQL joins the keys as arrays in one
-    statement: a round trip a probe was 0.26 s of a 0.5 s lookup at 10M receipts."""
+    trace index once a receipt (in-process, cheap; `key_rows_sql`); PostgreSQL joins the keys
+    as arrays in one statement: a round trip a probe was 0.26 s of a 0.5 s lookup at 10M."""
     rows: list[Any] = []
     if tx.dialect == "postgresql":
         if receipts:
@@ -281,12 +282,7 @@ def _fallback(tx: Transaction, receipts: list[Receipt]) -> list[Detail]:
             )
     else:
         for r in receipts:
-            rows += tx.execute(
-                f"SELECT {_D_COLS} FROM settle_detail d WHERE d.mid = ? AND d.tid = ?"
-                " AND d.bat = ? AND d.trc = ? AND NOT EXISTS (SELECT 1 FROM receipts r2"
-                " WHERE r2.rrn = d.rrn AND r2.mid = d.mid) ORDER BY d.file_id, d.line",
-                receipt_key(r),
-            )
+            rows += tx.execute(key_rows_sql(tx), receipt_key(r))
     out: list[Detail] = []
     seen: set[RowId] = set()
     for row in rows:

@@ -277,6 +277,21 @@ _MATCHED_SQL = (
     f"SELECT {_R_COLS}, {_D_COLS} FROM receipts r"
     " LEFT JOIN settle_detail d ON d.rrn = r.rrn AND d.mid = r.mid"
 )
+
+
+def key_rows_sql(tx: Transaction) -> str:
+    """Rows of a receipt's natural key (mid, tid, bat, trc) no receipt's RRN claims, in file
+    order: through `(tid, trc)`, a terminal's trace naming about one row (settle v7 dropped
+    the four-column key index; SQLite's planner, without statistics, ranged the merchant's
+    rows through `(mid, txn_time)` instead, so it is told)."""
+    by = " INDEXED BY settle_detail_trace" if tx.dialect == "sqlite" else ""
+    return (
+        f"SELECT {_D_COLS} FROM settle_detail d{by} WHERE d.mid = ? AND d.tid = ? AND d.bat = ?"
+        " AND d.trc = ? AND NOT EXISTS (SELECT 1 FROM receipts r2"
+        " WHERE r2.rrn = d.rrn AND r2.mid = d.mid) ORDER BY d.file_id, d.line"
+    )
+
+
 _UNMATCHED_SQL = (
     f"SELECT {_D_COLS} FROM settle_detail d WHERE NOT EXISTS"
     " (SELECT 1 FROM receipts r WHERE r.rrn = d.rrn AND r.mid = d.mid)"

@@ -42,6 +42,7 @@ from daozhang.correlate.data import (
     Timeline,
     _files,
     _timelines,
+    key_rows_sql,
     latest_device,
     load_merchants,
     load_notices,
@@ -152,14 +153,7 @@ def load_scoped(
             ))  # fmt: skip
         # ... and, without an RRN match, the unclaimed rows of its natural key.
         if d is None:
-            add_detail(
-                tx.execute(
-                    f"SELECT {_D_COLS} FROM settle_detail d WHERE d.mid = ? AND d.tid = ?"
-                    " AND d.bat = ? AND d.trc = ? AND NOT EXISTS (SELECT 1 FROM receipts r"
-                    " WHERE r.rrn = d.rrn AND r.mid = d.mid) ORDER BY d.file_id, d.line",
-                    receipt_key(r),
-                )
-            )
+            add_detail(tx.execute(key_rows_sql(tx), receipt_key(r)))
     for file_id, line in rows:
         add_detail(
             tx.execute(

@@ -26,7 +26,6 @@ from daozhang.settle.parse import parse
 from daozhang.settle.parsed import COLUMNS, Block, ParsedFile, column
 from daozhang.settle.source import ScanError, Source, scan
 from daozhang.settle.table import parse_table
-from daozhang.settle.unionpay_read import parse_unionpay
 from daozhang.store import Store, Transaction
 from daozhang.units import BEIJING
 
@@ -237,11 +236,7 @@ def _import(
         elif profile.reader == "fixed":
             parsed = parse_fixed(source, profile)
         else:
-            parsed = (
-                parse_unionpay(source)
-                if profile.reader == "unionpay"
-                else parse(source, require_trailer)
-            )
+            parsed = parse(source, require_trailer)
             parsed.format = profile.name
         file_id = int(
             tx.execute(
@@ -251,7 +246,10 @@ def _import(
                 (source.sha256, name, parsed.kind, parsed.format, parsed.encoding, time.time()),
             )[0][0]
         )
+        rebuilt = _drop_detail_indexes(tx, source) if parsed.kind == "detail" else []
         seen = _store_rows(tx, file_id, parsed)
+        for sql in rebuilt:
+            tx.execute(sql)  # by sorting the table's rows: the bulk of the import's time
         date_from, date_to = seen.dates(parsed.file_date)
         notes = []
         if parsed.counted is False:
@@ -295,8 +293,8 @@ def _import(
             )
         if parsed.kind == "detail":
             _refuse_overlap(tx, name, acq, date_from, date_to, file_id)
-        _refuse_repeated_rows(tx, name, parsed.kind, file_id)
-        waiting.after_import(tx, file_id, parsed.kind, date_from, date_to)
+        _refuse_repeated_rows(tx, name, parsed.kind, file_id, whole_table=bool(rebuilt))
+        waiting.after_import(tx, file_id, parsed.kind, date_from, date_to, seen.count)
         tx.execute(
             "UPDATE settle_files SET acquirer = ?, date_from = ?, date_to = ?, n_rows = ?"
             " WHERE id = ?",
@@ -305,6 +303,46 @@ def _import(
         return ImportResult(
             name, "imported", parsed.kind, seen.count, date_from, date_to, acq, notes
         )
+
+
+# A file estimated to hold more rows than `settle_detail` does (at least this many) is stored
+# without the table's secondary indexes, which are then built again (SQLite only).
+BULK_ROWS = 200_000
+# The fewest bytes a row of any detail layout takes (the generic CSV ~150, ACOM 300, ZM 600):
+# a file's size over this is at least its rows.
+_LEAST_ROW_BYTES = 100
+
+
+def _drop_detail_indexes(tx: Transaction, source: Source) -> list[str]:
+    """On SQLite, when the file's rows would outnumber the table's: drop `settle_detail`'s
+    secondary indexes for the rows to be built again after them (their `CREATE` statements,
+    returned). Each row written into eleven B-trees at random keys was the import's cost
+    (bench/settle_import.py: 20,000 rows per CPU s at 1 GB, where the bare table takes
+    280,000); `CREATE INDEX` sorts the rows once per index instead. Inside the file's
+    transaction: a refused file rolls the drop back with its rows, and readers keep seeing the
+    indexed table until the commit. A table already larger than the file keeps its indexes:
+    rebuilding would cost its rows, not the file's. PostgreSQL keeps them (its imports take
+    turns and its lookups may run beside one)."""
+    if tx.dialect != "sqlite":
+        return []
+    expected = source.size // _LEAST_ROW_BYTES
+    if expected < BULK_ROWS:
+        return []
+    held = tx.execute("SELECT MAX(rowid) FROM settle_detail")[0][0]
+    if held is not None and int(held) > expected:
+        return []
+    # Kept: the partial indexes of rows that carry a key (`WHERE ord <> ''`): a card row
+    # carries no order number, wallet id or original RRN, so it costs them nothing, while a
+    # CREATE INDEX reads the whole table to find the few rows that do.
+    indexes = tx.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index'"
+        " AND tbl_name = 'settle_detail' AND sql IS NOT NULL AND sql NOT LIKE ?"
+        " ORDER BY name",
+        ("%<> ''",),
+    )
+    for index, _ in indexes:
+        tx.execute(f'DROP INDEX "{index}"')
+    return [str(sql) for _, sql in indexes]
 
 
 def _refuse_overlap(
@@ -330,13 +368,31 @@ def _refuse_overlap(
         )
 
 
-def _refuse_repeated_rows(tx: Transaction, name: str, kind: str, file_id: int) -> None:
+def _refuse_repeated_rows(
+    tx: Transaction, name: str, kind: str, file_id: int, whole_table: bool = False
+) -> None:
     """The same row twice in one file would count its money twice: refuse, with both lines.
 
     Asked of the database, not of a set in memory: the rows are already in this transaction's
-    table, and a 200 MB file's rows would not fit a Python set cheaply."""
+    table, and a 200 MB file's rows would not fit a Python set cheaply. `whole_table`: the
+    file's rows are most of the table (the bulk path), so when every row of the file has an
+    RRN, reading the RRN index in order (no sort) and finding no RRN twice in the whole table
+    is enough (8.1 s -> about 1 s at 1 GB); any RRN twice, or a row without one, and the file's
+    rows are grouped as below."""
     if kind == "merchants":
         return  # a repeated merchant is an update of itself
+    if (
+        whole_table
+        and kind == "detail"
+        and not tx.execute(
+            "SELECT 1 FROM settle_detail WHERE rrn = '' AND file_id = ? LIMIT 1", (file_id,)
+        )
+        and not tx.execute(
+            "SELECT 1 FROM settle_detail INDEXED BY settle_detail_rrn"
+            " GROUP BY rrn HAVING COUNT(*) > 1 LIMIT 1"
+        )
+    ):
+        return
     table, cols = _TABLES[kind], _SAME_ROW[kind]
     # A row repeated field for field repeats these few too: grouping by them is a third of
     # the cost, and only when some rows share them is the whole row compared.

@@ -28,7 +28,7 @@ TRAILER = "#rows"
 
 
 def parse(source: Source, require_trailer: bool = False) -> ParsedFile:
-    """The generic CSV (the UnionPay-style file: settle/unionpay_read.py)."""
+    """The generic CSV (the UnionPay-style file is a `fixed` profile: settle/fixed.py)."""
     return _parse_generic(source, require_trailer)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from daozhang.errors import InputError
 from daozhang.settle.source import Source
 
-READERS = ("generic", "unionpay", "table", "fixed")
+READERS = ("generic", "table", "fixed")
 # The row keys a table or fixed profile may fill (settle/rows.py names them; ord/xid: DESIGN
 # §2.3).
 TABLE_KEYS = (
@@ -36,6 +36,13 @@ TABLE_KEYS = (
     "trc",
     "pan",
     "ck",
+    # What daozhang's own fixed-width file carries (a real file's rows derive them).
+    "ch",
+    "orrn",
+    "direction",
+    "settle_type",
+    "check_flag",
+    "payout_id",
 )
 _FIELD_OPTIONS = {
     "column",
@@ -49,6 +56,8 @@ _FIELD_OPTIONS = {
     "negate",
     "optional",
     "mask_card",
+    "signed",
+    "pattern",
 }
 _BUILTIN = Path(__file__).with_name("profiles.toml")
 
@@ -67,10 +76,28 @@ class FieldSpec:
     fen: bool = False  # digits in fen (fixed-width files)
     dc: str = ""  # a sign letter then digits in fen: "D" or "C", the letter that means plus
     mask_card: bool = False  # a card number, full or masked: kept as first 6 + last 4 only
+    signed: bool = False  # a sign (+ or -) then digits in fen
+    pattern: str = ""  # a regular expression the whole value must match (ASCII)
 
     @property
     def columns(self) -> tuple[str, ...]:
         return self.column if isinstance(self.column, tuple) else (self.column,)
+
+
+@dataclass(frozen=True)
+class Record:
+    """A fixed-width file's header or trailer record: the text it starts with (its record
+    type), its fields' widths, and which fields say what. A header gives the file's date and
+    acquirer; a trailer the count of detail records and the total of their amounts (fen),
+    both checked against the rows."""
+
+    record: str
+    layout: tuple[tuple[str, int], ...]
+    date: str = ""  # header: the field with the file's date, read with date_format
+    date_format: str = ""
+    acquirer: str = ""  # header: the field naming the acquirer
+    count: str = ""  # trailer: the field with the number of detail records
+    total: str = ""  # trailer: the field with the sum of their amounts, in fen
 
 
 @dataclass(frozen=True)
@@ -102,6 +129,13 @@ class Profile:
     name_date_format: str = ""
     detect_name: str = ""
     drop: tuple[str, ...] = ()  # columns never read (cardholder name, ID number)
+    # Fixed width with record types: detail records start with `record`; the header and
+    # trailer, when the layout has them, are described apart. `exact`: a record is the
+    # layout's bytes, trailing padding included (daozhang's own file always pads).
+    record: str = ""
+    header: Record | None = None
+    trailer: Record | None = None
+    exact: bool = False
 
     @property
     def record_bytes(self) -> int:
@@ -182,8 +216,15 @@ def _profile(path: Path, name: str, t: Any, origin: str) -> Profile:
                 bool(spec.get("fen", False)),
                 str(spec.get("dc", "")),
                 bool(spec.get("mask_card", False)),
+                bool(spec.get("signed", False)),
+                str(spec.get("pattern", "")),
             )
         )
+        if specs[-1].pattern:
+            try:
+                re.compile(specs[-1].pattern)
+            except re.error as exc:
+                raise bad(f"field {key!r}: pattern: {exc}") from None
     layout = tuple((str(n), int(w)) for n, w in t.get("layout", ()))
     sd = t.get("settle_date", "")
     if isinstance(sd, dict) and "column" not in sd:
@@ -210,8 +251,15 @@ def _profile(path: Path, name: str, t: Any, origin: str) -> Profile:
             raise bad(f"fields: {', '.join(sorted(missing))} missing")
         if not detect.get("header") and not detect.get("name") and reader == "table":
             raise bad("detect.header: list the columns that identify the file")
-        if reader == "fixed" and not detect.get("name"):
-            raise bad("detect.name: a regular expression the file's name matches")
+        if reader == "fixed" and not detect.get("name") and not detect.get("starts_with"):
+            raise bad(
+                "detect.name: a regular expression the file's name matches"
+                " (or detect.starts_with: the text its first line starts with)"
+            )
+    header = _record(bad, t.get("header"), "header", ("date", "acquirer"))
+    trailer = _record(bad, t.get("trailer"), "trailer", ("count", "total"))
+    if (header or trailer) and not t.get("record"):
+        raise bad("record: the text a detail record starts with (beside a header or trailer)")
     return Profile(
         name=name,
         description=str(t.get("description", "")),
@@ -237,6 +285,42 @@ def _profile(path: Path, name: str, t: Any, origin: str) -> Profile:
         name_date_format=str(t.get("name_date", {}).get("format", "")),
         detect_name=str(detect.get("name", "")),
         drop=tuple(str(c) for c in t.get("drop", ())),
+        record=str(t.get("record", "")),
+        header=header,
+        trailer=trailer,
+        exact=bool(t.get("exact", False)),
+    )
+
+
+def _record(bad: Any, t: Any, what: str, says: tuple[str, str]) -> Record | None:
+    """A `[NAME.header]` or `[NAME.trailer]` table, checked."""
+    if t is None:
+        return None
+    if not isinstance(t, dict) or not t.get("record") or not t.get("layout"):
+        raise bad(f"{what}: expected a table with record (its first text) and layout")
+    layout = tuple((str(n), int(w)) for n, w in t["layout"])
+    names = {n for n, _ in layout}
+    date = t.get("date", {})
+    fields = {
+        "date": str(date.get("column", "")) if isinstance(date, dict) else "",
+        "acquirer": str(t.get("acquirer", "")),
+        "count": str(t.get("count", "")),
+        "total": str(t.get("total", "")),
+    }
+    for key in says:
+        if fields[key] and fields[key] not in names:
+            raise bad(f"{what}.{key}: {fields[key]!r} is not in its layout")
+    unknown = set(t) - {"record", "layout", *says}
+    if unknown:
+        raise bad(f"{what}: unknown option {sorted(unknown)[0]!r}")
+    return Record(
+        str(t["record"]),
+        layout,
+        fields["date"],
+        str(date.get("format", "%Y%m%d")) if isinstance(date, dict) else "",
+        fields["acquirer"],
+        fields["count"],
+        fields["total"],
     )
 
 
@@ -270,9 +354,13 @@ def _misfit(profile: Profile, source: Source, lines: list[str]) -> str | None:
 
 def _fixed_misfit(profile: Profile, source: Source) -> str | None:
     base = Path(source.name).name
-    if not re.search(profile.detect_name, base):
+    if profile.detect_name and not re.search(profile.detect_name, base):
         return f"the name is not like {profile.detect_name}"
     first = source.head.split(b"\n", 1)[0].rstrip(b"\r")
+    if profile.detect_starts_with:
+        if not first.startswith(profile.detect_starts_with.encode()):
+            return f"does not start with {profile.detect_starts_with!r}"
+        return None  # a header record: the detail records' widths are checked as read
     # An empty file (a day without sales) fits; a record reaches into the last field read.
     fits = not first or profile.least_record_bytes <= len(first) <= profile.record_bytes
     if not fits or b"," in first[:40]:

@@ -28,6 +28,13 @@ from daozhang.units import BEIJING
 _ID = re.compile(r"[\x21-\x7e]{1,64}", re.ASCII)  # printable ASCII: ids, order numbers
 _MID = re.compile(r"[0-9A-Za-z]{6,32}", re.ASCII)
 _DIRECTION = {"sale": "in", "refund": "refund", "void": "out"}
+# Row keys a profile may set (a field or a default) whose values are the row model's words.
+_CHOICES = {
+    "ch": ("card", "qr"),
+    "direction": R.DIRECTIONS,
+    "settle_type": R.SETTLE_TYPES,
+    "check_flag": R.CHECK_FLAGS,
+}
 
 
 def parse_table(source: Source, profile: Profile) -> ParsedFile:
@@ -151,6 +158,12 @@ def to_row(
     row.setdefault("fee", 0)
     for key in ("tid", "bat", "trc", "rrn", "orrn", "pan", "ck", "payout_id", "ord", "xid"):
         row.setdefault(key, "")
+    for key, allowed in _CHOICES.items():
+        if row.get(key, allowed[0]) not in allowed:
+            raise InputError(
+                f"{name}: line {line}: field {key}: bad value {row[key]!r}: expected one of "
+                f"{', '.join(allowed)}"
+            )
     if not _MID.fullmatch(str(row["mid"])):
         raise InputError(
             f"{name}: line {line}: field mid: bad value {row['mid']!r}: expected a merchant id "
@@ -175,12 +188,14 @@ def _value(spec: FieldSpec, raw: str, file_date: date | None) -> Any:
         return beijing_seconds(spec.time, raw, file_date)
     if spec.yuan:
         return _fen(raw, spec)
-    if spec.fen or spec.dc:
+    if spec.fen or spec.dc or spec.signed:
         return _fixed_fen(raw, spec)
     if spec.mapping:
         if raw not in spec.mapping:
             raise ValueError(f"expected one of {', '.join(spec.mapping)}")
         return spec.mapping[raw]
+    if spec.pattern and not re.fullmatch(spec.pattern, raw, re.ASCII):
+        raise ValueError(f"expected text matching {spec.pattern}")
     if not _ID.fullmatch(raw):
         raise ValueError("expected 1-64 printable ASCII characters")
     return raw
@@ -203,13 +218,18 @@ _FULL_CARD = re.compile(r"[0-9]{13,19}", re.ASCII)
 
 
 def _fixed_fen(raw: str, spec: FieldSpec) -> int:
-    """Digits in fen (`000000002500`), or a sign letter and digits (`D000000000015`)."""
+    """Digits in fen (`000000002500`), or a sign letter and digits (`D000000000015`), or a
+    sign and digits (`+000000000060`)."""
     sign = 1
     body = raw
     if spec.dc:
         if raw[:1] not in ("C", "D"):
             raise ValueError("expected C or D then digits in fen")
         sign, body = (1 if raw[0] == spec.dc else -1), raw[1:]
+    elif spec.signed:
+        if raw[:1] not in ("+", "-"):
+            raise ValueError("expected a sign (+ or -) then digits in fen")
+        sign, body = (-1 if raw[0] == "-" else 1), raw[1:]
     if not re.fullmatch(r"[0-9]{1,16}", body, re.ASCII):
         raise ValueError("expected digits (an amount in fen)")
     fen = sign * int(body)

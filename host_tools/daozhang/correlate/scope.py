@@ -38,6 +38,7 @@ from daozhang.correlate.data import (
     _D_COLS,
     _MATCHED_SQL,
     _N_R,
+    _R_COLS,
     Data,
     Detail,
     Receipt,
@@ -128,27 +129,35 @@ _CHUNK = 250  # keys per statement: well inside either engine's limit on paramet
 
 def _grouped(
     tx: Transaction,
-    head: str,
+    select: str,
+    source: str,
     columns: Sequence[str],
     wanted: Sequence[Sequence[Any]],
     key: Callable[[Sequence[Any]], tuple[Any, ...]],
     tail: str = "",
 ) -> dict[tuple[Any, ...], list[Any]]:
-    """Rows of `head (columns) IN (the wanted values)`, grouped by `key` of each row, each
-    group in the order the statement returned it."""
+    """`SELECT select FROM source` for the rows whose `columns` are one of the `wanted`
+    values (then `tail`), grouped by `key` of each row, each group in the statement's order.
+
+    The values are a VALUES list joined first (CROSS JOIN: SQLite keeps it the outer loop),
+    one index probe each: SQLite scans the table for `(a, b) IN (VALUES ...)`."""
     out: dict[tuple[Any, ...], list[Any]] = {}
-    width = len(columns)
+    one = f"({', '.join('?' for _ in columns)})"
+    on = " AND ".join(f"{c} = k.column{i}" for i, c in enumerate(columns, 1))
     for at in range(0, len(wanted), _CHUNK):
         chunk = wanted[at : at + _CHUNK]
-        if width == 1:
-            test = f" {columns[0]} IN ({', '.join('?' for _ in chunk)})"
-        else:
-            one = f"({', '.join('?' for _ in columns)})"
-            test = f" ({', '.join(columns)}) IN (VALUES {', '.join(one for _ in chunk)})"
-        params = [value for values in chunk for value in values]
-        for row in tx.execute(head + test + tail, params):
+        sql = (
+            f"SELECT {select} FROM (VALUES {', '.join(one for _ in chunk)}) k"
+            f" CROSS JOIN {source} AND {on}{tail}"
+        )
+        for row in tx.execute(sql, [value for values in chunk for value in values]):
             out.setdefault(key(row), []).append(row)
     return out
+
+
+_MATCHED = f"{_R_COLS}, {_D_COLS}"
+_RECEIPTS = "receipts r LEFT JOIN settle_detail d ON d.rrn = r.rrn AND d.mid = r.mid WHERE"
+_DETAIL = "settle_detail d WHERE"
 
 
 def load_scoped(
@@ -171,7 +180,7 @@ def load_scoped(
     # Each kind of row is read for all the asked receipts at once (a few set queries, not
     # five round trips per sale: a device's month is hundreds of sales), then handed out per
     # receipt in the order the rules met them one by one.
-    by_key = _grouped(tx, _MATCHED_SQL + " WHERE", ("r.mid", "r.tid", "r.bat", "r.trc"),
+    by_key = _grouped(tx, _MATCHED, _RECEIPTS + " 1 = 1", ("r.mid", "r.tid", "r.bat", "r.trc"),
                       list(dict.fromkeys(keys)), _receipt_key)  # fmt: skip
     for key in keys:
         take(by_key.pop(tuple(key), ()))
@@ -188,22 +197,19 @@ def load_scoped(
 
     rrns = sorted({(r.rrn,) for r, _ in targets if r.rrn})
     undoing = _grouped(
-        tx, _MATCHED_SQL + " WHERE r.otrc IS NOT NULL AND", ("r.mid", "r.tid", "r.otrc"),
-        sorted({(r.mid, r.tid, r.trc) for r, _ in targets}),
-        _undone_key,
+        tx, _MATCHED, _RECEIPTS + " r.otrc IS NOT NULL", ("r.mid", "r.tid", "r.otrc"),
+        sorted({(r.mid, r.tid, r.trc) for r, _ in targets}), _undone_key,
     )  # fmt: skip
-    naming = _grouped(tx, _MATCHED_SQL + " WHERE r.orrn IS NOT NULL AND", ("r.orrn",), rrns,
+    naming = _grouped(tx, _MATCHED, _RECEIPTS + " r.orrn IS NOT NULL", ("r.orrn",), rrns,
                       _named_rrn)  # fmt: skip
     completing = _grouped(
-        tx, f"SELECT {_D_COLS} FROM settle_detail d WHERE d.orrn <> '' AND d.typ IN"
-        " ('preauth_done', 'preauth_void') AND", ("d.orrn",), rrns,
-        _detail_orrn, " ORDER BY d.file_id, d.line",
+        tx, _D_COLS, _DETAIL + " d.orrn <> '' AND d.typ IN ('preauth_done', 'preauth_void')",
+        ("d.orrn",), rrns, _detail_orrn, " ORDER BY d.file_id, d.line",
     )  # fmt: skip
     fallback = _grouped(
-        tx, f"SELECT {_D_COLS} FROM settle_detail d WHERE NOT EXISTS (SELECT 1 FROM receipts r"
-        " WHERE r.rrn = d.rrn AND r.mid = d.mid) AND", ("d.mid", "d.tid", "d.bat", "d.trc"),
-        sorted({receipt_key(r) for r, d in targets if d is None}),
-        _detail_key,
+        tx, _D_COLS, _DETAIL + " NOT EXISTS (SELECT 1 FROM receipts r WHERE r.rrn = d.rrn"
+        " AND r.mid = d.mid)", ("d.mid", "d.tid", "d.bat", "d.trc"),
+        sorted({receipt_key(r) for r, d in targets if d is None}), _detail_key,
         " ORDER BY d.file_id, d.line",
     )  # fmt: skip
     for r, d in targets:

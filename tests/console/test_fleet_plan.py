@@ -33,3 +33,7 @@ def test_the_day_sums_read_only_the_covering_index(tmp_path: Path) -> None:
     finally:
         conn.close()
     assert any("COVERING INDEX heartbeats_sums (dev=? AND t>?)" in line for line in plan), plan
+    # Heartbeats sent before the device knew the time (t = 0), by arrival: the same index,
+    # not (dev, received_at) and a table lookup per heartbeat of the day.
+    assert any("COVERING INDEX heartbeats_sums (dev=? AND t=?)" in line for line in plan), plan
+    assert not any("heartbeats_dev" in line for line in plan), plan

@@ -14,6 +14,7 @@ batch fails its MAC (a device re-flashed with another key) says so.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -108,7 +109,10 @@ def fleet_status(
             " UNION ALL SELECT h.dev, h.recon, h.sync_ok, h.sync_fail FROM devices d"
             " CROSS JOIN heartbeats h WHERE h.dev = d.dev AND h.t = 0 AND +h.received_at >= ?"
             ") s GROUP BY dev",
-            (now - SUMMED_WINDOW_S, now - SUMMED_WINDOW_S),
+            # `t` is an integer column: bound it by an integer. With the console's float
+            # `now`, PostgreSQL compared every heartbeat's t as double precision and read
+            # each device's whole month (66 s at 10,000 devices x 30 days, not 2 s).
+            (math.ceil(now - SUMMED_WINDOW_S), now - SUMMED_WINDOW_S),
         )
     }
     uptos = {

@@ -17,17 +17,14 @@ Timed, best of `--passes`, on a store filled beforehand (filling is not timed):
   `(dev, t, id)`); with `--before` also the whole-store classification the page ran until
   then (`analyse(device=...)`), once.
 
-Each device also gets `--sales` receipts a day (plain INSERTs, with the `device_terminals` row
-the collector keeps), no settlement file: each sale's finding waits for the acquirer's file.
-
-The heartbeats go in with plain INSERTs in time order (all devices per 5-minute tick), not
-through the collector: a month of a 10,000-device fleet is 86 million rows, which the
-collector's own path would take hours to write here. `--days` says how many days are written;
-the page reads each device's latest heartbeat and its last day, both through indexes, so the
-days before weigh only through the depth of the B-trees (the report says which were run).
+The store is filled inside the database by `console_fill.py` (heartbeats as the collector
+writes them, `--sales` card sales a day per device, no settlement file: each sale's finding
+waits for the acquirer's file; one device in 50 silent with sales unsent); filling is not
+timed. With `--keep DIR` the store stays for the next run: SQLite's file, or PostgreSQL's
+data folder (the server is started on it again).
 
     .venv/bin/python bench/console_bench.py [--devices 10000] [--days 1 3] [--db sqlite|pg|both]
-        [--writer] [--device [--before]] [--sales 10] [--keep DIR]
+        [--writer] [--device [--before]] [--sales 10] [--keep DIR] [--skip-fleet]
 """
 
 from __future__ import annotations
@@ -41,11 +38,13 @@ import statistics
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import console_fill
 import httpx
 from daozhang.console.app import build_app
 from daozhang.console.fleetview import fleet_rows
@@ -56,135 +55,12 @@ from daozhang.schema import open_database
 from daozhang.store import Store
 
 NOW = 1_780_000_000
-HB_S = 300
 DAY = 86_400
 PASSWORD = "bench password 1"
-FWS = ("1.4.2", "1.4.3", "1.5.0")
 
 
 def _sig(n: int) -> dict[str, object]:
     return {"rat": "lte", "rsrp": -90 - n % 30, "sinr": 5, "reg": 1, "cell": f"460-00-{n % 700}"}
-
-
-def _mid(n: int) -> str:
-    return f"8983100481{n // 20:05d}"
-
-
-def fill(
-    store: Store, devices: int, days: float, sales: int, progress: Callable[[str], None]
-) -> int:
-    devs = [f"D{d:05d}" for d in range(devices)]
-    ticks = int(days * DAY / HB_S)
-    with store.transaction() as tx:
-        tx.executemany(
-            "INSERT INTO devices (dev, first_seen, last_seen, online, mid, tid)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    dev,
-                    NOW - days * DAY,
-                    NOW - (7200 if n % 50 == 0 else 60),
-                    int(n % 50 != 0),
-                    _mid(n),
-                    f"{n:08d}",
-                )
-                for n, dev in enumerate(devs)
-            ],
-        )
-        tx.executemany(
-            "INSERT INTO ack_state (dev, epoch, upto, max_seen, first_at, updated_at)"
-            " VALUES (?, 7, 1000, 1000, ?, ?)",
-            [(dev, NOW - days * DAY, NOW - 60) for dev in devs],
-        )
-        tx.executemany(
-            "INSERT INTO device_terminals (dev, mid, tid, first_seen, last_seen)"
-            " VALUES (?, ?, ?, ?, ?)",
-            [(dev, _mid(n), f"{n:08d}", NOW - days * DAY, NOW - 60) for n, dev in enumerate(devs)],
-        )
-    _sales(store, devs, days, sales)
-    bodies = [json.dumps({"sig": _sig(n), "heap": 30000}) for n in range(devices)]
-    written = 0
-    started = time.monotonic()
-    # The heartbeat indexes are built once at the end (the same statements as the
-    # migrations'), not row by row: the same B-trees, far faster to fill.
-    with store.transaction() as tx:
-        for index in _HB_INDEXES:
-            tx.execute(f"DROP INDEX {index.split()[2]}")
-    rows: list[tuple[object, ...]] = []
-    for tick in range(ticks):
-        t = NOW - (ticks - tick) * HB_S
-        rows += [
-            # One device in 50 went silent two hours ago with records unsent.
-            (
-                dev,
-                t + 1,
-                t,
-                7,
-                1,
-                tick * HB_S * 1000,
-                FWS[n % 3],
-                "power_on",
-                "up",
-                (5 if n % 50 == 0 else 0),
-                990 + (5 if n % 50 == 0 else 0),
-                1 if tick % 97 == n % 97 else 0,
-                1,
-                0,
-                bodies[n],
-            )
-            for n, dev in enumerate(devs)
-            if not (n % 50 == 0 and t > NOW - 7200)
-        ]
-        if tick % 12 != 11 and tick != ticks - 1:
-            continue  # one commit per hour of heartbeats
-        with store.transaction() as tx:
-            tx.executemany(
-                "INSERT INTO heartbeats (dev, received_at, t, epoch, boot, up, fw, cause, link,"
-                " jrec, next_seq, recon, sync_ok, sync_fail, body_json)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-        written += len(rows)
-        rows = []
-        if tick % 288 == 287:
-            rate = written / (time.monotonic() - started)
-            progress(f"  {written:,} heartbeats ({rate:,.0f}/s)")
-    progress("  building the heartbeat indexes")
-    with store.transaction() as tx:
-        for index in _HB_INDEXES:
-            tx.execute(index)
-        tx.execute("ANALYZE")
-    return written
-
-
-def _sales(store: Store, devs: list[str], days: float, per_day: int) -> None:
-    """`per_day` approved card sales per device and day, spread over the business hours."""
-    n_sales = int(days * per_day)
-    for first in range(0, len(devs), 500):
-        rows = []
-        for n in range(first, min(first + 500, len(devs))):
-            dev, mid, tid = devs[n], _mid(n), f"{n:08d}"
-            for k in range(n_sales):
-                lt = NOW - int(days * DAY) + k * DAY // max(per_day, 1) + n % 600
-                trc = f"{k % 999_999 + 1:06d}"
-                rows.append((mid, tid, "000001", trc, dev, 7, k + 1, "sale", "card",
-                             1_000 + k % 5_000, "156", "622848******1234", "debit", "chip",
-                             lt, "approved", "00", f"{n:05d}{k:07d}", "123456",
-                             lt, lt, float(lt + 5)))  # fmt: skip
-        with store.transaction() as tx:
-            tx.executemany(
-                "INSERT INTO receipts (mid, tid, bat, trc, dev, epoch, seq, typ, ch, amt, cur,"
-                " pan, ck, ent, lt, st, rc, rrn, auth, t, placed_t, received_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-
-
-_HB_INDEXES = (
-    "CREATE INDEX heartbeats_dev ON heartbeats (dev, received_at)",
-    "CREATE INDEX heartbeats_latest ON heartbeats (dev, id)",
-    "CREATE INDEX heartbeats_event ON heartbeats (dev, t, id)",
-)
 
 
 def baseline(store: Store) -> int:
@@ -311,7 +187,7 @@ def _ms(seconds: float) -> str:
 
 def run_one(
     url: str, engine: str, devices: int, days: float, passes: int, writer: bool, fresh: bool,
-    sales: int = 0, device: bool = False, before: bool = False,
+    disk: Path, sales: int = 0, device: bool = False, before: bool = False, fleet: bool = True,
 ) -> None:  # fmt: skip
     def say(text: str) -> None:
         print(text, flush=True)
@@ -319,10 +195,16 @@ def run_one(
     with open_database(url) as store:
         if fresh:
             started = time.monotonic()
-            n = fill(store, devices, days, sales, say)
+            n = console_fill.fill(store, devices, days, sales, NOW, disk, say)
             say(f"  filled {n:,} heartbeats in {time.monotonic() - started:.0f} s (not timed)")
         else:
             n = int(store.query("SELECT COUNT(*) FROM heartbeats")[0][0])
+        if not fleet:
+            c = Served(url)
+            if device:
+                _device_pages(url, c, engine, devices, days, passes, before, say)
+            c.stop()
+            return
         base = best_of(passes, lambda: baseline(store))
         snapshot = best_of(passes, lambda: fleet_rows(store, NOW))
     c = Served(url)
@@ -331,6 +213,9 @@ def run_one(
     live = best_of(passes, lambda: c.get("/fleet/live"))
     filtered = best_of(passes, lambda: c.get("/fleet?problem=silent_unsent"))
     say(f"  first page after start (waits for the snapshot): {_ms(first)}")
+    with open_database(url, migrate=False, create=False) as store:
+        counts = Counter(r.problem_code for r in fleet_rows(store, NOW).rows)
+    say(f"  devices by problem: {dict(sorted(counts.items()))}")
     say(
         f"| {engine} | {devices:,} | {days:g} | {n:,} | {_ms(base)} | {_ms(snapshot)}"
         f" ({snapshot / base:.1f}x) | {_ms(page)} ({page / base:.1f}x) | {_ms(live)}"
@@ -381,6 +266,11 @@ def _device_pages(
         say(f"  before: the whole store classified for {dev}: {_ms(whole)}")
 
 
+def pg_databases(pg: TempPostgres) -> set[str]:
+    with open_database(pg.url("postgres"), migrate=False) as store:
+        return {str(r[0]) for r in store.query("SELECT datname FROM pg_database")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=10_000)
@@ -390,9 +280,12 @@ def main() -> None:
     parser.add_argument("--writer", action="store_true")
     parser.add_argument("--device", action="store_true", help="time the device page too")
     parser.add_argument("--before", action="store_true", help="and the whole-store analysis")
+    parser.add_argument("--skip-fleet", action="store_true", help="only the device page")
     parser.add_argument("--sales", type=int, default=10, help="receipts per device and day")
     parser.add_argument(
-        "--keep", type=Path, help="SQLite: keep the filled store in this folder, reuse it next time"
+        "--keep",
+        type=Path,
+        help="keep the filled store (SQLite file, PostgreSQL data) here; reused next time",
     )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dz-console-", dir="/var/tmp"))  # the real disk
@@ -411,14 +304,18 @@ def main() -> None:
                 fresh = not path.exists()
                 url = f"sqlite:///{path}"
                 run_one(url, "SQLite", args.devices, days, args.passes, args.writer, fresh,
-                        args.sales, args.device, args.before)  # fmt: skip
+                        folder, args.sales, args.device, args.before,
+                        not args.skip_fleet)  # fmt: skip
                 if args.keep is None:
                     os.unlink(path)
             if args.db in ("pg", "both"):
-                pg = pg or TempPostgres(work / "pg").start()
-                url = pg.create_database(f"console_{int(days * 10)}")
-                run_one(url, "PostgreSQL", args.devices, days, args.passes, args.writer, True,
-                        args.sales, args.device, args.before)  # fmt: skip
+                pg = pg or TempPostgres((args.keep or work) / "pg").start()
+                name = f"console_{args.devices}_{int(days * 10)}"
+                fresh = name not in pg_databases(pg)
+                url = pg.create_database(name) if fresh else pg.url(name)
+                run_one(url, "PostgreSQL", args.devices, days, args.passes, args.writer, fresh,
+                        args.keep or work, args.sales, args.device, args.before,
+                        not args.skip_fleet)  # fmt: skip
     finally:
         if pg is not None:
             pg.stop()

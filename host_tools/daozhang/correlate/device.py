@@ -13,8 +13,9 @@ classifies only those through `analyse_scoped`, so their findings are the whole 
 - rows of a terminal no device served whose merchant and RRN name a receipt the collector
   refused from this device (classify names the refusing device then).
 
-Cost: the device's terminals' index ranges over the window, what `analyse_scoped` reads per
-transaction, and the device's timeline (its link and signal events, 40 days of heartbeats);
+Cost: the device's terminals' index ranges over the window, `analyse_scoped`'s set queries
+over those transactions (a statement per kind of related row and 250 sales, not one per
+sale), and the device's timeline (its link and signal events, 40 days of heartbeats);
 a sale waiting on its acquirer also reads that acquirer-day (acquirer_day.py).
 """
 

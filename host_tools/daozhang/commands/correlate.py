@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
                 for out in files:
                     out.add_chunk(chunk)
                 if recorder is not None:
-                    recorder.add(chunk.findings)
+                    recorder.add(chunk.findings, chunk.dicts())
                 if tally is not None:
                     tally.add(chunk.findings)
                 if payouts is not None:
@@ -147,7 +147,7 @@ class _Findings:
         self.out = out
 
     def add_chunk(self, chunk: Chunk) -> None:
-        self.out.add(chunk.findings)
+        self.out.add(chunk.findings, chunk.dicts())
 
     def close(self) -> None:
         self.out.close()

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from daozhang.correlate.chunk import RECEIPTS_PER_CHUNK
 from daozhang.correlate.classify import Context, Finding, classify
@@ -79,11 +80,11 @@ def analyse_chunks(
 
     def only(found: Iterator[Chunk]) -> Iterator[Chunk]:
         for c in found:
-            if merchant is not None:
-                c.findings = [f for f in c.findings if f.mid == merchant]
-            if device is not None:
-                c.findings = [f for f in c.findings if f.dev == device]
-            yield c
+            if merchant is None and device is None:
+                yield c
+                continue
+            kept = [f for f in c.findings if merchant in (None, f.mid) and device in (None, f.dev)]
+            yield Chunk(c.data, kept)
 
     return ctx.as_of, only(chunks(store, ctx, per_chunk))
 
@@ -114,12 +115,14 @@ class Recorder:
         self.rows: list[tuple[object, ...]] = []
         self.n = 0
 
-    def add(self, findings: Iterable[Finding]) -> None:
+    def add(self, findings: Iterable[Finding], dicts: Iterable[dict[str, Any]] = ()) -> None:
+        """These findings (and their `to_dict`, when already made) recorded."""
+        made = iter(dicts)
         for f in findings:
+            d = next(made, None) or to_dict(f)
             self.rows.append(
                 (self.run_id, self.n, f.kind, f.mid, f.tid, f.bat, f.trc, f.dev, f.rrn,
-                 f.payout_id, f.status, f.cause, f.data,
-                 json.dumps(to_dict(f), ensure_ascii=False))
+                 f.payout_id, f.status, f.cause, f.data, json.dumps(d, ensure_ascii=False))
             )  # fmt: skip
             self.n += 1
             if len(self.rows) >= self.BATCH:

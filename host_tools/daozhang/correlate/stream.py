@@ -17,6 +17,7 @@ import gc
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from daozhang.correlate.chunk import RECEIPTS_PER_CHUNK, Shared, load_range, ranges, timelines
 from daozhang.correlate.chunk import shared as read_shared
@@ -33,6 +34,7 @@ from daozhang.correlate.classify import (
     waiting_by_day,
 )
 from daozhang.correlate.data import Data
+from daozhang.correlate.render import to_dict
 from daozhang.store import Store, Transaction
 
 _HELD_DEVICES = 400  # the held findings are finished this many devices at a time
@@ -42,6 +44,13 @@ _HELD_DEVICES = 400  # the held findings are finished this many devices at a tim
 class Chunk:
     data: Data  # what the findings were read from (payouts, rows, timelines), for reports
     findings: list[Finding]
+    _dicts: list[dict[str, Any]] | None = None
+
+    def dicts(self) -> list[dict[str, Any]]:
+        """The findings in their JSON shape (render.to_dict), made once for every output."""
+        if self._dicts is None:
+            self._dicts = [to_dict(f) for f in self.findings]
+        return self._dicts
 
 
 def chunks(store: Store, ctx: Context, per_chunk: int = RECEIPTS_PER_CHUNK) -> Iterator[Chunk]:

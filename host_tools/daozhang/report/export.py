@@ -36,10 +36,13 @@ class JsonFile:
         self.out.write('{"as_of": ' + json.dumps(as_of_text(as_of)) + ', "findings": [')
         self.n = 0
 
-    def add(self, findings: Iterable[Finding]) -> None:
+    def add(self, findings: Iterable[Finding], dicts: Iterable[dict[str, Any]] = ()) -> None:
+        """These findings written (`dicts`: their `to_dict`, when already made)."""
+        made = iter(dicts)
         for f in findings:
+            d = next(made, None) or to_dict(f)
             self.out.write(",\n " if self.n else "\n ")
-            self.out.write(json.dumps(to_dict(f), ensure_ascii=False, separators=(",", ":")))
+            self.out.write(json.dumps(d, ensure_ascii=False, separators=(",", ":")))
             self.n += 1
 
     def close(self) -> None:
@@ -92,10 +95,12 @@ class CsvFile:
         self.writer.writerow(CSV_COLUMNS)
         self.lang = lang
 
-    def add(self, findings: Iterable[Finding]) -> None:
+    def add(self, findings: Iterable[Finding], dicts: Iterable[dict[str, Any]] = ()) -> None:
+        """These findings written (`dicts`: their `to_dict`, when already made)."""
         lang = self.lang
+        made = iter(dicts)
         for f in findings:
-            d = to_dict(f)
+            d = next(made, None) or to_dict(f)
             ids = [id_cell(str(cell(v))) for v in (f.mid, f.tid, f.bat, f.trc, f.dev, f.rrn,
                                                     f.payout_id)]  # fmt: skip
             self.writer.writerow([f.kind, *ids, *map(cell, [

@@ -31,6 +31,7 @@ from daozhang.correlate.data import (
     _files,
     _refused,
     _terminals,
+    by_rrn,
     load_merchants,
     load_notices,
     timelines_of,
@@ -105,7 +106,7 @@ def load_range(tx: Transaction, common: Shared, span: Range, as_of: int) -> Data
     matched: list[Detail | None] = []
     last: tuple[Any, ...] = ()
     where, params = _where("r.", lo, hi)
-    for row in tx.execute(f"{_by_rrn(tx, _MATCHED_SQL)} WHERE {where}", params):
+    for row in tx.execute(f"{by_rrn(tx, _MATCHED_SQL)} WHERE {where}", params):
         key = row[:4]
         if key == last:
             continue  # a second detail row with this RRN: the first match wins (data.load)
@@ -113,7 +114,7 @@ def load_range(tx: Transaction, common: Shared, span: Range, as_of: int) -> Data
         receipts.append(Receipt._make(row[:_N_R]))
         matched.append(None if row[_N_R] is None else Detail._make(row[_N_R:]))
     dwhere, dparams = _where("d.", lo, hi)
-    unmatched = f"{_by_rrn(tx, _UNMATCHED_SQL)} AND {dwhere}"
+    unmatched = f"{by_rrn(tx, _UNMATCHED_SQL)} AND {dwhere}"
     detail = [Detail._make(row) for row in tx.execute(unmatched, dparams)]
     payouts: dict[str, Payout] = {}
     for mid, held in common.payouts.items():
@@ -122,16 +123,6 @@ def load_range(tx: Transaction, common: Shared, span: Range, as_of: int) -> Data
     devices = {r.dev for r in receipts}
     devices |= {dev for d in detail if (dev := common.terminal_dev.get((d.mid, d.tid)))}
     return common.data(receipts, matched, detail, payouts, timelines(tx, devices, as_of))
-
-
-def _by_rrn(tx: Transaction, sql: str) -> str:
-    """The receipt-row join through the RRN indexes. SQLite's planner, without statistics (a
-    store never ANALYZEd), took the merchant's (mid, time) index for `d.mid = r.mid` and read
-    every row of the merchant for each receipt: 160 s a chunk of 40,000 receipts."""
-    if tx.dialect != "sqlite":
-        return sql
-    sql = sql.replace("settle_detail d ON", "settle_detail d INDEXED BY settle_detail_rrn ON")
-    return sql.replace("FROM receipts r WHERE", "FROM receipts r INDEXED BY receipts_rrn WHERE")
 
 
 def timelines(tx: Transaction, devices: set[str], as_of: int) -> dict[str, Timeline]:

@@ -283,6 +283,16 @@ _UNMATCHED_SQL = (
 )
 
 
+def by_rrn(tx: Transaction, sql: str) -> str:
+    """The receipt-row join through the RRN indexes. SQLite's planner, without statistics (a
+    store never ANALYZEd), took the merchant's (mid, time) index for `d.mid = r.mid` and read
+    every row of the merchant for each receipt: 160 s a chunk of 40,000 receipts."""
+    if tx.dialect != "sqlite":
+        return sql
+    sql = sql.replace("settle_detail d ON", "settle_detail d INDEXED BY settle_detail_rrn ON")
+    return sql.replace("FROM receipts r WHERE", "FROM receipts r INDEXED BY receipts_rrn WHERE")
+
+
 # Heartbeats older than this before the as-of time are not read: a sale's evidence lies within
 # hours of it, and a device silent for longer is silent whatever came before.
 HEARTBEAT_LOOKBACK_S = 40 * 86_400
@@ -301,7 +311,7 @@ def load(
     make_r, make_d = Receipt._make, Detail._make
     with store.snapshot() as tx:  # one view, no write lock held against collectors
         where, params = _filter(merchant, device, "r.")
-        for row in tx.execute(_MATCHED_SQL + where, params):
+        for row in tx.execute(by_rrn(tx, _MATCHED_SQL) + where, params):
             key = row[:4]
             if key == last:
                 # Two detail rows with this RRN: the first match wins. Both engines emit all
@@ -313,7 +323,10 @@ def load(
             matched.append(None if row[_N_R] is None else make_d(row[_N_R:]))
         dwhere, dparams = _filter(merchant, None, "d.")
         detail = list(
-            map(make_d, tx.execute(_UNMATCHED_SQL + dwhere.replace(" WHERE", " AND"), dparams))
+            map(
+                make_d,
+                tx.execute(by_rrn(tx, _UNMATCHED_SQL) + dwhere.replace(" WHERE", " AND"), dparams),
+            )
         )
         if device is not None:
             terminals = {(r.mid, r.tid) for r in receipts}

@@ -5,7 +5,8 @@
 - `acquirer_day_unpaid`: one acquirer and day with M or more merchants unpaid while their
   terminals were healthy (cause `acquirer_side`), one alert per acquirer-day.
 
-Correlation reads the whole store, so these rules run only when the rules file turns them on.
+Correlation reads the whole store (a merchant range at a time, keeping only the gaps), so these
+rules run only when the rules file turns them on, at most every `[money] every_minutes`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import date
 
 from daozhang.alerts.alert import Alert, Verdict
 from daozhang.alerts.rules import Rules
-from daozhang.correlate.engine import analyse
+from daozhang.correlate.engine import analyse_chunks
 from daozhang.correlate.finding import Finding
 from daozhang.store import Store
 from daozhang.units import fen_to_yuan
@@ -36,9 +37,13 @@ def evaluate_money(store: Store, rules: Rules, now: float, out: Verdict, due: bo
     if not due:
         out.kept.update(MONEY_RULES)
         return
+    # A merchant range at a time (correlate/stream.py), keeping only the gaps: memory bounded
+    # by what is unpaid, not by the store.
+    _, found = analyse_chunks(store, as_of=now)
     gaps = [
         f
-        for f in analyse(store, as_of=now).findings
+        for chunk in found
+        for f in chunk.findings
         if f.kind == "transaction" and f.status == "gap"
     ]
     if rules.on("unexplained_unpaid"):

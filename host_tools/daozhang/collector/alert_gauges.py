@@ -162,7 +162,10 @@ def fleet_alert_gauges(store: Store, now: float) -> list[Gauge]:
 
 
 def money_gauges(store: Store, now: float) -> list[Gauge]:
-    runs = store.query("SELECT id, as_of FROM correlate_runs ORDER BY id DESC LIMIT 1")
+    # The latest complete run: one still being recorded says n_findings = -1 (engine.py).
+    runs = store.query(
+        "SELECT id, as_of FROM correlate_runs WHERE n_findings >= 0 ORDER BY id DESC LIMIT 1"
+    )
     unpaid = dict.fromkeys(CAUSES, 0)
     days: dict[tuple[str, str], set[str]] = defaultdict(set)
     age = 0.0

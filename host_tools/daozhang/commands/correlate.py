@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from daozhang import words
 from daozhang.collector.inbox import pending_records
 from daozhang.commands.args import integer, output_file
-from daozhang.correlate.engine import analyse, record
+from daozhang.correlate.engine import Recorder, analyse_chunks
+from daozhang.correlate.stream import Chunk
 from daozhang.errors import DaozhangError, UsageError
+from daozhang.report.export import CsvFile, JsonFile
+from daozhang.report.payouts import PayoutTally
+from daozhang.report.table import Tally, print_payouts, print_tally
 from daozhang.schema import open_database
 from daozhang.store import Store
 from daozhang.units import BEIJING
@@ -86,37 +92,75 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    as_of = parse_time(args.as_of, "--as-of")
-    with open_database(args.db, create=False) as store:
-        result = analyse(store, as_of, args.merchant, args.device, args.policy, args.calendar)
-        if not args.no_record:
-            record(store, result.as_of, result.findings)
-        note_unstored(store, "correlate")
-    try:
-        if args.json:
-            from daozhang.report.export import write_json
-
-            write_json(args.json, result.as_of, result.findings)
-        if args.csv:
-            from daozhang.report.export import write_csv
-
-            write_csv(args.csv, result.findings, args.lang)
-        if args.html:
-            from daozhang.report.html import write_html
-
-            write_html(args.html, result.as_of, result.data, result.findings)
-    except OSError as exc:  # checked before, but a disk fills and folders go away
-        raise DaozhangError(f"cannot write {exc.filename}: {exc.strerror}") from exc
-    if args.quiet:
-        return 0
+    """One pass over the store a merchant range at a time (correlate/stream.py): each chunk's
+    findings go to every output at once, and only what the outputs keep stays in memory."""
+    as_of_arg = parse_time(args.as_of, "--as-of")
     limit = None if args.all else args.limit
-    if args.payouts:
-        from daozhang.report.payouts import views
-        from daozhang.report.table import print_payouts
-
-        print_payouts(result.as_of, views(result.data, result.findings), None, limit, args.lang)
-    else:
-        from daozhang.report.table import print_report
-
-        print_report(result.as_of, result.findings, None, limit, args.lang)
+    with open_database(args.db, create=False) as store, ExitStack() as outputs:
+        as_of, found = analyse_chunks(
+            store, as_of_arg, args.merchant, args.device, args.policy, args.calendar
+        )
+        # The findings are written through a connection of their own, a batch a transaction,
+        # while this one reads its one view of the store.
+        recorder = None
+        if not args.no_record:
+            writer = outputs.enter_context(open_database(args.db, create=False))
+            recorder = Recorder(writer, as_of)
+        try:
+            files = _open_files(args, as_of)
+            for out in files:
+                outputs.callback(out.close)
+            tally = None if args.quiet or args.payouts else Tally(limit)
+            payouts = PayoutTally(limit) if args.payouts and not args.quiet else None
+            for chunk in found:
+                for out in files:
+                    out.add_chunk(chunk)
+                if recorder is not None:
+                    recorder.add(chunk.findings, chunk.dicts())
+                if tally is not None:
+                    tally.add(chunk.findings)
+                if payouts is not None:
+                    payouts.add(chunk.data, chunk.findings)
+                del chunk
+            if recorder is not None:
+                recorder.close()
+        except OSError as exc:  # checked before, but a disk fills and folders go away
+            raise DaozhangError(f"cannot write {exc.filename}: {exc.strerror}") from exc
+        note_unstored(store, "correlate")
+    if tally is not None:
+        print_tally(as_of, tally, None, args.lang)
+    if payouts is not None:
+        print_payouts(as_of, payouts.result(), None, limit, args.lang, (payouts.n, payouts.missing))
     return 0
+
+
+class _Output(Protocol):
+    def add_chunk(self, chunk: Chunk) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _Findings:
+    """A file written from the findings alone (JSON, CSV)."""
+
+    def __init__(self, out: JsonFile | CsvFile) -> None:
+        self.out = out
+
+    def add_chunk(self, chunk: Chunk) -> None:
+        self.out.add(chunk.findings, chunk.dicts())
+
+    def close(self) -> None:
+        self.out.close()
+
+
+def _open_files(args: argparse.Namespace, as_of: int) -> list[_Output]:
+    files: list[_Output] = []
+    if args.json:
+        files.append(_Findings(JsonFile(args.json, as_of)))
+    if args.csv:
+        files.append(_Findings(CsvFile(args.csv, args.lang)))
+    if args.html:
+        from daozhang.report.html import HtmlReport
+
+        files.append(HtmlReport(args.html, as_of))
+    return files

@@ -3,8 +3,9 @@ and `lookup` (the findings and refused receipts one support question names).
 
 `lookup` asks what `daozhang lookup` asks (`correlate.lookup.look_up`: search, then only the
 matches classified, then the refused receipts that fit), so the page and the command can
-never disagree and neither reads the whole store. `analysed` still classifies the whole store
-(`correlate.engine.analyse`): the money page sums every finding.
+never disagree and neither reads the whole store. `analysed` classifies the whole store a
+merchant range at a time (`correlate.engine.analyse_chunks`, the same findings as the
+in-memory run): the money page sums every finding and keeps only the problems.
 
 Questions support staff are asked on the phone (the form's `by`), each a `correlate.search`
 question:
@@ -16,7 +17,7 @@ question:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -26,9 +27,10 @@ from daozhang.collector.quarantine_read import Refusal
 from daozhang.console.reading import Reading
 from daozhang.contract import RECEIPT_INTS
 from daozhang.correlate.classify import Finding
-from daozhang.correlate.engine import Result, analyse
+from daozhang.correlate.engine import analyse_chunks
 from daozhang.correlate.lookup import look_up
 from daozhang.correlate.search import Query, day_range
+from daozhang.correlate.stream import Chunk
 from daozhang.errors import UsageError
 from daozhang.store import Store
 from daozhang.units import BEIJING
@@ -119,10 +121,10 @@ class Found:
     more: bool  # more matches than shown
 
 
-def analysed(store: Store, as_of: float, device: str | None = None) -> Result:
-    """Every finding as of `as_of` (the whole store, classified), or one device's; read
-    without the write lock (`reading.Reading`)."""
-    return analyse(Reading(store), as_of=as_of, device=device)
+def analysed(store: Store, as_of: float) -> tuple[int, Iterator[Chunk]]:
+    """Every finding as of `as_of` (the whole store, classified a merchant range at a time:
+    use each chunk and drop it); read without the write lock (`reading.Reading`)."""
+    return analyse_chunks(Reading(store), as_of=as_of)
 
 
 def lookup(store: Store, query: Query, as_of: float) -> Found:

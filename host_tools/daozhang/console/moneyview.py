@@ -4,9 +4,9 @@ behind the sums with their evidence; the payouts that went wrong.
 Unpaid is a `gap` finding's whole amount, short a `settled_short` finding's shortfall
 (DESIGN §2.2). The day is the day the money was due (`expected_date`, Beijing), else the
 sale's day: an acquirer that left a day unpaid shows as one acquirer-day. Findings come from
-`finder.analysed` (the whole store, classified in the background: `Money`, kept by the
-console as a snapshot); lookup's scoped findings are held equal to them by
-tests/lookup/test_scoped_equals_whole.py.
+`finder.analysed` (the whole store, classified in the background a merchant range at a time
+with only the problems kept: `Money`, kept by the console as a snapshot); lookup's scoped
+findings are held equal to them by tests/lookup/test_scoped_equals_whole.py.
 """
 
 from __future__ import annotations
@@ -206,17 +206,21 @@ class Money:
 
 
 def money_of(store: Store, now: float) -> Money:
-    result = analysed(store, now)
-    return Money(
-        as_of=result.as_of,
-        acquirer_of={m.mid: m.acquirer for m in result.data.merchants.values()},
-        problems=[f for f in result.findings if f.kind == "transaction" and missing_fen(f) > 0],
-        payouts=[
-            f
-            for f in result.findings
-            if f.kind == "payout" and f.status not in ("settled", "not_expected", "pending")
-        ],
-    )
+    """The store classified a merchant range at a time, keeping only the problems: memory
+    bounded by them, not by the store (issue 24)."""
+    as_of, found = analysed(store, now)
+    acquirer_of: dict[str, str] | None = None
+    problems: list[Finding] = []
+    payouts: list[Finding] = []
+    for chunk in found:
+        if acquirer_of is None:  # every chunk shares the merchants
+            acquirer_of = {m.mid: m.acquirer for m in chunk.data.merchants.values()}
+        for f in chunk.findings:
+            if f.kind == "transaction" and missing_fen(f) > 0:
+                problems.append(f)
+            elif f.kind == "payout" and f.status not in ("settled", "not_expected", "pending"):
+                payouts.append(f)
+    return Money(as_of=as_of, acquirer_of=acquirer_of or {}, problems=problems, payouts=payouts)
 
 
 def money_view(

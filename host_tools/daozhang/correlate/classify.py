@@ -43,6 +43,20 @@ __all__ = ["CAUSES", "DATA_VALUES", "NETWORK_CAUSES", "STATUSES", "Context", "Fi
 
 
 def classify(data: Data, ctx: Context) -> list[Finding]:
+    """Every finding of `data`, judged over all of it (the whole store, or a scoped load
+    whose acquirer-day counts are in `data.healthy_by_day`)."""
+    findings, unpaid = judge_terminal_side(data, ctx)
+    _acquirer_side(unpaid, data)
+    finish(findings, data)
+    payouts = payout_findings(data, ctx)
+    maintenance([*findings, *payouts], data)
+    return findings + payouts
+
+
+def judge_terminal_side(data: Data, ctx: Context) -> tuple[list[Finding], list[Finding]]:
+    """Every transaction judged up to the acquirer: the findings, and those of them that wait
+    on the acquirer (due, file imported, no row or no payout), which `_acquirer_side` decides
+    across merchants (a chunk of merchants hands them on: correlate/stream.py)."""
     idx = Index(data)
     findings: list[Finding] = []
     unpaid: list[Finding] = []  # candidates for acquirer_side / unknown
@@ -112,7 +126,12 @@ def classify(data: Data, ctx: Context) -> list[Finding]:
             if f.receipt is not None and f.status != "not_expected":
                 registry.check(f)
         unpaid = [f for f in unpaid if f.awaiting_acquirer]
-    _acquirer_side(unpaid, data)
+    return findings, unpaid
+
+
+def finish(findings: list[Finding], data: Data) -> None:
+    """After the acquirer's judgement: what the terminal's diagnostics show around each sale
+    whose money is missing, and a record lost in a restart."""
     for f in findings:
         if f.status in ("gap", "settled_short") and f.cause not in NETWORK_CAUSES:
             _terminal_was_fine(f, data.timelines.get(f.dev))
@@ -124,12 +143,19 @@ def classify(data: Data, ctx: Context) -> list[Finding]:
                 f.add(("diag_event", "the sale's record was lost in the restart", ()))
                 if f.cause != "terminal_fault":
                     f.add_also("terminal_fault")
-    findings.extend(_payout(p, ctx.as_of_date, data) for p in data.payouts.values())
+
+
+def payout_findings(data: Data, ctx: Context) -> list[Finding]:
+    return [_payout(p, ctx.as_of_date, data) for p in data.payouts.values()]
+
+
+def maintenance(findings: list[Finding], data: Data) -> None:
+    """The acquirer's announced windows, cited where they held money up (last: they may
+    change a cause the rules above set)."""
     if data.notices:
         for f in findings:
             if f.status not in ("settled", "not_expected"):
                 _maintenance(f, data)
-    return findings
 
 
 _LOST = ("no_receipt", "device_data_loss")
@@ -354,40 +380,62 @@ def _placed(beat: Beat) -> str:
     return " (time placed from its uptime)" if beat.placed else ""
 
 
+AcquirerDay = tuple[str, date | None]
+
+
 def _acquirer_side(unpaid: list[Finding], data: Data) -> None:
     """Many healthy merchants unpaid on one acquirer-day is the acquirer, not each of them."""
-    groups: dict[tuple[str, date | None], list[Finding]] = defaultdict(list)
+    for key, members in waiting_by_day(unpaid, data).items():
+        # Counted across the acquirer-day by a scoped load (scope.py), or here.
+        known = data.healthy_by_day.get(key)
+        healthy = set(known) if known is not None else healthy_merchants(members, data)
+        judge_acquirer_day(key, members, healthy)
+
+
+def waiting_by_day(unpaid: list[Finding], data: Data) -> dict[AcquirerDay, list[Finding]]:
+    """The findings waiting on the acquirer, by acquirer-day, less those an announced window
+    of the acquirer over the day explains (those get the window as their cause here)."""
+    groups: dict[AcquirerDay, list[Finding]] = defaultdict(list)
     for f in unpaid:
         groups[(f.acquirer, f.expected_date)].append(f)
+    out: dict[AcquirerDay, list[Finding]] = {}
     for (acquirer, day), group in groups.items():
-        # A window of the acquirer over the day explains its gaps; the rest are judged below.
         members = [f for f in group if day is None or not _in_window(f, data, acquirer, day)]
-        known = data.healthy_by_day.get((acquirer, day))
-        if known is not None:
-            healthy = set(known)  # counted across the acquirer-day by a scoped load (scope.py)
+        if members:
+            out[(acquirer, day)] = members
+    return out
+
+
+def healthy_merchants(members: list[Finding], data: Data) -> set[str]:
+    """The merchants among `members` whose terminal was healthy around the sale."""
+    return {f.mid for f in members if healthy_at(f, data.timelines.get(f.dev))}
+
+
+def judge_acquirer_day(key: AcquirerDay, members: list[Finding], healthy: set[str]) -> None:
+    """`acquirer_side` when enough merchants of the acquirer-day were healthy, else `unknown`;
+    `healthy` is counted over every merchant of the acquirer-day, not only `members`'."""
+    acquirer, day = key
+    side = len(healthy) >= ACQUIRER_SIDE_MERCHANTS
+    for f in members:
+        f.awaiting_acquirer = False
+        if side:
+            f.cause, f.confidence = "acquirer_side", 0.85
+            f.add(
+                (
+                    "settlement_row",
+                    "{0} healthy merchants of {1} unpaid on {2}",
+                    (len(healthy), acquirer or "(any acquirer)", day),
+                )
+            )
         else:
-            healthy = {f.mid for f in members if healthy_at(f, data.timelines.get(f.dev))}
-        side = len(healthy) >= ACQUIRER_SIDE_MERCHANTS
-        for f in members:
-            f.awaiting_acquirer = False
-            if side:
-                f.cause, f.confidence = "acquirer_side", 0.85
-                f.add(
-                    (
-                        "settlement_row",
-                        "{0} healthy merchants of {1} unpaid on {2}",
-                        (len(healthy), acquirer or "(any acquirer)", day),
-                    )
+            f.cause, f.confidence = "unknown", 0.5
+            f.add(
+                (
+                    "settlement_row",
+                    "only {0} merchant(s) of {1} unpaid on {2}",
+                    (len(healthy) or 1, acquirer or "(any acquirer)", day),
                 )
-            else:
-                f.cause, f.confidence = "unknown", 0.5
-                f.add(
-                    (
-                        "settlement_row",
-                        "only {0} merchant(s) of {1} unpaid on {2}",
-                        (len(healthy) or 1, acquirer or "(any acquirer)", day),
-                    )
-                )
+            )
 
 
 def healthy_at(f: Finding, line: Timeline | None) -> bool:

@@ -1,16 +1,21 @@
-"""`analyse(store, as_of)`: read once, classify; `record` keeps a run's findings."""
+"""`analyse(store, as_of)`: read once, classify; `analyse_chunks`: the same findings a
+merchant range at a time, in bounded memory; `record`/`Recorder` keep a run's findings."""
 
 from __future__ import annotations
 
 import gc
 import json
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from daozhang.correlate.chunk import RECEIPTS_PER_CHUNK
 from daozhang.correlate.classify import Context, Finding, classify
 from daozhang.correlate.data import Data, load
 from daozhang.correlate.render import to_dict
+from daozhang.correlate.stream import Chunk, chunks
 from daozhang.settle.calendar import WorkingCalendar
 from daozhang.settle.policy import Policies
 from daozhang.store import Store
@@ -56,35 +61,90 @@ def analyse(
             gc.enable()
 
 
-def record(store: Store, as_of: float, findings: list[Finding]) -> int:
+def analyse_chunks(
+    store: Store,
+    as_of: float | None = None,
+    merchant: str | None = None,
+    device: str | None = None,
+    policy_file: Path | None = None,
+    calendar_file: Path | None = None,
+    per_chunk: int = RECEIPTS_PER_CHUNK,
+) -> tuple[int, Iterator[Chunk]]:
+    """`analyse`'s findings a merchant range at a time, in bounded memory (stream.py): the
+    run's as-of time, and the chunks, each to be used and dropped before the next."""
+    ctx = Context(
+        as_of=int(time.time() if as_of is None else as_of),
+        policies=Policies.load(policy_file),
+        calendar=WorkingCalendar.load(calendar_file),
+    )
+
+    def only(found: Iterator[Chunk]) -> Iterator[Chunk]:
+        for c in found:
+            if merchant is None and device is None:
+                yield c
+                continue
+            kept = [f for f in c.findings if merchant in (None, f.mid) and device in (None, f.dev)]
+            yield Chunk(c.data, kept)
+
+    return ctx.as_of, only(chunks(store, ctx, per_chunk))
+
+
+def record(store: Store, as_of: float, findings: Iterable[Finding]) -> int:
     """Write the run's findings to the `findings` table; return the run id."""
-    with store.transaction() as tx:
-        tx.execute(
-            "INSERT INTO correlate_runs (as_of, ran_at, n_findings) VALUES (?, ?, ?)",
-            (as_of, time.time(), len(findings)),
-        )
-        run_id = int(tx.execute("SELECT MAX(id) FROM correlate_runs")[0][0])
-        tx.executemany(
-            "INSERT INTO findings (run_id, n, kind, mid, tid, bat, trc, dev, rrn, payout_id,"
-            " status, cause, data, body_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                (
-                    run_id,
-                    n,
-                    f.kind,
-                    f.mid,
-                    f.tid,
-                    f.bat,
-                    f.trc,
-                    f.dev,
-                    f.rrn,
-                    f.payout_id,
-                    f.status,
-                    f.cause,
-                    f.data,
-                    json.dumps(to_dict(f), ensure_ascii=False),
-                )
-                for n, f in enumerate(findings)
-            ),
-        )
-    return run_id
+    out = Recorder(store, as_of)
+    out.add(findings)
+    return out.close()
+
+
+class Recorder:
+    """A run's findings written as they come, a batch a transaction: a run of ten million
+    findings neither sits in memory nor holds the one write lock against the collectors for
+    minutes. The run's row says `n_findings = -1` until its last batch is in, so that a
+    reader of the latest run (alert_gauges) never takes a half-written one."""
+
+    BATCH = 5_000
+
+    def __init__(self, store: Store, as_of: float) -> None:
+        self.store = store
+        with store.transaction() as tx:
+            tx.execute(
+                "INSERT INTO correlate_runs (as_of, ran_at, n_findings) VALUES (?, ?, -1)",
+                (as_of, time.time()),
+            )
+            self.run_id = int(tx.execute("SELECT MAX(id) FROM correlate_runs")[0][0])
+        self.rows: list[tuple[object, ...]] = []
+        self.n = 0
+
+    def add(self, findings: Iterable[Finding], dicts: Iterable[dict[str, Any]] = ()) -> None:
+        """These findings (and their `to_dict`, when already made) recorded."""
+        made = iter(dicts)
+        for f in findings:
+            d = next(made, None) or to_dict(f)
+            self.rows.append(
+                (self.run_id, self.n, f.kind, f.mid, f.tid, f.bat, f.trc, f.dev, f.rrn,
+                 f.payout_id, f.status, f.cause, f.data, json.dumps(d, ensure_ascii=False))
+            )  # fmt: skip
+            self.n += 1
+            if len(self.rows) >= self.BATCH:
+                self._flush()
+
+    def _flush(self) -> None:
+        if not self.rows:
+            return
+        with self.store.transaction() as tx:
+            tx.executemany(
+                "INSERT INTO findings (run_id, n, kind, mid, tid, bat, trc, dev, rrn, payout_id,"
+                " status, cause, data, body_json)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self.rows,
+            )
+        self.rows = []
+
+    def close(self) -> int:
+        """The last batch, then the run's count: the run is complete; its id."""
+        self._flush()
+        with self.store.transaction() as tx:
+            tx.execute(
+                "UPDATE correlate_runs SET n_findings = ? WHERE id = ?", (self.n, self.run_id)
+            )
+        return self.run_id

@@ -4,6 +4,7 @@ sentence of explanation in Chinese and in English."""
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from daozhang import words
@@ -110,11 +111,19 @@ _EXPLAIN: dict[str, tuple[str, str]] = {
 
 
 def _time(value: Any) -> str:
-    if isinstance(value, int) and value > 10**9:
-        return datetime.fromtimestamp(value, BEIJING).strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, float) and value > 10**9:
-        return datetime.fromtimestamp(value, BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+    kind = type(value)  # by exact type: millions of calls a run, and a bool is no time
+    if kind is str:
+        return str(value)
+    if (kind is int or kind is float) and value > 10**9:
+        return _stamp(int(value))
     return str(value)
+
+
+@lru_cache(maxsize=1 << 16)
+def _stamp(t: int) -> str:
+    """Beijing time to the second; cached, as the same times recur in the evidence of a
+    run's findings (a streamed run renders every finding, issue 24)."""
+    return datetime.fromtimestamp(t, BEIJING).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def evidence(f: Finding) -> list[dict[str, str]]:

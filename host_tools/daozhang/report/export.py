@@ -27,15 +27,33 @@ def document(as_of: int, findings: list[Finding]) -> dict[str, Any]:
     return {"as_of": as_of_text(as_of), "findings": [to_dict(f) for f in findings]}
 
 
-def write_json(path: Path, as_of: int, findings: Iterable[Finding]) -> None:
+class JsonFile:
     """The document of `document()`, written one finding at a time: a million findings as one
     string took gigabytes (issue 24). One finding per line, so that `grep` and `jq` work."""
-    with path.open("w", encoding="utf-8") as out:
-        out.write('{"as_of": ' + json.dumps(as_of_text(as_of)) + ', "findings": [')
-        for n, f in enumerate(findings):
-            out.write(",\n " if n else "\n ")
-            out.write(json.dumps(to_dict(f), ensure_ascii=False, separators=(",", ":")))
-        out.write("\n]}\n")
+
+    def __init__(self, path: Path, as_of: int) -> None:
+        self.out = path.open("w", encoding="utf-8")
+        self.out.write('{"as_of": ' + json.dumps(as_of_text(as_of)) + ', "findings": [')
+        self.n = 0
+
+    def add(self, findings: Iterable[Finding], dicts: Iterable[dict[str, Any]] = ()) -> None:
+        """These findings written (`dicts`: their `to_dict`, when already made)."""
+        made = iter(dicts)
+        for f in findings:
+            d = next(made, None) or to_dict(f)
+            self.out.write(",\n " if self.n else "\n ")
+            self.out.write(json.dumps(d, ensure_ascii=False, separators=(",", ":")))
+            self.n += 1
+
+    def close(self) -> None:
+        self.out.write("\n]}\n")
+        self.out.close()
+
+
+def write_json(path: Path, as_of: int, findings: Iterable[Finding]) -> None:
+    out = JsonFile(path, as_of)
+    out.add(findings)
+    out.close()
 
 
 CSV_COLUMNS = ("kind", "mid", "tid", "bat", "trc", "dev", "rrn", "payout_id", "amount_yuan",
@@ -67,17 +85,25 @@ def id_cell(value: str) -> str:
     return f'="{value}"' if _DIGITS.fullmatch(value) else value
 
 
-def write_csv(path: Path, findings: list[Finding], lang: str = "zh") -> None:
+class CsvFile:
     """One row per finding; the id columns kept as text, cells that would run as formulas
     escaped, the last three columns the names of the codes in `lang`."""
-    with path.open("w", newline="", encoding="utf-8-sig") as out:  # BOM: Excel reads UTF-8
-        writer = csv.writer(out)
-        writer.writerow(CSV_COLUMNS)
+
+    def __init__(self, path: Path, lang: str = "zh") -> None:
+        self.out = path.open("w", newline="", encoding="utf-8-sig")  # BOM: Excel reads UTF-8
+        self.writer = csv.writer(self.out)
+        self.writer.writerow(CSV_COLUMNS)
+        self.lang = lang
+
+    def add(self, findings: Iterable[Finding], dicts: Iterable[dict[str, Any]] = ()) -> None:
+        """These findings written (`dicts`: their `to_dict`, when already made)."""
+        lang = self.lang
+        made = iter(dicts)
         for f in findings:
-            d = to_dict(f)
+            d = next(made, None) or to_dict(f)
             ids = [id_cell(str(cell(v))) for v in (f.mid, f.tid, f.bat, f.trc, f.dev, f.rrn,
                                                     f.payout_id)]  # fmt: skip
-            writer.writerow([f.kind, *ids, *map(cell, [
+            self.writer.writerow([f.kind, *ids, *map(cell, [
                 fen_to_yuan(f.amount_fen), f.status, f.cause, f.data if f.kind == "transaction"
                 else "", d.get("network_caused", False),
                 f.expected_date.isoformat() if f.expected_date else "",
@@ -86,3 +112,12 @@ def write_csv(path: Path, findings: list[Finding], lang: str = "zh") -> None:
                 label(words.CAUSE, f.cause, lang),
                 label(words.DATA, f.data, lang) if f.kind == "transaction" else "",
             ])])  # fmt: skip
+
+    def close(self) -> None:
+        self.out.close()
+
+
+def write_csv(path: Path, findings: Iterable[Finding], lang: str = "zh") -> None:
+    out = CsvFile(path, lang)
+    out.add(findings)
+    out.close()

@@ -1,4 +1,7 @@
-"""The HTML report: one self-contained file (inline CSS, JS and data; no CDN, works offline).
+"""The HTML report: a page with inline CSS, JS and data (no CDN, works offline), and beside
+it a folder of the problem rows by group, loaded when a group is opened (groups.py): a
+fleet's millions of rows are never embedded (issue 24). It is written from the chunks of the
+streamed run (`HtmlReport`), keeping only sums, the payouts and devices it shows.
 
 The page carries its data as JSON and draws each device's timeline as SVG in the browser
 (`timeline.js`): over the business day of the device's sales, its outages as bands coloured by
@@ -17,15 +20,18 @@ from collections import defaultdict
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from daozhang import words
 from daozhang.correlate.classify import NETWORK_CAUSES, Finding
-from daozhang.correlate.data import Data
-from daozhang.correlate.render import evidence, explain
+from daozhang.correlate.data import Data, Timeline
+from daozhang.correlate.render import explain
+from daozhang.correlate.stream import Chunk
 from daozhang.report import timeline
 from daozhang.report.export import as_of_text
-from daozhang.report.payouts import PayoutView, views
-from daozhang.report.table import missing_fen, summary
+from daozhang.report.groups import DIMENSIONS, PAGE, SHOWN_GROUPS, Groups
+from daozhang.report.payouts import PayoutTally, PayoutView
+from daozhang.report.table import Tally, missing_fen
 from daozhang.units import fen_to_yuan
 from daozhang.words import name
 
@@ -46,22 +52,43 @@ def _missing(fs: list[Finding]) -> int:
                for f in fs if f.status in ("gap", "settled_short"))  # fmt: skip
 
 
-def _payload(as_of: int, data: Data, findings: list[Finding]) -> dict[str, Any]:
-    per_dev: dict[str, list[Finding]] = defaultdict(list)
-    for f in findings:
-        if f.kind == "transaction" and f.dev:
-            per_dev[f.dev].append(f)
+def _network(fs: list[Finding]) -> int:
+    return sum(1 for f in fs if f.cause in NETWORK_CAUSES)
 
-    def network(dev: str) -> int:
-        return sum(1 for f in per_dev[dev] if f.cause in NETWORK_CAUSES)
 
-    # Network-caused trouble first (the question this report answers), then missing money.
-    order = sorted(per_dev, key=lambda d: (-network(d), -_missing(per_dev[d]), d))
-    devices = [
-        timeline.device(dev, per_dev[dev], data.timelines.get(dev), as_of, _missing(per_dev[dev]))
-        for dev in order[:MAX_DEVICES]
-    ]
-    return {"as_of": as_of_text(as_of), "lanes": LANES, "devices": devices}
+class _Devices:
+    """The devices whose timelines the page draws: network-caused trouble first (the question
+    this report answers), then missing money. Each kept with its transactions and timeline;
+    a device met again in a later chunk (it served merchants of two ranges) adds to its
+    entry, if the entry is still kept."""
+
+    def __init__(self, keep: int = MAX_DEVICES) -> None:
+        self.keep = keep
+        self.kept: dict[str, tuple[list[Finding], Timeline | None]] = {}
+
+    def add(self, data: Data, findings: list[Finding]) -> None:
+        per_dev: dict[str, list[Finding]] = defaultdict(list)
+        for f in findings:
+            if f.kind == "transaction" and f.dev:
+                per_dev[f.dev].append(f)
+        for dev, fs in per_dev.items():
+            old = self.kept.get(dev)
+            if old is not None:
+                old[0].extend(fs)
+            else:
+                self.kept[dev] = (fs, data.timelines.get(dev))
+        if len(self.kept) > self.keep + self.keep // 2:
+            self._trim()
+
+    def _trim(self) -> None:
+        order = sorted(self.kept, key=lambda d: (-_network(self.kept[d][0]),
+                                                 -_missing(self.kept[d][0]), d))  # fmt: skip
+        self.kept = {d: self.kept[d] for d in order[: self.keep]}
+
+    def payload(self, as_of: int) -> list[dict[str, Any]]:
+        self._trim()
+        return [timeline.device(dev, fs, line, as_of, _missing(fs))
+                for dev, (fs, line) in self.kept.items()]  # fmt: skip
 
 
 def _asset(name: str) -> str:
@@ -75,69 +102,58 @@ def _cell(text: str, code: str = "", cls: str = "") -> str:
     return f"<td{klass}{title}>{html.escape(text)}</td>"
 
 
-def _summary_rows(findings: list[Finding]) -> str:
-    rows = []
-    for cause, status, n, amount, missing in summary(findings):
+def _summary_rows(rows: list[tuple[str, str, int, int, int]]) -> str:
+    out = []
+    for cause, status, n, amount, missing in rows:
         net = cause in NETWORK_CAUSES
         label = name(words.CAUSE, cause) if cause != status else name(words.STATUS, status)
-        rows.append(
+        out.append(
             f"<tr{' class=net' if net else ''}>" + _cell(label, cause)
             + _cell(name(words.STATUS, status), status) + _cell(words.yes_no(net))
             + _cell(str(n), cls="n") + _cell(fen_to_yuan(amount), cls="n")
             + _cell(fen_to_yuan(missing), cls="n") + "</tr>"
         )  # fmt: skip
-    return "\n".join(rows)
+    return "\n".join(out)
 
 
-def _problem_rows(findings: list[Finding]) -> str:
-    problems = [
-        f
-        for f in findings
-        if f.kind == "transaction"
-        and f.status in ("gap", "settled_short", "pending")
-        # not due yet by the rules: nothing is wrong
-        and not (f.status == "pending" and f.cause == "timing")
-    ]
-    problems.sort(key=lambda f: (-missing_fen(f), -f.amount_fen, f.mid, f.trc))
-    rows = []
-    for f in problems:
-        net = f.cause in NETWORK_CAUSES
-        cells = [_cell(c) for c in (f.mid, f.tid, f.trc, f.dev, f.rrn)]
-        cells += [
-            _cell(timeline.stamp(f.lt) if f.lt else ""),
-            _cell(f.expected_date.isoformat() if f.expected_date else ""),
-            _cell(fen_to_yuan(f.amount_fen), cls="n"),
-            _cell(fen_to_yuan(missing_fen(f)), cls="n"),
-            _cell(name(words.STATUS, f.status), f.status),
-            _cell(name(words.CAUSE, f.cause), f.cause),
-            _cell(name(words.DATA, f.data), f.data),
-            f"<td>{_why(f)}</td>",
-        ]
-        rows.append(f"<tr{' class=net' if net else ''}>{''.join(cells)}</tr>")
-    return "\n".join(rows)
-
-
-def _why(f: Finding) -> str:
-    """The explanation, and its evidence one click away."""
-    why = explain(f)
-    facts = "".join(
-        f"<li><b>{html.escape(e['source'])}</b> {html.escape(e['fact'])}</li>" for e in evidence(f)
-    )
-    return (
-        f"{html.escape(why['zh'])} {html.escape(why['en'])}"
-        f"<details><summary>证据 evidence</summary><ul>{facts}</ul></details>"
-    )
+def _group_tables(groups: Groups) -> str:
+    """One table per dimension; a click on a row loads that group's rows (groups.js)."""
+    out = []
+    for dimension, (_, heading) in DIMENSIONS.items():
+        found = groups.by_dimension(dimension)
+        rows = []
+        for g in found[:SHOWN_GROUPS]:
+            title = f"{heading}: {g.label} ({g.n})"
+            rows.append(
+                f'<tr class="group" data-gid="{g.gid}" data-n="{g.n}"'
+                f' data-title="{html.escape(title)}">'
+                + _cell(g.label, g.key) + _cell(str(g.n), cls="n")
+                + _cell(fen_to_yuan(g.amount), cls="n") + _cell(fen_to_yuan(g.missing), cls="n")
+                + "</tr>"
+            )  # fmt: skip
+        rest = found[SHOWN_GROUPS:]
+        if rest:
+            n, left = sum(g.n for g in rest), fen_to_yuan(sum(g.missing for g in rest))
+            rows.append(
+                f"<tr><td colspan=4>另有{len(rest)}组{n}笔未列出（未到账¥{left}） {len(rest)} more"
+                f" groups, {n} transactions not listed (¥{left} missing)</td></tr>"
+            )
+        out.append(
+            f'<div class="groups" id="by-{dimension}"><h3>{html.escape(heading)}</h3><table>'
+            "<thead><tr><th>组 group</th><th>笔数 n</th><th>金额 ¥</th><th>未到账 missing ¥</th>"
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+        )
+    return "\n".join(out)
 
 
 MAX_PAYOUTS = 300  # most missing money first; the rest are counted under the table
 
 
-def _payout_rows(views: list[PayoutView]) -> str:
+def _payout_rows(views: list[PayoutView], n_all: int, missing_all: int) -> str:
     out = []
     for v in views[:MAX_PAYOUTS]:
         f = v.finding
         status, cause = (f.status, f.cause) if f is not None else ("", "")
-        bad = [t for t in v.transactions if t.status in ("gap", "settled_short")]
         short = v.missing > 0
         main = [
             _cell(v.payout.payout_id),
@@ -172,8 +188,8 @@ def _payout_rows(views: list[PayoutView]) -> str:
             + "</tr>"
             for f2 in v.transactions
         )
-        folded = f"{len(v.transactions)}笔交易 transactions" + (
-            f"，{len(bad)}笔未到账 not paid" if bad else ""
+        folded = f"{v.n_transactions}笔交易 transactions" + (
+            f"，{v.n_bad}笔未到账 not paid" if v.n_bad else ""
         )
         out.append(
             f'<tbody class="payout{" short" if short else ""}" id="payout-'
@@ -184,12 +200,12 @@ def _payout_rows(views: list[PayoutView]) -> str:
             "<th>未到账 missing ¥</th><th>到账状态 status</th><th>原因 cause</th></tr>"
             f"</thead><tbody>{txns}</tbody></table></details></td></tr></tbody>"
         )
-    rest = views[MAX_PAYOUTS:]
+    rest = n_all - len(views[:MAX_PAYOUTS])
     if rest:
-        left = fen_to_yuan(sum(v.missing for v in rest))
+        left = fen_to_yuan(missing_all - sum(v.missing for v in views[:MAX_PAYOUTS]))
         out.append(
-            f"<tbody><tr><td colspan=12>另有{len(rest)}笔出款未列出（未到账¥{left}）"
-            f" {len(rest)} more payouts not listed (¥{left} missing)</td></tr></tbody>"
+            f"<tbody><tr><td colspan=12>另有{rest}笔出款未列出（未到账¥{left}）"
+            f" {rest} more payouts not listed (¥{left} missing)</td></tr></tbody>"
         )
     return "\n".join(out)
 
@@ -219,21 +235,47 @@ stroke="#000"/></svg>网络原因未到账 not paid, network-caused</span>
 </div>"""
 
 
-def render(as_of: int, data: Data, findings: list[Finding]) -> str:
-    payload = _payload(as_of, data, findings)
-    blob = json.dumps(payload, ensure_ascii=False).replace("</", "<\\/")
-    when = html.escape(payload["as_of"])
-    return f"""<!DOCTYPE html>
+class HtmlReport:
+    """The report, written from a stream of chunks (correlate/stream.py): the page at
+    `path`, with its sums, payouts and timelines, and the rows of each problem group in
+    `path.d/` (groups.py), loaded when a group is opened."""
+
+    def __init__(self, path: Path, as_of: int) -> None:
+        self.path = path
+        self.as_of = as_of
+        self.rows_dir = path.with_name(path.name + ".d")
+        self.groups = Groups(self.rows_dir)
+        self.tally = Tally(0)
+        self.payouts = PayoutTally(MAX_PAYOUTS, MAX_PAYOUTS)
+        self.devices = _Devices()
+
+    def add_chunk(self, chunk: Chunk) -> None:
+        self.groups.add(chunk.findings)
+        self.tally.add(chunk.findings)
+        self.payouts.add(chunk.data, chunk.findings)
+        self.devices.add(chunk.data, chunk.findings)
+
+    def close(self) -> None:
+        self.groups.close()
+        self.path.write_text(self.render(), encoding="utf-8")
+
+    def render(self) -> str:
+        when = html.escape(as_of_text(self.as_of))
+        payload = {"as_of": as_of_text(self.as_of), "lanes": LANES,
+                   "devices": self.devices.payload(self.as_of)}  # fmt: skip
+        blob = json.dumps(payload, ensure_ascii=False).replace("</", "<\\/")
+        n_problems = sum(g.n for g in self.groups.by_dimension("cause"))
+        return f"""<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <title>daozhang 到账报告 report — {when}</title>
 <style>{_asset("report.css")}</style></head>
-<body>
+<body data-rows="{html.escape(quote(self.rows_dir.name))}">
 <h1>daozhang 到账报告 report — 截至 as of {when}</h1>
 <h2>按原因汇总 Summary by cause (元 yuan)</h2>
 <table id="summary"><thead><tr><th>原因或状态 cause or status</th><th>到账状态 status</th>
 <th>网络原因 network</th><th>笔数 transactions</th><th>金额 amount ¥</th>
 <th>未到账 missing ¥</th></tr></thead><tbody>
-{_summary_rows(findings)}
+{_summary_rows(self.tally.summary())}
 </tbody></table>
 <p>橙色行为网络原因 Rows shaded orange are network-caused.</p>
 <h2>出款 Payouts: 交易额 gross − 手续费 fees − 退货 refunds − 留存 holds = 应到 net,
@@ -242,24 +284,35 @@ def render(as_of: int, data: Data, findings: list[Finding]) -> str:
 <th>出款状态 state</th><th>原因或状态 cause or status</th><th>交易额 gross</th>
 <th>手续费 fees</th><th>退货 refunds</th><th>留存 holds</th><th>应到 net</th>
 <th>实到 reached</th><th>未到账 missing</th></tr></thead>
-{_payout_rows(views(data, findings))}
+{_payout_rows(self.payouts.result(), self.payouts.n, self.payouts.missing)}
 </table>
 <h2>设备时间线 Device timelines</h2>
 {_legend()}
 <div id="timelines"></div>
-<h2>未到账交易 Money not arrived</h2>
+<h2>未到账交易 Money not arrived: {n_problems} 笔 transactions, 按组 by group</h2>
+<p>点击一组查看其交易 Click a group to see its transactions
+(每次{PAGE}笔 {PAGE} at a time).</p>
+<div id="groups">
+{_group_tables(self.groups)}
+</div>
+<h3 id="group-title">未选择组 no group opened</h3>
+<p id="group-count"></p>
 <input id="filter" placeholder="筛选 filter: 商户 merchant, 流水号 trace, 原因 cause…">
 <table id="problems"><thead><tr><th>商户 merchant</th><th>终端 terminal</th>
 <th>流水号 trace</th><th>设备 device</th><th>参考号 RRN</th><th>交易时间 time</th>
 <th>应到日期 expected</th><th>金额 ¥</th><th>未到账 missing ¥</th><th>到账状态 status</th>
 <th>原因 cause</th><th>终端记录 record</th><th>说明 why</th></tr></thead><tbody>
-{_problem_rows(findings)}
 </tbody></table>
+<button id="more" hidden>更多 more</button>
 <script type="application/json" id="dz-data">{blob}</script>
 <script>{_asset("timeline.js")}</script>
+<script>{_asset("groups.js")}</script>
 </body></html>
 """
 
 
 def write_html(path: Path, as_of: int, data: Data, findings: list[Finding]) -> None:
-    path.write_text(render(as_of, data, findings), encoding="utf-8")
+    """The report of one in-memory run (`analyse`)."""
+    out = HtmlReport(path, as_of)
+    out.add_chunk(Chunk(data, findings))
+    out.close()

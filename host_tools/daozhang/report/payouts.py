@@ -29,7 +29,9 @@ class PayoutView:
     holds: int = 0
     rows_net: int = 0  # what its detail rows add up to (the plan should say the same)
     n_rows: int = 0
-    transactions: list[Finding] = field(default_factory=list)
+    transactions: list[Finding] = field(default_factory=list)  # [] once a tally dropped them
+    n_transactions: int = 0
+    n_bad: int = 0  # of them, money missing (gap or paid short)
 
     @property
     def net(self) -> int:
@@ -86,5 +88,48 @@ def views(data: Data, findings: list[Finding]) -> list[PayoutView]:
             by_payout[pid].append(f)
     for pid, members in by_payout.items():
         members.sort(key=lambda f: (f.lt or 0, f.trc))
-        out[pid].transactions = members
-    return sorted(out.values(), key=lambda v: (-v.missing, -v.day.toordinal(), v.payout.payout_id))
+        v = out[pid]
+        v.transactions = members
+        v.n_transactions = len(members)
+        v.n_bad = sum(1 for t in members if t.status in ("gap", "settled_short"))
+    return sorted(out.values(), key=_order)
+
+
+def _order(v: PayoutView) -> tuple[int, int, str]:
+    """Most money missing first, then newest."""
+    return (-v.missing, -v.day.toordinal(), v.payout.payout_id)
+
+
+class PayoutTally:
+    """The payout views of a stream of chunks (correlate/stream.py), each chunk's payouts
+    whole in it: the `keep` views missing the most money (None: all), their transactions only
+    for the first `with_transactions` of them, and the count and money of the rest."""
+
+    def __init__(self, keep: int | None, with_transactions: int = 0) -> None:
+        self.keep = keep
+        self.with_transactions = with_transactions
+        self.views: list[PayoutView] = []
+        self.n = 0
+        self.missing = 0
+
+    def add(self, data: Data, findings: list[Finding]) -> None:
+        for v in views(data, findings):
+            self.n += 1
+            self.missing += v.missing
+            if not self.with_transactions:
+                v.transactions = []
+            self.views.append(v)
+        if self.keep is not None and len(self.views) >= 2 * self.keep + 1_000:
+            self._trim()
+
+    def _trim(self) -> None:
+        self.views.sort(key=_order)
+        if self.keep is not None:
+            del self.views[self.keep :]
+        for v in self.views[self.with_transactions :]:
+            v.transactions = []
+
+    def result(self) -> list[PayoutView]:
+        """The views kept, most missing money first."""
+        self._trim()
+        return self.views

@@ -9,7 +9,7 @@ as wide as its longest amount, and the other columns wrap around it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from rich.console import Console
 from rich.table import Table
@@ -28,18 +28,62 @@ def missing_fen(f: Finding) -> int:
     return f.short_fen if f.status == "settled_short" else 0
 
 
-def summary(findings: list[Finding]) -> list[tuple[str, str, int, int, int]]:
+def summary(findings: Iterable[Finding]) -> list[tuple[str, str, int, int, int]]:
     """(cause or status, status, count, amount fen, missing fen), most missing money first."""
-    groups: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for f in findings:
-        if f.kind != "transaction":
-            continue
-        g = groups[(f.cause or f.status, f.status)]
-        g[0] += 1
-        g[1] += f.amount_fen
-        g[2] += missing_fen(f)
-    rows = [(k[0], k[1], v[0], v[1], v[2]) for k, v in groups.items()]
-    return sorted(rows, key=lambda r: (r[1] in ("settled", "not_expected"), -r[4], -r[3], r[0]))
+    tally = Tally(0)
+    tally.add(findings)
+    return tally.summary()
+
+
+_SHORT = ("gap", "settled_short")
+
+
+def _most_missing(f: Finding) -> tuple[int, str, str, str]:
+    return (-missing_fen(f), f.mid, f.tid, f.trc)
+
+
+class Tally:
+    """What the terminal report shows, gathered from a stream of findings (issue 24): the
+    totals per cause and status, and only the `limit` transactions missing the most money
+    (None: all of them) with the count and money of the rest."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.groups: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+        self.problems: list[Finding] = []
+        self.n_problems = 0
+        self.missing = 0  # of every problem, shown or not
+
+    def add(self, findings: Iterable[Finding]) -> None:
+        for f in findings:
+            if f.kind != "transaction":
+                continue
+            short = missing_fen(f)
+            g = self.groups[(f.cause or f.status, f.status)]
+            g[0] += 1
+            g[1] += f.amount_fen
+            g[2] += short
+            if f.status in _SHORT:
+                self.n_problems += 1
+                self.missing += short
+                if self.limit != 0:
+                    self.problems.append(f)
+        if self.limit and len(self.problems) >= max(2 * self.limit, 10_000):
+            self._trim(self.limit)
+
+    def _trim(self, keep: int) -> None:
+        self.problems.sort(key=_most_missing)
+        del self.problems[keep:]
+
+    def shown(self) -> list[Finding]:
+        """The problems shown, most missing money first, whatever the cause: a network row
+        never hides a bigger one."""
+        self._trim(len(self.problems) if self.limit is None else self.limit)
+        return self.problems
+
+    def summary(self) -> list[tuple[str, str, int, int, int]]:
+        rows = [(k[0], k[1], v[0], v[1], v[2]) for k, v in self.groups.items()]
+        return sorted(rows, key=lambda r: (r[1] in ("settled", "not_expected"), -r[4], -r[3], r[0]))
 
 
 # Headers per language: (zh, en).
@@ -83,14 +127,20 @@ def _amount_column(table: Table, header: str, cells: Sequence[str]) -> None:
 
 def print_report(
     as_of: int,
-    findings: list[Finding],
+    findings: Iterable[Finding],
     console: Console | None = None,
     limit: int | None = None,
     lang: str = "zh",
 ) -> None:
     """The summary by cause, then the problem transactions (`limit` of them; None: all)."""
+    tally = Tally(limit)
+    tally.add(findings)
+    print_tally(as_of, tally, console, lang)
+
+
+def print_tally(as_of: int, tally: Tally, console: Console | None = None, lang: str = "zh") -> None:
     console = console or Console()
-    rows = summary(findings)
+    rows = tally.summary()
     total = [sum(r[2] for r in rows), sum(r[3] for r in rows), sum(r[4] for r in rows)]
     title = "as of" if lang == "en" else "截至 as of"
     table = Table(title=f"daozhang correlate — {title} {as_of_text(as_of)}")
@@ -116,16 +166,11 @@ def print_report(
     table.add_section()
     table.add_row(_h("total", lang), "", "", counts[-1], amounts[-1], missing[-1])
     console.print(table)
-    problems = [
-        f for f in findings if f.kind == "transaction" and f.status in ("gap", "settled_short")
-    ]
-    if not problems:
+    if not tally.n_problems:
         return
-    # Most missing money first, whatever the cause: a network row never hides a bigger one.
-    problems.sort(key=lambda f: (-missing_fen(f), f.mid, f.tid, f.trc))
-    shown = problems if limit is None else problems[:limit]
+    shown = tally.shown()
     head = "money not arrived" if lang == "en" else "未到账交易 money not arrived"
-    detail = Table(title=f"{head} ({len(shown)} / {len(problems)})")
+    detail = Table(title=f"{head} ({len(shown)} / {tally.n_problems})")
     # Merchant over terminal: a 15-digit merchant number kept whole in 80 columns.
     ids = [f"{f.mid}\n{f.tid}" for f in shown]
     widest = max(len(line) for c in ids for line in c.split("\n"))
@@ -146,12 +191,12 @@ def print_report(
             _l(words.CAUSE, f.cause, lang),
         )
     console.print(detail)
-    rest = problems[len(shown) :]
+    rest = tally.n_problems - len(shown)
     if rest:
-        left = sum(missing_fen(f) for f in rest)
-        note = f"{len(rest)} more not shown, ¥{fen_to_yuan(left)} missing (--all lists all)"
+        left = tally.missing - sum(missing_fen(f) for f in shown)
+        note = f"{rest} more not shown, ¥{fen_to_yuan(left)} missing (--all lists all)"
         if lang != "en":
-            note = f"另有{len(rest)}笔未列出，未到账¥{fen_to_yuan(left)}（--all 全部列出）\n{note}"
+            note = f"另有{rest}笔未列出，未到账¥{fen_to_yuan(left)}（--all 全部列出）\n{note}"
         console.print(note)
 
 
@@ -161,14 +206,17 @@ def print_payouts(
     console: Console | None = None,
     limit: int | None = None,
     lang: str = "zh",
+    total: tuple[int, int] | None = None,
 ) -> None:
     """One row per payout: gross − fees − refunds − holds = net, against what reached the
-    account, and how many of its transactions are missing money."""
+    account, and how many of its transactions are missing money. `total`: the count and
+    missing money of every payout, when `views` holds only the first ones (PayoutTally)."""
     console = console or Console()
     shown = views if limit is None else views[:limit]
+    n_all, missing_all = total or (len(views), sum(v.missing for v in views))
     head = "payouts" if lang == "en" else "出款 payouts"
     title = "as of" if lang == "en" else "截至 as of"
-    table = Table(title=f"{head} ({len(shown)} / {len(views)}) — {title} {as_of_text(as_of)}")
+    table = Table(title=f"{head} ({len(shown)} / {n_all}) — {title} {as_of_text(as_of)}")
     # Payout id, merchant and date stacked in one cell, as wide as the widest of them.
     who = [f"{v.payout.payout_id}\n{v.payout.mid}\n{v.payout.settle_date}" for v in shown]
     widest = max([len(line) for c in who for line in c.split("\n")] or [10])
@@ -195,16 +243,13 @@ def print_payouts(
             )
             if x
         )
-        bad = sum(1 for t in v.transactions if t.status in ("gap", "settled_short"))
-        txns = str(len(v.transactions)) + (f"\n{bad}!" if bad else "")
+        txns = str(v.n_transactions) + (f"\n{v.n_bad}!" if v.n_bad else "")
         table.add_row(who[i], state, gross[i], held[i], net[i], txns)
     console.print(table)
-    if len(shown) < len(views):
-        rest = views[len(shown) :]
-        left = sum(v.missing for v in rest)
-        note = f"{len(rest)} more payouts not shown, ¥{fen_to_yuan(left)} missing (--all)"
+    if len(shown) < n_all:
+        rest = n_all - len(shown)
+        left = missing_all - sum(v.missing for v in shown)
+        note = f"{rest} more payouts not shown, ¥{fen_to_yuan(left)} missing (--all)"
         if lang != "en":
-            note = (
-                f"另有{len(rest)}笔出款未列出，未到账¥{fen_to_yuan(left)}（--all 全部列出）\n{note}"
-            )
+            note = f"另有{rest}笔出款未列出，未到账¥{fen_to_yuan(left)}（--all 全部列出）\n{note}"
         console.print(note)

@@ -16,8 +16,6 @@ from daozhang.correlate.classify import Context, Finding, classify
 from daozhang.correlate.data import Data, load
 from daozhang.correlate.render import to_dict
 from daozhang.correlate.stream import Chunk, chunks
-from daozhang.settle.calendar import WorkingCalendar
-from daozhang.settle.policy import Policies
 from daozhang.store import Store
 
 
@@ -37,11 +35,7 @@ def analyse(
     calendar_file: Path | None = None,
 ) -> Result:
     """Read the store and classify; the data is kept for reports (timelines)."""
-    ctx = Context(
-        as_of=int(time.time() if as_of is None else as_of),
-        policies=Policies.load(policy_file),
-        calendar=WorkingCalendar.load(calendar_file),
-    )
+    ctx = Context.of(as_of, policy_file, calendar_file)
     # Millions of small objects that live until the run ends: the cyclic collector would
     # rescan them again and again for nothing (they hold no cycles).
     was_enabled = gc.isenabled()
@@ -72,11 +66,7 @@ def analyse_chunks(
 ) -> tuple[int, Iterator[Chunk]]:
     """`analyse`'s findings a merchant range at a time, in bounded memory (stream.py): the
     run's as-of time, and the chunks, each to be used and dropped before the next."""
-    ctx = Context(
-        as_of=int(time.time() if as_of is None else as_of),
-        policies=Policies.load(policy_file),
-        calendar=WorkingCalendar.load(calendar_file),
-    )
+    ctx = Context.of(as_of, policy_file, calendar_file)
 
     def only(found: Iterator[Chunk]) -> Iterator[Chunk]:
         for c in found:

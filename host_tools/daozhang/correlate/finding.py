@@ -7,9 +7,11 @@ tuples, and formats sentences only when a report asks (`render.py`).
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from daozhang.correlate.data import Detail, Merchant, Outage, Payout, Reboot, Receipt
@@ -201,6 +203,18 @@ class Context:
     as_of: int
     policies: Policies
     calendar: WorkingCalendar
+
+    @classmethod
+    def of(
+        cls, as_of: float | None, policy_file: Path | None, calendar_file: Path | None
+    ) -> Context:
+        """A run's context: as of `as_of` (now when None), the policy and calendar files
+        (the built-in ones when None)."""
+        return cls(
+            as_of=int(time.time() if as_of is None else as_of),
+            policies=Policies.load(policy_file),
+            calendar=WorkingCalendar.load(calendar_file),
+        )
 
     def __post_init__(self) -> None:
         self.as_of_date = datetime.fromtimestamp(self.as_of, BEIJING).date()

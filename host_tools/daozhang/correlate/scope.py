@@ -25,7 +25,6 @@ Payout findings come with the transactions they hold. Tested against the whole-s
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -54,8 +53,6 @@ from daozhang.correlate.data import (
     payouts_named,
     receipt_key,
 )
-from daozhang.settle.calendar import WorkingCalendar
-from daozhang.settle.policy import Policies
 from daozhang.store import Store, Transaction
 
 
@@ -74,11 +71,7 @@ def analyse_scoped(
     policy_file: Path | None = None,
     calendar_file: Path | None = None,
 ) -> Scoped:
-    ctx = Context(
-        as_of=int(time.time() if as_of is None else as_of),
-        policies=Policies.load(policy_file),
-        calendar=WorkingCalendar.load(calendar_file),
-    )
+    ctx = Context.of(as_of, policy_file, calendar_file)
     with store.snapshot() as tx:
         data = load_scoped(tx, keys, rows, ctx.as_of)
         for acquirer, day in _acquirer_days(data, ctx):

@@ -141,17 +141,8 @@ def convert_block(header: list[str], block: list[tuple[int, list[str]]]) -> Bloc
         # The usual block: money in, settled. amount - fee = net, checked at C speed.
         if not all(map(eq, nets, map(sub, amts, fees))):
             return None  # the slow path names the row
-    elif not all(map(_adds_up, picked[17], picked[15], amts, fees, nets)):
+    elif not all(map(R.adds_up, picked[17], picked[15], amts, fees, nets)):
         return None
     empty = ("",) * len(block)
     # The generic and fixed-width files carry card sales only: no `ord`, no `xid`.
     return list(zip([line for line, _ in block], *picked, empty, empty, strict=True))
-
-
-def _adds_up(flag: str, direction: str, amt: int, fee: int, net: int) -> bool:
-    """rows.check_detail's rule, for one row's values."""
-    if flag == "B":
-        return net == 0
-    if direction in ("out", "refund"):
-        return net == -amt - fee
-    return net == amt - fee

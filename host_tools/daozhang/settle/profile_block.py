@@ -120,18 +120,9 @@ def convert_fixed_block(
     if set(flags) <= {"Y", "L"} and set(directions) <= {"in", "frozen", "unfrozen"}:
         if not all(map(eq, nets, map(sub, amts, fees))):
             return None
-    elif not all(map(_adds_up, flags, directions, amts, fees, nets)):
+    elif not all(map(R.adds_up, flags, directions, amts, fees, nets)):
         return None
     return list(zip(lines, *(got[key] for key in _DETAIL), strict=True))
-
-
-def _adds_up(flag: str, direction: str, amt: int, fee: int, net: int) -> bool:
-    """rows.check_detail's rule, for one row's values."""
-    if flag == "B":
-        return net == 0
-    if direction in ("out", "refund"):
-        return net == -amt - fee
-    return net == amt - fee
 
 
 def _column(spec: FieldSpec, raw: Sequence[str], file_date: date | None) -> list[Any] | None:

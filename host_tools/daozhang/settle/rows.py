@@ -222,6 +222,16 @@ def check_detail(row: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+def adds_up(flag: str, direction: str, amt: int, fee: int, net: int) -> bool:
+    """`check_detail`'s rule for one row's values: True when they add up (the block
+    converters' fast check; a block that fails it is converted row by row for the message)."""
+    if flag == "B":
+        return net == 0
+    if direction in ("out", "refund"):
+        return net == -amt - fee
+    return net == amt - fee
+
+
 KINDS: dict[str, dict[str, tuple[str, Converter]]] = {
     "detail": DETAIL,
     "payout": PAYOUT,

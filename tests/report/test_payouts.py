@@ -5,8 +5,6 @@ payout section of the HTML report, looked at in real Chromium."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from daozhang.cli import main
@@ -18,15 +16,6 @@ from tests.correlate.builder import M1, M2, Shop, bj
 from tests.report.eighty import whole_at_80
 
 CHROMIUM = shutil.which("chromium")
-
-
-@pytest.fixture
-def shop(tmp_path: Path) -> Iterator[Shop]:
-    s = Shop(f"sqlite:///{tmp_path / 'payouts.db'}", tmp_path)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def _week(shop: Shop) -> None:

@@ -6,8 +6,6 @@ refuses its fetch()), a page of rows at a time."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from daozhang.cli import main
@@ -16,15 +14,6 @@ from playwright.sync_api import sync_playwright
 from tests.correlate.builder import M1, M2, Shop
 
 CHROMIUM = shutil.which("chromium")
-
-
-@pytest.fixture
-def shop(tmp_path: Path) -> Iterator[Shop]:
-    s = Shop(f"sqlite:///{tmp_path / 'groups.db'}", tmp_path)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def test_a_group_opened_shows_its_rows_a_page_at_a_time(

@@ -6,7 +6,6 @@ escaped."""
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,15 +14,6 @@ from daozhang.report.export import id_cell
 
 from tests.correlate.builder import Shop
 from tests.report.eighty import whole_at_80
-
-
-@pytest.fixture
-def shop(tmp_path: Path) -> Iterator[Shop]:
-    s = Shop(f"sqlite:///{tmp_path / 'table.db'}", tmp_path)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def _day(shop: Shop) -> None:

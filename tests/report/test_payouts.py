@@ -4,6 +4,8 @@ payout section of the HTML report, looked at in real Chromium."""
 
 from __future__ import annotations
 
+import csv
+import json
 import shutil
 
 import pytest
@@ -68,6 +70,44 @@ def test_correlate_payouts_on_an_80_column_terminal(
     out = capsys.readouterr().out
     assert "出款失败" in out and "结算账户异常" in out
     assert "另有1笔出款未列出，未到账¥0.00（--all 全部列出）" in out
+
+
+def test_the_payout_view_as_json_and_csv_files(shop: Shop) -> None:
+    """`--payouts-json` and `--payouts-csv`: each payout once with its sums and its
+    transactions folded under it; the CSV in yuan with ids kept as text, names in `--lang`."""
+    _week(shop)
+    shop.run("2025-01-09 12:00")
+    as_json, as_csv = shop.dir / "payouts.json", shop.dir / "payouts.csv"
+    assert main(["correlate", "--db", shop.url, "--as-of", "2025-01-09 12:00", "--quiet",
+                 "--no-record", "--payouts-json", str(as_json), "--payouts-csv",
+                 str(as_csv)]) == 0  # fmt: skip
+    doc = json.loads(as_json.read_text(encoding="utf-8"))
+    assert doc["as_of"] == "2025-01-09 12:00:00+08:00"
+    by_id = {p["payout_id"]: p for p in doc["payouts"]}
+    assert len(by_id) == len(doc["payouts"]) == 2
+    failed = by_id["PO000220250108"]
+    assert failed["state"] == "failed" and failed["cause"] == "account_problem"
+    assert failed["reached_fen"] == 0 and failed["missing_fen"] == failed["net_fen"] > 0
+    assert failed["n_transactions"] == len(failed["transactions"]) == 35
+    assert failed["n_missing_money"] == 35
+    assert {t["tid"] for t in failed["transactions"]} == {"20000001"}
+    assert failed["fail_reason"] == "账户已冻结 account frozen"
+    assert "开户行" in failed["explain"]["zh"] and failed["explain"]["en"]
+    (paid,) = (p for p in doc["payouts"] if p["payout_id"] != "PO000220250108")
+    fees = 741 + 30 + 180_000
+    assert (paid["gross_fen"], paid["fees_fen"], paid["refunds_fen"], paid["holds_fen"]) == (
+        30_128_450, fees, 4_970, 1_000)  # fmt: skip
+    assert paid["net_fen"] == paid["reached_fen"] and paid["missing_fen"] == 0
+    assert paid["adds_up"] and len(paid["transactions"]) == 4
+
+    with as_csv.open(encoding="utf-8-sig", newline="") as f:
+        rows = {r["payout_id"]: r for r in csv.DictReader(f)}
+    row = rows["PO000220250108"]  # not only digits: written as it is
+    assert row["mid"].startswith('="') and row["state_name"] == "出款失败 failed"
+    assert row["missing_yuan"] == row["net_yuan"] and row["reached_yuan"] == "0.00"
+    assert row["transactions"] == row["transactions_missing_money"] == "35"
+    assert row["cause_name"].startswith("结算账户异常")
+    assert len(rows) == 2
 
 
 def test_the_payout_view_in_chromium(shop: Shop, tmp_path_factory: pytest.TempPathFactory) -> None:

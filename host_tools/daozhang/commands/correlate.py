@@ -16,6 +16,7 @@ from daozhang.correlate.engine import Recorder, analyse_chunks
 from daozhang.correlate.stream import Chunk
 from daozhang.errors import DaozhangError, UsageError
 from daozhang.report.export import CsvFile, JsonFile
+from daozhang.report.payout_files import PayoutCsvFile, PayoutJsonFile
 from daozhang.report.payouts import PayoutTally
 from daozhang.report.table import Tally, print_payouts, print_tally
 from daozhang.schema import open_database
@@ -73,6 +74,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--payouts",
         action="store_true",
         help="one row per payout: gross - fees - refunds - holds = net, against what arrived",
+    )
+    parser.add_argument(
+        "--payouts-json",
+        type=output_file,
+        metavar="FILE",
+        help="write the payout view as JSON (one payout a line, its transactions under it)",
+    )
+    parser.add_argument(
+        "--payouts-csv",
+        type=output_file,
+        metavar="FILE",
+        help="write the payout view as CSV (one row per payout, amounts in yuan)",
     )
     shown = parser.add_mutually_exclusive_group()
     shown.add_argument(
@@ -163,4 +176,8 @@ def _open_files(args: argparse.Namespace, as_of: int) -> list[_Output]:
         from daozhang.report.html import HtmlReport
 
         files.append(HtmlReport(args.html, as_of))
+    if args.payouts_json:
+        files.append(PayoutJsonFile(args.payouts_json, as_of))
+    if args.payouts_csv:
+        files.append(PayoutCsvFile(args.payouts_csv, args.lang))
     return files

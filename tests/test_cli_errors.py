@@ -235,7 +235,7 @@ POSITIONALS: dict[tuple[str, ...], list[str]] = {
     ("device", "move-terminal"): ["898310048161234", "10000001"],
     ("device", "cmd"): ["DEV-0001", "report"],
     ("ota", "offer"): ["{tmp}/no-such.dzb", "DEV-0001"],
-    ("ota", "rollout"): ["{tmp}/no-such.dzb", "--all"],
+    ("ota", "rollout"): ["{tmp}/no-such.dzb", "--all", "--detach"],
     ("alerts", "silence"): ["--rule", "cell_down", "--for", "2h"],
     ("alerts", "unsilence"): ["1"],
 }

@@ -1,10 +1,14 @@
 """Rollouts to two virtual boards with the real Mosquitto and collector (DESIGN §1.6): a rollout
-left running by its host is taken up again from the store (`ota resume`) and completes; a
-broken version rolls back on the first cohort and the rollout halts before the second."""
+left running by its host is taken up again from the store by the rollout service (`ota
+service`, a real process) and completes; a broken version, put in the store for the service
+with `ota rollout --detach`, rolls back on the first cohort and the rollout halts before the
+second."""
 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,6 +21,7 @@ from daozhang.ota.bundle import make_bundle
 from tests.collector.procs import CollectorProcess
 from tests.mpremote_run import mpremote
 from tests.ota.test_ota_virtual_board import broken
+from tests.ota.test_rollout_service import start_service
 from tests.waiting import wait_until
 
 HEAP = "512K"
@@ -69,6 +74,7 @@ def test_rollouts_resume_from_the_store_and_halt_on_a_broken_version(
     (tmp_path / "v3.dzb").write_bytes(v3)
     collector = CollectorProcess(broker, db, tmp_path).start()
     boards = []
+    service: subprocess.Popen[bytes] | None = None
     try:
         for dev in BOARDS:
             boards.append(start_board(tmp_path, dev, mosquitto.port))
@@ -104,38 +110,40 @@ def test_rollouts_resume_from_the_store_and_halt_on_a_broken_version(
         )
         out = capsys.readouterr().out
         assert status == 1 and "进行中 running" in out, out
-        # ... and another host run takes it up from there.
-        status = cli_main(["ota", "resume", *serve, "--wait", "240"])
-        out = capsys.readouterr().out
-        assert status == 0 and "已完成 done" in out, out
+        # ... and the rollout service takes it up from there.
+        service = start_service(broker, db, tmp_path / "service.log")
+
+        def status_of(rid: str) -> str:
+            cli_main(["ota", "status", rid, "--db", db])
+            return capsys.readouterr().out
+
+        assert wait_until(lambda: "已完成 done" in status_of("1"), timeout=240, every=0.5), (
+            status_of("1")
+        )
+        out = status_of("1")
         for dev in BOARDS:
             assert f"{dev:<20} 已确认 confirmed (运行版本 running 0.2.0)" in out, out
 
-        # A version that raises at import: the first cohort rolls back, the second is never
-        # offered, and the rollout says who failed and how.
-        status = cli_main(
-            [
-                "ota",
-                "rollout",
-                str(tmp_path / "v3.dzb"),
-                "--all",
-                "--cohorts",
-                "50,100",
-                "--halt-at",
-                "5%",
-                *serve,
-                "--wait",
-                "240",
-            ]
+        # A version that raises at import, left to the service: the first cohort rolls back,
+        # the second is never offered, and the rollout says who failed and how.
+        assert cli_main(["ota", "rollout", str(tmp_path / "v3.dzb"), "--all", "--cohorts",
+                         "50,100", "--halt-at", "5%", "--db", db, "--detach"]) == 0  # fmt: skip
+        assert wait_until(lambda: "已暂停 halted" in status_of("2"), timeout=240, every=0.5), (
+            status_of("2")
         )
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(timeout=15) == 0
+        assert "rollout 2: halted: 1 of 1 failed" in (tmp_path / "service.log").read_text()
+        # `ota resume` of a halted rollout offers nothing and says why it stopped.
+        assert cli_main(["ota", "resume", "2", *serve, "--wait", "1"]) == 1
         out = capsys.readouterr().out
-        assert status == 1, out
         assert "已暂停 halted: 1 of 1 failed" in out, out
         assert "[1] POS-RO-0001          已回退 rolled back crash (运行版本 running 0.2.0)" in out
         assert "[2] POS-RO-0002          未开始 not offered yet" in out, out
-        assert cli_main(["ota", "status", "--db", db]) == 1
-        assert "已暂停 halted" in capsys.readouterr().out
     finally:
+        if service is not None and service.poll() is None:
+            service.kill()
+            service.wait()
         for board in boards:
             board.stop(power_cut=True)
         collector.kill()

@@ -1,13 +1,16 @@
-"""`daozhang ota build --version V [--board B] [--mpy M.S] [--min-version V] --out FILE`: an
-update bundle of the compiled agent (daozhang.ota.bundle; DESIGN §1.6)."""
+"""`daozhang ota build|offer|rollout|resume|status|service`: update bundles of the compiled
+agent, offered to devices one by one or in rollouts (daozhang.ota; DESIGN §1.6). `ota service`
+runs until SIGTERM and drives every running rollout of the store."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
+from types import FrameType
 
 from daozhang.commands.args import number, whole_number
 from daozhang.commands.device_cmd import parse_devices
@@ -16,6 +19,7 @@ from daozhang.flash.build import MIN_MPY_MAJOR, Compiler, compilers
 from daozhang.ota import rollout as rollouts
 from daozhang.ota.bundle import make_bundle, manifest_id, parse_version, read_bundle
 from daozhang.ota.serve import DeviceState, Server
+from daozhang.ota.service import RolloutService
 from daozhang.paths import board_dir
 from daozhang.remote.send import signing_keys
 from daozhang.schema import open_database
@@ -82,7 +86,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cohorts", default="1,10,50,100", help="cumulative percentages (1,10,50,100)"
     )
     roll.add_argument("--halt-at", default="5%", help="halt when failures pass this share (5%%)")
-    _serving(roll, 3600.0)
+    roll.add_argument(
+        "--detach",
+        action="store_true",
+        help="only put the rollout in the store: `ota service` drives it (no --broker needed)",
+    )
+    _serving(roll, 3600.0, broker_required=False)
     roll.set_defaults(handler=run_rollout)
     resume = sub.add_parser("resume", help="go on with a rollout (after a restart)")
     resume.add_argument(
@@ -96,10 +105,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     status.add_argument("--db", required=True, help="sqlite:///FILE or postgresql://...")
     status.set_defaults(handler=run_status)
+    service = sub.add_parser(
+        "service",
+        help="drive every running rollout until SIGTERM (run it beside the collector)",
+        description="Rollouts created with `ota rollout --detach`, or left running by an "
+        "`ota rollout` that stopped, go on here until done or halted; stopping it leaves them "
+        "running in the store for its next start.",
+    )
+    service.add_argument("--broker", required=True, help="mqtt://HOST:PORT or mqtts://HOST:PORT")
+    service.add_argument("--tls-dir", help="for mqtts: a PKI folder of this tool's own identity")
+    service.add_argument("--db", required=True, help="the collector's database (the device keys)")
+    service.add_argument(
+        "--poll",
+        type=number(0.5, 3600),
+        default=10.0,
+        metavar="SECONDS",
+        help="how often to look for rollouts to drive (10)",
+    )
+    service.set_defaults(handler=run_service)
 
 
-def _serving(parser: argparse.ArgumentParser, wait: float) -> None:
-    parser.add_argument("--broker", required=True, help="mqtt://HOST:PORT or mqtts://HOST:PORT")
+def _serving(parser: argparse.ArgumentParser, wait: float, broker_required: bool = True) -> None:
+    parser.add_argument(
+        "--broker", required=broker_required, help="mqtt://HOST:PORT or mqtts://HOST:PORT"
+    )
     parser.add_argument("--tls-dir", help="for mqtts: a PKI folder of this tool's own identity")
     parser.add_argument("--db", required=True, help="the collector's database (the device keys)")
     parser.add_argument(
@@ -112,7 +141,7 @@ def _serving(parser: argparse.ArgumentParser, wait: float) -> None:
 
 
 def run(args: argparse.Namespace) -> int:  # the sub-actions set their own handlers
-    raise UsageError("ota: choose build, offer, rollout, resume or status")
+    raise UsageError("ota: choose build, offer, rollout, resume, status or service")
 
 
 def _compiler(label: str | None) -> Compiler:
@@ -204,6 +233,10 @@ def _read(path: Path) -> bytes:
 def run_rollout(args: argparse.Namespace) -> int:
     shares = rollouts.parse_cohorts(args.cohorts)
     halt = rollouts.parse_halt(args.halt_at)
+    if not args.detach and not args.broker:
+        raise UsageError(
+            "ota rollout: --broker is needed unless --detach (`ota service` drives it)"
+        )
     with open_database(args.db, create=False) as store:
         devs = rollouts.select(
             store,
@@ -214,6 +247,9 @@ def run_rollout(args: argparse.Namespace) -> int:
         )
         rid = rollouts.create(store, _read(args.bundle), devs, shares, halt)
         sys.stdout.write(f"升级批次 rollout {rid}: {len(devs)} 台设备 devices\n")
+        if args.detach:
+            sys.stdout.write("交由 ota service 执行 left to `ota service` to drive\n")
+            return 0
         r = rollouts.drive(store, rid, args.broker, args.tls_dir, args.wait)
     return _show(r)
 
@@ -223,6 +259,22 @@ def run_resume(args: argparse.Namespace) -> int:
         rid = rollouts.load(store, args.rollout).id
         r = rollouts.drive(store, rid, args.broker, args.tls_dir, args.wait)
     return _show(r)
+
+
+def run_service(args: argparse.Namespace) -> int:
+    with open_database(args.db, create=False):
+        pass  # a wrong --db is refused here, in one line, before the service starts
+    service = RolloutService(
+        lambda: open_database(args.db, create=False), args.broker, args.tls_dir, args.poll
+    )
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        service.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    service.run()
+    return 0
 
 
 def run_status(args: argparse.Namespace) -> int:

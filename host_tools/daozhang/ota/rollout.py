@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from dataclasses import dataclass
 
@@ -211,9 +212,22 @@ def _set(store: Store, rid: int, cohort: int, state: str, why: str | None) -> No
         )
 
 
-def drive(store: Store, rid: int, broker: str, tls_dir: str | None, wait_s: float) -> Rollout:
-    """Offer, serve and judge until the rollout is done or halted, or `wait_s` passes (then it
-    stays `running` in the store: drive it again to go on)."""
+def running(store: Store) -> list[int]:
+    """The rollouts still running, oldest first."""
+    rows = store.query("SELECT id FROM ota_rollouts WHERE state = 'running' ORDER BY id")
+    return [int(r[0]) for r in rows]
+
+
+def drive(
+    store: Store,
+    rid: int,
+    broker: str,
+    tls_dir: str | None,
+    wait_s: float,
+    stop: threading.Event | None = None,
+) -> Rollout:
+    """Offer, serve and judge until the rollout is done or halted, or `wait_s` passes or `stop`
+    is set (then it stays `running` in the store: drive it again to go on)."""
     r = load(store, rid)
     if r.state != "running":
         return r
@@ -247,6 +261,6 @@ def drive(store: Store, rid: int, broker: str, tls_dir: str | None, wait_s: floa
                 cohort += 1
                 _set(store, rid, cohort, "running", None)
                 continue
-            if left <= 0:
+            if left <= 0 or (stop is not None and stop.is_set()):
                 break
     return load(store, rid)

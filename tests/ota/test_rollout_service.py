@@ -1,0 +1,89 @@
+"""`daozhang ota service` as a real process against the real Mosquitto (daozhang.ota.service):
+a rollout put in the store with `ota rollout --detach` is picked up and offered without anyone
+running `ota rollout`; SIGTERM stops the service promptly and leaves the rollout running in the
+store for its next start, which takes it up again. Devices updating to the end through the
+service: tests/ota/test_rollout_boards.py."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cbor2
+import pytest
+from daozhang.broker.mosquitto import Mosquitto
+from daozhang.cli import main as cli_main
+
+from tests.ota.test_serve_broker import DEV, KEY, device_on, tiny_bundle
+from tests.waiting import wait_until
+
+
+def start_service(broker: str, db: str, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "daozhang.cli", "ota", "service", "--broker", broker,
+             "--db", db, "--poll", "0.5"],
+            stdout=out, stderr=out,
+        )  # fmt: skip
+
+
+def test_the_service_drives_a_detached_rollout_and_stops_on_sigterm(
+    mosquitto: Mosquitto, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = f"sqlite:///{tmp_path / 'fleet.db'}"
+    broker = f"mqtt://127.0.0.1:{mosquitto.port}"
+    assert cli_main(["device", "add", DEV, "--key", KEY.hex(), "--db", db]) == 0
+    bundle = tmp_path / "v2.dzb"
+    bundle.write_bytes(tiny_bundle())
+    log = tmp_path / "service.log"
+    with device_on(mosquitto) as device:
+        device.subscribe()
+        capsys.readouterr()
+        # No broker needed to put a rollout in the store; nothing is offered yet.
+        assert cli_main(["ota", "rollout", str(bundle), "--devices", DEV, "--db", db,
+                         "--detach"]) == 0  # fmt: skip
+        assert "left to `ota service` to drive" in capsys.readouterr().out
+        time.sleep(0.5)
+        assert device.heard == []
+
+        service = start_service(broker, db, log)
+        try:
+            assert wait_until(lambda: len(device.heard) >= 1, timeout=30), log.read_text()
+            assert cbor2.loads(device.heard[0][1])["op"] == "offer"
+            assert "rollout 1: driving" in log.read_text()
+            service.send_signal(signal.SIGTERM)
+            assert service.wait(timeout=15) == 0, log.read_text()
+        finally:
+            if service.poll() is None:
+                service.kill()
+                service.wait()
+        assert "stopped: the rollouts still running stay so in the store" in log.read_text()
+        assert cli_main(["ota", "status", "--db", db]) == 1
+        assert "进行中 running" in capsys.readouterr().out
+
+        # Its next start takes the rollout up again: the device is offered it once more.
+        heard = len(device.heard)
+        service = start_service(broker, db, log)
+        try:
+            assert wait_until(lambda: len(device.heard) > heard, timeout=30), log.read_text()
+        finally:
+            service.send_signal(signal.SIGTERM)
+            assert service.wait(timeout=15) == 0
+
+
+def test_a_rollout_needs_a_broker_unless_detached(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = f"sqlite:///{tmp_path / 'fleet.db'}"
+    assert cli_main(["device", "add", DEV, "--key", KEY.hex(), "--db", db]) == 0
+    bundle = tmp_path / "v2.dzb"
+    bundle.write_bytes(tiny_bundle())
+    assert cli_main(["ota", "rollout", str(bundle), "--devices", DEV, "--db", db]) == 2
+    err = capsys.readouterr().err
+    assert "--broker is needed unless --detach" in err
+    # Refused before anything was stored.
+    assert cli_main(["ota", "status", "--db", db]) != 0
+    assert "no rollout in the store" in capsys.readouterr().err

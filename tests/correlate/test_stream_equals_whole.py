@@ -26,6 +26,8 @@ from daozhang.schema import open_database
 from daozhang.settle.calendar import WorkingCalendar
 from daozhang.settle.policy import Policies
 
+from tests.correlate.builder import M1, M2, Shop, bj
+
 
 def _as_json(findings: list) -> Counter[str]:  # type: ignore[type-arg]
     return Counter(json.dumps(to_dict(f), sort_keys=True, ensure_ascii=False) for f in findings)
@@ -69,3 +71,40 @@ def test_chunks_judged_alone_would_differ(sqlite_url: str, tmp_path: Path) -> No
     assert len(alone) == len(whole)
     assert whole.count("acquirer_side") >= 3
     assert alone.count("acquirer_side") < whole.count("acquirer_side"), Counter(alone)
+
+
+@pytest.mark.parametrize("in_the_file", [False, True], ids=["receipt", "acquirer-row"])
+def test_a_completion_under_another_merchant_number_closes_the_preauth_in_every_chunk(
+    db_url: str, tmp_path: Path, in_the_file: bool
+) -> None:
+    """A completion that names its pre-authorisation by RRN alone, reported (or cleared by the
+    acquirer) under another merchant's number: the two merchants fall in different chunks,
+    and the pre-authorisation is still closed there (docs/design.md §2.3.4)."""
+    shop = Shop(db_url, tmp_path)
+    try:
+        shop.merchant(M1)
+        shop.merchant(M2)
+        p = shop.sale("2025-01-07 15:00", 50_000, typ="preauth")
+        if in_the_file:
+            shop.cleared(on="2025-01-09", at="2025-01-08 10:00", amt=48_000, mid=M2,
+                         typ="preauth_done", orrn=p["rrn"])  # fmt: skip
+        else:
+            done = shop.sale("2025-01-08 10:00", 48_000, typ="preauth_done", mid=M2,
+                             tid="20000001", dev="DEV00002", orrn=p["rrn"])  # fmt: skip
+            shop.cleared(done, on="2025-01-09")
+        shop.payout("2025-01-09", M2)
+        as_of = bj("2025-01-20 12:00")
+        found = shop.run("2025-01-20 12:00")
+        assert found.of(p).status == "not_expected"
+        parts = list(chunks(shop.store, _ctx(as_of), 1))
+        assert len(parts) >= 2
+        (chunked,) = (f for c in parts for f in c.findings if f.kind == "transaction"
+                      and f.mid == M1)  # fmt: skip
+        assert chunked.status == "not_expected", (chunked.status, chunked.cause)
+        whole = _as_json(analyse(shop.store, as_of).findings)
+        assert _as_json([f for c in parts for f in c.findings]) == whole
+        # `correlate --merchant M1` reads that merchant alone, and sees it closed too.
+        (alone,) = analyse(shop.store, as_of, merchant=M1).findings
+        assert alone.status == "not_expected"
+    finally:
+        shop.close()

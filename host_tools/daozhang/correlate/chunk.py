@@ -1,7 +1,9 @@
 """What classification reads for one range of merchants, for the chunked run (stream.py).
 
 Every rule but one looks within a merchant: a receipt's detail row, its voids and
-completions, its re-swipes, the merchant's payouts. So the store is read a range of merchant
+completions, its re-swipes, the merchant's payouts. (A completion or void that names its
+original by RRN alone may carry another merchant's number: what they name is read once for
+the whole store, `Shared.closed_rrn`.) So the store is read a range of merchant
 numbers at a time (the merchants table cut into ranges of about `RECEIPTS_PER_CHUNK`
 receipts; the first and last ranges are open, so a receipt of a merchant the table lacks is
 read too): its receipts with their RRN-joined rows, its unclaimed rows, its payouts, and the
@@ -32,6 +34,7 @@ from daozhang.correlate.data import (
     _refused,
     _terminals,
     by_rrn,
+    closing_rrns,
     load_merchants,
     load_notices,
     timelines_of,
@@ -52,13 +55,14 @@ class Shared:
     terminal_dev: dict[tuple[str, str], str]
     refused: dict[tuple[str, str], Refusal]
     payouts: dict[str, dict[str, Payout]]  # by merchant, then payout id (latest row wins)
+    closed_rrn: set[str]  # what completions and voids name, whichever merchant's (Data)
 
     def data(self, receipts: list[Receipt], matched: list[Detail | None],
              detail: list[Detail], payouts: dict[str, Payout],
              timelines: dict[str, Timeline]) -> Data:  # fmt: skip
         return Data(receipts, matched, detail, payouts, self.merchants, self.detail_files,
                     self.payout_files, timelines, self.terminal_dev, self.refused,
-                    self.notices)  # fmt: skip
+                    self.notices, closed_rrn=self.closed_rrn)  # fmt: skip
 
 
 def shared(store: Store, tx: Transaction) -> Shared:
@@ -72,7 +76,8 @@ def shared(store: Store, tx: Transaction) -> Shared:
         payouts[p.mid][p.payout_id] = p
     detail_files, payout_files = _files(tx)
     return Shared(load_merchants(tx), load_notices(tx), detail_files, payout_files,
-                  _terminals(tx), _refused(store, None), dict(payouts))  # fmt: skip
+                  _terminals(tx), _refused(store, None), dict(payouts),
+                  closing_rrns(tx))  # fmt: skip
 
 
 Range = tuple[str | None, str | None]  # merchant numbers lo <= mid < hi; None: open

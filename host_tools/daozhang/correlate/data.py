@@ -245,6 +245,10 @@ class Data:
     # Healthy merchants unpaid per (acquirer, expected date), when a scoped load counted them
     # over the whole acquirer-day (correlate/scope.py); empty for a whole-store load.
     healthy_by_day: dict[tuple[str, date | None], set[str]] = field(default_factory=dict)
+    # RRNs named as their original by a completion or void anywhere in the store, when the
+    # load is a part of it (a merchant range, a merchant): the closing receipt or row may
+    # carry another merchant's number (terminal.Index adds its own).
+    closed_rrn: set[str] = field(default_factory=set)
 
     def window(self, acquirer: str, lo: int, hi: int) -> Notice | None:
         """The acquirer's announced window overlapping [lo, hi], if any (the longest)."""
@@ -313,6 +317,26 @@ def by_rrn(tx: Transaction, sql: str) -> str:
 HEARTBEAT_LOOKBACK_S = 40 * 86_400
 
 
+# What closes an original by its RRN (terminal.Index): an undoing receipt the terminal got
+# an answer for, or a completion or pre-authorisation void in the acquirer's file. Both read
+# through the partial `orrn` indexes, so only the few rows that name an original.
+_CLOSING_RECEIPTS_SQL = (
+    "SELECT orrn FROM receipts WHERE orrn IS NOT NULL"
+    " AND typ IN ('void', 'preauth_void', 'preauth_done', 'preauth_done_void')"
+    " AND st IN ('approved', 'offline_sent', 'offline_pending')"
+)
+_CLOSING_ROWS_SQL = (
+    "SELECT orrn FROM settle_detail WHERE orrn <> '' AND typ IN ('preauth_done', 'preauth_void')"
+)
+
+
+def closing_rrns(tx: Transaction) -> set[str]:
+    """Every RRN a completion or void of the store names (Data.closed_rrn)."""
+    out = {str(r[0]) for r in tx.execute(_CLOSING_RECEIPTS_SQL) if r[0]}
+    out.update(str(r[0]) for r in tx.execute(_CLOSING_ROWS_SQL))
+    return out
+
+
 def load(
     store: Store,
     merchant: str | None = None,
@@ -368,6 +392,7 @@ def load(
         detail_files, payout_files = _files(tx)
         terminal_dev = _terminals(tx)
         timelines = _timelines(tx, device, 2**62 if as_of is None else as_of)
+        closed = closing_rrns(tx) if merchant is not None or device is not None else set()
     return Data(
         receipts,
         matched,
@@ -380,6 +405,7 @@ def load(
         terminal_dev,
         _refused(store, merchant),
         notices,
+        closed_rrn=closed,
     )
 
 

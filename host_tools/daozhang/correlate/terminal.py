@@ -40,7 +40,7 @@ class Index:
         self.used: set[int] = set()
         # Originals that were completed or voided, by (mid, tid, trc) and by RRN.
         self.closed: set[tuple[str, str, str]] = set()
-        self.closed_rrn: set[str] = set()
+        self.closed_rrn: set[str] = set(data.closed_rrn)  # those of a part's outside, too
         # Sales voided by a void receipt, when the terminal did not report the sale again as
         # `voided`: the void names it (otrc / orrn) and the merchant expects no money.
         self.voided: dict[tuple[str, str, str], Receipt] = {}

@@ -213,6 +213,7 @@ def world(tmp_path: Path) -> dict[str, str]:
         "--rules": str(tmp_path / "rules.toml"),
         "--version": "0.2.0",
         "--reason": "门店装修",
+        "--why": "收银台重启",
     }
 
 

@@ -87,3 +87,37 @@ def test_a_rollout_needs_a_broker_unless_detached(
     # Refused before anything was stored.
     assert cli_main(["ota", "status", "--db", db]) != 0
     assert "no rollout in the store" in capsys.readouterr().err
+
+
+def test_ota_halt_stops_the_service_driving_it(
+    mosquitto: Mosquitto, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rollout halted by hand: the service's driver lets go of it within a wait slice, says
+    so, and does not take it up again; halting it twice is refused in one line."""
+    db = f"sqlite:///{tmp_path / 'fleet.db'}"
+    broker = f"mqtt://127.0.0.1:{mosquitto.port}"
+    assert cli_main(["device", "add", DEV, "--key", KEY.hex(), "--db", db]) == 0
+    bundle = tmp_path / "v2.dzb"
+    bundle.write_bytes(tiny_bundle())
+    assert cli_main(["ota", "rollout", str(bundle), "--devices", DEV, "--db", db,
+                     "--detach"]) == 0  # fmt: skip
+    log = tmp_path / "service.log"
+    with device_on(mosquitto) as device:
+        device.subscribe()
+        service = start_service(broker, db, log)
+        try:
+            assert wait_until(lambda: len(device.heard) >= 1, timeout=30), log.read_text()
+            capsys.readouterr()
+            assert cli_main(["ota", "halt", "--why", "收银台重启 tills reboot", "--db", db]) == 0
+            out = capsys.readouterr().out
+            assert "已暂停 halted: 收银台重启 tills reboot (ota halt)" in out, out
+            said = "rollout 1: halted: 收银台重启 tills reboot (ota halt)"
+            assert wait_until(lambda: said in log.read_text(), timeout=10), log.read_text()
+            time.sleep(1.5)  # three polls: it is not driven again
+            assert log.read_text().count("rollout 1: driving") == 1
+            assert service.poll() is None
+        finally:
+            service.send_signal(signal.SIGTERM)
+            assert service.wait(timeout=15) == 0
+    assert cli_main(["ota", "halt", "1", "--why", "again", "--db", db]) == 2
+    assert "rollout 1 is not running: 已暂停 halted" in capsys.readouterr().err

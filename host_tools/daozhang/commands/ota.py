@@ -20,6 +20,7 @@ from daozhang.ota import rollout as rollouts
 from daozhang.ota.bundle import make_bundle, manifest_id, parse_version, read_bundle
 from daozhang.ota.serve import DeviceState, Server
 from daozhang.ota.service import RolloutService
+from daozhang.ota.words import ROLLOUT_STATES, update_words
 from daozhang.paths import board_dir
 from daozhang.remote.send import signing_keys
 from daozhang.schema import open_database
@@ -105,6 +106,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     status.add_argument("--db", required=True, help="sqlite:///FILE or postgresql://...")
     status.set_defaults(handler=run_status)
+    stop = sub.add_parser(
+        "halt",
+        help="halt a running rollout: no more offers or chunks (who drives it stops within 2 s)",
+    )
+    stop.add_argument(
+        "rollout", type=whole_number(1), nargs="?", help="its number (default: the latest)"
+    )
+    stop.add_argument("--why", required=True, help="said in `ota status` and the console")
+    stop.add_argument("--db", required=True, help="sqlite:///FILE or postgresql://...")
+    stop.set_defaults(handler=run_halt)
     service = sub.add_parser(
         "service",
         help="drive every running rollout until SIGTERM (run it beside the collector)",
@@ -141,7 +152,7 @@ def _serving(parser: argparse.ArgumentParser, wait: float, broker_required: bool
 
 
 def run(args: argparse.Namespace) -> int:  # the sub-actions set their own handlers
-    raise UsageError("ota: choose build, offer, rollout, resume, status or service")
+    raise UsageError("ota: choose build, offer, rollout, resume, status, halt or service")
 
 
 def _compiler(label: str | None) -> Compiler:
@@ -184,23 +195,8 @@ def run_build(args: argparse.Namespace) -> int:
     return 0
 
 
-STATES: dict[str, tuple[str, str]] = {
-    "waiting": ("等待中", "waiting"),
-    "offered": ("已提供，无应答", "offered, no answer"),
-    "fetching": ("下载中", "downloading"),
-    "switched": ("已切换", "switched"),
-    "trial": ("试运行中", "on trial"),
-    "confirmed": ("已确认", "confirmed"),
-    "refused": ("已拒绝", "refused"),
-    "rolled": ("已回退", "rolled back"),
-}
-
-
 def describe_update(s: DeviceState) -> str:
-    word, _, rest = s.state.partition(" ")
-    zh, en = STATES.get(word, ("未知", word))
-    if word == "rolled":
-        rest = rest.partition(" ")[2]  # "rolled back why"
+    zh, en, rest = update_words(s.state)
     detail = f" {rest}" if rest else ""
     return f"{s.dev:<20} {zh} {en}{detail} (运行版本 running {s.fw or '?'})"
 
@@ -261,6 +257,20 @@ def run_resume(args: argparse.Namespace) -> int:
     return _show(r)
 
 
+def run_halt(args: argparse.Namespace) -> int:
+    why = args.why.strip()
+    if not why:
+        raise UsageError("--why: say why the rollout is halted")
+    with open_database(args.db, create=False) as store:
+        r = rollouts.load(store, args.rollout)
+        if not rollouts.halt(store, r.id, f"{why} (ota halt)"):
+            zh, en = ROLLOUT_STATES.get(r.state, ("?", r.state))
+            raise UsageError(f"rollout {r.id} is not running: {zh} {en}")
+        r = rollouts.load(store, r.id)
+    _show(r)
+    return 0
+
+
 def run_service(args: argparse.Namespace) -> int:
     with open_database(args.db, create=False):
         pass  # a wrong --db is refused here, in one line, before the service starts
@@ -281,13 +291,6 @@ def run_status(args: argparse.Namespace) -> int:
     with open_database(args.db, create=False) as store:
         r = rollouts.load(store, args.rollout)
     return _show(r)
-
-
-ROLLOUT_STATES = {
-    "running": ("进行中", "running"),
-    "halted": ("已暂停", "halted"),
-    "done": ("已完成", "done"),
-}
 
 
 def _show(r: rollouts.Rollout) -> int:

@@ -41,6 +41,7 @@ from daozhang.console.finder import lookup, parse_query
 from daozhang.console.fleetview import Fleet, fleet_rows, fleet_view
 from daozhang.console.moneyview import Money, finding_row, money_of, money_view, refused_row
 from daozhang.console.snapshot import Snapshot
+from daozhang.console.updateview import halt_from_page, updates_view
 from daozhang.console.users import ROLES, User, add_user, check_password, get_user, list_users
 from daozhang.console.words import SOURCE, beijing, duration
 from daozhang.errors import UsageError
@@ -352,6 +353,33 @@ class Console:
             raise HTTPException(404, f"no silence {text!r}")
         return RedirectResponse("/alerts", 303)
 
+    async def updates(
+        self, request: Request, error: str = "", status: int = 200, chosen: str = ""
+    ) -> Response:
+        user = await self._user(request, "fleet")
+        text = chosen or request.query_params.get("rollout", "")
+        if text and not text.isdigit():
+            raise HTTPException(404, f"no rollout {text!r}")
+        try:
+            view = await self.db(updates_view, int(text) if text else None)
+        except LookupError:
+            raise HTTPException(404, f"no rollout {text!r}") from None
+        return self.render(
+            request, "updates.html", status=status, user=user, view=view, error=error
+        )
+
+    async def updates_halt(self, request: Request) -> Response:
+        user = await self._user(request, "fleet")
+        form = await guard.checked_form(request)
+        text = str(form.get("rollout", ""))
+        if not text.isdigit():
+            raise HTTPException(404, f"no rollout {text!r}")
+        try:
+            await self.db(halt_from_page, int(text), str(form.get("why", "")), user.name)
+        except UsageError as exc:
+            return await self.updates(request, error=str(exc), status=400, chosen=text)
+        return RedirectResponse(f"/updates?rollout={text}", 303)
+
     # -- errors -------------------------------------------------------------------------------
     async def login_needed(self, request: Request, exc: Exception) -> Response:
         return RedirectResponse("/login?" + urlencode({"next": request.url.path}), 303)
@@ -433,6 +461,8 @@ def build_app(
         Route("/alerts", console.alerts, methods=["GET"]),
         Route("/alerts/silence", console.alerts_silence, methods=["POST"]),
         Route("/alerts/unsilence", console.alerts_unsilence, methods=["POST"]),
+        Route("/updates", console.updates, methods=["GET"]),
+        Route("/updates/halt", console.updates_halt, methods=["POST"]),
         Route("/money", console.money),
         Route("/money/lookup", console.money_lookup),
         Route("/admin/users", console.users, methods=["GET"]),

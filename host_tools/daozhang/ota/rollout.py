@@ -205,11 +205,78 @@ def _save(store: Store, rid: int, seen: dict[str, DeviceState]) -> None:
 
 
 def _set(store: Store, rid: int, cohort: int, state: str, why: str | None) -> None:
+    # Only while it runs: a rollout halted by hand meanwhile stays halted.
     with store.transaction() as tx:
         tx.execute(
-            "UPDATE ota_rollouts SET cohort = ?, state = ?, why = ?, updated_at = ? WHERE id = ?",
+            "UPDATE ota_rollouts SET cohort = ?, state = ?, why = ?, updated_at = ?"
+            " WHERE id = ? AND state = 'running'",
             (cohort, state, why, time.time(), rid),
         )
+
+
+def halt(store: Store, rid: int, why: str) -> bool:
+    """Halt a running rollout by hand (`ota halt`, the console): whoever drives it stops
+    offering and serving at its next look at the store (within 2 s). False if it was not
+    running."""
+    with store.transaction() as tx:
+        rows = tx.execute(
+            "UPDATE ota_rollouts SET state = 'halted', why = ?, updated_at = ?"
+            " WHERE id = ? AND state = 'running' RETURNING id",
+            (why, time.time(), rid),
+        )
+    return bool(rows)
+
+
+def _still_running(store: Store, rid: int) -> bool:
+    rows = store.query("SELECT state FROM ota_rollouts WHERE id = ?", (rid,))
+    return bool(rows) and rows[0][0] == "running"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A rollout in a line: its state and how many of its devices are where."""
+
+    id: int
+    version: str
+    state: str
+    why: str | None
+    cohort: int
+    cohorts: list[float]
+    halt_pct: float
+    created_at: float
+    updated_at: float
+    counts: dict[str, int]  # how many targets are in each state ("rolled back crash": 1)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def summaries(store: Store, limit: int = 50) -> list[Summary]:
+    """The latest `limit` rollouts, newest first, with their targets counted by state."""
+    rows = store.query(
+        "SELECT r.id, b.version, r.state, r.why, r.cohort, r.cohorts, r.halt_pct, r.created_at,"
+        " r.updated_at FROM ota_rollouts r JOIN ota_bundles b ON b.id = r.bundle_id"
+        " ORDER BY r.id DESC LIMIT ?",
+        (limit,),
+    )
+    if not rows:
+        return []
+    counts: dict[int, dict[str, int]] = {int(r[0]): {} for r in rows}
+    for rid, state, n in store.query(
+        "SELECT rollout_id, state, COUNT(*) FROM ota_targets WHERE rollout_id >= ?"
+        " GROUP BY rollout_id, state",
+        (min(counts),),
+    ):
+        held = counts.get(int(rid))
+        if held is not None:
+            held[str(state)] = int(n)
+    out = []
+    for r in rows:
+        rid = int(r[0])
+        out.append(Summary(rid, str(r[1]), str(r[2]), r[3], int(r[4]), json.loads(r[5]),
+                           float(r[6]), float(r[7]), float(r[8]), counts[rid]))  # fmt: skip
+    return out
 
 
 def running(store: Store) -> list[int]:
@@ -262,5 +329,7 @@ def drive(
                 _set(store, rid, cohort, "running", None)
                 continue
             if left <= 0 or (stop is not None and stop.is_set()):
+                break
+            if not _still_running(store, rid):  # halted by hand (`ota halt`, the console)
                 break
     return load(store, rid)

@@ -132,3 +132,15 @@ def duration(text: str) -> float:
     if not 0 < seconds <= 366 * 86_400:
         raise argparse.ArgumentTypeError(f"expected more than 0 and at most a year, got {text!r}")
     return seconds
+
+
+def tool_connection(parser: argparse.ArgumentParser, broker_required: bool = True) -> None:
+    """`--broker`, `--tls-dir` and `--db` of a tool that talks to devices (`ota`, `device
+    cmd`): its own broker identity, and the store that holds the devices' keys."""
+    parser.add_argument(
+        "--broker", required=broker_required, help="mqtt://HOST:PORT or mqtts://HOST:PORT"
+    )
+    parser.add_argument(
+        "--tls-dir", help="for mqtts: a PKI folder of this tool's own (collector) identity"
+    )
+    parser.add_argument("--db", required=True, help="the collector's database (the device keys)")

@@ -13,7 +13,7 @@ from typing import Any
 
 from daozhang import contract
 from daozhang.collector.wire import DEV_PATTERN
-from daozhang.commands.args import number
+from daozhang.commands.args import number, tool_connection
 from daozhang.errors import UsageError
 from daozhang.flash.settings import parse_settings
 from daozhang.remote.counters import catch_up
@@ -34,11 +34,7 @@ def add_parsers(sub: Any) -> None:
     cmd.add_argument("devs", metavar="DEV[,DEV...]", help="terminal serials, comma-separated")
     cmd.add_argument("op", choices=contract.COMMAND_OPS, help="what to do")
     cmd.add_argument("settings", nargs="*", metavar="KEY=VALUE", help="for set")
-    cmd.add_argument("--broker", required=True, help="mqtt://HOST:PORT or mqtts://HOST:PORT")
-    cmd.add_argument(
-        "--tls-dir", help="for mqtts: a PKI folder of this tool's own collector identity"
-    )
-    cmd.add_argument("--db", required=True, help="sqlite:///FILE or postgresql://...")
+    tool_connection(cmd)
     cmd.add_argument(
         "--wait",
         type=number(0, 3600),

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from types import FrameType
 
-from daozhang.commands.args import number, whole_number
+from daozhang.commands.args import number, tool_connection, whole_number
 from daozhang.commands.device_cmd import parse_devices
 from daozhang.errors import UsageError
 from daozhang.flash.build import MIN_MPY_MAJOR, Compiler, compilers
@@ -60,9 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     offer.add_argument("bundle", type=Path, help="a bundle from `ota build`")
     offer.add_argument("devs", metavar="DEV[,DEV...]", help="terminal serials, comma-separated")
-    offer.add_argument("--broker", required=True, help="mqtt://HOST:PORT or mqtts://HOST:PORT")
-    offer.add_argument("--tls-dir", help="for mqtts: a PKI folder of this tool's own identity")
-    offer.add_argument("--db", required=True, help="the collector's database (the device keys)")
+    tool_connection(offer)
     offer.add_argument(
         "--wait",
         type=number(0, 7 * 86400),
@@ -123,9 +121,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "`ota rollout` that stopped, go on here until done or halted; stopping it leaves them "
         "running in the store for its next start.",
     )
-    service.add_argument("--broker", required=True, help="mqtt://HOST:PORT or mqtts://HOST:PORT")
-    service.add_argument("--tls-dir", help="for mqtts: a PKI folder of this tool's own identity")
-    service.add_argument("--db", required=True, help="the collector's database (the device keys)")
+    tool_connection(service)
     service.add_argument(
         "--poll",
         type=number(0.5, 3600),
@@ -137,11 +133,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _serving(parser: argparse.ArgumentParser, wait: float, broker_required: bool = True) -> None:
-    parser.add_argument(
-        "--broker", required=broker_required, help="mqtt://HOST:PORT or mqtts://HOST:PORT"
-    )
-    parser.add_argument("--tls-dir", help="for mqtts: a PKI folder of this tool's own identity")
-    parser.add_argument("--db", required=True, help="the collector's database (the device keys)")
+    tool_connection(parser, broker_required)
     parser.add_argument(
         "--wait",
         type=number(0, 30 * 86400),

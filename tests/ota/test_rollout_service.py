@@ -16,9 +16,16 @@ import cbor2
 import pytest
 from daozhang.broker.mosquitto import Mosquitto
 from daozhang.cli import main as cli_main
+from daozhang.schema import open_database
+from daozhang.store import Store
 
 from tests.ota.test_serve_broker import DEV, KEY, device_on, tiny_bundle
 from tests.waiting import wait_until
+
+
+def _target(store: Store) -> tuple[str, float]:
+    ((state, updated),) = store.query("SELECT state, updated_at FROM ota_targets")
+    return str(state), float(updated)
 
 
 def start_service(broker: str, db: str, log: Path) -> subprocess.Popen[bytes]:
@@ -107,6 +114,13 @@ def test_ota_halt_stops_the_service_driving_it(
         service = start_service(broker, db, log)
         try:
             assert wait_until(lambda: len(device.heard) >= 1, timeout=30), log.read_text()
+            # A device that does not answer is written once, as offered, not at every slice:
+            # its `updated_at` says when it last changed (alerts' `rollout_stalled`).
+            with open_database(db, create=False) as store:
+                assert wait_until(lambda: _target(store)[0] == "offered", timeout=10)
+                first = _target(store)
+                time.sleep(4.5)  # two wait slices of the driver
+                assert _target(store) == first
             capsys.readouterr()
             assert cli_main(["ota", "halt", "--why", "收银台重启 tills reboot", "--db", db]) == 0
             out = capsys.readouterr().out

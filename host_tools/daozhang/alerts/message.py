@@ -41,6 +41,8 @@ RULE_NAMES = {
     "unexplained_unpaid": ("原因不明的未到账", "unexplained unpaid money"),
     "acquirer_day_unpaid": ("收单机构整日未结算", "acquirer-day unpaid across merchants"),
     "pki_expiry": ("证书或吊销列表将过期", "certificate or CRL expiry"),
+    "rollout_halted": ("升级批次已暂停", "update rollout halted"),
+    "rollout_stalled": ("升级批次无进展", "update rollout stalled"),
 }
 # What to do first, said in the firing message.
 NEXT_STEPS = {
@@ -71,6 +73,14 @@ NEXT_STEPS = {
         "ask the acquirer about that day's settlement",
     ),
     "pki_expiry": ("按 pki check 的提示更新证书或吊销列表", "renew as pki check says"),
+    "rollout_halted": (
+        "在控制台“升级”页查看失败设备的原因，修复后发布新版本",
+        "see why the devices failed on the console's Updates page; fix and roll out anew",
+    ),
+    "rollout_stalled": (
+        "确认 ota service 在运行，再查看未应答的设备是否在线",
+        "check that ota service runs, then whether the silent devices are online",
+    ),
 }
 WECOM_MAX_BYTES = 4096
 

@@ -48,6 +48,10 @@ RULES: dict[str, dict[str, tuple[float, float, float]]] = {
     "acquirer_day_unpaid": {"merchants": (3, 1, 1_000_000)},
     # A certificate or the CRL of the PKI in `dir` missing, expired or within `days`.
     "pki_expiry": {"days": (14, 0, 3650)},
+    # The newest update rollout halted (by its failures or by hand), no newer one begun.
+    "rollout_halted": {},
+    # A running rollout with no change of its own or of any device for `hours`.
+    "rollout_stalled": {"hours": (6, 0.1, 720)},
 }
 RULE_TEXT_KEYS = {"pki_expiry": ("dir",)}
 
@@ -65,6 +69,8 @@ DEFAULT_SEVERITY = {
     "quarantine_spike": "warning",
     "unexplained_unpaid": "warning",
     "pki_expiry": "warning",
+    "rollout_halted": "warning",
+    "rollout_stalled": "warning",
     "signal_poor": "info",
 }
 

@@ -17,6 +17,7 @@ from daozhang.alerts.alert import Verdict
 from daozhang.alerts.deliver import Poster, Round, deliver, next_due, post
 from daozhang.alerts.fleet_rules import evaluate_fleet
 from daozhang.alerts.money_rules import evaluate_money
+from daozhang.alerts.ota_rule import evaluate_rollouts
 from daozhang.alerts.pki_rule import evaluate_pki
 from daozhang.alerts.rules import Rules
 from daozhang.alerts.state import Transition, apply
@@ -31,6 +32,7 @@ def evaluate(store: Store, rules: Rules, now: float, money: bool = True) -> Verd
     evaluate_fleet(store, rules, now, in_hours, verdict)
     evaluate_money(store, rules, now, verdict, due=money)
     evaluate_pki(rules, now, verdict)
+    evaluate_rollouts(store, rules, now, verdict)
     return verdict
 
 

@@ -193,15 +193,24 @@ def _bundle(store: Store, bid: str) -> Bundle:
     )
 
 
-def _save(store: Store, rid: int, seen: dict[str, DeviceState]) -> None:
+def _save(
+    store: Store, rid: int, seen: dict[str, DeviceState], saved: dict[str, tuple[str, str | None]]
+) -> None:
+    """The devices whose word changed since `saved` (kept up to date here): a target's
+    `updated_at` is when its state last changed, and a wait slice of 10,000 devices writes
+    only the few that moved."""
     now = time.time()
+    changed = [(dev, s) for dev, s in seen.items() if saved.get(dev) != (s.state, s.fw)]
+    if not changed:
+        return
     with store.transaction() as tx:
-        for dev, s in seen.items():
+        for dev, s in changed:
             tx.execute(
                 "UPDATE ota_targets SET state = ?, fw = COALESCE(?, fw), updated_at = ?"
                 " WHERE rollout_id = ? AND dev = ?",
                 (s.state, s.fw, now, rid, dev),
             )
+    saved.update((dev, (s.state, s.fw)) for dev, s in changed)
 
 
 def _set(store: Store, rid: int, cohort: int, state: str, why: str | None) -> None:
@@ -246,6 +255,7 @@ class Summary:
     created_at: float
     updated_at: float
     counts: dict[str, int]  # how many targets are in each state ("rolled back crash": 1)
+    last_change: float  # the latest change of the rollout or any of its devices (host time)
 
     @property
     def total(self) -> int:
@@ -263,19 +273,22 @@ def summaries(store: Store, limit: int = 50) -> list[Summary]:
     if not rows:
         return []
     counts: dict[int, dict[str, int]] = {int(r[0]): {} for r in rows}
-    for rid, state, n in store.query(
-        "SELECT rollout_id, state, COUNT(*) FROM ota_targets WHERE rollout_id >= ?"
-        " GROUP BY rollout_id, state",
+    changed: dict[int, float] = {int(r[0]): float(r[8]) for r in rows}
+    for rid, state, n, latest in store.query(
+        "SELECT rollout_id, state, COUNT(*), MAX(updated_at) FROM ota_targets"
+        " WHERE rollout_id >= ? GROUP BY rollout_id, state",
         (min(counts),),
     ):
         held = counts.get(int(rid))
         if held is not None:
             held[str(state)] = int(n)
+            changed[int(rid)] = max(changed[int(rid)], float(latest))
     out = []
     for r in rows:
         rid = int(r[0])
         out.append(Summary(rid, str(r[1]), str(r[2]), r[3], int(r[4]), json.loads(r[5]),
-                           float(r[6]), float(r[7]), float(r[8]), counts[rid]))  # fmt: skip
+                           float(r[6]), float(r[7]), float(r[8]), counts[rid],
+                           changed[rid]))  # fmt: skip
     return out
 
 
@@ -299,6 +312,7 @@ def drive(
     if r.state != "running":
         return r
     keys = signing_keys(store, [t.dev for t in r.targets])
+    saved = {t.dev: (t.state, t.fw) for t in r.targets}
     deadline = time.monotonic() + wait_s
     cohort = r.cohort
     with Server(broker, _bundle(store, r.bundle_id), tls_dir) as server:
@@ -314,7 +328,7 @@ def drive(
                     server.offer(t.dev, keys[t.dev])
             left = deadline - time.monotonic()
             seen = server.wait(max(0.0, min(left, 2.0)))
-            _save(store, rid, seen)
+            _save(store, rid, seen, saved)
             states = [seen[t.dev].state for t in current]
             verdict = decide(states, r.halt_pct)
             if verdict == "halt":

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from daozhang.cli import main as cli_main
-from daozhang.errors import UsageError
+from daozhang.errors import DaozhangError, UsageError
 from daozhang.flash.build import compilers
 from daozhang.ota.bundle import make_bundle
 from daozhang.ota.rollout import (
@@ -17,6 +17,7 @@ from daozhang.ota.rollout import (
     load,
     parse_cohorts,
     parse_halt,
+    running,
     select,
 )
 from daozhang.schema import open_database
@@ -76,3 +77,29 @@ def test_a_rollout_is_kept_in_the_store(tmp_path: Path, capsys: pytest.CaptureFi
         ("DEV-0002", 1),
         ("DEV-0003", 1),
     ]
+
+
+def test_migration_2_keeps_the_rollouts_and_lets_one_driver_hold_each(db_url: str) -> None:
+    """A store with a rollout from before migration 2 (drivers): the rollout is kept, nobody
+    holds it, and a hold is then taken by one driver and refused to another."""
+    from daozhang.ota.rollout import _release, _take, driver_name
+    from daozhang.ota.tables import MIGRATIONS
+    from daozhang.store import open_store
+
+    with open_store(db_url, [("ota", MIGRATIONS[:1])]) as store, store.transaction() as tx:
+        tx.execute("INSERT INTO ota_bundles VALUES ('b1', '0.2.0', 'virtual', ?, 0)", (b"x",))
+        tx.execute(
+            "INSERT INTO ota_rollouts (bundle_id, cohorts, halt_pct, cohort, state, why,"
+            " created_at, updated_at) VALUES ('b1', '[100]', 5, 0, 'running', NULL, 0, 0)"
+        )
+    with open_database(db_url) as store:
+        (rid,) = running(store)
+        assert load(store, rid).driver is None
+        me, other = driver_name(), driver_name()
+        _take(store, rid, me, 20)
+        assert load(store, rid).driver == me
+        with pytest.raises(DaozhangError, match=f"is being driven by {me}"):
+            _take(store, rid, other, 20)
+        _release(store, rid, me)
+        _take(store, rid, other, 20)
+        assert load(store, rid).driver == other

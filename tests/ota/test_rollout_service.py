@@ -28,11 +28,11 @@ def _target(store: Store) -> tuple[str, float]:
     return str(state), float(updated)
 
 
-def start_service(broker: str, db: str, log: Path) -> subprocess.Popen[bytes]:
+def start_service(broker: str, db: str, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "daozhang.cli", "ota", "service", "--broker", broker,
-             "--db", db, "--poll", "0.5"],
+             "--db", db, "--poll", "0.5", *extra],
             stdout=out, stderr=out,
         )  # fmt: skip
 
@@ -135,3 +135,49 @@ def test_ota_halt_stops_the_service_driving_it(
             assert service.wait(timeout=15) == 0
     assert cli_main(["ota", "halt", "1", "--why", "again", "--db", db]) == 2
     assert "rollout 1 is not running: 已暂停 halted" in capsys.readouterr().err
+
+
+def test_one_driver_at_a_time_and_a_spare_takes_over(
+    mosquitto: Mosquitto, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two services on one store (a spare on another host): one drives the rollout, the other
+    says so once and waits; `ota resume` meanwhile is refused; when the first is killed (no
+    SIGTERM, its hold not let go) the spare takes the rollout over once the hold lapses."""
+    db = f"sqlite:///{tmp_path / 'fleet.db'}"
+    broker = f"mqtt://127.0.0.1:{mosquitto.port}"
+    assert cli_main(["device", "add", DEV, "--key", KEY.hex(), "--db", db]) == 0
+    bundle = tmp_path / "v2.dzb"
+    bundle.write_bytes(tiny_bundle())
+    assert cli_main(["ota", "rollout", str(bundle), "--devices", DEV, "--db", db,
+                     "--detach"]) == 0  # fmt: skip
+    first_log, spare_log = tmp_path / "first.log", tmp_path / "spare.log"
+    with device_on(mosquitto) as device:
+        device.subscribe()
+        first = start_service(broker, db, first_log, "--lease", "4")
+        spare = None
+        try:
+            assert wait_until(lambda: "rollout 1: driving" in first_log.read_text(), timeout=30)
+            spare = start_service(broker, db, spare_log, "--lease", "4")
+            busy = "rollout 1: rollout 1 is being driven by"
+            assert wait_until(lambda: busy in spare_log.read_text(), timeout=30)
+            time.sleep(1.5)  # polls go by: said once, and it does not drive
+            assert spare_log.read_text().count(busy) == 1
+            assert "driving" not in spare_log.read_text()
+            capsys.readouterr()
+            assert cli_main(["ota", "status", "--db", db]) == 1
+            assert "执行者 driven by" in capsys.readouterr().out
+            assert cli_main(["ota", "resume", "--broker", broker, "--db", db, "--wait", "1"]) == 2
+            assert "is being driven by" in capsys.readouterr().err
+
+            first.kill()
+            first.wait()
+            heard = len(device.heard)
+            assert wait_until(lambda: "rollout 1: driving" in spare_log.read_text(), timeout=20)
+            assert wait_until(lambda: len(device.heard) > heard, timeout=10)
+        finally:
+            for p in (first, spare):
+                if p is not None and p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+                    assert p.wait(timeout=15) == 0
+    assert cli_main(["ota", "status", "--db", db]) == 1
+    assert "无人执行 nobody drives it" in capsys.readouterr().out

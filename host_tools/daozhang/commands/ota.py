@@ -129,6 +129,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how often to look for rollouts to drive (10)",
     )
+    service.add_argument(
+        "--lease",
+        type=number(4, 3600),
+        default=rollouts.LEASE_S,
+        metavar="SECONDS",
+        help="how long a driver gone silent holds a rollout before another service takes it"
+        f" over ({rollouts.LEASE_S:g})",
+    )
     service.set_defaults(handler=run_service)
 
 
@@ -267,7 +275,11 @@ def run_service(args: argparse.Namespace) -> int:
     with open_database(args.db, create=False):
         pass  # a wrong --db is refused here, in one line, before the service starts
     service = RolloutService(
-        lambda: open_database(args.db, create=False), args.broker, args.tls_dir, args.poll
+        lambda: open_database(args.db, create=False),
+        args.broker,
+        args.tls_dir,
+        args.poll,
+        lease_s=args.lease,
     )
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -294,6 +306,10 @@ def _show(r: rollouts.Rollout) -> int:
         f" 分组 cohort {r.cohort + 1}/{len(r.cohorts)} ({shares}%),"
         f" 暂停阈值 halt at {r.halt_pct:g}%\n"
     )
+    if r.driver is not None:
+        sys.stdout.write(f"  执行者 driven by {r.driver}\n")
+    elif r.state == "running":
+        sys.stdout.write("  无人执行 nobody drives it: run `ota service` (or `ota resume`)\n")
     for t in r.targets:
         if t.cohort > r.cohort and t.state == "waiting":
             line = f"{t.dev:<20} 未开始 not offered yet"

@@ -13,17 +13,30 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import socket
 import threading
 import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from daozhang.errors import StoreError, UsageError
+from daozhang.errors import DaozhangError, StoreError, UsageError
 from daozhang.ota.bundle import Bundle, manifest_id, read_bundle
 from daozhang.ota.serve import DeviceState, Server
 from daozhang.remote.send import signing_keys
 from daozhang.store import Store
 
 FINAL = ("confirmed", "refused", "rolled")
+# A driver renews its hold on a rollout at every wait slice (2 s); a hold not renewed for this
+# long (its process killed, its host gone) is taken over by another driver.
+LEASE_S = 20.0
+
+
+def driver_name() -> str:
+    """Who drives, as `ota status` and another driver's refusal name it: host, process, and a
+    tag of this run."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 def parse_cohorts(text: str) -> list[float]:
@@ -121,6 +134,7 @@ class Rollout:
     state: str  # running, halted, done
     why: str | None
     targets: list[Target]
+    driver: str | None = None  # who drives it now (a hold not lapsed), if anyone
 
 
 def create(store: Store, data: bytes, devs: list[str], shares: list[float], halt: float) -> int:
@@ -158,7 +172,8 @@ def load(store: Store, rid: int | None = None) -> Rollout:
     """A rollout (the latest when `rid` is None)."""
     where, params = ("r.id = ?", (rid,)) if rid is not None else ("1 = 1", ())
     rows = store.query(
-        "SELECT r.id, r.bundle_id, b.version, r.cohorts, r.halt_pct, r.cohort, r.state, r.why"
+        "SELECT r.id, r.bundle_id, b.version, r.cohorts, r.halt_pct, r.cohort, r.state, r.why,"
+        " r.driver, r.driver_until"
         f" FROM ota_rollouts r JOIN ota_bundles b ON b.id = r.bundle_id WHERE {where}"
         " ORDER BY r.id DESC LIMIT 1",
         params,
@@ -184,6 +199,7 @@ def load(store: Store, rid: int | None = None) -> Rollout:
         str(r[6]),
         r[7],
         targets,
+        str(r[8]) if r[8] is not None and float(r[9]) > time.time() else None,
     )
 
 
@@ -236,9 +252,43 @@ def halt(store: Store, rid: int, why: str) -> bool:
     return bool(rows)
 
 
-def _still_running(store: Store, rid: int) -> bool:
-    rows = store.query("SELECT state FROM ota_rollouts WHERE id = ?", (rid,))
-    return bool(rows) and rows[0][0] == "running"
+def _take(store: Store, rid: int, me: str, lease_s: float) -> None:
+    """Hold the rollout for `me`, or say who holds it."""
+    now = time.time()
+    with store.transaction() as tx:
+        took = tx.execute(
+            "UPDATE ota_rollouts SET driver = ?, driver_until = ? WHERE id = ?"
+            " AND (driver IS NULL OR driver = ? OR driver_until < ?) RETURNING id",
+            (me, now + lease_s, rid, me, now),
+        )
+        if took:
+            return
+        ((holder,),) = tx.execute("SELECT driver FROM ota_rollouts WHERE id = ?", (rid,))
+    raise DaozhangError(
+        f"rollout {rid} is being driven by {holder}: stop that one, or wait (its hold lapses"
+        f" {lease_s:g} s after it stops renewing it)"
+    )
+
+
+def _renew(store: Store, rid: int, me: str, lease_s: float) -> bool:
+    """Hold on for another lease; False once the rollout is no longer running (halted by hand:
+    `ota halt`, the console) or another driver has taken it over."""
+    with store.transaction() as tx:
+        rows = tx.execute(
+            "UPDATE ota_rollouts SET driver_until = ? WHERE id = ? AND state = 'running'"
+            " AND driver = ? RETURNING id",
+            (time.time() + lease_s, rid, me),
+        )
+    return bool(rows)
+
+
+def _release(store: Store, rid: int, me: str) -> None:
+    with store.transaction() as tx:
+        tx.execute(
+            "UPDATE ota_rollouts SET driver = NULL, driver_until = NULL"
+            " WHERE id = ? AND driver = ?",
+            (rid, me),
+        )
 
 
 @dataclass(frozen=True)
@@ -305,16 +355,43 @@ def drive(
     tls_dir: str | None,
     wait_s: float,
     stop: threading.Event | None = None,
+    lease_s: float = LEASE_S,
+    taken: Callable[[], object] | None = None,
 ) -> Rollout:
     """Offer, serve and judge until the rollout is done or halted, or `wait_s` passes or `stop`
-    is set (then it stays `running` in the store: drive it again to go on)."""
+    is set (then it stays `running` in the store: drive it again to go on). Only one driver at
+    a time: another one holding the rollout is refused (DaozhangError, naming it); `taken` is
+    called once this one holds it."""
     r = load(store, rid)
     if r.state != "running":
         return r
     keys = signing_keys(store, [t.dev for t in r.targets])
+    me = driver_name()
+    _take(store, rid, me, lease_s)
+    if taken is not None:
+        taken()
+    try:
+        _drive(store, r, keys, (broker, tls_dir), me, wait_s, stop, lease_s)
+    finally:
+        _release(store, rid, me)
+    return load(store, rid)
+
+
+def _drive(
+    store: Store,
+    r: Rollout,
+    keys: dict[str, bytes],
+    connection: tuple[str, str | None],  # broker, tls_dir
+    me: str,
+    wait_s: float,
+    stop: threading.Event | None,
+    lease_s: float,
+) -> None:
+    rid = r.id
     saved = {t.dev: (t.state, t.fw) for t in r.targets}
     deadline = time.monotonic() + wait_s
     cohort = r.cohort
+    broker, tls_dir = connection
     with Server(broker, _bundle(store, r.bundle_id), tls_dir) as server:
         while True:
             current = [t for t in r.targets if t.cohort <= cohort]
@@ -344,6 +421,5 @@ def drive(
                 continue
             if left <= 0 or (stop is not None and stop.is_set()):
                 break
-            if not _still_running(store, rid):  # halted by hand (`ota halt`, the console)
+            if not _renew(store, rid, me, lease_s):  # halted by hand, or taken over
                 break
-    return load(store, rid)

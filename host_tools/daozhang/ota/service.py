@@ -7,6 +7,10 @@ store connection and MQTT connection (`rollout.drive`, which keeps the rollout's
 store as it goes). A rollout created with `ota rollout --detach` is picked up at the next poll;
 one whose thread ended on an error (broker away, store locked) is taken up again at the poll
 after. Stopping (SIGTERM) leaves the rollouts running in the store, for the next start.
+
+Each rollout has one driver at a time (its hold in the store, renewed every 2 s): a second
+service on another host, as a spare, says once that another drives it and takes it over when
+that hold lapses (`lease_s` after the first stopped renewing it).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from daozhang.errors import DaozhangError
-from daozhang.ota.rollout import drive, running
+from daozhang.ota.rollout import LEASE_S, drive, running
 from daozhang.store import Store
 
 
@@ -36,6 +40,7 @@ class RolloutService:
     broker: str
     tls_dir: str | None = None
     poll_s: float = 10.0
+    lease_s: float = LEASE_S  # how long a driver gone silent holds a rollout (rollout.drive)
     say: Callable[[str], None] = log
     stop: threading.Event = field(default_factory=threading.Event)
     _threads: dict[int, threading.Thread] = field(default_factory=dict)
@@ -68,9 +73,8 @@ class RolloutService:
     def _drive(self, rid: int) -> None:
         try:
             with self.open_store() as store:
-                if rid not in self._failed:
-                    self.say(f"rollout {rid}: driving")
-                r = drive(store, rid, self.broker, self.tls_dir, math.inf, self.stop)
+                r = drive(store, rid, self.broker, self.tls_dir, math.inf, self.stop,
+                          self.lease_s, lambda: self.say(f"rollout {rid}: driving"))  # fmt: skip
         except DaozhangError as exc:
             # Said once per kind of error, not at every poll while the broker is away.
             if self._failed.get(rid) != str(exc):

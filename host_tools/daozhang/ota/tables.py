@@ -39,4 +39,14 @@ CREATE TABLE ota_targets (
 )
 """,
     ),
+    # Who drives a running rollout, and until when its hold lasts unless renewed
+    # (rollout.drive): two rollout services on one store never drive the same rollout.
+    Migration(
+        2,
+        "rollout drivers",
+        """
+ALTER TABLE ota_rollouts ADD COLUMN driver TEXT;
+ALTER TABLE ota_rollouts ADD COLUMN driver_until DOUBLE PRECISION
+""",
+    ),
 ]

@@ -264,11 +264,16 @@ def test_a_qr_sale_keeps_its_order_number_and_channel_id(store: Store) -> None:
     wechat = "4200000001202501078000000001"
     assert luhn_ok(wechat[:19])
     qr = record_bytes(1, "r", receipt_body(1, ch="qr", ord="DZ20250107000001", xid=wechat))
+    # Passes Luhn, led by a date as merchants' order numbers are, as no card number is: kept.
+    dated = "WX20250107130000001"
+    assert luhn_ok(dated[2:])
+    qr2 = record_bytes(4, "r", receipt_body(4, ch="qr", ord=dated))
     leaky = record_bytes(2, "r", receipt_body(2, ord=f"ORD{FULL_PAN}"))
     bad = record_bytes(3, "r", receipt_body(3, xid="with space"))
-    result = ingest(store, batch([qr, leaky, bad]))
+    result = ingest(store, batch([qr, leaky, bad, qr2]))
     assert result.quarantined == ["pan_unmasked", "record_schema"]
-    assert q(store, "SELECT ord, xid FROM receipts") == [("DZ20250107000001", wechat)]
+    assert q(store, "SELECT ord, xid FROM receipts ORDER BY seq") == [
+        ("DZ20250107000001", wechat), (dated, None)]  # fmt: skip
     ((raw,),) = q(store, "SELECT raw FROM quarantine WHERE reason = 'pan_unmasked'")
     assert FULL_PAN.encode() not in bytes(raw)
 

@@ -150,10 +150,12 @@ def test_a_qr_sale_keeps_its_order_number_and_channel_id():
     data += _frame({"id": 4, "r": _receipt(4, xid="")})
     data += _frame({"id": 5, "r": _receipt(5, ord="ORD" + _LUHN_PAN)})
     data += _frame({"id": 6, "r": _receipt(6, ord="2025010700000000")})  # fails Luhn: kept
+    # Passes Luhn but begins with a date, as no card number does: kept whole.
+    data += _frame({"id": 7, "r": _receipt(7, ord="WX20250107130000001")})
     replies = _exchange(intake, data)
     equal(
         [r[1].get("why") for r in replies],
-        [None, "schema:ord", "schema:xid", "schema:xid", None, None],
+        [None, "schema:ord", "schema:xid", "schema:xid", None, None, None],
         "reasons",
     )
     journal.commit()
@@ -162,6 +164,7 @@ def test_a_qr_sale_keeps_its_order_number_and_channel_id():
     # A card number standing alone in an id is masked like one in any text.
     equal(records[1]["b"]["ord"], "ORD622848*********0018", "masked in an id")
     equal(records[3]["b"]["ord"], "2025010700000000", "an order number is no card number")
+    equal(records[4]["b"]["ord"], "WX20250107130000001", "a date-led order number stays whole")
     journal.close()
     unmount(point)
     check(not _image_contains(tmp_path("ids.img"), _LUHN_PAN.encode()), "no full PAN on flash")

@@ -121,9 +121,15 @@ def _luhn(digits):
     return total % 10 == 0
 
 
+def _card_prefix(run):
+    # Begins as a card number can (3, 4, 5, 6, 8, 9, or Mastercard's 2221-2720); an order
+    # number led by a date (2025...) does not. The collector's `card_prefix` is the same rule.
+    return run[0] in "345689" or "2221" <= run[:4] <= "2720"
+
+
 def _mask_runs(text, luhn_only=False):
-    # Masks every run of 13-19 digits in free text (in ids: only those passing Luhn, as
-    # the collector refuses them); -> (text, how many were masked).
+    # Masks every run of 13-19 digits in free text (in ids: only a card-like one, passing
+    # Luhn with a card's prefix, as the collector refuses them); -> (text, how many masked).
     out = []
     count = 0
     i = 0
@@ -133,7 +139,7 @@ def _mask_runs(text, luhn_only=False):
             j += 1
         if j > i:
             run = text[i:j]
-            if 13 <= len(run) <= 19 and (not luhn_only or _luhn(run)):
+            if 13 <= len(run) <= 19 and (not luhn_only or (_luhn(run) and _card_prefix(run))):
                 run = mask_pan(run)
                 count += 1
             out.append(run)
@@ -192,8 +198,9 @@ def _field(key, value):
         for c in value:
             if not "!" <= c <= "~":
                 raise Refused("schema:" + key)
-        # A card number standing alone (13-19 digits passing Luhn) is masked; a 16-digit
-        # order number failing Luhn, or the 28-digit ids of WeChat and Alipay, stay whole.
+        # A card number standing alone (13-19 digits passing Luhn, a card's prefix) is
+        # masked; an order number failing either, or the 28-digit ids of WeChat and Alipay,
+        # stay whole.
         return _mask_runs(value, True)
     elif key in _INTS:
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:

@@ -12,7 +12,7 @@ from typing import Any
 
 from daozhang.collector.wire import WireError
 from daozhang.contract import RECEIPT_IDS
-from daozhang.security.pan import luhn_ok, mask
+from daozhang.security.pan import card_prefix, luhn_ok, mask
 
 DIGIT_RUN = re.compile(r"\d{13,19}")
 _DIGIT_RUN_BYTES = re.compile(rb"\d{13,19}")
@@ -105,10 +105,13 @@ _STANDING_RUN = re.compile(r"(?<!\d)\d{13,19}(?!\d)")
 
 
 def _check_id(value: str, where: str) -> None:
-    """An id is refused for a Luhn-valid run of 13-19 digits standing alone, not for a piece
-    of a longer run (a 28-digit WeChat id is no card number)."""
+    """An id is refused for a Luhn-valid run of 13-19 digits standing alone that begins as a
+    card number can (security/pan.py `card_prefix`), not for a piece of a longer run (a
+    28-digit WeChat id is no card number) nor for a date-led order number (`WX2025...`); the
+    firmware masks exactly these (dzcore/intake/receipt_check.py)."""
     for run in _STANDING_RUN.findall(value):
-        if luhn_ok(run if run.isascii() else "".join(str(int(d)) for d in run)):
+        digits = run if run.isascii() else "".join(str(int(d)) for d in run)
+        if luhn_ok(digits) and card_prefix(digits):
             raise WireError("pan_unmasked", f"{where} carries what looks like a full PAN", (run,))
 
 

@@ -67,6 +67,16 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+def card_prefix(digits: str) -> bool:
+    """Whether a digit run begins as a card number can: 3 (Amex, JCB, Diners), 4 (Visa), 5
+    (Mastercard), 6 (UnionPay 62, Discover), 8 and 9 (UnionPay's 81, China's domestic 9xxx), or
+    Mastercard's 2221-2720. A merchant's order number of a date (`2025...`) or a serial
+    starting 0, 1 or 7 does not: the receipt's ids are judged by it (a tenth of such numbers
+    pass Luhn by chance, and each of them would be refused or masked)."""
+    first = digits[:1]
+    return first in ("3", "4", "5", "6", "8", "9") or "2221" <= digits[:4] <= "2720"
+
+
 def is_full_pan(digits: str) -> bool:
     return (
         13 <= len(digits) <= 19

@@ -3,7 +3,7 @@
 
 Money, January 2025 (all of it long due when the console runs):
 - M1 (ACQ1): a sale reversed after no response inside a TLS outage (`network_reversed`),
-  and a sale paid in full;
+  a sale paid in full, and a QR sale with its order number, paid in the same payout;
 - M2, M3, M4 (ACQ1): one sale each, none in the acquirer's file for 2025-01-08 while their
   terminals were fine (`acquirer_side`);
 - M5 (ACQ2): two sales whose payout held back ¥40.00 (`settled_short`, `risk_hold`);
@@ -27,6 +27,7 @@ REVERSED_AMT = 12_345
 SETTLED_RRN = "502000000001"  # not one Shop.new_rrn gives
 REFUSED_RRN = "509999999999"
 REFUSED_DEV = "DEV00009"
+QR_ORDER = "WX20250107130000001"
 CELL_DOWN = "460-00-5001"
 CELL_SPOT = "460-00-7777"
 CELL_DOWN_DEVS = [f"DEVD000{n}" for n in (1, 2, 3, 4)]
@@ -62,6 +63,8 @@ def build(url: str, workdir: Path, now: float | None = None) -> None:
         shop.later(s, "2025-01-07 15:05", st="reversed", rv="98")
         paid = shop.sale("2025-01-07 10:00", 5_000, rrn=SETTLED_RRN)
         shop.cleared(paid, on="2025-01-08")
+        qr = shop.sale("2025-01-07 13:00", 2_990, ch="qr", ord=QR_ORDER)
+        shop.cleared(qr, on="2025-01-08")
         shop.payout("2025-01-08")
         # Three healthy merchants of ACQ1 unpaid on one day.
         for n, mid in enumerate((M2, M3, M4), start=2):

@@ -163,7 +163,7 @@ def test_money_page_evidence_opens_on_click_and_a_sale_is_looked_up(
     print(f"\nconsole money page screenshot: {artefacts / 'money.png'}")
 
     # Support on the phone: "¥123.45, yesterday around half past four".
-    form = page.locator("form:has(input[name=amount])")
+    form = page.locator("form:has(input[name=around])")
     form.locator("input[name=amount]").fill("123.45")
     form.locator("input[name=around]").fill("2025-01-07 16:30")
     form.locator("button").click()

@@ -11,7 +11,7 @@ import pytest
 
 from tests.console import money_data
 from tests.console.server import login
-from tests.correlate.builder import M2
+from tests.correlate.builder import M1, M2
 
 CARD = re.compile(r"622848\d")  # the test card's first six, then a digit: unmasked
 
@@ -92,6 +92,30 @@ def test_lookup_finds_a_sale_four_ways(
     assert "<details open" in results  # the evidence shown at once
 
 
+def test_lookup_by_what_else_the_caller_has(support: httpx.Client) -> None:
+    """The fields `daozhang lookup` takes: a QR sale's order number; the trace without its
+    zeros and a day; a merchant-day narrowed by amount; the card's last four digits."""
+
+    def found(params: dict[str, str]) -> list[str]:
+        page = support.get("/money/lookup", params=params)
+        assert page.status_code == 200, page.text
+        if 'id="no-match"' in page.text:
+            return []
+        results = page.text.split('id="results"')[1].split("</table>")[0]
+        return re.findall(r'<tr data-key="([^"]+)"', results)
+
+    (qr,) = found({"by": "order", "order": money_data.QR_ORDER})
+    assert found({"by": "order", "order": "WX-NO-SUCH"}) == []
+    paid = found({"by": "terminal", "tid": "10000001", "trc": "2", "day": "2025-01-07"})
+    assert len(paid) == 1 and paid != [qr]
+    assert found({"by": "terminal", "tid": "10000001", "trc": "2", "day": "2025-01-08"}) == []
+    assert found({"by": "merchant", "mid": M1, "day": "2025-01-07", "amount": "29.90"}) == [qr]
+    assert len(found({"by": "merchant", "mid": M1, "day": "2025-01-07"})) == 3
+    reversed_sale = {"by": "amount", "amount": "123.45", "around": "2025-01-07 15:00"}
+    assert len(found({**reversed_sale, "last4": "1234"})) == 1
+    assert found({**reversed_sale, "last4": "9999"}) == []
+
+
 def test_lookup_outside_the_window_finds_nothing(support: httpx.Client) -> None:
     page = support.get(
         "/money/lookup",
@@ -110,7 +134,13 @@ def test_lookup_finds_a_receipt_the_collector_refused(support: httpx.Client) -> 
 @pytest.mark.parametrize(
     ("query", "error"),
     [
-        ({"by": "rrn", "rrn": "12345"}, "参考号应为12位数字 RRN: 12 digits"),
+        ({"by": "rrn", "rrn": "12345"}, "参考号应为12位 RRN: 12 letters or digits"),
+        ({"by": "order", "order": "WX 2025"}, "订单号应为1-64个字符、不含空格"),
+        ({"by": "terminal", "tid": "10000001", "trc": "1234567"}, "trace: up to 6 digits"),
+        (
+            {"by": "amount", "amount": "12", "around": "2025-01-07 16:30", "last4": "12a4"},
+            "卡号后四位应为4位数字",
+        ),
         ({"by": "terminal", "tid": "1000000", "trc": "000001"}, "终端号应为8位"),
         ({"by": "merchant", "mid": M2, "day": "7 Jan"}, "day: YYYY-MM-DD"),
         ({"by": "amount", "amount": "1.234", "around": "2025-01-07 16:30"}, "amount: yuan"),

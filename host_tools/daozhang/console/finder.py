@@ -8,11 +8,14 @@ merchant range at a time (`correlate.engine.analyse_chunks`, the same findings a
 in-memory run): the money page sums every finding and keeps only the problems.
 
 Questions support staff are asked on the phone (the form's `by`), each a `correlate.search`
-question:
-- `rrn`: the retrieval reference number on the slip (12 digits);
-- `terminal`: terminal number (8) and trace number (6), any batch;
-- `merchant`: merchant number (15) and the sale's day (Beijing);
-- `amount`: amount in yuan and a time (Beijing), within a window of hours.
+question, with the same fields as `daozhang lookup` (commands/lookup.py):
+- `rrn`: the retrieval reference number on the slip (12 letters or digits);
+- `terminal`: terminal number (8) and trace number (凭证号, up to 6 digits), the day if given;
+- `merchant`: merchant number (15) and the sale's day (Beijing), the amount and the card's
+  last four digits if given;
+- `amount`: amount in yuan and a time (Beijing), within a window of hours, the card's last
+  four digits if given;
+- `order`: a QR or wallet sale's order number (商户订单号, up to 64 characters).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from daozhang.errors import UsageError
 from daozhang.store import Store
 from daozhang.units import BEIJING
 
-KINDS = ("rrn", "terminal", "merchant", "amount")
+KINDS = ("rrn", "terminal", "merchant", "amount", "order")
 DEFAULT_WINDOW_H = 2.0
 
 
@@ -45,6 +48,23 @@ def _digits(form: Mapping[str, str], key: str, n: int, label: str) -> str:
         zh, en = label.split(" ", 1)
         raise UsageError(f"{zh}应为{n}位数字 {en}: {n} digits, got {value!r}")
     return value
+
+
+def _optional(form: Mapping[str, str], key: str) -> str | None:
+    return (form.get(key) or "").strip() or None
+
+
+def _last4(form: Mapping[str, str]) -> str | None:
+    if _optional(form, "last4") is None:
+        return None
+    return _digits(form, "last4", 4, "卡号后四位 card's last four")
+
+
+def _day(text: str | None) -> tuple[int, int]:
+    try:
+        return day_range(date.fromisoformat((text or "").strip()))
+    except ValueError:
+        raise UsageError(f"日期格式应为 YYYY-MM-DD day: YYYY-MM-DD, got {text!r}") from None
 
 
 def _alnum(form: Mapping[str, str], key: str, n: int, label: str) -> str:
@@ -83,20 +103,28 @@ def parse_query(form: Mapping[str, str]) -> Query:
     when a field is missing or malformed."""
     by = form.get("by", "")
     if by == "rrn":
-        return Query(rrn=_digits(form, "rrn", 12, "参考号 RRN"))
+        return Query(rrn=_alnum(form, "rrn", 12, "参考号 RRN"))
+    if by == "order":
+        order = _optional(form, "order")
+        if order is None or len(order) > 64 or any(c.isspace() for c in order):
+            raise UsageError(
+                f"订单号应为1-64个字符、不含空格 order number: 1 to 64 characters, no spaces,"
+                f" got {form.get('order')!r}"
+            )
+        return Query(order=order)
     if by == "terminal":
         tid = _alnum(form, "tid", 8, "终端号 terminal")
-        return Query(tid=tid, trace=_digits(form, "trc", 6, "凭证号 trace"))
+        trace = (form.get("trc") or "").strip()
+        if not (1 <= len(trace) <= 6 and trace.isascii() and trace.isdigit()):
+            raise UsageError(f"凭证号应为1-6位数字 trace: up to 6 digits, got {trace!r}")
+        lo, hi = _day(form.get("day")) if _optional(form, "day") else (None, None)
+        return Query(tid=tid, trace=trace.zfill(6), lo=lo, hi=hi)
     if by == "merchant":
         mid = _alnum(form, "mid", 15, "商户号 merchant")
-        try:
-            day = date.fromisoformat((form.get("day") or "").strip())
-        except ValueError:
-            raise UsageError(
-                f"日期格式应为 YYYY-MM-DD day: YYYY-MM-DD, got {form.get('day')!r}"
-            ) from None
-        lo, hi = day_range(day)
-        return Query(mid=mid, lo=lo, hi=hi)
+        lo, hi = _day(form.get("day"))
+        amount = _optional(form, "amount")
+        fen = _fen(amount) if amount is not None else None
+        return Query(mid=mid, lo=lo, hi=hi, fen=fen, last4=_last4(form))
     if by == "amount":
         try:
             hours = float(form.get("window") or DEFAULT_WINDOW_H)
@@ -109,7 +137,7 @@ def parse_query(form: Mapping[str, str]) -> Query:
         around = _time(form.get("around") or "")
         span = int(hours * 3600)
         return Query(fen=_fen(form.get("amount") or ""), lo=around - span, hi=around + span,
-                     around=around)  # fmt: skip
+                     around=around, last4=_last4(form))  # fmt: skip
     raise UsageError(f"未知查询方式 unknown lookup {by!r}: one of {', '.join(KINDS)}")
 
 

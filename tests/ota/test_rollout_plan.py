@@ -82,7 +82,7 @@ def test_a_rollout_is_kept_in_the_store(tmp_path: Path, capsys: pytest.CaptureFi
 def test_migration_2_keeps_the_rollouts_and_lets_one_driver_hold_each(db_url: str) -> None:
     """A store with a rollout from before migration 2 (drivers): the rollout is kept, nobody
     holds it, and a hold is then taken by one driver and refused to another."""
-    from daozhang.ota.rollout import _release, _take, driver_name
+    from daozhang.ota.lease import driver_name, release, take
     from daozhang.ota.tables import MIGRATIONS
     from daozhang.store import open_store
 
@@ -96,10 +96,10 @@ def test_migration_2_keeps_the_rollouts_and_lets_one_driver_hold_each(db_url: st
         (rid,) = running(store)
         assert load(store, rid).driver is None
         me, other = driver_name(), driver_name()
-        _take(store, rid, me, 20)
+        take(store, rid, me, 20)
         assert load(store, rid).driver == me
         with pytest.raises(DaozhangError, match=f"is being driven by {me}"):
-            _take(store, rid, other, 20)
-        _release(store, rid, me)
-        _take(store, rid, other, 20)
+            take(store, rid, other, 20)
+        release(store, rid, me)
+        take(store, rid, other, 20)
         assert load(store, rid).driver == other

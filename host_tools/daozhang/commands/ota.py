@@ -18,6 +18,7 @@ from daozhang.errors import UsageError
 from daozhang.flash.build import MIN_MPY_MAJOR, Compiler, compilers
 from daozhang.ota import rollout as rollouts
 from daozhang.ota.bundle import make_bundle, manifest_id, parse_version, read_bundle
+from daozhang.ota.lease import LEASE_S
 from daozhang.ota.serve import DeviceState, Server
 from daozhang.ota.service import RolloutService
 from daozhang.ota.words import ROLLOUT_STATES, update_words
@@ -132,10 +133,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     service.add_argument(
         "--lease",
         type=number(4, 3600),
-        default=rollouts.LEASE_S,
+        default=LEASE_S,
         metavar="SECONDS",
         help="how long a driver gone silent holds a rollout before another service takes it"
-        f" over ({rollouts.LEASE_S:g})",
+        f" over ({LEASE_S:g})",
     )
     service.set_defaults(handler=run_service)
 

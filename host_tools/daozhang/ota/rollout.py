@@ -13,30 +13,19 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from daozhang.errors import DaozhangError, StoreError, UsageError
+from daozhang.errors import StoreError, UsageError
 from daozhang.ota.bundle import Bundle, manifest_id, read_bundle
+from daozhang.ota.lease import LEASE_S, driver_name, release, renew, take
 from daozhang.ota.serve import DeviceState, Server
 from daozhang.remote.send import signing_keys
 from daozhang.store import Store
 
 FINAL = ("confirmed", "refused", "rolled")
-# A driver renews its hold on a rollout at every wait slice (2 s); a hold not renewed for this
-# long (its process killed, its host gone) is taken over by another driver.
-LEASE_S = 20.0
-
-
-def driver_name() -> str:
-    """Who drives, as `ota status` and another driver's refusal name it: host, process, and a
-    tag of this run."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 def parse_cohorts(text: str) -> list[float]:
@@ -252,45 +241,6 @@ def halt(store: Store, rid: int, why: str) -> bool:
     return bool(rows)
 
 
-def _take(store: Store, rid: int, me: str, lease_s: float) -> None:
-    """Hold the rollout for `me`, or say who holds it."""
-    now = time.time()
-    with store.transaction() as tx:
-        took = tx.execute(
-            "UPDATE ota_rollouts SET driver = ?, driver_until = ? WHERE id = ?"
-            " AND (driver IS NULL OR driver = ? OR driver_until < ?) RETURNING id",
-            (me, now + lease_s, rid, me, now),
-        )
-        if took:
-            return
-        ((holder,),) = tx.execute("SELECT driver FROM ota_rollouts WHERE id = ?", (rid,))
-    raise DaozhangError(
-        f"rollout {rid} is being driven by {holder}: stop that one, or wait (its hold lapses"
-        f" {lease_s:g} s after it stops renewing it)"
-    )
-
-
-def _renew(store: Store, rid: int, me: str, lease_s: float) -> bool:
-    """Hold on for another lease; False once the rollout is no longer running (halted by hand:
-    `ota halt`, the console) or another driver has taken it over."""
-    with store.transaction() as tx:
-        rows = tx.execute(
-            "UPDATE ota_rollouts SET driver_until = ? WHERE id = ? AND state = 'running'"
-            " AND driver = ? RETURNING id",
-            (time.time() + lease_s, rid, me),
-        )
-    return bool(rows)
-
-
-def _release(store: Store, rid: int, me: str) -> None:
-    with store.transaction() as tx:
-        tx.execute(
-            "UPDATE ota_rollouts SET driver = NULL, driver_until = NULL"
-            " WHERE id = ? AND driver = ?",
-            (rid, me),
-        )
-
-
 @dataclass(frozen=True)
 class Summary:
     """A rollout in a line: its state and how many of its devices are where."""
@@ -367,13 +317,13 @@ def drive(
         return r
     keys = signing_keys(store, [t.dev for t in r.targets])
     me = driver_name()
-    _take(store, rid, me, lease_s)
+    take(store, rid, me, lease_s)
     if taken is not None:
         taken()
     try:
         _drive(store, r, keys, (broker, tls_dir), me, wait_s, stop, lease_s)
     finally:
-        _release(store, rid, me)
+        release(store, rid, me)
     return load(store, rid)
 
 
@@ -421,5 +371,5 @@ def _drive(
                 continue
             if left <= 0 or (stop is not None and stop.is_set()):
                 break
-            if not _renew(store, rid, me, lease_s):  # halted by hand, or taken over
+            if not renew(store, rid, me, lease_s):  # halted by hand, or taken over
                 break

@@ -23,7 +23,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from daozhang.errors import DaozhangError
-from daozhang.ota.rollout import LEASE_S, drive, running
+from daozhang.ota.lease import LEASE_S
+from daozhang.ota.rollout import drive, running
 from daozhang.store import Store
 
 

@@ -23,14 +23,17 @@ KEY = bytes(range(3, 35))
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("window", [4, 8])  # the default, and the 2G figure's fastest
 def test_the_agent_downloads_an_update_within_its_64k_object_heap(
-    mosquitto: Mosquitto, tmp_path: Path
+    mosquitto: Mosquitto, tmp_path: Path, window: int
 ) -> None:
     bundle = read_bundle(make_bundle("0.2.0", "virtual", compilers()[0], "0.1.0"))
     responder = AckResponder(mosquitto.port, keys={DEV: KEY}).start()
     broker = f"mqtt://127.0.0.1:{mosquitto.port}"
     try:
-        cfg = agent_config(DEV, mosquitto.port, key=KEY.hex(), hb_s=5, ota_gap_ms=5)
+        cfg = agent_config(
+            DEV, mosquitto.port, key=KEY.hex(), hb_s=5, ota_gap_ms=5, ota_window=window
+        )
         plan = {
             "cfg": cfg,
             "root": str(tmp_path / "j"),
@@ -55,7 +58,8 @@ def test_the_agent_downloads_an_update_within_its_64k_object_heap(
     finally:
         responder.stop()
     print(
-        f"downloading an update, agent objects on the heap: peak live {result.peak_live}"
+        f"downloading an update, {window} chunks a fetch, agent objects on the heap: peak live"
+        f" {result.peak_live}"
         f" bytes, peak with garbage {result.peak_heap} bytes (budget 65536)"
     )
     assert "MemoryError" not in result.output, result.output[-3000:]

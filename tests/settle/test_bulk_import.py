@@ -16,7 +16,7 @@ from daozhang.settle import importer
 from daozhang.settle.importer import import_file
 from daozhang.settle.source import scan
 
-from tests.settle.test_import import counts, detail
+from tests.settle.test_import import counts, detail, payout
 
 
 def _indexes(url: str) -> list[tuple[str, str]]:
@@ -132,3 +132,33 @@ def test_a_repeated_row_is_refused_on_the_bulk_path(
             import_file(store, repeated)
         assert import_file(store, shared).rows == 2
     assert counts(sqlite_url) == (1, 2, 0, 0)
+
+
+@pytest.mark.parametrize("held", [20_000, 1])
+def test_rows_are_paid_whichever_file_comes_first(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held: int
+) -> None:
+    """A detail file whose payouts are not imported yet skips the `paid` update (the file's
+    payout ids asked of the payouts' index); one whose payout is imported marks its rows. With
+    more payout ids than the importer keeps (held 1), every row is visited as before."""
+    monkeypatch.setattr(importer, "_PAYOUT_IDS_HELD", held)
+    first = [detail(1), detail(2), {**detail(3), "payout_id": "P20250107B"}]
+    later = [detail(n, "2025-01-08") for n in (4, 5)]
+    files = {
+        "payout_20250107.csv": csv_bytes("payout", [payout()]),
+        "detail_20250107.csv": csv_bytes("detail", first),  # its payout A imported before
+        "detail_20250108.csv": csv_bytes("detail", [{**r, "payout_id": "P0108"} for r in later]),
+        "payout_20250108.csv": csv_bytes("payout", [{**payout(), "payout_id": "P0108"}]),
+    }
+    with open_database(db_url) as store:
+        for name, data in files.items():
+            (tmp_path / name).write_bytes(data)
+            import_file(store, tmp_path / name)
+            if name == "detail_20250108.csv":  # before its payout
+                assert _paid(store) == {1: 1, 2: 1, 3: 0, 4: 0, 5: 0}
+        assert _paid(store) == {1: 1, 2: 1, 3: 0, 4: 1, 5: 1}
+
+
+def _paid(store: Any) -> dict[int, int]:
+    rows = store.query("SELECT trc, paid FROM settle_detail")
+    return {int(trc): int(paid) for trc, paid in rows}

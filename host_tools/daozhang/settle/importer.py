@@ -294,7 +294,9 @@ def _import(
         if parsed.kind == "detail":
             _refuse_overlap(tx, name, acq, date_from, date_to, file_id)
         _refuse_repeated_rows(tx, name, parsed.kind, file_id, whole_table=bool(rebuilt))
-        waiting.after_import(tx, file_id, parsed.kind, date_from, date_to, seen.count)
+        waiting.after_import(
+            tx, file_id, parsed.kind, date_from, date_to, seen.count, seen.payout_ids()
+        )
         tx.execute(
             "UPDATE settle_files SET acquirer = ?, date_from = ?, date_to = ?, n_rows = ?"
             " WHERE id = ?",
@@ -423,14 +425,21 @@ _SAME_ROW = {kind: columns[1:] for kind, columns in COLUMNS.items()}
 _FEW_DETAIL_COLS = ("rrn", "trc", "txn_time", "amt", "ord", "xid")
 
 
+# The most distinct payout ids a detail file's rows name that the importer keeps (a payout
+# a merchant a day: a day's file names a few thousand); past it, not known.
+_PAYOUT_IDS_HELD = 20_000
+
+
 @dataclass
 class _Seen:
-    """What the stream of rows told us: how many, which dates, which merchants."""
+    """What the stream of rows told us: how many, which dates, which merchants, which
+    payouts (a detail file's, up to _PAYOUT_IDS_HELD)."""
 
     count: int = 0
     first: str | None = None
     last: str | None = None
     mids: set[str] = field(default_factory=set)
+    payouts: set[str] | None = field(default_factory=set)
 
     def add(self, kind: str, block: Block) -> None:
         self.count += len(block)
@@ -441,6 +450,13 @@ class _Seen:
         low, high = min(days), max(days)
         self.first = low if self.first is None or low < self.first else self.first
         self.last = high if self.last is None or high > self.last else self.last
+        if kind == "detail" and self.payouts is not None:
+            self.payouts.update(map(itemgetter(column(kind, "payout_id")), block))
+            if len(self.payouts) > _PAYOUT_IDS_HELD:
+                self.payouts = None
+
+    def payout_ids(self) -> set[str] | None:
+        return None if self.payouts is None else self.payouts - {""}
 
     def dates(self, file_date: str | None) -> tuple[str | None, str | None]:
         found = sorted({d for d in (self.first, self.last, file_date) if d is not None})

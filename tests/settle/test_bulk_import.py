@@ -73,7 +73,7 @@ def test_a_refused_bulk_file_keeps_the_indexes(
     assert counts(sqlite_url) == (0, 0, 0, 0)
 
 
-def test_a_table_larger_than_the_file_keeps_its_indexes(
+def test_a_table_five_times_the_file_keeps_its_indexes(
     sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = tmp_path / "detail_20250107.csv"
@@ -84,13 +84,32 @@ def test_a_table_larger_than_the_file_keeps_its_indexes(
     with open_database(sqlite_url) as store:
         import_file(store, first)
         source = scan(str(small), small, None)
-        # Two rows' bytes (at least ~300) against 100 rows held: nothing dropped.
-        monkeypatch.setattr(importer, "_LEAST_ROW_BYTES", source.size // 3)
         with store.transaction() as tx:
-            assert importer._drop_detail_indexes(tx, source) == []
+            # Counted as 19 rows against 100 held (more than 5 x 19): nothing dropped.
+            assert importer._drop_detail_indexes(tx, source, source.size // 19) == []
+        before = _indexes(sqlite_url)
+        with pytest.raises(_RolledBack), store.transaction() as tx:
+            # As 20 rows, a fifth of the table: rebuilt.
+            assert len(importer._drop_detail_indexes(tx, source, source.size // 20)) == 7
+            raise _RolledBack
+    assert _indexes(sqlite_url) == before
     # The same file against an empty table is rebuilt.
     with open_database(f"sqlite:///{tmp_path / 'empty.db'}") as store, store.transaction() as tx:
-        assert len(importer._drop_detail_indexes(tx, source)) == 7  # all but ord, xid, orrn
+        assert len(importer._drop_detail_indexes(tx, source, 1)) == 7  # all but ord, xid, orrn
+
+
+class _RolledBack(Exception):
+    pass
+
+
+def test_a_fixed_width_file_is_counted_by_its_record_length() -> None:
+    """A ZM record reaches at least its last field read (294 bytes): a 120 MB ZM file holds
+    at most ~400,000 rows, not the 1.2 million its size over 100 bytes would say (which would
+    rebuild the indexes of a table of 6 million)."""
+    chosen = importer.P.load()
+    assert importer._least_row_bytes(chosen["generic"]) == 100
+    assert importer._least_row_bytes(chosen["unionpay-zm"]) == 295  # and its line end
+    assert importer._least_row_bytes(chosen["unionpay-acom"]) > 100
 
 
 def test_wallet_rows_reach_the_kept_partial_indexes(

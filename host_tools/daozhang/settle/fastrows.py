@@ -157,9 +157,10 @@ def convert_block(header: list[str], block: list[tuple[int, list[str]]]) -> Bloc
 
 
 def splits(header: list[str]) -> bool:
-    """Whether `convert_lines` may cut this header's rows: its first column is one whose
-    pattern takes no blank value, no `#rows` trailer and nothing starting with a space, so
-    a row it takes is never one the reader's loop would skip or read as the trailer."""
+    """Whether `convert_lines` may cut this header's rows: its first column is one this
+    converter checks, whose pattern takes neither `#rows` nor a leading space, so a row it
+    takes (settle_date never blank either) is never one the reader's loop would skip as
+    blank or read as the trailer."""
     return bool(header) and header[0] in _PATTERNS
 
 

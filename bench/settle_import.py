@@ -14,7 +14,11 @@ caches). `--code DIR` imports a different checkout's `host_tools` (e.g. an expor
 for "before").
 
     .venv/bin/python bench/settle_import.py [--mb 200] [--format unionpay|zm|acom|acoma]
-        [--code DIR] [--keep] [--explain]
+        [--code DIR] [--keep] [--explain] [--into MB]
+
+`--into MB` first imports a generic file of MB megabytes (not timed), then the `--mb` file
+(the next settle day) into that larger table, whose indexes are then written row by row;
+SQLite alone then inserts its rows into the same table.
 """
 
 from __future__ import annotations
@@ -112,8 +116,9 @@ print(json.dumps({"rows": rows, "s": elapsed, "cpu": cpu, "peak_mib": use.ru_max
 """
 
 
-def write(path: Path, megabytes: int) -> int:
-    """Unique rows (trace, RRN and time advance) until the file reaches the size."""
+def write(path: Path, megabytes: int, day: int = 7) -> int:
+    """Unique rows (trace, RRN and time advance) until the file reaches the size: sales of
+    2025-01-(day - 1) settled on 2025-01-(day)."""
     target = megabytes * 1_000_000
     n = 0
     with path.open("w", encoding="utf-8", newline="") as f:
@@ -126,8 +131,9 @@ def write(path: Path, megabytes: int) -> int:
                 fee = amt * 6 // 1000
                 sec = n % 86_400
                 lines.append(
-                    f"2025-01-07,898310048{n % 1000:06d},{n % 10_000:08d},"
-                    f"2025-01-06 {sec // 3600:02d}:{sec // 60 % 60:02d}:{sec % 60:02d},sale,"
+                    f"2025-01-{day:02d},898310048{n % 1000:06d},{n % 10_000:08d},"
+                    f"2025-01-{day - 1:02d} "
+                    f"{sec // 3600:02d}:{sec // 60 % 60:02d}:{sec % 60:02d},sale,"
                     f"card,{n // 1_000_000:06d},{n % 1_000_000:06d},{n:012d},,"
                     f"622848******1234,D,{amt // 100}.{amt % 100:02d},{fee // 100}.{fee % 100:02d},"
                     f"{(amt - fee) // 100}.{(amt - fee) % 100:02d},in,T1,Y,P{n % 1000:09d}\r\n"
@@ -282,14 +288,31 @@ def main() -> None:
         action="store_true",
         help="also SQLite alone without some indexes and with larger page caches",
     )
+    parser.add_argument(
+        "--into",
+        type=int,
+        default=0,
+        help="first import a generic file of this many MB: the --mb file goes into a larger table",
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="dz-settle-bench-"))
     fixed = args.format != "generic"
+    db = f"sqlite:///{folder / 'bench.db'}"
+    if args.into:
+        if fixed:
+            raise SystemExit("--into takes the generic CSV")
+        first = folder / "detail_20250107.csv"
+        held = write(first, args.into)
+        got = child("import", first, db, args.code, "unlink")
+        print(f"the table: {held:,} rows imported first ({json.dumps(got)})", flush=True)
     t0 = time.perf_counter()
     if args.format in ("zm", "acom", "acoma"):
         sample = _JOURNALS[args.format]
         path = folder / sample
         n = write_journal(path, args.mb, sample, f"unionpay-{args.format}")
+    elif args.into:
+        path = folder / "detail_20250108.csv"
+        n = write(path, args.mb, day=8)
     else:
         path = folder / ("detail_20250107.txt" if fixed else "detail_20250107.csv")
         n = write_fixed(path, args.mb) if fixed else write(path, args.mb)
@@ -298,20 +321,22 @@ def main() -> None:
     )
     size = path.stat().st_size  # the import child removes the file (disk) unless --keep
     floor = child("split-fixed" if fixed else "split", path, "", args.code)
-    got = child(
-        "import",
-        path,
-        f"sqlite:///{folder / 'bench.db'}",
-        args.code,
-        *([] if args.keep else ["unlink"]),
-    )
+    got = child("import", path, db, args.code, *([] if args.keep else ["unlink"]))
     print(f"import: {json.dumps(got)}", flush=True)
-    for p in folder.glob("bench.db*"):
-        p.unlink()  # disk: the next store is as large
-    # SQLite alone stores the rows as the importer would: a file of 20 MB or more into an empty
-    # table without the indexes, built after (settle/importer.py BULK_ROWS).
-    bulk = ["rebuild"] if size >= 20_000_000 else []
-    store = child("store", path, f"sqlite:///{folder / 'store.db'}", None, str(n), "32768", *bulk)
+    if args.into:
+        # SQLite alone into the same larger table: its indexes written row by row, as the
+        # importer writes them there.
+        bulk: list[str] = []
+        store = child("store", path, db, None, str(n), "32768")
+    else:
+        for p in folder.glob("bench.db*"):
+            p.unlink()  # disk: the next store is as large
+        # SQLite alone stores the rows as the importer would: a file of 20 MB or more into an
+        # empty table without the indexes, built after (settle/importer.py BULK_ROWS).
+        bulk = ["rebuild"] if size >= 20_000_000 else []
+        store = child(
+            "store", path, f"sqlite:///{folder / 'store.db'}", None, str(n), "32768", *bulk
+        )
     # CPU seconds as well as wall: on a shared machine the wall time says how busy it was.
     print(
         f"read + split: {floor['s']:.1f} s wall, {floor['cpu']:.1f} s CPU "

@@ -16,7 +16,7 @@ from daozhang.settle import importer
 from daozhang.settle.importer import import_file
 from daozhang.settle.source import scan
 
-from tests.settle.test_import import counts, detail
+from tests.settle.test_import import counts, detail, payout
 
 
 def _indexes(url: str) -> list[tuple[str, str]]:
@@ -73,7 +73,7 @@ def test_a_refused_bulk_file_keeps_the_indexes(
     assert counts(sqlite_url) == (0, 0, 0, 0)
 
 
-def test_a_table_larger_than_the_file_keeps_its_indexes(
+def test_a_table_five_times_the_file_keeps_its_indexes(
     sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = tmp_path / "detail_20250107.csv"
@@ -84,13 +84,32 @@ def test_a_table_larger_than_the_file_keeps_its_indexes(
     with open_database(sqlite_url) as store:
         import_file(store, first)
         source = scan(str(small), small, None)
-        # Two rows' bytes (at least ~300) against 100 rows held: nothing dropped.
-        monkeypatch.setattr(importer, "_LEAST_ROW_BYTES", source.size // 3)
         with store.transaction() as tx:
-            assert importer._drop_detail_indexes(tx, source) == []
+            # Counted as 19 rows against 100 held (more than 5 x 19): nothing dropped.
+            assert importer._drop_detail_indexes(tx, source, source.size // 19) == []
+        before = _indexes(sqlite_url)
+        with pytest.raises(_RolledBack), store.transaction() as tx:
+            # As 20 rows, a fifth of the table: rebuilt.
+            assert len(importer._drop_detail_indexes(tx, source, source.size // 20)) == 7
+            raise _RolledBack
+    assert _indexes(sqlite_url) == before
     # The same file against an empty table is rebuilt.
     with open_database(f"sqlite:///{tmp_path / 'empty.db'}") as store, store.transaction() as tx:
-        assert len(importer._drop_detail_indexes(tx, source)) == 7  # all but ord, xid, orrn
+        assert len(importer._drop_detail_indexes(tx, source, 1)) == 7  # all but ord, xid, orrn
+
+
+class _RolledBack(Exception):
+    pass
+
+
+def test_a_fixed_width_file_is_counted_by_its_record_length() -> None:
+    """A ZM record reaches at least its last field read (294 bytes): a 120 MB ZM file holds
+    at most ~400,000 rows, not the 1.2 million its size over 100 bytes would say (which would
+    rebuild the indexes of a table of 6 million)."""
+    chosen = importer.P.load()
+    assert importer._least_row_bytes(chosen["generic"]) == 100
+    assert importer._least_row_bytes(chosen["unionpay-zm"]) == 295  # and its line end
+    assert importer._least_row_bytes(chosen["unionpay-acom"]) > 100
 
 
 def test_wallet_rows_reach_the_kept_partial_indexes(
@@ -132,3 +151,33 @@ def test_a_repeated_row_is_refused_on_the_bulk_path(
             import_file(store, repeated)
         assert import_file(store, shared).rows == 2
     assert counts(sqlite_url) == (1, 2, 0, 0)
+
+
+@pytest.mark.parametrize("held", [20_000, 1])
+def test_rows_are_paid_whichever_file_comes_first(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held: int
+) -> None:
+    """A detail file whose payouts are not imported yet skips the `paid` update (the file's
+    payout ids asked of the payouts' index); one whose payout is imported marks its rows. With
+    more payout ids than the importer keeps (held 1), every row is visited as before."""
+    monkeypatch.setattr(importer, "_PAYOUT_IDS_HELD", held)
+    first = [detail(1), detail(2), {**detail(3), "payout_id": "P20250107B"}]
+    later = [detail(n, "2025-01-08") for n in (4, 5)]
+    files = {
+        "payout_20250107.csv": csv_bytes("payout", [payout()]),
+        "detail_20250107.csv": csv_bytes("detail", first),  # its payout A imported before
+        "detail_20250108.csv": csv_bytes("detail", [{**r, "payout_id": "P0108"} for r in later]),
+        "payout_20250108.csv": csv_bytes("payout", [{**payout(), "payout_id": "P0108"}]),
+    }
+    with open_database(db_url) as store:
+        for name, data in files.items():
+            (tmp_path / name).write_bytes(data)
+            import_file(store, tmp_path / name)
+            if name == "detail_20250108.csv":  # before its payout
+                assert _paid(store) == {1: 1, 2: 1, 3: 0, 4: 0, 5: 0}
+        assert _paid(store) == {1: 1, 2: 1, 3: 0, 4: 1, 5: 1}
+
+
+def _paid(store: Any) -> dict[int, int]:
+    rows = store.query("SELECT trc, paid FROM settle_detail")
+    return {int(trc): int(paid) for trc, paid in rows}

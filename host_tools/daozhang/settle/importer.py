@@ -246,7 +246,11 @@ def _import(
                 (source.sha256, name, parsed.kind, parsed.format, parsed.encoding, time.time()),
             )[0][0]
         )
-        rebuilt = _drop_detail_indexes(tx, source) if parsed.kind == "detail" else []
+        rebuilt = (
+            _drop_detail_indexes(tx, source, _least_row_bytes(profile))
+            if parsed.kind == "detail"
+            else []
+        )
         seen = _store_rows(tx, file_id, parsed)
         for sql in rebuilt:
             tx.execute(sql)  # by sorting the table's rows: the bulk of the import's time
@@ -294,7 +298,9 @@ def _import(
         if parsed.kind == "detail":
             _refuse_overlap(tx, name, acq, date_from, date_to, file_id)
         _refuse_repeated_rows(tx, name, parsed.kind, file_id, whole_table=bool(rebuilt))
-        waiting.after_import(tx, file_id, parsed.kind, date_from, date_to, seen.count)
+        waiting.after_import(
+            tx, file_id, parsed.kind, date_from, date_to, seen.count, seen.payout_ids()
+        )
         tx.execute(
             "UPDATE settle_files SET acquirer = ?, date_from = ?, date_to = ?, n_rows = ?"
             " WHERE id = ?",
@@ -305,31 +311,44 @@ def _import(
         )
 
 
-# A file estimated to hold more rows than `settle_detail` does (at least this many) is stored
-# without the table's secondary indexes, which are then built again (SQLite only).
+# A file estimated to hold at least a fifth of the rows `settle_detail` does (and at least
+# this many) is stored without the table's secondary indexes, which are then built again
+# (SQLite only).
 BULK_ROWS = 200_000
+# Rebuilding costs the whole table's rows (~5 µs each, the file's included), writing the file's
+# rows into the indexes ~38 µs each at 6.6 million rows held, more as the table grows: the
+# rebuild is cheaper from about a sixth (bench/settle_import.py --into: 300 MB into 6.6
+# million rows, 86 s of CPU row by row, 58 s rebuilt; 100 MB row by row is the cheaper).
+_BULK_SHARE = 5
 # The fewest bytes a row of any detail layout takes (the generic CSV ~150, ACOM 300, ZM 600):
 # a file's size over this is at least its rows.
 _LEAST_ROW_BYTES = 100
 
 
-def _drop_detail_indexes(tx: Transaction, source: Source) -> list[str]:
-    """On SQLite, when the file's rows would outnumber the table's: drop `settle_detail`'s
-    secondary indexes for the rows to be built again after them (their `CREATE` statements,
-    returned). Each row written into eleven B-trees at random keys was the import's cost
-    (bench/settle_import.py: 20,000 rows per CPU s at 1 GB, where the bare table takes
-    280,000); `CREATE INDEX` sorts the rows once per index instead. Inside the file's
+def _least_row_bytes(profile: P.Profile) -> int:
+    """A fixed-width profile's records are at least as long as its last field read."""
+    if profile.reader == "fixed":
+        return max(_LEAST_ROW_BYTES, profile.least_record_bytes + 1)  # and a line end
+    return _LEAST_ROW_BYTES
+
+
+def _drop_detail_indexes(tx: Transaction, source: Source, least_row_bytes: int) -> list[str]:
+    """On SQLite, when the file's rows would reach a fifth of the table's (`_BULK_SHARE`):
+    drop `settle_detail`'s secondary indexes for the rows to be built again after them (their
+    `CREATE` statements, returned). Each row written into eleven B-trees at random keys was the
+    import's cost (bench/settle_import.py: 20,000 rows per CPU s at 1 GB, where the bare table
+    takes 280,000); `CREATE INDEX` sorts the rows once per index instead. Inside the file's
     transaction: a refused file rolls the drop back with its rows, and readers keep seeing the
-    indexed table until the commit. A table already larger than the file keeps its indexes:
+    indexed table until the commit. A table more than five times the file keeps its indexes:
     rebuilding would cost its rows, not the file's. PostgreSQL keeps them (its imports take
     turns and its lookups may run beside one)."""
     if tx.dialect != "sqlite":
         return []
-    expected = source.size // _LEAST_ROW_BYTES
+    expected = source.size // least_row_bytes
     if expected < BULK_ROWS:
         return []
     held = tx.execute("SELECT MAX(rowid) FROM settle_detail")[0][0]
-    if held is not None and int(held) > expected:
+    if held is not None and int(held) > _BULK_SHARE * expected:
         return []
     # Kept: the partial indexes of rows that carry a key (`WHERE ord <> ''`): a card row
     # carries no order number, wallet id or original RRN, so it costs them nothing, while a
@@ -375,10 +394,10 @@ def _refuse_repeated_rows(
 
     Asked of the database, not of a set in memory: the rows are already in this transaction's
     table, and a 200 MB file's rows would not fit a Python set cheaply. `whole_table`: the
-    file's rows are most of the table (the bulk path), so when every row of the file has an
-    RRN, reading the RRN index in order (no sort) and finding no RRN twice in the whole table
-    is enough (8.1 s -> about 1 s at 1 GB); any RRN twice, or a row without one, and the file's
-    rows are grouped as below."""
+    file's rows are a fifth of the table or more (the bulk path), so when every row of the
+    file has an RRN, reading the RRN index in order (no sort) and finding no RRN twice in the
+    whole table is enough (8.1 s -> about 1 s at 1 GB); any RRN twice, or a row without one,
+    and the file's rows are grouped as below."""
     if kind == "merchants":
         return  # a repeated merchant is an update of itself
     if (
@@ -423,14 +442,21 @@ _SAME_ROW = {kind: columns[1:] for kind, columns in COLUMNS.items()}
 _FEW_DETAIL_COLS = ("rrn", "trc", "txn_time", "amt", "ord", "xid")
 
 
+# The most distinct payout ids a detail file's rows name that the importer keeps (a payout
+# a merchant a day: a day's file names a few thousand); past it, not known.
+_PAYOUT_IDS_HELD = 20_000
+
+
 @dataclass
 class _Seen:
-    """What the stream of rows told us: how many, which dates, which merchants."""
+    """What the stream of rows told us: how many, which dates, which merchants, which
+    payouts (a detail file's, up to _PAYOUT_IDS_HELD)."""
 
     count: int = 0
     first: str | None = None
     last: str | None = None
     mids: set[str] = field(default_factory=set)
+    payouts: set[str] | None = field(default_factory=set)
 
     def add(self, kind: str, block: Block) -> None:
         self.count += len(block)
@@ -441,6 +467,13 @@ class _Seen:
         low, high = min(days), max(days)
         self.first = low if self.first is None or low < self.first else self.first
         self.last = high if self.last is None or high > self.last else self.last
+        if kind == "detail" and self.payouts is not None:
+            self.payouts.update(map(itemgetter(column(kind, "payout_id")), block))
+            if len(self.payouts) > _PAYOUT_IDS_HELD:
+                self.payouts = None
+
+    def payout_ids(self) -> set[str] | None:
+        return None if self.payouts is None else self.payouts - {""}
 
     def dates(self, file_date: str | None) -> tuple[str | None, str | None]:
         found = sorted({d for d in (self.first, self.last, file_date) if d is not None})

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import deque
 from collections.abc import Generator
+from itertools import islice
 from typing import Any
 
 from daozhang.errors import InputError
 from daozhang.settle import rows as R
-from daozhang.settle.fastrows import convert_block
+from daozhang.settle.fastrows import convert_block, convert_lines, splits
 from daozhang.settle.parsed import BLOCK_ROWS, Block, ParsedFile, as_block, no_blocks
 from daozhang.settle.source import ENCODINGS, Source
 
@@ -83,7 +85,8 @@ def _parse_generic(source: Source, require_trailer: bool) -> ParsedFile:
         )
     stream = source.path.open("rb")
     text = io.TextIOWrapper(stream, encoding=source.text_encoding(), newline="")
-    reader = csv.reader(text)
+    lines = _Lines(text)
+    reader = csv.reader(lines.feed())
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
@@ -98,8 +101,32 @@ def _parse_generic(source: Source, require_trailer: bool) -> ParsedFile:
         text.close()
         raise
     parsed = ParsedFile(name, kind, "generic", source.encoding, no_blocks())
-    parsed.blocks = _generic_blocks(parsed, header, reader, text, require_trailer)
+    parsed.blocks = _generic_blocks(parsed, header, reader, lines, require_trailer)
     return parsed
+
+
+class _Lines:
+    """The file's lines, read a block at a time: a block of plain lines is cut and converted
+    whole (fastrows.convert_lines); any other block is handed back (`pending`) to the CSV
+    reader, which reads on from the file when a quoted field runs past the block. `taken`
+    counts the lines the reader never saw, so its own count plus `taken` is the file's line."""
+
+    def __init__(self, text: io.TextIOWrapper) -> None:
+        self.text = text
+        self.pending: deque[str] = deque()
+        self.taken = 0
+
+    def feed(self) -> Generator[str, None, None]:
+        while True:
+            while self.pending:
+                yield self.pending.popleft()
+            line = self.text.readline()
+            if not line:
+                return
+            yield line
+
+    def block(self) -> list[str]:
+        return list(islice(self.text, BLOCK_ROWS))
 
 
 _TRAILER_STARTS = frozenset("# \t")
@@ -109,13 +136,16 @@ def _generic_blocks(
     parsed: ParsedFile,
     header: list[str],
     reader: Any,
-    text: io.TextIOWrapper,
+    lines: _Lines,
     require_trailer: bool,
 ) -> Generator[Block, None, None]:
     name, kind = parsed.name, parsed.kind
     count = 0
     trailer: tuple[int, int] | None = None  # (line, rows it declares)
     block: list[tuple[int, list[str]]] = []
+    # Detail rows are first tried a block of lines at a time; the reader's loop below takes
+    # a block that is not plain, and every line once the trailer is read.
+    by_lines = kind == "detail" and splits(header)
 
     def flush() -> list[Block]:
         # Rows read so far, converted: any error in them comes before one found later.
@@ -123,40 +153,61 @@ def _generic_blocks(
         block.clear()
         return [done] if done else []
 
-    with text:
+    with lines.text:
         try:
-            for values in reader:
-                line = reader.line_num
-                first = values[0] if values else ""
-                # A row whose first cell has text is no blank line: the all() only runs for the
-                # rare row that starts empty.
-                if not first.strip() and all(not v.strip() for v in values):
-                    continue
-                if trailer is not None:
-                    yield from flush()
-                    raise InputError(f"{name}: line {line}: a row after the trailer ({TRAILER})")
-                if first[:1] in _TRAILER_STARTS and first.strip() == TRAILER:
-                    trailer = (line, _trailer_count(name, line, values))
-                    continue
-                if len(values) != len(header):
-                    yield from flush()
-                    raise InputError(
-                        f"{name}: line {line}: {len(values)} fields, the header has {len(header)}"
-                    )
-                count += 1
-                block.append((line, values))
-                if len(block) >= BLOCK_ROWS:
-                    yield from flush()
+            while True:
+                if by_lines and trailer is None:
+                    chunk = lines.block()
+                    if not chunk:
+                        break
+                    at = lines.taken + reader.line_num + 1  # the chunk's first line
+                    fast = convert_lines(header, at, chunk)
+                    if fast is not None:
+                        lines.taken += len(chunk)
+                        count += len(chunk)
+                        yield fast
+                        continue
+                    lines.pending.extend(chunk)
+                for values in reader:
+                    line = lines.taken + reader.line_num
+                    first = values[0] if values else ""
+                    # A row whose first cell has text is no blank line: the all() only runs for
+                    # the rare row that starts empty.
+                    if not first.strip() and all(not v.strip() for v in values):
+                        pass
+                    elif trailer is not None:
+                        yield from flush()
+                        raise InputError(
+                            f"{name}: line {line}: a row after the trailer ({TRAILER})"
+                        )
+                    elif first[:1] in _TRAILER_STARTS and first.strip() == TRAILER:
+                        trailer = (line, _trailer_count(name, line, values))
+                    elif len(values) != len(header):
+                        yield from flush()
+                        raise InputError(
+                            f"{name}: line {line}: {len(values)} fields, "
+                            f"the header has {len(header)}"
+                        )
+                    else:
+                        count += 1
+                        block.append((line, values))
+                        if len(block) >= BLOCK_ROWS:
+                            yield from flush()
+                    if by_lines and trailer is None and not lines.pending:
+                        break  # the block handed back is read: try the next one whole
+                else:
+                    break  # the end of the file
+                yield from flush()
         except csv.Error as exc:
             yield from flush()
-            raise InputError(f"{name}: line {reader.line_num}: {exc}") from None
+            raise InputError(f"{name}: line {lines.taken + reader.line_num}: {exc}") from None
         yield from flush()
     if trailer is None:
         if require_trailer:
             raise InputError(
-                f"{name}: line {reader.line_num + 1}: no trailer: a generic CSV ends with "
-                f"`{TRAILER},N` (its N rows); without it a file cut at a line boundary looks "
-                "complete (--allow-no-trailer accepts it unchecked)"
+                f"{name}: line {lines.taken + reader.line_num + 1}: no trailer: a generic CSV "
+                f"ends with `{TRAILER},N` (its N rows); without it a file cut at a line "
+                "boundary looks complete (--allow-no-trailer accepts it unchecked)"
             )
         parsed.counted = False
         return

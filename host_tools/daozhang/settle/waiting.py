@@ -61,14 +61,20 @@ def after_import(
     date_from: str | None,
     date_to: str | None,
     rows: int = 0,
+    payout_ids: set[str] | None = None,
 ) -> None:
-    """Keep `paid` and `waits` for a file just imported, in its transaction."""
+    """Keep `paid` and `waits` for a file just imported, in its transaction. `payout_ids`:
+    every payout id the file's rows name, when the importer kept them (None: not known)."""
     if kind == "detail":
-        tx.execute(
-            "UPDATE settle_detail SET paid = 1 WHERE file_id = ? AND EXISTS"
-            " (SELECT 1 FROM payouts p WHERE p.payout_id = settle_detail.payout_id)",
-            (file_id,),
-        )
+        # Rows are paid once their payout is imported. When none of the file's payouts is
+        # (a detail file before its payout file, a first backfill), the file's rows need no
+        # visit: asked of the payouts' index, not of every row (2 s for a 1 GB file).
+        if payout_ids is None or _any_payout(tx, payout_ids):
+            tx.execute(
+                "UPDATE settle_detail SET paid = 1 WHERE file_id = ? AND EXISTS"
+                " (SELECT 1 FROM payouts p WHERE p.payout_id = settle_detail.payout_id)",
+                (file_id,),
+            )
         # A new row still unpaid: its receipt may wait again, as far as its own fields say.
         # The smaller side drives: the file's rows (their distinct RRNs, a sort of the file),
         # or, when the store holds fewer receipts than the file rows (a first backfill of
@@ -101,6 +107,16 @@ def after_import(
     hi = _midnight(date.fromisoformat(date_to) + timedelta(days=1))
     tx.execute(f"{LOWER_WAITS} AND lt >= ? AND lt < ?", (lo, hi))
     tx.execute(f"{LOWER_WAITS} AND lt IS NULL AND t >= ? AND t < ?", (lo, hi))
+
+
+def _any_payout(tx: Transaction, payout_ids: set[str]) -> bool:
+    ordered = sorted(payout_ids)
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        if tx.execute(f"SELECT 1 FROM payouts WHERE payout_id IN ({marks}) LIMIT 1", chunk):
+            return True
+    return False
 
 
 def _receipts_drive(tx: Transaction, rows: int) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from contextlib import ExitStack
 from datetime import datetime
@@ -13,6 +14,7 @@ from daozhang import words
 from daozhang.collector.inbox import pending_records
 from daozhang.commands.args import integer, output_file
 from daozhang.correlate.engine import Recorder, analyse_chunks
+from daozhang.correlate.render_fast import Renderer
 from daozhang.correlate.stream import Chunk
 from daozhang.errors import DaozhangError, UsageError
 from daozhang.report.export import CsvFile, JsonFile
@@ -94,6 +96,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """One pass over the store a merchant range at a time (correlate/stream.py): each chunk's
     findings go to every output at once, and only what the outputs keep stays in memory."""
+    # stream.py keeps the cyclic collector off while the chunks come; it stays off until the
+    # reports are closed too: the HTML page's timelines and payouts are made from hundreds of
+    # thousands of kept findings, which hold no cycles and would only be rescanned.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _run(args)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _run(args: argparse.Namespace) -> int:
     as_of_arg = parse_time(args.as_of, "--as-of")
     limit = None if args.all else args.limit
     with open_database(args.db, create=False) as store, ExitStack() as outputs:
@@ -147,7 +162,7 @@ class _Findings:
         self.out = out
 
     def add_chunk(self, chunk: Chunk) -> None:
-        self.out.add(chunk.findings, chunk.dicts())
+        self.out.add(chunk.findings, chunk.explained(self.out.renderer))
 
     def close(self) -> None:
         self.out.close()
@@ -155,10 +170,11 @@ class _Findings:
 
 def _open_files(args: argparse.Namespace, as_of: int) -> list[_Output]:
     files: list[_Output] = []
+    renderer = Renderer()  # one for both files: each finding explained once
     if args.json:
-        files.append(_Findings(JsonFile(args.json, as_of)))
+        files.append(_Findings(JsonFile(args.json, as_of, renderer)))
     if args.csv:
-        files.append(_Findings(CsvFile(args.csv, args.lang)))
+        files.append(_Findings(CsvFile(args.csv, args.lang, renderer)))
     if args.html:
         from daozhang.report.html import HtmlReport
 

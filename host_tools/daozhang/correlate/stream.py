@@ -35,6 +35,7 @@ from daozhang.correlate.classify import (
 )
 from daozhang.correlate.data import Data
 from daozhang.correlate.render import to_dict
+from daozhang.correlate.render_fast import Renderer
 from daozhang.store import Store, Transaction
 
 _HELD_DEVICES = 400  # the held findings are finished this many devices at a time
@@ -45,12 +46,19 @@ class Chunk:
     data: Data  # what the findings were read from (payouts, rows, timelines), for reports
     findings: list[Finding]
     _dicts: list[dict[str, Any]] | None = None
+    _texts: list[tuple[str, str]] | None = None
 
     def dicts(self) -> list[dict[str, Any]]:
         """The findings in their JSON shape (render.to_dict), made once for every output."""
         if self._dicts is None:
             self._dicts = [to_dict(f) for f in self.findings]
         return self._dicts
+
+    def explained(self, renderer: Renderer) -> list[tuple[str, str]]:
+        """The findings' explanations (zh, en), made once for the JSON and the CSV."""
+        if self._texts is None:
+            self._texts = [renderer.explain(f) for f in self.findings]
+        return self._texts
 
 
 def chunks(store: Store, ctx: Context, per_chunk: int = RECEIPTS_PER_CHUNK) -> Iterator[Chunk]:

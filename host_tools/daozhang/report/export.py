@@ -7,15 +7,16 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from daozhang import words
-from daozhang.correlate.classify import Finding
+from daozhang.correlate.classify import NETWORK_CAUSES, Finding
 from daozhang.correlate.render import to_dict
-from daozhang.units import BEIJING, fen_to_yuan
+from daozhang.correlate.render_fast import Renderer, yuan_text
+from daozhang.units import BEIJING
 from daozhang.words import label
 
 
@@ -31,19 +32,24 @@ class JsonFile:
     """The document of `document()`, written one finding at a time: a million findings as one
     string took gigabytes (issue 24). One finding per line, so that `grep` and `jq` work."""
 
-    def __init__(self, path: Path, as_of: int) -> None:
+    def __init__(self, path: Path, as_of: int, renderer: Renderer | None = None) -> None:
         self.out = path.open("w", encoding="utf-8")
         self.out.write('{"as_of": ' + json.dumps(as_of_text(as_of)) + ', "findings": [')
         self.n = 0
+        self.renderer = renderer or Renderer()
 
-    def add(self, findings: Iterable[Finding], dicts: Iterable[dict[str, Any]] = ()) -> None:
-        """These findings written (`dicts`: their `to_dict`, when already made)."""
-        made = iter(dicts)
-        for f in findings:
-            d = next(made, None) or to_dict(f)
+    def add(self, findings: Sequence[Finding], texts: Sequence[tuple[str, str]] = ()) -> None:
+        """These findings written (`texts`: their explanations, when already made)."""
+        if not findings:
+            return
+        line = self.renderer.json_line
+        texts = texts or [self.renderer.explain(f) for f in findings]
+        for i in range(0, len(findings), 2_000):  # a few MB a write
+            part = [line(f, zh, en) for f, (zh, en) in
+                    zip(findings[i : i + 2_000], texts[i : i + 2_000], strict=True)]  # fmt: skip
             self.out.write(",\n " if self.n else "\n ")
-            self.out.write(json.dumps(d, ensure_ascii=False, separators=(",", ":")))
-            self.n += 1
+            self.out.write(",\n ".join(part))
+            self.n += len(part)
 
     def close(self) -> None:
         self.out.write("\n]}\n")
@@ -52,7 +58,7 @@ class JsonFile:
 
 def write_json(path: Path, as_of: int, findings: Iterable[Finding]) -> None:
     out = JsonFile(path, as_of)
-    out.add(findings)
+    out.add(list(findings))
     out.close()
 
 
@@ -89,35 +95,64 @@ class CsvFile:
     """One row per finding; the id columns kept as text, cells that would run as formulas
     escaped, the last three columns the names of the codes in `lang`."""
 
-    def __init__(self, path: Path, lang: str = "zh") -> None:
+    def __init__(self, path: Path, lang: str = "zh", renderer: Renderer | None = None) -> None:
         self.out = path.open("w", newline="", encoding="utf-8-sig")  # BOM: Excel reads UTF-8
         self.writer = csv.writer(self.out)
         self.writer.writerow(CSV_COLUMNS)
         self.lang = lang
+        self.renderer = renderer or Renderer()
+        # Cells that repeat, made once: ids (merchant, terminal, device, payout), and the
+        # codes with their names.
+        self._ids: dict[str, str] = {}
+        self._codes: dict[tuple[str, str, str, str], list[object]] = {}
 
-    def add(self, findings: Iterable[Finding], dicts: Iterable[dict[str, Any]] = ()) -> None:
-        """These findings written (`dicts`: their `to_dict`, when already made)."""
-        lang = self.lang
-        made = iter(dicts)
-        for f in findings:
-            d = next(made, None) or to_dict(f)
-            ids = [id_cell(str(cell(v))) for v in (f.mid, f.tid, f.bat, f.trc, f.dev, f.rrn,
-                                                    f.payout_id)]  # fmt: skip
-            self.writer.writerow([f.kind, *ids, *map(cell, [
-                fen_to_yuan(f.amount_fen), f.status, f.cause, f.data if f.kind == "transaction"
-                else "", d.get("network_caused", False),
-                f.expected_date.isoformat() if f.expected_date else "",
-                fen_to_yuan(f.paid_fen), fen_to_yuan(f.short_fen), d["confidence"],
-                d["explain"]["zh"], d["explain"]["en"], label(words.STATUS, f.status, lang),
-                label(words.CAUSE, f.cause, lang),
-                label(words.DATA, f.data, lang) if f.kind == "transaction" else "",
-            ])])  # fmt: skip
+    def add(self, findings: Sequence[Finding], texts: Sequence[tuple[str, str]] = ()) -> None:
+        """These findings written (`texts`: their explanations, when already made)."""
+        texts = texts or [self.renderer.explain(f) for f in findings]
+        ids, codes, yuan, rows = self._ids, self._codes, yuan_text, []
+        if len(ids) > 100_000:
+            ids.clear()
+        for f, (zh, en) in zip(findings, texts, strict=True):
+            named = codes.get((f.kind, f.status, f.cause, f.data))
+            if named is None:
+                named = codes[(f.kind, f.status, f.cause, f.data)] = self._named(f)
+            day = f.expected_date
+            rows.append([
+                f.kind, ids.get(f.mid) or self._id(f.mid), ids.get(f.tid) or self._id(f.tid),
+                ids.get(f.bat) or self._id(f.bat), _id_text(f.trc),
+                ids.get(f.dev) or self._id(f.dev), _id_text(f.rrn),
+                ids.get(f.payout_id) or self._id(f.payout_id),
+                yuan(f.amount_fen), named[0], named[1], named[2],
+                f.kind == "transaction" and f.cause in NETWORK_CAUSES,
+                day.isoformat() if day else "", yuan(f.paid_fen), yuan(f.short_fen),
+                round(f.confidence, 2) if f.kind == "transaction" else f.confidence,
+                cell(zh), cell(en), named[3], named[4], named[5],
+            ])  # fmt: skip
+        self.writer.writerows(rows)
+
+    def _id(self, value: str) -> str:
+        text = self._ids[value] = id_cell(str(cell(value)))
+        return text
+
+    def _named(self, f: Finding) -> list[object]:
+        """The status, cause and data cells and their names (`lang`), escaped like any cell."""
+        transaction = f.kind == "transaction"
+        return [cell(v) for v in (f.status, f.cause, f.data if transaction else "",
+                label(words.STATUS, f.status, self.lang), label(words.CAUSE, f.cause, self.lang),
+                label(words.DATA, f.data, self.lang) if transaction else "")]  # fmt: skip
 
     def close(self) -> None:
         self.out.close()
 
 
+def _id_text(value: str) -> str:
+    """id_cell(str(cell(value))), quicker for the ids that seldom repeat (trace, RRN)."""
+    if type(value) is str and value.isdigit() and value.isascii():
+        return '="' + value + '"'  # digits: no formula to escape, kept as text
+    return id_cell(str(cell(value)))
+
+
 def write_csv(path: Path, findings: Iterable[Finding], lang: str = "zh") -> None:
     out = CsvFile(path, lang)
-    out.add(findings)
+    out.add(list(findings))
     out.close()

@@ -11,25 +11,27 @@ from datetime import date, datetime, timedelta, timezone
 
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 _EPOCH = date(1970, 1, 1)
-_DAYS: dict[int, str] = {}  # day number -> "YYYY-MM-DD ", one entry a day shown
+_MINUTES: dict[int, str] = {}  # minute number -> "YYYY-MM-DD HH:MM:", one entry a minute shown
+_SECONDS = [f"{s:02d}" for s in range(60)]
 
 
 def beijing_text(t: float, seconds: bool = True) -> str:
     """Unix seconds as `YYYY-MM-DD HH:MM:SS` (or `HH:MM`) Beijing time: the text of
     datetime.fromtimestamp(t, BEIJING).strftime, which a run calls for millions of different
-    times (issue 24), made here from the day's date text and the second of the day (Beijing
-    keeps UTC+8 all year)."""
+    times (issue 24), made here from the minute's text and the second (Beijing keeps UTC+8
+    all year, and whole minutes in UTC are whole minutes there)."""
     if type(t) is not int or t < 0:  # a fraction rounds as datetime rounds it
         fmt = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
         return datetime.fromtimestamp(t, BEIJING).strftime(fmt)
-    day, sec = divmod(t + 28_800, 86_400)
-    prefix = _DAYS.get(day)
-    if prefix is None:
-        prefix = _DAYS[day] = (_EPOCH + timedelta(days=day)).isoformat() + " "
-    hour, rest = divmod(sec, 3600)
-    if seconds:
-        return f"{prefix}{hour:02d}:{rest // 60:02d}:{rest % 60:02d}"
-    return f"{prefix}{hour:02d}:{rest // 60:02d}"
+    minute, second = divmod(t, 60)
+    head = _MINUTES.get(minute)
+    if head is None:
+        if len(_MINUTES) >= 1_000_000:
+            _MINUTES.clear()
+        day, rest = divmod(minute * 60 + 28_800, 86_400)
+        hour, mins = divmod(rest // 60, 60)
+        head = _MINUTES[minute] = f"{_EPOCH + timedelta(days=day)} {hour:02d}:{mins:02d}:"
+    return head + _SECONDS[second] if seconds else head[:-1]
 
 
 def fen_to_yuan(fen: int) -> str:

@@ -44,10 +44,11 @@ def findings(tmp_path_factory: pytest.TempPathFactory) -> list[Finding]:
 def _odd(found: list[Finding]) -> list[Finding]:
     """Values the fast path treats apart: an amount past 10^9 (render.time_text shows it as a
     time), empty and missing ids, ids that start like a formula or hold other than digits, a
-    confidence that is no round number, a finding without its receipt, a missing number."""
+    confidence that is no round number, a finding without its receipt, a missing number, an
+    acquirer's reason with quotes, a comma and a line break."""
     sale = next(f for f in found if f.kind == "transaction" and f.receipt and f.row and f.payout)
     r = sale.receipt
-    assert r is not None and sale.row is not None
+    assert r is not None and sale.row is not None and sale.payout is not None
     return [
         replace(sale, amount_fen=2_000_000_000, receipt=r._replace(amt=2_000_000_000)),
         replace(sale, dev="", rrn="", payout_id=""),
@@ -58,6 +59,7 @@ def _odd(found: list[Finding]) -> list[Finding]:
             sale, also=["fee", "unknown"], extra=[("diag", "x {0} at {1}", ("a", 1_742_000_000))]
         ),
         replace(sale, bat=None, row=sale.row._replace(fee=None, line=3_000_000_000)),  # type: ignore
+        replace(sale, status="gap", payout=sale.payout._replace(fail_reason='账户"冻结",\r\n2')),
     ]
 
 

@@ -97,19 +97,20 @@ class CsvFile:
 
     def __init__(self, path: Path, lang: str = "zh", renderer: Renderer | None = None) -> None:
         self.out = path.open("w", newline="", encoding="utf-8-sig")  # BOM: Excel reads UTF-8
-        self.writer = csv.writer(self.out)
-        self.writer.writerow(CSV_COLUMNS)
+        csv.writer(self.out).writerow(CSV_COLUMNS)
         self.lang = lang
         self.renderer = renderer or Renderer()
-        # Cells that repeat, made once: ids (merchant, terminal, device, payout), and the
-        # codes with their names.
+        # Fields that repeat, made once as CSV text: ids (merchant, terminal, batch, device,
+        # payout), and the codes with their names.
         self._ids: dict[str, str] = {}
-        self._codes: dict[tuple[str, str, str, str], list[object]] = {}
+        self._codes: dict[tuple[str, str, str, str], tuple[str, str]] = {}
 
     def add(self, findings: Sequence[Finding], texts: Sequence[tuple[str, str]] = ()) -> None:
-        """These findings written (`texts`: their explanations, when already made)."""
+        """These findings written (`texts`: their explanations, when already made). Each
+        line is written as csv.writer writes its row (tests/correlate/test_render_fast.py):
+        a field quoted when it holds a comma, a quote or a line break, its quotes doubled."""
         texts = texts or [self.renderer.explain(f) for f in findings]
-        ids, codes, yuan, rows = self._ids, self._codes, yuan_text, []
+        ids, codes, yuan, lines = self._ids, self._codes, yuan_text, []
         if len(ids) > 100_000:
             ids.clear()
         for f, (zh, en) in zip(findings, texts, strict=True):
@@ -117,39 +118,51 @@ class CsvFile:
             if named is None:
                 named = codes[(f.kind, f.status, f.cause, f.data)] = self._named(f)
             day = f.expected_date
-            rows.append([
-                f.kind, ids.get(f.mid) or self._id(f.mid), ids.get(f.tid) or self._id(f.tid),
-                ids.get(f.bat) or self._id(f.bat), _id_text(f.trc),
-                ids.get(f.dev) or self._id(f.dev), _id_text(f.rrn),
-                ids.get(f.payout_id) or self._id(f.payout_id),
-                yuan(f.amount_fen), named[0], named[1], named[2],
-                f.kind == "transaction" and f.cause in NETWORK_CAUSES,
-                day.isoformat() if day else "", yuan(f.paid_fen), yuan(f.short_fen),
-                round(f.confidence, 2) if f.kind == "transaction" else f.confidence,
-                cell(zh), cell(en), named[3], named[4], named[5],
-            ])  # fmt: skip
-        self.writer.writerows(rows)
+            confidence = round(f.confidence, 2) if f.kind == "transaction" else f.confidence
+            lines.append(
+                f"{_field(f.kind)},{ids.get(f.mid) or self._id(f.mid)},"
+                f"{ids.get(f.tid) or self._id(f.tid)},{ids.get(f.bat) or self._id(f.bat)},"
+                f"{_id_field(f.trc)},{ids.get(f.dev) or self._id(f.dev)},{_id_field(f.rrn)},"
+                f"{ids.get(f.payout_id) or self._id(f.payout_id)},{yuan(f.amount_fen)},"
+                f"{named[0]},{day.isoformat() if day else ''},{yuan(f.paid_fen)},"
+                f"{yuan(f.short_fen)},{_field(confidence)},{_field(cell(zh))},"
+                f"{_field(cell(en))},{named[1]}\r\n"
+            )
+        self.out.write("".join(lines))
 
     def _id(self, value: str) -> str:
-        text = self._ids[value] = id_cell(str(cell(value)))
+        text = self._ids[value] = _field(id_cell(str(cell(value))))
         return text
 
-    def _named(self, f: Finding) -> list[object]:
-        """The status, cause and data cells and their names (`lang`), escaped like any cell."""
+    def _named(self, f: Finding) -> tuple[str, str]:
+        """The status, cause, data and network cells, and the names of the codes (`lang`),
+        escaped like any cell, as CSV text."""
         transaction = f.kind == "transaction"
-        return [cell(v) for v in (f.status, f.cause, f.data if transaction else "",
-                label(words.STATUS, f.status, self.lang), label(words.CAUSE, f.cause, self.lang),
-                label(words.DATA, f.data, self.lang) if transaction else "")]  # fmt: skip
+        network = transaction and f.cause in NETWORK_CAUSES
+        codes = (f.status, f.cause, f.data if transaction else "", network)
+        names = (label(words.STATUS, f.status, self.lang), label(words.CAUSE, f.cause, self.lang),
+                 label(words.DATA, f.data, self.lang) if transaction else "")  # fmt: skip
+        return ",".join(_field(cell(v)) for v in codes), ",".join(_field(cell(v)) for v in names)
 
     def close(self) -> None:
         self.out.close()
 
 
-def _id_text(value: str) -> str:
-    """id_cell(str(cell(value))), quicker for the ids that seldom repeat (trace, RRN)."""
+def _field(value: object) -> str:
+    """A value as csv.writer writes it (the default dialect, minimal quoting)."""
+    text = "" if value is None else value if type(value) is str else str(value)
+    if '"' in text:
+        return '"' + text.replace('"', '""') + '"'
+    if "," in text or "\n" in text or "\r" in text:
+        return '"' + text + '"'
+    return text
+
+
+def _id_field(value: str) -> str:
+    """_field(id_cell(str(cell(value)))), quicker for the ids that seldom repeat (trace, RRN)."""
     if type(value) is str and value.isdigit() and value.isascii():
-        return '="' + value + '"'  # digits: no formula to escape, kept as text
-    return id_cell(str(cell(value)))
+        return '"=""' + value + '"""'  # digits: no formula to escape, kept as text
+    return _field(id_cell(str(cell(value))))
 
 
 def write_csv(path: Path, findings: Iterable[Finding], lang: str = "zh") -> None:

@@ -66,7 +66,7 @@ class Renderer:
 
     def __init__(self) -> None:
         self._tails: dict[tuple[str, str, date | None, str], tuple[str, str]] = {}
-        self._payouts: dict[Payout, str] = {}
+        self._payouts: dict[int, tuple[Payout, str]] = {}
         self._rules: dict[str, str] = {}
         self._terminals: dict[tuple[str, str, str, str], tuple[str, str]] = {}
         self._paths: dict[tuple[str, str, str, str, date | None], str] = {}
@@ -94,31 +94,48 @@ class Renderer:
 
     def evidence_json(self, f: Finding, when: str | None = None) -> str:
         """render.evidence(f) as the JSON text of its list (`when`: time_text(f.lt), if made)."""
-        parts = []
-        r = f.receipt
+        r, d, p = f.receipt, f.row, f.payout
+        rule = ""
+        if f.rule:
+            rule = self._rules.get(f.rule, "")
+            if not rule:
+                rule = self._rules[f.rule] = self._rule_json(f.rule)
+        lt = ""
         if r is not None:
             lt = when if when is not None and r.lt == f.lt else time_text(r.lt)
+        if r is not None and d is not None and p is not None and not f.extra and not f.also:
+            # A paid sale's: its receipt, the policy's, its row and its payout.
+            return (
+                f'[{{"source":"receipt","fact":{encode_basestring(_receipt_fact(r, lt))}}},'
+                f"{rule}{',' if rule else ''}"
+                f'{{"source":"settlement_row","fact":{encode_basestring(_row_fact(d, r))}}},'
+                f"{self._payout_json(p)}]"
+            )
+        parts = []
+        if r is not None:
             parts.append(_fact("receipt", _receipt_fact(r, lt)))
-        if f.rule:
-            rule = self._rules.get(f.rule)
-            if rule is None:
-                rule = self._rules[f.rule] = self._rule_json(f.rule)
+        if rule:
             parts.append(rule)
         for src, template, args in f.extra or ():
             parts.append(_fact(src, template.format(*map(time_text, args))))
-        if f.row is not None:
-            parts.append(_fact("settlement_row", _row_fact(f.row, r)))
-        p = f.payout
+        if d is not None:
+            parts.append(_fact("settlement_row", _row_fact(d, r)))
         if p is not None:
-            text = self._payouts.get(p)
-            if text is None:
-                if len(self._payouts) >= _CACHED:
-                    self._payouts.clear()
-                text = self._payouts[p] = _fact("payout", _payout_fact(p))
-            parts.append(text)
+            parts.append(self._payout_json(p))
         for cause in f.also or ():
             parts.append(_fact("correlation", f"also applies (later on the path): {cause}"))
         return "[" + ",".join(parts) + "]"
+
+    def _payout_json(self, p: Payout) -> str:
+        """The payout's fact, made once per payout: its findings share the one object."""
+        held = self._payouts.get(id(p))
+        if held is not None and held[0] is p:
+            return held[1]
+        if len(self._payouts) >= _CACHED:
+            self._payouts.clear()
+        text = _fact("payout", _payout_fact(p))
+        self._payouts[id(p)] = (p, text)  # the payout kept with it: its id is not reused
+        return text
 
     def _rule_json(self, rule: str) -> str:
         """The policy's fact and the calendar's, when the rule skipped days off (as in

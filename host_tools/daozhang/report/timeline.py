@@ -162,7 +162,7 @@ def transaction(f: Finding, net: bool) -> dict[str, Any] | None:
         said = _SAID[key] = _said(*key)
     where = "(终端时间 terminal time)" if r else "(收单方时间 acquirer's time)"
     amount = fen_to_yuan(f.amount_fen)
-    tip = f"{said[0]} {stamp(lt, True)} {where}\n流水号 trace {f.trc} · 金额 amount ¥{amount}\n"
+    tip = f"{said[0]} {beijing_text(lt)} {where}\n流水号 trace {f.trc} · 金额 amount ¥{amount}\n"
     tip += said[1]
     out: dict[str, Any] = {
         "trc": f.trc, "lt": lt, "net": net, "status": f.status, "have": r is not None,
@@ -171,21 +171,24 @@ def transaction(f: Finding, net: bool) -> dict[str, Any] | None:
     if r is not None:
         up = int(r.received_at)
         out["up"] = up
-        out["up_tip"] = (f"上传 uploaded {stamp(up, True)} (主机接收时间 host receive time)"
+        out["up_tip"] = (f"上传 uploaded {beijing_text(up)} (主机接收时间 host receive time)"
                          f"\n距交易 after the sale: {duration(max(0, up - lt))}")  # fmt: skip
     if d is not None:
         out["row"] = d.txn_time
         out["row_ok"] = d.check_flag in ("Y", "L")
-        out["row_tip"] = "\n".join((
-            f"结算行 settlement row: 交易时间 transaction time {stamp(d.txn_time, True)}",
-            f"清算日 settle date {d.settle_date} · 标志 flag {d.check_flag}"
-            f" {name(words.SETTLE_FLAG, d.check_flag)}",
-            f"净额 net ¥{fen_to_yuan(d.settle_amt)} · 手续费 fee ¥{fen_to_yuan(d.fee)}",
-        ))  # fmt: skip
+        flag = _FLAG.get(d.check_flag)
+        if flag is None:
+            flag = _FLAG[d.check_flag] = f"{d.check_flag} {name(words.SETTLE_FLAG, d.check_flag)}"
+        out["row_tip"] = (
+            f"结算行 settlement row: 交易时间 transaction time {beijing_text(d.txn_time)}\n"
+            f"清算日 settle date {d.settle_date} · 标志 flag {flag}\n"
+            f"净额 net ¥{fen_to_yuan(d.settle_amt)} · 手续费 fee ¥{fen_to_yuan(d.fee)}"
+        )
     return out
 
 
 # What a transaction's tip says of its codes, made once per combination of them.
+_FLAG: dict[str, str] = {}
 _SAID: dict[tuple[str, str, str, bool, str | None, str], tuple[str, str]] = {}
 
 

@@ -1,6 +1,6 @@
-"""The streamed outputs' rendering (render_fast.py, JSON and CSV) says what render.py says,
-character for character, for every cause, status and data value, payouts included: a speed-up
-cannot change a word unnoticed (issue 24).
+"""The streamed outputs' rendering (render_fast.py: JSON, CSV, the HTML report's problem rows)
+says what render.py says, character for character, for every cause, status and data value,
+payouts included: a speed-up cannot change a word unnoticed (issue 24).
 
 The plain rendering is render.to_dict / render.explain written out as the files did before
 the fast path: `json.dumps(to_dict(f))` a line, and the CSV row built from `to_dict(f)`.
@@ -26,6 +26,7 @@ from daozhang.correlate.render_fast import Renderer
 from daozhang.lab.sim.load import load
 from daozhang.lab.sim.scenario import generate
 from daozhang.report.export import CSV_COLUMNS, CsvFile, JsonFile, cell, id_cell
+from daozhang.report.groups import row
 from daozhang.schema import open_database
 from daozhang.units import BEIJING, beijing_text, fen_to_yuan
 from daozhang.words import label
@@ -79,6 +80,12 @@ def test_explanations_and_json_lines_equal_the_plain_rendering(findings: list[Fi
             assert json.loads(renderer.evidence_json(f)) == evidence(f)
             want = json.dumps(to_dict(f), ensure_ascii=False, separators=(",", ":"))
             assert renderer.json_line(f, plain["zh"], plain["en"]) == want
+
+
+def test_html_problem_rows_equal_the_plain_ones(findings: list[Finding]) -> None:
+    renderer = Renderer()
+    for f in findings:
+        assert row(f, renderer) == row(f)
 
 
 def test_json_file_equals_the_plain_one(findings: list[Finding], tmp_path: Path) -> None:

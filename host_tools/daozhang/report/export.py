@@ -69,6 +69,7 @@ CSV_COLUMNS = ("kind", "mid", "tid", "bat", "trc", "dev", "rrn", "payout_id", "a
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_CHARS = frozenset(_FORMULA_START)
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
@@ -102,7 +103,7 @@ class CsvFile:
         self.renderer = renderer or Renderer()
         # Fields that repeat, made once as CSV text: ids (merchant, terminal, batch, device,
         # payout), and the codes with their names.
-        self._ids: dict[str, str] = {}
+        self._ids: dict[tuple[str, str, str, str, str], tuple[str, ...]] = {}
         self._codes: dict[tuple[str, str, str, str], tuple[str, str]] = {}
 
     def add(self, findings: Sequence[Finding], texts: Sequence[tuple[str, str]] = ()) -> None:
@@ -114,25 +115,24 @@ class CsvFile:
         if len(ids) > 100_000:
             ids.clear()
         for f, (zh, en) in zip(findings, texts, strict=True):
+            key = (f.mid, f.tid, f.bat, f.dev, f.payout_id)
+            where = ids.get(key)
+            if where is None:
+                where = ids[key] = tuple(_field(id_cell(str(cell(v)))) for v in key)
             named = codes.get((f.kind, f.status, f.cause, f.data))
             if named is None:
                 named = codes[(f.kind, f.status, f.cause, f.data)] = self._named(f)
             day = f.expected_date
             confidence = round(f.confidence, 2) if f.kind == "transaction" else f.confidence
             lines.append(
-                f"{_field(f.kind)},{ids.get(f.mid) or self._id(f.mid)},"
-                f"{ids.get(f.tid) or self._id(f.tid)},{ids.get(f.bat) or self._id(f.bat)},"
-                f"{_id_field(f.trc)},{ids.get(f.dev) or self._id(f.dev)},{_id_field(f.rrn)},"
-                f"{ids.get(f.payout_id) or self._id(f.payout_id)},{yuan(f.amount_fen)},"
-                f"{named[0]},{day.isoformat() if day else ''},{yuan(f.paid_fen)},"
-                f"{yuan(f.short_fen)},{_field(confidence)},{_field(cell(zh))},"
-                f"{_field(cell(en))},{named[1]}\r\n"
+                f"{_field(f.kind)},{where[0]},{where[1]},{where[2]},{_id_field(f.trc)},{where[3]},"
+                f"{_id_field(f.rrn)},{where[4]},{yuan(f.amount_fen)},{named[0]},"
+                f"{day.isoformat() if day else ''},{yuan(f.paid_fen)},{yuan(f.short_fen)},"
+                f"{confidence if type(confidence) is float else _field(confidence)},"
+                f"{_field(zh if zh[:1] not in _FORMULA_CHARS else cell(zh))},"
+                f"{_field(en if en[:1] not in _FORMULA_CHARS else cell(en))},{named[1]}\r\n"
             )
         self.out.write("".join(lines))
-
-    def _id(self, value: str) -> str:
-        text = self._ids[value] = _field(id_cell(str(cell(value))))
-        return text
 
     def _named(self, f: Finding) -> tuple[str, str]:
         """The status, cause, data and network cells, and the names of the codes (`lang`),

@@ -1,6 +1,7 @@
 """The streamed outputs' rendering (render_fast.py: JSON, CSV, the HTML report's problem rows)
 says what render.py says, character for character, for every cause, status and data value,
-payouts included: a speed-up cannot change a word unnoticed (issue 24).
+payouts included, and so are the recorded findings: a speed-up cannot change a word unnoticed
+(issue 24).
 
 The plain rendering is render.to_dict / render.explain written out as the files did before
 the fast path: `json.dumps(to_dict(f))` a line, and the CSV row built from `to_dict(f)`.
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 from daozhang import words
 from daozhang.correlate.classify import Finding
-from daozhang.correlate.engine import analyse
+from daozhang.correlate.engine import Recorder, analyse
 from daozhang.correlate.finding import CAUSES, DATA_VALUES, STATUSES
 from daozhang.correlate.render import evidence, explain, to_dict
 from daozhang.correlate.render_fast import Renderer
@@ -80,6 +81,18 @@ def test_explanations_and_json_lines_equal_the_plain_rendering(findings: list[Fi
             assert json.loads(renderer.evidence_json(f)) == evidence(f)
             want = json.dumps(to_dict(f), ensure_ascii=False, separators=(",", ":"))
             assert renderer.json_line(f, plain["zh"], plain["en"]) == want
+
+
+def test_recorded_findings_are_the_plain_json(findings: list[Finding], tmp_path: Path) -> None:
+    findings = [f for f in findings if f.rrn is not None and f.bat is not None]  # NOT NULL
+    with open_database(f"sqlite:///{tmp_path / 'r.db'}") as store:
+        out = Recorder(store, 1_742_000_000)
+        out.add(findings)
+        run_id = out.close()
+        rows = store.query("SELECT body_json FROM findings WHERE run_id = ? ORDER BY n", (run_id,))
+    assert [str(body) for (body,) in rows] == [
+        json.dumps(to_dict(f), ensure_ascii=False, separators=(",", ":")) for f in findings
+    ]
 
 
 def test_html_problem_rows_equal_the_plain_ones(findings: list[Finding]) -> None:

@@ -121,8 +121,9 @@ def _run(args: argparse.Namespace) -> int:
         if not args.no_record:
             writer = outputs.enter_context(open_database(args.db, create=False))
             recorder = Recorder(writer, as_of)
+        renderer = Renderer()  # one for every output: each finding's text made once
         try:
-            files = _open_files(args, as_of)
+            files = _open_files(args, as_of, renderer)
             for out in files:
                 outputs.callback(out.close)
             tally = None if args.quiet or args.payouts else Tally(limit)
@@ -131,7 +132,7 @@ def _run(args: argparse.Namespace) -> int:
                 for out in files:
                     out.add_chunk(chunk)
                 if recorder is not None:
-                    recorder.add(chunk.findings, chunk.dicts())
+                    recorder.add(chunk.findings, chunk.json_lines(renderer))
                 if tally is not None:
                     tally.add(chunk.findings)
                 if payouts is not None:
@@ -155,26 +156,36 @@ class _Output(Protocol):
     def close(self) -> None: ...
 
 
-class _Findings:
-    """A file written from the findings alone (JSON, CSV)."""
-
-    def __init__(self, out: JsonFile | CsvFile) -> None:
+class _Json:
+    def __init__(self, out: JsonFile, renderer: Renderer) -> None:
         self.out = out
+        self.renderer = renderer
 
     def add_chunk(self, chunk: Chunk) -> None:
-        self.out.add(chunk.findings, chunk.explained(self.out.renderer))
+        self.out.add(chunk.findings, chunk.json_lines(self.renderer))
 
     def close(self) -> None:
         self.out.close()
 
 
-def _open_files(args: argparse.Namespace, as_of: int) -> list[_Output]:
+class _Csv:
+    def __init__(self, out: CsvFile, renderer: Renderer) -> None:
+        self.out = out
+        self.renderer = renderer
+
+    def add_chunk(self, chunk: Chunk) -> None:
+        self.out.add(chunk.findings, chunk.explained(self.renderer))
+
+    def close(self) -> None:
+        self.out.close()
+
+
+def _open_files(args: argparse.Namespace, as_of: int, renderer: Renderer) -> list[_Output]:
     files: list[_Output] = []
-    renderer = Renderer()  # one for both files: each finding explained once
     if args.json:
-        files.append(_Findings(JsonFile(args.json, as_of, renderer)))
+        files.append(_Json(JsonFile(args.json, as_of, renderer), renderer))
     if args.csv:
-        files.append(_Findings(CsvFile(args.csv, args.lang, renderer)))
+        files.append(_Csv(CsvFile(args.csv, args.lang, renderer), renderer))
     if args.html:
         from daozhang.report.html import HtmlReport
 

@@ -38,18 +38,17 @@ class JsonFile:
         self.n = 0
         self.renderer = renderer or Renderer()
 
-    def add(self, findings: Sequence[Finding], texts: Sequence[tuple[str, str]] = ()) -> None:
-        """These findings written (`texts`: their explanations, when already made)."""
+    def add(self, findings: Sequence[Finding], lines: Sequence[str] = ()) -> None:
+        """These findings written (`lines`: their JSON text, when already made)."""
         if not findings:
             return
-        line = self.renderer.json_line
-        texts = texts or [self.renderer.explain(f) for f in findings]
-        for i in range(0, len(findings), 2_000):  # a few MB a write
-            part = [line(f, zh, en) for f, (zh, en) in
-                    zip(findings[i : i + 2_000], texts[i : i + 2_000], strict=True)]  # fmt: skip
+        if not lines:
+            r = self.renderer
+            lines = [r.json_line(f, *r.explain(f)) for f in findings]
+        for i in range(0, len(lines), 2_000):  # a few MB a write
             self.out.write(",\n " if self.n else "\n ")
-            self.out.write(",\n ".join(part))
-            self.n += len(part)
+            self.out.write(",\n ".join(lines[i : i + 2_000]))
+            self.n += len(lines[i : i + 2_000])
 
     def close(self) -> None:
         self.out.write("\n]}\n")

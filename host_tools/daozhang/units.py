@@ -26,7 +26,7 @@ def beijing_text(t: float, seconds: bool = True) -> str:
     minute, second = divmod(t, 60)
     head = _MINUTES.get(minute)
     if head is None:
-        if len(_MINUTES) >= 1_000_000:
+        if len(_MINUTES) >= 100_000:  # ~70 days of minutes, ~10 MB
             _MINUTES.clear()
         day, rest = divmod(minute * 60 + 28_800, 86_400)
         hour, mins = divmod(rest // 60, 60)

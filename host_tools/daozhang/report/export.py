@@ -111,7 +111,7 @@ class CsvFile:
         a field quoted when it holds a comma, a quote or a line break, its quotes doubled."""
         texts = texts or [self.renderer.explain(f) for f in findings]
         ids, codes, yuan, lines = self._ids, self._codes, yuan_text, []
-        if len(ids) > 100_000:
+        if len(ids) > 5_000:  # a chunk's terminals and payouts; they do not recur later
             ids.clear()
         for f, (zh, en) in zip(findings, texts, strict=True):
             key = (f.mid, f.tid, f.bat, f.dev, f.payout_id)

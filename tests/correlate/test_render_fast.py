@@ -102,26 +102,31 @@ def test_html_problem_rows_equal_the_plain_ones(findings: list[Finding]) -> None
 
 
 def test_json_file_equals_the_plain_one(findings: list[Finding], tmp_path: Path) -> None:
-    out = JsonFile(tmp_path / "f.json", 1_742_000_000)
+    many = findings * (4_100 // len(findings) + 1)  # past two of the file's 2,000-line writes
+    renderer = Renderer()
+    out = JsonFile(tmp_path / "f.json", 1_742_000_000, renderer)
     out.add(findings[:5])
     out.add([])
-    out.add(findings[5:])
+    out.add(findings[5:], [renderer.explain(f) for f in findings[5:]])
+    out.add(many, lines=[renderer.json_line(f, *renderer.explain(f)) for f in many])
     out.close()
     lines = [json.dumps(to_dict(f), ensure_ascii=False, separators=(",", ":")) for f in findings]
+    lines += lines * (len(many) // len(findings))
     want = '{"as_of": "2025-03-15 08:53:20+08:00", "findings": [\n ' + ",\n ".join(lines)
     assert (tmp_path / "f.json").read_text(encoding="utf-8") == want + "\n]}\n"
 
 
 @pytest.mark.parametrize("lang", words.LANGS)
 def test_csv_file_equals_the_plain_one(findings: list[Finding], tmp_path: Path, lang: str) -> None:
+    many = findings * (4_100 // len(findings) + 1)  # past two of the file's 2,000-line writes
     out = CsvFile(tmp_path / "f.csv", lang)
     out.add(findings)
-    out.add(findings)  # again, from the caches
+    out.add(many)  # again, from the caches
     out.close()
     want = io.StringIO(newline="")
     writer = csv.writer(want)
     writer.writerow(CSV_COLUMNS)
-    writer.writerows([_plain_row(f, lang) for f in findings] * 2)
+    writer.writerows([_plain_row(f, lang) for f in findings] * (1 + len(many) // len(findings)))
     assert (tmp_path / "f.csv").read_bytes().decode("utf-8-sig") == want.getvalue()
 
 

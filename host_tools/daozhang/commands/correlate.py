@@ -123,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
             recorder = Recorder(writer, as_of)
         renderer = Renderer()  # one for every output: each finding's text made once
         try:
-            files = _open_files(args, as_of, renderer)
+            files = _open_files(args, as_of, renderer, recorder is not None)
             for out in files:
                 outputs.callback(out.close)
             tally = None if args.quiet or args.payouts else Tally(limit)
@@ -157,12 +157,16 @@ class _Output(Protocol):
 
 
 class _Json:
-    def __init__(self, out: JsonFile, renderer: Renderer) -> None:
+    def __init__(self, out: JsonFile, renderer: Renderer, recording: bool) -> None:
         self.out = out
         self.renderer = renderer
+        self.recording = recording  # the JSON lines are made once for both, and kept
 
     def add_chunk(self, chunk: Chunk) -> None:
-        self.out.add(chunk.findings, chunk.json_lines(self.renderer))
+        if self.recording:
+            self.out.add(chunk.findings, lines=chunk.json_lines(self.renderer))
+        else:
+            self.out.add(chunk.findings, chunk.explained(self.renderer))
 
     def close(self) -> None:
         self.out.close()
@@ -180,10 +184,12 @@ class _Csv:
         self.out.close()
 
 
-def _open_files(args: argparse.Namespace, as_of: int, renderer: Renderer) -> list[_Output]:
+def _open_files(
+    args: argparse.Namespace, as_of: int, renderer: Renderer, recording: bool
+) -> list[_Output]:
     files: list[_Output] = []
     if args.json:
-        files.append(_Json(JsonFile(args.json, as_of, renderer), renderer))
+        files.append(_Json(JsonFile(args.json, as_of, renderer), renderer, recording))
     if args.csv:
         files.append(_Csv(CsvFile(args.csv, args.lang, renderer), renderer))
     if args.html:

@@ -38,17 +38,24 @@ class JsonFile:
         self.n = 0
         self.renderer = renderer or Renderer()
 
-    def add(self, findings: Sequence[Finding], lines: Sequence[str] = ()) -> None:
-        """These findings written (`lines`: their JSON text, when already made)."""
-        if not findings:
-            return
-        if not lines:
-            r = self.renderer
-            lines = [r.json_line(f, *r.explain(f)) for f in findings]
-        for i in range(0, len(lines), 2_000):  # a few MB a write
+    def add(
+        self,
+        findings: Sequence[Finding],
+        texts: Sequence[tuple[str, str]] = (),
+        lines: Sequence[str] = (),
+    ) -> None:
+        """These findings written (`texts`: their explanations, `lines`: their JSON text,
+        when already made); else made 2,000 at a time, a few MB, not a chunk's worth."""
+        r = self.renderer
+        for i in range(0, len(findings), 2_000):
+            part = lines[i : i + 2_000]
+            if not part:
+                some = findings[i : i + 2_000]
+                said = texts[i : i + 2_000] or [r.explain(f) for f in some]
+                part = [r.json_line(f, zh, en) for f, (zh, en) in zip(some, said, strict=True)]
             self.out.write(",\n " if self.n else "\n ")
-            self.out.write(",\n ".join(lines[i : i + 2_000]))
-            self.n += len(lines[i : i + 2_000])
+            self.out.write(",\n ".join(part))
+            self.n += len(part)
 
     def close(self) -> None:
         self.out.write("\n]}\n")
@@ -131,6 +138,9 @@ class CsvFile:
                 f"{_field(zh if zh[:1] not in _FORMULA_CHARS else cell(zh))},"
                 f"{_field(en if en[:1] not in _FORMULA_CHARS else cell(en))},{named[1]}\r\n"
             )
+            if len(lines) == 2_000:  # a few hundred KB a write
+                self.out.write("".join(lines))
+                lines = []
         self.out.write("".join(lines))
 
     def _named(self, f: Finding) -> tuple[str, str]:

@@ -112,8 +112,8 @@ def parse_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
     original = cli.build_parser
 
-    def build() -> argparse.ArgumentParser:
-        parser = original()
+    def build(only: str | None = None) -> argparse.ArgumentParser:
+        parser = original(only)
         stack = [parser]
         while stack:
             p = stack.pop()

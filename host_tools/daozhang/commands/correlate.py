@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from contextlib import ExitStack
 from datetime import datetime
@@ -13,6 +14,7 @@ from daozhang import words
 from daozhang.collector.inbox import pending_records
 from daozhang.commands.args import integer, output_file
 from daozhang.correlate.engine import Recorder, analyse_chunks
+from daozhang.correlate.render_fast import Renderer
 from daozhang.correlate.stream import Chunk
 from daozhang.errors import DaozhangError, UsageError
 from daozhang.report.export import CsvFile, JsonFile
@@ -107,6 +109,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """One pass over the store a merchant range at a time (correlate/stream.py): each chunk's
     findings go to every output at once, and only what the outputs keep stays in memory."""
+    # stream.py keeps the cyclic collector off while the chunks come; it stays off until the
+    # reports are closed too: the HTML page's timelines and payouts are made from hundreds of
+    # thousands of kept findings, which hold no cycles and would only be rescanned.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _run(args)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _run(args: argparse.Namespace) -> int:
     as_of_arg = parse_time(args.as_of, "--as-of")
     limit = None if args.all else args.limit
     with open_database(args.db, create=False) as store, ExitStack() as outputs:
@@ -119,8 +134,9 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_record:
             writer = outputs.enter_context(open_database(args.db, create=False))
             recorder = Recorder(writer, as_of)
+        renderer = Renderer()  # one for every output: each finding's text made once
         try:
-            files = _open_files(args, as_of)
+            files = _open_files(args, as_of, renderer, recorder is not None)
             for out in files:
                 outputs.callback(out.close)
             tally = None if args.quiet or args.payouts else Tally(limit)
@@ -129,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
                 for out in files:
                     out.add_chunk(chunk)
                 if recorder is not None:
-                    recorder.add(chunk.findings, chunk.dicts())
+                    recorder.add(chunk.findings, chunk.json_lines(renderer))
                 if tally is not None:
                     tally.add(chunk.findings)
                 if payouts is not None:
@@ -153,25 +169,42 @@ class _Output(Protocol):
     def close(self) -> None: ...
 
 
-class _Findings:
-    """A file written from the findings alone (JSON, CSV)."""
-
-    def __init__(self, out: JsonFile | CsvFile) -> None:
+class _Json:
+    def __init__(self, out: JsonFile, renderer: Renderer, recording: bool) -> None:
         self.out = out
+        self.renderer = renderer
+        self.recording = recording  # the JSON lines are made once for both, and kept
 
     def add_chunk(self, chunk: Chunk) -> None:
-        self.out.add(chunk.findings, chunk.dicts())
+        if self.recording:
+            self.out.add(chunk.findings, lines=chunk.json_lines(self.renderer))
+        else:
+            self.out.add(chunk.findings, chunk.explained(self.renderer))
 
     def close(self) -> None:
         self.out.close()
 
 
-def _open_files(args: argparse.Namespace, as_of: int) -> list[_Output]:
+class _Csv:
+    def __init__(self, out: CsvFile, renderer: Renderer) -> None:
+        self.out = out
+        self.renderer = renderer
+
+    def add_chunk(self, chunk: Chunk) -> None:
+        self.out.add(chunk.findings, chunk.explained(self.renderer))
+
+    def close(self) -> None:
+        self.out.close()
+
+
+def _open_files(
+    args: argparse.Namespace, as_of: int, renderer: Renderer, recording: bool
+) -> list[_Output]:
     files: list[_Output] = []
     if args.json:
-        files.append(_Findings(JsonFile(args.json, as_of)))
+        files.append(_Json(JsonFile(args.json, as_of, renderer), renderer, recording))
     if args.csv:
-        files.append(_Findings(CsvFile(args.csv, args.lang)))
+        files.append(_Csv(CsvFile(args.csv, args.lang, renderer), renderer))
     if args.html:
         from daozhang.report.html import HtmlReport
 

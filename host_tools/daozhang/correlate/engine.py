@@ -4,17 +4,15 @@ merchant range at a time, in bounded memory; `record`/`Recorder` keep a run's fi
 from __future__ import annotations
 
 import gc
-import json
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from daozhang.correlate.chunk import RECEIPTS_PER_CHUNK
 from daozhang.correlate.classify import Context, Finding, classify
 from daozhang.correlate.data import Data, load
-from daozhang.correlate.render import to_dict
+from daozhang.correlate.render_fast import Renderer
 from daozhang.correlate.stream import Chunk, chunks
 from daozhang.store import Store
 
@@ -104,15 +102,18 @@ class Recorder:
             self.run_id = int(tx.execute("SELECT MAX(id) FROM correlate_runs")[0][0])
         self.rows: list[tuple[object, ...]] = []
         self.n = 0
+        self.renderer = Renderer()
 
-    def add(self, findings: Iterable[Finding], dicts: Iterable[dict[str, Any]] = ()) -> None:
-        """These findings (and their `to_dict`, when already made) recorded."""
-        made = iter(dicts)
+    def add(self, findings: Iterable[Finding], lines: Iterable[str] = ()) -> None:
+        """These findings recorded, each with its JSON text (render.to_dict's shape, from
+        render_fast.py: `lines`, when already made)."""
+        made = iter(lines)
+        r = self.renderer
         for f in findings:
-            d = next(made, None) or to_dict(f)
+            body = next(made, None) or r.json_line(f, *r.explain(f))
             self.rows.append(
                 (self.run_id, self.n, f.kind, f.mid, f.tid, f.bat, f.trc, f.dev, f.rrn,
-                 f.payout_id, f.status, f.cause, f.data, json.dumps(d, ensure_ascii=False))
+                 f.payout_id, f.status, f.cause, f.data, body)
             )  # fmt: skip
             self.n += 1
             if len(self.rows) >= self.BATCH:

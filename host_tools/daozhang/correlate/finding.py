@@ -57,9 +57,16 @@ REBOOT_AFTER_S = 300
 REBOOT_BEFORE_S = 30
 SILENT_S = 3600  # a device unheard for an hour after a transaction, and still silent
 
-_DAYS_OFF = re.compile(r"\((\d+) day\(s\) off skipped, ([^)]*)\)")
+DAYS_OFF = re.compile(r"\((\d+) day\(s\) off skipped, ([^)]*)\)")
 
 Evidence = tuple[str, str, tuple[Any, ...]]  # (source, template, args): rendered on output
+
+# The templates of the facts every finding carries (render_fast.py fills them directly).
+RECEIPT_FACT = "receipt {0}/{1} batch {2} trace {3}: {4} {5} fen at {6}, {7}"
+ROW_FACT = "acquirer row for {0} (file {1} line {2}): flag {3}, amount {4}, fee {5}, net {6}"
+ROW_FACT_JOINED = ROW_FACT + ", joined by {7}"
+PAYOUT_FACT = "payout {0} on {1}: {2}, plan {3}, fee {4}, suspended {5}, retained {6}, paid {7} {8}"
+CALENDAR_FACT = "{0} day(s) off between trade and payout ({1})"
 
 
 # Terminal + amount + time: the terminal's clock and the acquirer's may differ by minutes.
@@ -141,28 +148,21 @@ class Finding:
         r = self.receipt
         if r is not None:
             out.append(
-                (
-                    "receipt",
-                    "receipt {0}/{1} batch {2} trace {3}: {4} {5} fen at {6}, {7}",
-                    (r.mid, r.tid, r.bat, r.trc, r.typ, r.amt, r.lt, r.st),
-                )
+                ("receipt", RECEIPT_FACT, (r.mid, r.tid, r.bat, r.trc, r.typ, r.amt, r.lt, r.st))
             )
         if self.rule:
             out.append(("policy", "{0}", (self.rule,)))
-            off = _DAYS_OFF.search(self.rule)
+            off = DAYS_OFF.search(self.rule)
             if off is not None:
                 # Weekends, holidays and make-up days come from the working-day calendar.
-                out.append(
-                    ("calendar", "{0} day(s) off between trade and payout ({1})", (off[1], off[2]))
-                )
+                out.append(("calendar", CALENDAR_FACT, (off[1], off[2])))
         out.extend(self.extra or ())
         d = self.row
         if d is not None:
             out.append(
                 (
                     "settlement_row",
-                    "acquirer row for {0} (file {1} line {2}): flag {3},"
-                    " amount {4}, fee {5}, net {6}" + (", joined by {7}" if r else ""),
+                    ROW_FACT_JOINED if r else ROW_FACT,
                     (
                         d.settle_date,
                         d.file_id,
@@ -180,8 +180,7 @@ class Finding:
             out.append(
                 (
                     "payout",
-                    "payout {0} on {1}: {2}, plan {3}, fee {4}, suspended {5},"
-                    " retained {6}, paid {7} {8}",
+                    PAYOUT_FACT,
                     (
                         p.payout_id,
                         p.settle_date,

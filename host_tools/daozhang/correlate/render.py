@@ -4,12 +4,11 @@ sentence of explanation in Chinese and in English."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from functools import lru_cache
 from typing import Any
 
 from daozhang import words
 from daozhang.correlate.classify import NETWORK_CAUSES, Finding
-from daozhang.units import BEIJING, fen_to_yuan
+from daozhang.units import BEIJING, beijing_text, fen_to_yuan
 
 _EXPLAIN: dict[str, tuple[str, str]] = {
     "settled": (
@@ -110,25 +109,19 @@ _EXPLAIN: dict[str, tuple[str, str]] = {
 }
 
 
-def _time(value: Any) -> str:
+def time_text(value: Any) -> str:
+    """An evidence argument as text: a number past 10^9 is a unix time, shown in Beijing."""
     kind = type(value)  # by exact type: millions of calls a run, and a bool is no time
     if kind is str:
         return str(value)
     if (kind is int or kind is float) and value > 10**9:
-        return _stamp(int(value))
+        return beijing_text(int(value))
     return str(value)
-
-
-@lru_cache(maxsize=1 << 16)
-def _stamp(t: int) -> str:
-    """Beijing time to the second; cached, as the same times recur in the evidence of a
-    run's findings (a streamed run renders every finding, issue 24)."""
-    return datetime.fromtimestamp(t, BEIJING).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def evidence(f: Finding) -> list[dict[str, str]]:
     out = [
-        {"source": src, "fact": template.format(*(_time(a) for a in args))}
+        {"source": src, "fact": template.format(*(time_text(a) for a in args))}
         for src, template, args in f.evidence
     ]
     for cause in f.also or ():
@@ -249,44 +242,52 @@ _DATA_NEXT: dict[str, tuple[str, str]] = {
 def explain(f: Finding) -> dict[str, str]:
     """One paragraph a support agent can read aloud, Chinese and English: what the money is,
     why, the facts that say so (amount, time, expected date, payout, outage), what to do."""
-    key = f.cause or f.status
-    if key == "preauth_open" and f.status == "pending":
+    facts_zh, facts_en = facts(f)
+    tail_zh, tail_en = explain_tail(f.cause, f.status, f.expected_date, f.data)
+    return {"zh": facts_zh + tail_zh, "en": facts_en + tail_en}
+
+
+def explain_tail(cause: str, status: str, expected: date | None, data: str) -> tuple[str, str]:
+    """The explanation after the finding's own facts: what the cause means and the next step.
+    It depends on these four values alone, so a run's millions of findings share a few
+    hundred (render_fast.py makes each once)."""
+    key = cause or status
+    if key == "preauth_open" and status == "pending":
         key = "preauth_open_pending"
     if key not in _EXPLAIN:
-        key = "settled" if f.status in ("settled", "settled_short") else "unknown"
+        key = "settled" if status in ("settled", "settled_short") else "unknown"
     # Read aloud, "2026年10月8日" is a date; "2026-10-08" is a string of digits.
-    day_en = f.expected_date.isoformat() if f.expected_date else "?"
-    day_zh = zh_date(f.expected_date) if f.expected_date else "?"
+    day_en = expected.isoformat() if expected else "?"
+    day_zh = zh_date(expected) if expected else "?"
     zh_head, en_head = _EXPLAIN[key]
     head_zh, head_en = zh_head.format(date=day_zh), en_head.format(date=day_en)
-    facts_zh, facts_en = _facts(f)
-    next_key = key if key in _NEXT else f.status
+    next_key = key if key in _NEXT else status
     zh_next, en_next = _NEXT.get(next_key, _NEXT["unknown"])
     next_zh, next_en = zh_next.format(date=day_zh), en_next.format(date=day_en)
-    zh = f"{facts_zh}{head_zh}下一步：{next_zh}"
-    en = f"{facts_en}{head_en} Next: {next_en}"
-    if f.data in _DATA_NEXT:
-        zh += _DATA_NEXT[f.data][0]
-        en += " " + _DATA_NEXT[f.data][1]
-    return {"zh": zh, "en": en}
+    zh = f"{head_zh}下一步：{next_zh}"
+    en = f"{head_en} Next: {next_en}"
+    if data in _DATA_NEXT:
+        zh += _DATA_NEXT[data][0]
+        en += " " + _DATA_NEXT[data][1]
+    return zh, en
 
 
-def _facts(f: Finding) -> tuple[str, str]:
+def facts(f: Finding) -> tuple[str, str]:
     """The concrete facts first: which money, when, and what the path says about it."""
     if f.kind == "payout":
         zh = f"出款{f.payout_id}（计划{yuan(f.plan_fen)}，实到{yuan(f.paid_fen)}）："
         en = f"Payout {f.payout_id} ({yuan(f.plan_fen)} planned, {yuan(f.paid_fen)} paid): "
     else:
-        when = _time(f.lt) if f.lt else "?"
+        when = time_text(f.lt) if f.lt else "?"
         zh = f"{when}的{yuan(f.amount_fen)}交易："
         en = f"The {yuan(f.amount_fen)} sale at {when}: "
     outage = f.outage
     if outage is not None and f.cause in NETWORK_CAUSES:
         stage_zh, stage_en = words.zh_en(words.STAGE, outage.stage)
         length = "" if outage.end is None else f"{max(0, outage.end - outage.start) // 60}"
-        zh += f"终端在{_time(outage.start)}断网（{stage_zh}失败"
+        zh += f"终端在{time_text(outage.start)}断网（{stage_zh}失败"
         zh += f"，持续{length}分钟）。" if length else "，未恢复）。"
-        en += f"the terminal lost its link at {_time(outage.start)} ({stage_en} failed"
+        en += f"the terminal lost its link at {time_text(outage.start)} ({stage_en} failed"
         en += f", for {length} min). " if length else ", not back). "
     if f.misconfig is not None:
         what, registered = f.misconfig
@@ -304,8 +305,8 @@ def _facts(f: Finding) -> tuple[str, str]:
     b = f.reboot
     if b is not None:
         cause_zh, cause_en = words.zh_en(words.BOOT_CAUSE, b.cause)
-        zh += f"终端在{_time(b.t)}重启（{cause_zh}）"
-        en += f"the terminal restarted at {_time(b.t)} ({cause_en})"
+        zh += f"终端在{time_text(b.t)}重启（{cause_zh}）"
+        en += f"the terminal restarted at {time_text(b.t)} ({cause_en})"
         if f.receipt is None:
             zh += "，这笔交易的记录在重启中丢失，以收单机构记录为准。"
             en += " and lost the sale's record: go by the acquirer's. "
@@ -379,7 +380,7 @@ def to_dict(f: Finding) -> dict[str, Any]:
         "dev": f.dev or None,
         "rrn": f.rrn or None,
         "amount_fen": f.amount_fen,
-        "txn_time": _time(f.lt) if f.lt else None,
+        "txn_time": time_text(f.lt) if f.lt else None,
         "payout_id": f.payout_id or None,
         "status": f.status,
     }

@@ -17,7 +17,6 @@ import gc
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from daozhang.correlate.chunk import RECEIPTS_PER_CHUNK, Shared, load_range, ranges, timelines
 from daozhang.correlate.chunk import shared as read_shared
@@ -34,7 +33,7 @@ from daozhang.correlate.classify import (
     waiting_by_day,
 )
 from daozhang.correlate.data import Data
-from daozhang.correlate.render import to_dict
+from daozhang.correlate.render_fast import Renderer
 from daozhang.store import Store, Transaction
 
 _HELD_DEVICES = 400  # the held findings are finished this many devices at a time
@@ -44,13 +43,25 @@ _HELD_DEVICES = 400  # the held findings are finished this many devices at a tim
 class Chunk:
     data: Data  # what the findings were read from (payouts, rows, timelines), for reports
     findings: list[Finding]
-    _dicts: list[dict[str, Any]] | None = None
+    _texts: list[tuple[str, str]] | None = None
+    _lines: list[str] | None = None
 
-    def dicts(self) -> list[dict[str, Any]]:
-        """The findings in their JSON shape (render.to_dict), made once for every output."""
-        if self._dicts is None:
-            self._dicts = [to_dict(f) for f in self.findings]
-        return self._dicts
+    def explained(self, renderer: Renderer) -> list[tuple[str, str]]:
+        """The findings' explanations (zh, en), made once for every output."""
+        if self._texts is None:
+            self._texts = [renderer.explain(f) for f in self.findings]
+        return self._texts
+
+    def json_lines(self, renderer: Renderer) -> list[str]:
+        """The findings as JSON text (render.to_dict's shape), made once for the JSON file and
+        the recording."""
+        if self._lines is None:
+            line = renderer.json_line
+            texts = self.explained(renderer)
+            self._lines = [
+                line(f, zh, en) for f, (zh, en) in zip(self.findings, texts, strict=True)
+            ]
+        return self._lines
 
 
 def chunks(store: Store, ctx: Context, per_chunk: int = RECEIPTS_PER_CHUNK) -> Iterator[Chunk]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from daozhang import words
 from daozhang.correlate.classify import NETWORK_CAUSES, Finding
 from daozhang.correlate.render import evidence, explain
+from daozhang.correlate.render_fast import Renderer
 from daozhang.report.table import missing_fen
 from daozhang.report.timeline import stamp
 from daozhang.units import BEIJING, fen_to_yuan
@@ -76,17 +77,21 @@ def _keys(f: Finding) -> dict[str, tuple[str, str]]:
     }
 
 
-def row(f: Finding) -> list[object]:
+def row(f: Finding, renderer: Renderer | None = None) -> list[object]:
     """A problem row as the page's script shows it (every word already in the reader's
-    languages, money in yuan, times Beijing)."""
-    why = explain(f)
+    languages, money in yuan, times Beijing); with `renderer`, its explanation from there."""
+    if renderer is None:
+        why = explain(f)
+        zh, en = why["zh"], why["en"]
+    else:
+        zh, en = renderer.explain(f)
     return [
         f.mid, f.tid, f.trc, f.dev, f.rrn,
         stamp(f.lt) if f.lt else "",
         f.expected_date.isoformat() if f.expected_date else "",
         fen_to_yuan(f.amount_fen), fen_to_yuan(missing_fen(f)),
         name(words.STATUS, f.status), name(words.CAUSE, f.cause), name(words.DATA, f.data),
-        why["zh"], why["en"],
+        zh, en,
         [[e["source"], e["fact"]] for e in evidence(f)],
         1 if f.cause in NETWORK_CAUSES else 0,
     ]  # fmt: skip
@@ -103,12 +108,13 @@ class Groups:
         self.groups: dict[tuple[str, str], Group] = {}
         self.counts = dict.fromkeys(DIMENSIONS, 0)
         self.buffered = 0
+        self.renderer = Renderer()
 
     def add(self, findings: Iterable[Finding]) -> None:
         for f in findings:
             if not is_problem(f):
                 continue
-            text = json.dumps(row(f), ensure_ascii=False, separators=(",", ":"))
+            text = json.dumps(row(f, self.renderer), ensure_ascii=False, separators=(",", ":"))
             short = missing_fen(f)
             for dimension, (key, label) in _keys(f).items():
                 g = self.groups.get((dimension, key))

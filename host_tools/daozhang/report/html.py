@@ -151,6 +151,7 @@ MAX_PAYOUTS = 300  # most missing money first; the rest are counted under the ta
 
 def _payout_rows(views: list[PayoutView], n_all: int, missing_all: int) -> str:
     out = []
+    codes: dict[tuple[str, str], str] = {}
     for v in views[:MAX_PAYOUTS]:
         f = v.finding
         status, cause = (f.status, f.cause) if f is not None else ("", "")
@@ -176,18 +177,7 @@ def _payout_rows(views: list[PayoutView], n_all: int, missing_all: int) -> str:
             else f"<p class=warn>明细合计 rows add up to ¥{fen_to_yuan(v.rows_net)} ≠ "
             f"计划 plan ¥{fen_to_yuan(v.payout.plan_fen)}</p>"
         )
-        txns = "".join(
-            "<tr>"
-            + "".join(
-                _cell(c) for c in (f2.tid, f2.trc, f2.rrn, timeline.stamp(f2.lt) if f2.lt else "")
-            )
-            + _cell(fen_to_yuan(f2.amount_fen), cls="n")
-            + _cell(fen_to_yuan(missing_fen(f2)), cls="n")
-            + _cell(name(words.STATUS, f2.status), f2.status)
-            + _cell(name(words.CAUSE, f2.cause), f2.cause)
-            + "</tr>"
-            for f2 in v.transactions
-        )
+        txns = "".join([_txn_row(f2, codes) for f2 in v.transactions])
         folded = f"{v.n_transactions}笔交易 transactions" + (
             f"，{v.n_bad}笔未到账 not paid" if v.n_bad else ""
         )
@@ -208,6 +198,23 @@ def _payout_rows(views: list[PayoutView], n_all: int, missing_all: int) -> str:
             f" {rest} more payouts not listed (¥{left} missing)</td></tr></tbody>"
         )
     return "\n".join(out)
+
+
+def _txn_row(f: Finding, codes: dict[tuple[str, str], str]) -> str:
+    """A transaction folded under its payout: terminal, trace, RRN, time, amount and missing
+    money (digits: nothing to escape), status and cause (their cells made once, in `codes`)."""
+    named = codes.get((f.status, f.cause))
+    if named is None:
+        named = codes[(f.status, f.cause)] = _cell(name(words.STATUS, f.status), f.status) + _cell(
+            name(words.CAUSE, f.cause), f.cause
+        )
+    escape = html.escape
+    return (
+        f"<tr><td>{escape(f.tid)}</td><td>{escape(f.trc)}</td><td>{escape(f.rrn)}</td>"
+        f"<td>{timeline.stamp(f.lt) if f.lt else ''}</td>"
+        f'<td class="n">{fen_to_yuan(f.amount_fen)}</td>'
+        f'<td class="n">{fen_to_yuan(missing_fen(f))}</td>{named}</tr>'
+    )
 
 
 def _legend() -> str:

@@ -16,7 +16,7 @@ from typing import Any
 from daozhang import words
 from daozhang.correlate.classify import NETWORK_CAUSES, Finding
 from daozhang.correlate.data import Timeline
-from daozhang.units import BEIJING, fen_to_yuan
+from daozhang.units import BEIJING, beijing_text, fen_to_yuan
 from daozhang.words import name
 
 HOUR = 3600
@@ -52,8 +52,7 @@ def clock(t: float, seconds: bool = False) -> str:
 
 
 def stamp(t: float, seconds: bool = False) -> str:
-    fmt = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
-    return datetime.fromtimestamp(t, BEIJING).strftime(fmt)
+    return beijing_text(t, seconds)
 
 
 def duration(seconds: float) -> str:
@@ -156,39 +155,56 @@ def transaction(f: Finding, net: bool) -> dict[str, Any] | None:
     if lt is None:
         return None
     r, d = f.receipt, f.row
-    kind = name(words.TXN_TYPE, r.typ if r else (d.typ if d else "sale"))
-    lines = [
-        f"{kind} {stamp(lt, True)} (终端时间 terminal time)" if r else
-        f"{kind} {stamp(lt, True)} (收单方时间 acquirer's time)",
-        f"流水号 trace {f.trc} · 金额 amount ¥{fen_to_yuan(f.amount_fen)}",
-        f"到账 money: {name(words.STATUS, f.status)}",
-    ]  # fmt: skip
-    if f.cause:
-        because = f"原因 cause: {name(words.CAUSE, f.cause)}"
-        lines.append(because + (" · 网络原因 network-caused" if net else ""))
-    if r is not None:
-        lines.append(f"终端状态 on the terminal: {name(words.RECEIPT_STATE, r.st)}")
-    if f.data != "complete":
-        lines.append(f"终端记录 record: {name(words.DATA, f.data)}")
+    typ = r.typ if r else (d.typ if d else "sale")
+    key = (typ, f.status, f.cause, net, r.st if r is not None else None, f.data)
+    said = _SAID.get(key)
+    if said is None:
+        said = _SAID[key] = _said(*key)
+    where = "(终端时间 terminal time)" if r else "(收单方时间 acquirer's time)"
+    amount = fen_to_yuan(f.amount_fen)
+    tip = f"{said[0]} {beijing_text(lt)} {where}\n流水号 trace {f.trc} · 金额 amount ¥{amount}\n"
+    tip += said[1]
     out: dict[str, Any] = {
         "trc": f.trc, "lt": lt, "net": net, "status": f.status, "have": r is not None,
-        "tip": "\n".join(lines),
+        "tip": tip,
     }  # fmt: skip
     if r is not None:
         up = int(r.received_at)
         out["up"] = up
-        out["up_tip"] = (f"上传 uploaded {stamp(up, True)} (主机接收时间 host receive time)"
+        out["up_tip"] = (f"上传 uploaded {beijing_text(up)} (主机接收时间 host receive time)"
                          f"\n距交易 after the sale: {duration(max(0, up - lt))}")  # fmt: skip
     if d is not None:
         out["row"] = d.txn_time
         out["row_ok"] = d.check_flag in ("Y", "L")
-        out["row_tip"] = "\n".join((
-            f"结算行 settlement row: 交易时间 transaction time {stamp(d.txn_time, True)}",
-            f"清算日 settle date {d.settle_date} · 标志 flag {d.check_flag}"
-            f" {name(words.SETTLE_FLAG, d.check_flag)}",
-            f"净额 net ¥{fen_to_yuan(d.settle_amt)} · 手续费 fee ¥{fen_to_yuan(d.fee)}",
-        ))  # fmt: skip
+        flag = _FLAG.get(d.check_flag)
+        if flag is None:
+            flag = _FLAG[d.check_flag] = f"{d.check_flag} {name(words.SETTLE_FLAG, d.check_flag)}"
+        out["row_tip"] = (
+            f"结算行 settlement row: 交易时间 transaction time {beijing_text(d.txn_time)}\n"
+            f"清算日 settle date {d.settle_date} · 标志 flag {flag}\n"
+            f"净额 net ¥{fen_to_yuan(d.settle_amt)} · 手续费 fee ¥{fen_to_yuan(d.fee)}"
+        )
     return out
+
+
+# What a transaction's tip says of its codes, made once per combination of them.
+_FLAG: dict[str, str] = {}
+_SAID: dict[tuple[str, str, str, bool, str | None, str], tuple[str, str]] = {}
+
+
+def _said(
+    typ: str, status: str, cause: str, net: bool, state: str | None, data: str
+) -> tuple[str, str]:
+    """The name of the sale's type, and the tip's lines after its trace and amount."""
+    lines = [f"到账 money: {name(words.STATUS, status)}"]
+    if cause:
+        because = f"原因 cause: {name(words.CAUSE, cause)}"
+        lines.append(because + (" · 网络原因 network-caused" if net else ""))
+    if state is not None:
+        lines.append(f"终端状态 on the terminal: {name(words.RECEIPT_STATE, state)}")
+    if data != "complete":
+        lines.append(f"终端记录 record: {name(words.DATA, data)}")
+    return name(words.TXN_TYPE, typ), "\n".join(lines)
 
 
 def device(dev: str, findings: list[Finding], line: Timeline | None, as_of: int,

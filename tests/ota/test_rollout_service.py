@@ -28,6 +28,17 @@ def _target(store: Store) -> tuple[str, float]:
     return str(state), float(updated)
 
 
+def _detached_rollout(mosquitto: Mosquitto, tmp_path: Path) -> tuple[str, str]:
+    """A device with a key and a rollout to it left in the store for a service: (db, broker)."""
+    db = f"sqlite:///{tmp_path / 'fleet.db'}"
+    assert cli_main(["device", "add", DEV, "--key", KEY.hex(), "--db", db]) == 0
+    bundle = tmp_path / "v2.dzb"
+    bundle.write_bytes(tiny_bundle())
+    assert cli_main(["ota", "rollout", str(bundle), "--devices", DEV, "--db", db,
+                     "--detach"]) == 0  # fmt: skip
+    return db, f"mqtt://127.0.0.1:{mosquitto.port}"
+
+
 def start_service(broker: str, db: str, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
@@ -101,13 +112,7 @@ def test_ota_halt_stops_the_service_driving_it(
 ) -> None:
     """A rollout halted by hand: the service's driver lets go of it within a wait slice, says
     so, and does not take it up again; halting it twice is refused in one line."""
-    db = f"sqlite:///{tmp_path / 'fleet.db'}"
-    broker = f"mqtt://127.0.0.1:{mosquitto.port}"
-    assert cli_main(["device", "add", DEV, "--key", KEY.hex(), "--db", db]) == 0
-    bundle = tmp_path / "v2.dzb"
-    bundle.write_bytes(tiny_bundle())
-    assert cli_main(["ota", "rollout", str(bundle), "--devices", DEV, "--db", db,
-                     "--detach"]) == 0  # fmt: skip
+    db, broker = _detached_rollout(mosquitto, tmp_path)
     log = tmp_path / "service.log"
     with device_on(mosquitto) as device:
         device.subscribe()
@@ -143,13 +148,7 @@ def test_one_driver_at_a_time_and_a_spare_takes_over(
     """Two services on one store (a spare on another host): one drives the rollout, the other
     says so once and waits; `ota resume` meanwhile is refused; when the first is killed (no
     SIGTERM, its hold not let go) the spare takes the rollout over once the hold lapses."""
-    db = f"sqlite:///{tmp_path / 'fleet.db'}"
-    broker = f"mqtt://127.0.0.1:{mosquitto.port}"
-    assert cli_main(["device", "add", DEV, "--key", KEY.hex(), "--db", db]) == 0
-    bundle = tmp_path / "v2.dzb"
-    bundle.write_bytes(tiny_bundle())
-    assert cli_main(["ota", "rollout", str(bundle), "--devices", DEV, "--db", db,
-                     "--detach"]) == 0  # fmt: skip
+    db, broker = _detached_rollout(mosquitto, tmp_path)
     first_log, spare_log = tmp_path / "first.log", tmp_path / "spare.log"
     with device_on(mosquitto) as device:
         device.subscribe()

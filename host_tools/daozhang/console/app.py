@@ -42,7 +42,15 @@ from daozhang.console.fleetview import Fleet, fleet_rows, fleet_view
 from daozhang.console.moneyview import Money, finding_row, money_of, money_view, refused_row
 from daozhang.console.snapshot import Snapshot
 from daozhang.console.updateview import halt_from_page, updates_view
-from daozhang.console.users import ROLES, User, add_user, check_password, get_user, list_users
+from daozhang.console.users import (
+    ROLES,
+    User,
+    add_user,
+    check_password,
+    dummy_hash,
+    get_user,
+    list_users,
+)
 from daozhang.console.words import SOURCE, beijing, duration
 from daozhang.errors import UsageError
 from daozhang.store import Store
@@ -447,6 +455,7 @@ def build_app(
     limiter: guard.LoginLimiter | None = None,
 ) -> Starlette:
     """The ASGI application; `secure_cookie` when it is served over HTTPS (behind a proxy)."""
+    dummy_hash()  # before the first login, so that none waits longer for an unknown name
     console = Console(connect, now=now, poll_ms=poll_ms, limiter=limiter)
     routes = [
         Route("/healthz", console.healthz),

@@ -7,6 +7,7 @@ takes effect at once, not at the next login.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import time
@@ -23,9 +24,14 @@ _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 MIN_PASSWORD = 10
 
 _hasher = PasswordHasher()
-# Verifying against this when the name is unknown takes as long as a real check: the answer's
-# timing must not tell an attacker which names exist.
-_DUMMY_HASH = _hasher.hash("no such user: timing only")
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """Verifying against this when the name is unknown takes as long as a real check: the
+    answer's timing must not tell an attacker which names exist. Made once, when the console
+    app is built (build_app), not at import: an Argon2 hash costs every command ~0.4 s."""
+    return _hasher.hash("no such user: timing only")
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,7 @@ def get_user(store: Store, name: str) -> User | None:
 def check_password(store: Store, name: str, password: str) -> User | None:
     """The user if `password` is theirs, else None (unknown name or wrong password alike)."""
     rows = store.query("SELECT role, pw_hash FROM console_users WHERE name = ?", (name,))
-    stored = str(rows[0][1]) if rows else _DUMMY_HASH
+    stored = str(rows[0][1]) if rows else dummy_hash()
     try:
         _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):

@@ -171,13 +171,16 @@ def test_every_offset_including_chunk_cuts_and_file_ends(monkeypatch: pytest.Mon
 
 def test_a_luhn_valid_timestamp_in_a_fixed_width_file_is_not_a_pan():
     # ACQ02's clearing rows carry the local time as YYYYMMDDhhmmss with no column names;
-    # one such time in ten passes Luhn (this one does), and no card brand has 14-digit
-    # numbers starting with 20.
+    # one such time in ten passes Luhn (this one does), and no card brand's numbers start
+    # with 20: nor do merchants' order numbers led by a date (the collector stores them).
     row = b"D 20261120 898440050000001 10000001 20261119093007 SALE C 000001"
     assert luhn_ok("20261119093007")
     assert list(scan_bytes(row)) == []
-    not_a_time = _luhn_complete("2026139909300")  # month 13: still a finding
-    assert [f.masked for f in scan_bytes(b"x " + not_a_time.encode())] == [mask(not_a_time)]
+    order = b'"ord": "WX20250107130000001"'
+    assert luhn_ok("20250107130000001") and list(scan_bytes(order)) == []
+    # Mastercard's 2-series (2221-2720) is a card number.
+    two_series = _luhn_complete("222100000000001")
+    assert [f.masked for f in scan_bytes(b"x " + two_series.encode())] == [mask(two_series)]
 
 
 def test_a_short_cell_glued_to_a_known_id_in_a_raw_page_is_not_a_pan(tmp_path: Path):
@@ -202,12 +205,12 @@ def test_a_short_cell_glued_to_a_known_id_in_a_raw_page_is_not_a_pan(tmp_path: P
 
 def test_digits_inside_a_hex_key_are_not_a_pan_but_a_pan_beside_cbor_keys_is():
     # Seen in a chaos run: a device's HMAC key in /config.json, whose 13 decimal digits in a
-    # row ("2156081930917") pass Luhn and start like a card number.
-    config = b'{"dev": "dz0008", "key": "a893cbae46b1904383c6a7ad6092a45bbe2156081930917b9bf9d92"}'
-    assert is_full_pan("2156081930917")
+    # row pass Luhn and start like a card number (here "4156081930915", a Visa-like run).
+    config = b'{"dev": "dz0008", "key": "a893cbae46b1904383c6a7ad6092a45bbe4156081930915b9bf9d92"}'
+    assert is_full_pan("4156081930915")
     assert list(scan_bytes(config)) == []
     # The same run with too little hex around it to be a key is still reported ...
-    assert [f.masked for f in scan_bytes(b'{"x": "be2156081930917b9"}')] == ["215608***0917"]
+    assert [f.masked for f in scan_bytes(b'{"x": "be4156081930915b9"}')] == ["415608***0915"]
     # ... and so is a PAN in a CBOR map, whose neighbours include the hex-letter byte `c`.
     record = cbor2.dumps({"pan": "4111111111111111", "tid": "10000001", "cur": "abcdef"})
     assert [f.masked for f in scan_bytes(record)] == ["411111******1111"]

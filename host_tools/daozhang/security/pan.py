@@ -1,7 +1,8 @@
 """Card numbers: Luhn check, masking, and finding full PANs or track data in raw bytes.
 
 A finding is a *full* PAN: a run of exactly 13–19 digits (not part of a longer run) that starts
-with 2–6 (Mastercard 2-series, Amex 3, Visa 4, Discover/UnionPay 6) and passes Luhn; or the same
+as a card number does (Mastercard 2221–2720, Amex 3, Visa 4, Mastercard 5, Discover/UnionPay 6)
+and passes Luhn; or the same
 grouped in fours by spaces or dashes; or magnetic-stripe track data (track 1 `B<pan>^NAME^`,
 track 2 `<pan>=<YYMM><service code>`). Runs that are known id fields (merchant id, RRN, ...)
 are skipped: a key naming one just before the run, a column naming one in a table, or a value
@@ -78,23 +79,12 @@ def card_prefix(digits: str) -> bool:
 
 
 def is_full_pan(digits: str) -> bool:
-    return (
-        13 <= len(digits) <= 19
-        and digits[0] in "23456"
-        and luhn_ok(digits)
-        and not is_timestamp(digits)
-    )
-
-
-def is_timestamp(digits: str) -> bool:
-    """A 14-digit `YYYYMMDDhhmmss` of 2000-2099 (fixed-width settlement files have them
-    with no column names): no card brand issues 14-digit numbers starting with 20, and one
-    such time in ten passes Luhn."""
-    if len(digits) != 14 or not digits.startswith("20"):
-        return False
-    month, day = int(digits[4:6]), int(digits[6:8])
-    hour, minute, second = int(digits[8:10]), int(digits[10:12]), int(digits[12:14])
-    return 1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 60
+    """A 13-19 digit run passing Luhn that begins as a card number of the brands found here
+    can: 3, 4, 5, 6 or Mastercard's 2221-2720 (`card_prefix` without the domestic 8 and 9).
+    Times and order numbers led by a date (`20261119093007`, fixed-width settlement files
+    have them with no column names; one in ten passes Luhn) are not."""
+    in_range = 13 <= len(digits) <= 19 and digits[0] not in "89"
+    return in_range and card_prefix(digits) and luhn_ok(digits)
 
 
 def mask(pan: str) -> str:

@@ -246,8 +246,8 @@ class Data:
     # over the whole acquirer-day (correlate/scope.py); empty for a whole-store load.
     healthy_by_day: dict[tuple[str, date | None], set[str]] = field(default_factory=dict)
     # RRNs named as their original by a completion or void anywhere in the store, when the
-    # load is a part of it (a merchant range, a merchant): the closing receipt or row may
-    # carry another merchant's number (terminal.Index adds its own).
+    # load is a part of it (a merchant range, chunk.py): the closing receipt or row may carry
+    # another merchant's number (terminal.Index adds its own).
     closed_rrn: set[str] = field(default_factory=set)
 
     def window(self, acquirer: str, lo: int, hi: int) -> Notice | None:
@@ -392,7 +392,6 @@ def load(
         detail_files, payout_files = _files(tx)
         terminal_dev = _terminals(tx)
         timelines = _timelines(tx, device, 2**62 if as_of is None else as_of)
-        closed = closing_rrns(tx) if merchant is not None or device is not None else set()
     return Data(
         receipts,
         matched,
@@ -405,7 +404,6 @@ def load(
         terminal_dev,
         _refused(store, merchant),
         notices,
-        closed_rrn=closed,
     )
 
 
